@@ -1,0 +1,57 @@
+"""The JSON API, ``/api/v1``: one module per resource."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import Blueprint, current_app, g, request
+from pydantic import BaseModel
+
+from registry.config import Settings
+from registry.db import get_session
+from registry.errors import Forbidden, Unauthorized
+from registry.extensions import csrf
+from registry.orgs.services import Caller, authenticate
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
+M = TypeVar("M", bound=BaseModel)
+PUBLIC = {"api.openapi_json", "api.docs"}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint in PUBLIC or request.endpoint is None:
+        return
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    g.caller = authenticate(get_session(), header[7:].strip())
+
+
+def caller() -> Caller:
+    """Return the organization this request authenticated as."""
+    c: Caller = g.caller
+    return c
+
+
+def require_role(*roles: str) -> Caller:
+    """Return the caller if its organization has one of ``roles``; else 403."""
+    c = caller()
+    if c.role not in roles:
+        raise Forbidden(f"this needs an organization with role {' or '.join(roles)}")
+    return c
+
+
+def settings() -> Settings:
+    """Return the registry settings."""
+    s: Settings = current_app.config["REGISTRY"]
+    return s
+
+
+def body(model: type[M]) -> M:
+    """Validate the JSON body against ``model`` (pydantic parses the JSON itself)."""
+    return model.model_validate_json(request.get_data(cache=False) or b"")
+
+
+from registry.api import checks, meta, senders  # noqa: E402,F401  (routes register on import)

@@ -1,0 +1,185 @@
+"""``/check``, ``/check/batch`` and ``/receipts``: the preflight API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from flask import jsonify
+from pydantic import BaseModel, Field
+
+from registry import phones
+from registry.api import bp, body, caller, settings
+from registry.api.openapi import route
+from registry.api.schemas import Category, Channel, ErrorItem, Phone, Purpose, Reason, SenderCode, Strict
+from registry.checks import services
+from registry.db import get_session
+from registry.errors import InvalidPhoneError
+from registry.extensions import limiter
+from registry.senders.services import resolve_sender
+from registry.timeutil import iso, to_utc, utcnow
+
+
+class CheckIn(Strict):
+    """May this sender contact this number on this channel now (or at ``at``)?"""
+
+    phone: Phone
+    sender: SenderCode
+    channel: Channel
+    purpose: Purpose = "marketing"
+    category: Category | None = None
+    at: datetime | None = None
+
+
+class CheckOut(BaseModel):
+    """The registry's answer, with a signed receipt id."""
+
+    phone: str
+    sender: str
+    channel: Channel
+    purpose: Purpose
+    category: Category
+    decision: Annotated[str, Field(pattern="^(allow|deny)$")]
+    reason: Reason
+    consent_id: int | None = None
+    next_allowed_at: str | None = None
+    check_id: str
+    checked_at: str
+
+
+class BatchIn(Strict):
+    """The same question for up to 10,000 numbers."""
+
+    sender: SenderCode
+    channel: Channel
+    purpose: Purpose = "marketing"
+    category: Category | None = None
+    at: datetime | None = None
+    phones: Annotated[list[Any], Field(min_length=1, max_length=100_000)]
+
+
+class BatchResultItem(BaseModel):
+    """One number's answer, or the error that made it unanswerable."""
+
+    input: Any
+    phone: str | None = None
+    decision: str | None = None
+    reason: Reason | None = None
+    next_allowed_at: str | None = None
+    error: ErrorItem | None = None
+
+
+class BatchSummary(BaseModel):
+    """Counts over the batch."""
+
+    allow: int
+    deny: int
+    invalid: int
+
+
+class BatchOut(BaseModel):
+    """Results in input order, counts, and the batch's receipt id."""
+
+    results: list[BatchResultItem]
+    summary: BatchSummary
+    check_id: str
+
+
+class Receipt(BaseModel):
+    """What the registry answered, as the signed receipt proves."""
+
+    check_id: str
+    sender: str
+    channel: str
+    purpose: str | None = None
+    checked_at: str
+    phone: str | None = None
+    decision: str | None = None
+    reason: str | None = None
+    results: list[dict[str, str]] | None = None
+
+
+def _check_limit() -> str:
+    return settings().ratelimit_check
+
+
+def _request(sender_code: str, channel: str, purpose: str, category: str | None, at: datetime | None) -> services.CheckRequest:
+    cfg = settings()
+    now = utcnow()
+    sender = resolve_sender(get_session(), caller(), sender_code, "check", now)
+    return services.CheckRequest(
+        sender=sender,
+        channel=channel,
+        purpose=purpose,
+        category=category or sender.category,
+        at=to_utc(at, cfg.tz) if at is not None else now,
+    )
+
+
+@route(bp, "/check", "POST", summary="Check one number before contact", tag="checks", body=CheckIn, response=CheckOut)
+@limiter.limit(_check_limit)
+def check() -> Any:
+    """Answer allow or deny for one contact, log it, and return a signed receipt."""
+    data = body(CheckIn)
+    cfg = settings()
+    try:
+        phone = phones.to_e164(data.phone, cfg.default_region)
+    except phones.InvalidPhone as exc:
+        raise InvalidPhoneError(str(exc), field="phone") from exc
+    req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
+    session = get_session()
+    result = services.check_one(session, cfg, req, phone)
+    session.commit()
+    dec = result.decision
+    out: dict[str, Any] = {
+        "phone": phone,
+        "sender": req.sender.code,
+        "channel": req.channel,
+        "purpose": req.purpose,
+        "category": req.category,
+        "decision": dec.decision,
+        "reason": dec.reason,
+        "check_id": result.check_id,
+        "checked_at": iso(result.checked_at),
+    }
+    if dec.consent_id is not None:
+        out["consent_id"] = dec.consent_id
+    if dec.next_allowed_at is not None:
+        out["next_allowed_at"] = iso(dec.next_allowed_at)
+    return jsonify(out)
+
+
+@route(bp, "/check/batch", "POST", summary="Check up to 10,000 numbers", tag="checks", body=BatchIn, response=BatchOut)
+@limiter.limit(_check_limit)
+def check_batch() -> Any:
+    """Answer a batch in input order; an invalid number never fails the batch."""
+    data = body(BatchIn)
+    cfg = settings()
+    req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
+    session = get_session()
+    result = services.check_batch(session, cfg, req, data.phones)
+    session.commit()
+    rows: list[dict[str, Any]] = []
+    for item in result.items:
+        if item.error is not None:
+            rows.append({"input": item.input, "error": {"code": item.error.code, "message": item.error.message}})
+            continue
+        dec = item.decision
+        assert dec is not None
+        row = {"input": item.input, "phone": item.phone, "decision": dec.decision, "reason": dec.reason}
+        if dec.next_allowed_at is not None:
+            row["next_allowed_at"] = iso(dec.next_allowed_at)
+        rows.append(row)
+    return jsonify(
+        {
+            "results": rows,
+            "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
+            "check_id": result.check_id,
+        }
+    )
+
+
+@route(bp, "/receipts/<check_id>", "GET", summary="Verify a check receipt", tag="checks", response=Receipt)
+def receipt(check_id: str) -> Any:
+    """Return what the registry answered, if the receipt id is genuine (else 422)."""
+    return jsonify(services.read_receipt(get_session(), settings(), check_id))

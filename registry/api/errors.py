@@ -1,0 +1,99 @@
+"""The one error envelope: ``{"error": {"code", "message", "details"}}`` (SPEC §4)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template_string, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from registry.errors import RegistryError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "bad_request",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def envelope(
+    code: str, message: str, status: int, details: list[dict[str, Any]] | None = None
+) -> tuple[Response, int]:
+    """Return the error response every API failure uses."""
+    return jsonify({"error": {"code": code, "message": message, "details": details or []}}), status
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Turn pydantic's errors into ``[{"field", "message"}]`` with dotted paths."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def from_validation(exc: ValidationError) -> tuple[Response, int]:
+    """Map a pydantic error: unparseable JSON is 400, anything else 422."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return envelope("bad_request", "the body is not valid JSON", 400)
+    if any(e["type"] == "json_type" or (e["type"] == "model_type" and not e["loc"]) for e in errors):
+        return envelope("validation_error", "the body must be a JSON object", 422)
+    return envelope("validation_error", "the request is not valid", 422, validation_details(exc))
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{ status }}</title><link rel="stylesheet" href="/static/css/site.css">
+<main class="page"><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Anning</a></p></main>"""
+
+
+def register(app: Flask) -> None:
+    """Install the handlers: domain errors, validation, HTTP errors, and the last resort."""
+
+    @app.errorhandler(RegistryError)
+    def _domain(exc: RegistryError) -> Any:
+        if _is_api():
+            return envelope(exc.code, exc.message, exc.status, exc.details)
+        return render_template_string(_PAGE, status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Any:
+        return from_validation(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        if not _is_api():
+            return render_template_string(_PAGE, status=status, message=exc.description), status
+        code = HTTP_CODES.get(status, "bad_request")
+        message = exc.description or code
+        if status == 429:
+            message = f"rate limit exceeded ({exc.description}); retry later"
+        response, status = envelope(code, message, status)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _is_api():
+            return envelope("internal_error", "the registry failed to answer; try again", 500)
+        return render_template_string(_PAGE, status=500, message="Internal error"), 500

@@ -1,0 +1,58 @@
+"""The check log: who asked about which number, and what the registry answered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from registry.timeutil import UTCDateTime, utcnow
+
+
+class CheckBatch(SQLModel, table=True):
+    """One batch request; its numbers are rows of the check log that point here."""
+
+    __tablename__ = "check_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id")
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")
+    sender_id: int = Field(foreign_key="sender.id")
+    channel: str = Field(max_length=8)
+    purpose: str = Field(max_length=16)
+    category: str = Field(max_length=32)
+    size: int
+    allowed: int
+    denied: int
+    invalid: int
+    checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CheckLog(SQLModel, table=True):
+    """Every answered check; evidence for complaints and for "who checked my number"."""
+
+    __tablename__ = "check_log"
+    __table_args__ = (
+        Index("ix_check_log_phone_checked_at", "phone", "checked_at"),
+        Index("ix_check_log_sender_checked_at", "sender_id", "checked_at"),
+    )
+
+    # BIGINT on PostgreSQL (billions of checks); INTEGER on SQLite, where only
+    # "INTEGER PRIMARY KEY" is the fast rowid alias.
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
+    )
+    phone: str = Field(max_length=16)
+    sender_id: int = Field(foreign_key="sender.id")
+    organization_id: int = Field(foreign_key="organization.id")  # the sender's owner
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")  # who asked for it
+    channel: str = Field(max_length=8)
+    purpose: str = Field(max_length=16)
+    category: str = Field(max_length=32)
+    decision: str = Field(max_length=8)
+    reason: str = Field(max_length=32)
+    consent_id: int | None = None
+    at: datetime = Field(sa_type=UTCDateTime)  # the contact time asked about
+    checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    batch_id: int | None = Field(default=None, foreign_key="check_batch.id", index=True)

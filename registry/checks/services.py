@@ -1,0 +1,371 @@
+"""The preflight check: gather facts in one query, decide, log, sign a receipt.
+
+This is the hot path. It uses SQLAlchemy Core and plain rows: building ORM
+objects would cost more than the rest of the request (STYLE.md, habit 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from registry import phones
+from registry.checks.models import CheckBatch, CheckLog
+from registry.config import Settings
+from registry.consent.models import Consent, OptOut
+from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
+from registry.errors import InvalidPhoneError, NotFound, TooLarge
+from registry.numbers.models import Disconnection
+from registry.senders.models import Sender
+from registry.senders.services import SenderRef
+from registry.subscribers.models import Subscriber
+from registry.timeutil import UTCDateTime, iso, utcnow
+from registry.tokens import Signer
+
+# SQLite allows 32,766 bound parameters; four branches of the fact query each
+# take the chunk's phones, so a chunk stays well under that.
+CHUNK = 2_000
+
+c, o, s, d = (t.__table__ for t in (Consent, OptOut, Subscriber, Disconnection))  # type: ignore[attr-defined]
+_phones = bindparam("phones", expanding=True)
+_NULL_TS: ColumnElement[Any] = cast(null(), UTCDateTime())
+_NULL_TXT: ColumnElement[Any] = cast(null(), c.c.channels.type)
+_NULL_INT: ColumnElement[Any] = cast(null(), c.c.id.type)
+
+# One round trip: every fact for (phones, sender) at or before :at, tagged by kind.
+_FACTS = union_all(
+    select(
+        literal("c").label("kind"), c.c.phone, c.c.id, c.c.channels, c.c.category, c.c.status,
+        c.c.evidence_captured_at.label("t1"), c.c.created_at.label("t2"),
+        c.c.activated_at.label("t3"), c.c.expires_at.label("t4"), c.c.pending_until.label("t5"),
+    ).where(and_(c.c.phone.in_(_phones), c.c.sender_id == bindparam("sender"))),
+    select(
+        literal("o"), o.c.phone, _NULL_INT, o.c.channels, _NULL_TXT, _NULL_TXT,
+        o.c.received_at, o.c.created_at, _NULL_TS, _NULL_TS, _NULL_TS,
+    ).where(and_(o.c.phone.in_(_phones), o.c.sender_id == bindparam("sender"))),
+    select(
+        literal("s"), s.c.phone, _NULL_INT, s.c.blocked_categories, s.c.quiet_hours,
+        case(
+            (and_(s.c.dnd_voice, s.c.dnd_sms), "sms,voice"),
+            (s.c.dnd_voice, "voice"),
+            (s.c.dnd_sms, "sms"),
+            else_="",
+        ),
+        s.c.updated_at, _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
+    ).where(s.c.phone.in_(_phones)),
+    select(
+        literal("d"), d.c.phone, _NULL_INT, _NULL_TXT, _NULL_TXT, _NULL_TXT,
+        func.max(d.c.disconnected_at), _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
+    )
+    .where(and_(d.c.phone.in_(_phones), d.c.disconnected_at <= bindparam("at", type_=UTCDateTime())))
+    .group_by(d.c.phone),
+)  # fmt: skip
+
+
+def _split(text: str | None) -> frozenset[str]:
+    return frozenset(text.split(",")) if text else frozenset()
+
+
+def _quiet(text: str | None) -> tuple[time, time] | None:
+    if not text:
+        return None
+    start, end = text.split("-")
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
+def load_facts(
+    session: Session, sender: SenderRef, phone_list: Sequence[str], at: datetime
+) -> dict[str, Facts]:
+    """Return the facts for each phone about ``sender`` at ``at``: one query per chunk."""
+    consents: dict[str, list[ConsentFact]] = {}
+    optouts: dict[str, list[OptOutFact]] = {}
+    prefs: dict[str, Preferences] = {}
+    cut: dict[str, datetime] = {}
+    for start in range(0, len(phone_list), CHUNK):
+        params = {"phones": list(phone_list[start : start + CHUNK]), "sender": sender.id, "at": at}
+        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.execute(
+            _FACTS, params
+        ):
+            if kind == "c":
+                consents.setdefault(phone, []).append(
+                    ConsentFact(id_, _split(chan), status, t1, t2, cat, t3, t4, t5)
+                )
+            elif kind == "o":
+                optouts.setdefault(phone, []).append(OptOutFact(_split(chan), t1, t2))
+            elif kind == "s":
+                prefs[phone] = Preferences(t1, _split(status), _split(chan), _quiet(cat))
+            elif t1 is not None:
+                cut[phone] = t1
+    empty = Facts(sender_suspended=sender.suspended)
+    result = {}
+    for phone in phone_list:
+        if phone in consents or phone in optouts or phone in prefs or phone in cut:
+            result[phone] = Facts(
+                sender.suspended,
+                tuple(consents.get(phone, ())),
+                tuple(optouts.get(phone, ())),
+                prefs.get(phone),
+                cut.get(phone),
+            )
+        else:
+            result[phone] = empty
+    return result
+
+
+def policy_of(settings: Settings) -> Policy:
+    """Return the decision policy the settings describe."""
+    return Policy(settings.policy, settings.calling_hours, settings.tz)
+
+
+_ZONES: dict[str, ZoneInfo] = {}
+
+
+def zone_for(phone: str, settings: Settings) -> ZoneInfo:
+    """Return the number's local zone (SPEC §3 step 8)."""
+    name = phones.time_zone_of(phone) or settings.timezone
+    zone = _ZONES.get(name)
+    if zone is None:
+        zone = _ZONES[name] = ZoneInfo(name)
+    return zone
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """What a caller asks: may this sender contact these numbers this way at this time?"""
+
+    sender: SenderRef
+    channel: str
+    purpose: str
+    category: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One answered check, logged, with its signed receipt id."""
+
+    phone: str
+    decision: Decision
+    check_id: str
+    checked_at: datetime
+
+
+def receipt_signer(settings: Settings) -> Signer:
+    """Return the signer for check receipts."""
+    return Signer(settings.secret_key, "receipt")
+
+
+_LOG = insert(CheckLog.__table__)  # type: ignore[attr-defined]
+_LOG_RETURNING = _LOG.returning(CheckLog.__table__.c.id)  # type: ignore[attr-defined]
+
+
+def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "phone": phone,
+        "sender_id": req.sender.id,
+        "organization_id": req.sender.organization_id,
+        "agent_id": req.sender.agent_id,
+        "channel": req.channel,
+        "purpose": req.purpose,
+        "category": req.category,
+        "decision": dec.decision,
+        "reason": dec.reason,
+        "consent_id": dec.consent_id,
+        "at": req.at,
+        "checked_at": now,
+    }
+
+
+def check_one(session: Session, settings: Settings, req: CheckRequest, phone: str) -> CheckResult:
+    """Decide one check, write it to the check log, and sign its receipt."""
+    facts = load_facts(session, req.sender, [phone], req.at)[phone]
+    dec = decide(
+        facts,
+        channel=req.channel,
+        purpose=req.purpose,
+        category=req.category,
+        at=req.at,
+        policy=policy_of(settings),
+        zone=zone_for(phone, settings),
+    )
+    now = utcnow()
+    log_id = session.execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    receipt = {
+        "i": log_id,
+        "p": phone,
+        "s": req.sender.code,
+        "c": req.channel,
+        "u": req.purpose,
+        "d": dec.decision,
+        "r": dec.reason,
+        "t": iso(now),
+    }
+    return CheckResult(phone, dec, receipt_signer(settings).dumps(receipt), now)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One entry of a batch: the input, and either the phone and decision or an error."""
+
+    input: Any
+    phone: str | None = None
+    decision: Decision | None = None
+    error: InvalidPhoneError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A batch's results in input order, its counts, and its receipt id."""
+
+    items: list[BatchItem]
+    allowed: int
+    denied: int
+    invalid: int
+    check_id: str
+
+
+def normalize_many(inputs: Iterable[Any], region: str) -> list[tuple[Any, str | None, InvalidPhoneError | None]]:
+    """Parse every input; an invalid one carries its error instead of failing the rest."""
+    out: list[tuple[Any, str | None, InvalidPhoneError | None]] = []
+    for raw in inputs:
+        try:
+            out.append((raw, phones.to_e164(raw, region), None))
+        except phones.InvalidPhone as exc:
+            out.append((raw, None, InvalidPhoneError(str(exc))))
+    return out
+
+
+def decide_many(
+    session: Session, settings: Settings, req: CheckRequest, phone_list: Sequence[str]
+) -> dict[str, Decision]:
+    """Decide for many distinct phones at once (batch, scrub)."""
+    facts = load_facts(session, req.sender, phone_list, req.at)
+    policy = policy_of(settings)
+    return {
+        p: decide(
+            f,
+            channel=req.channel,
+            purpose=req.purpose,
+            category=req.category,
+            at=req.at,
+            policy=policy,
+            zone=zone_for(p, settings),
+        )
+        for p, f in facts.items()
+    }
+
+
+def check_batch(
+    session: Session, settings: Settings, req: CheckRequest, inputs: Sequence[Any]
+) -> BatchResult:
+    """Answer a batch: every number decided and logged, invalid entries reported in place."""
+    if len(inputs) > settings.max_batch:
+        raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
+    parsed = normalize_many(inputs, settings.default_region)
+    distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
+    decisions = decide_many(session, settings, req, distinct)
+    now = utcnow()
+    items = [
+        BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)
+        for raw, p, err in parsed
+    ]
+    allowed = sum(1 for i in items if i.decision is not None and i.decision.allowed)
+    invalid = sum(1 for i in items if i.error is not None)
+    denied = len(items) - allowed - invalid
+    batch_id = session.execute(
+        insert(CheckBatch.__table__).returning(CheckBatch.__table__.c.id),  # type: ignore[attr-defined]
+        {
+            "organization_id": req.sender.organization_id,
+            "agent_id": req.sender.agent_id,
+            "sender_id": req.sender.id,
+            "channel": req.channel,
+            "purpose": req.purpose,
+            "category": req.category,
+            "size": len(items),
+            "allowed": allowed,
+            "denied": denied,
+            "invalid": invalid,
+            "checked_at": now,
+        },
+    ).scalar_one()
+    rows = [
+        {**_log_row(req, p, dec, now), "batch_id": batch_id}
+        for p, dec in decisions.items()
+    ]
+    if rows:
+        session.execute(_LOG, rows)
+    receipt = {"b": batch_id, "s": req.sender.code, "c": req.channel, "u": req.purpose, "t": iso(now)}
+    return BatchResult(items, allowed, denied, invalid, receipt_signer(settings).dumps(receipt))
+
+
+def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:
+    """Return the verified content of a receipt; raise InvalidToken for a forged id."""
+    payload = receipt_signer(settings).loads(check_id)
+    if not isinstance(payload, dict):
+        raise NotFound("no such receipt")
+    if "b" not in payload:
+        return {
+            "check_id": check_id,
+            "phone": payload["p"],
+            "sender": payload["s"],
+            "channel": payload["c"],
+            "purpose": payload.get("u"),
+            "decision": payload["d"],
+            "reason": payload["r"],
+            "checked_at": payload["t"],
+        }
+    log = CheckLog.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(log.c.phone, log.c.decision, log.c.reason)
+        .where(log.c.batch_id == payload["b"])
+        .order_by(log.c.id)
+    ).all()
+    return {
+        "check_id": check_id,
+        "sender": payload["s"],
+        "channel": payload["c"],
+        "purpose": payload.get("u"),
+        "checked_at": payload["t"],
+        "results": [{"phone": p, "decision": dec, "reason": r} for p, dec, r in rows],
+    }
+
+
+def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Return who checked this number, newest first (for the holder)."""
+    log = CheckLog.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(log.c.checked_at, log.c.channel, log.c.decision, log.c.reason, Sender.code, Sender.name)
+        .join(Sender, Sender.id == log.c.sender_id)  # type: ignore[arg-type]
+        .where(log.c.phone == phone)
+        .order_by(log.c.checked_at.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def sender_owner(session: Session, code: str) -> int:
+    """Return the id of the organization that owns sender ``code``."""
+    from registry.errors import UnknownSender
+
+    owner = session.scalar(select(Sender.organization_id).where(Sender.code == code))
+    if owner is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    return int(owner)

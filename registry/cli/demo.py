@@ -1,0 +1,105 @@
+"""``registry demo``: fill an empty registry with believable demo data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.consent import services as consents
+from registry.extensions import db
+from registry.orgs import services as orgs
+from registry.orgs.models import Organization
+from registry.senders import services as senders
+from registry.subscribers import services as subscribers
+from registry.timeutil import utcnow
+
+# Example numbers in the shape of Chinese mobiles; none belongs to a real person
+# we know of, and the demo never texts anyone (the console SMS backend).
+DEMO_LOGIN = "+8613100000001"
+DEMO_HOLDERS = [f"+86131000000{i:02d}" for i in range(1, 21)]
+
+ORGS = [
+    ("acme-bank", "Acme Bank 顶峰银行", "sender"),
+    ("bluesky-cc", "Blue Sky Call Center 蓝天呼叫中心", "sender"),
+    ("shopmall", "ShopMall Platform 好物商城", "platform"),
+    ("citytel", "CityTel Carrier 城市电信", "carrier"),
+    ("regulator", "Communications Regulator", "regulator"),
+]
+SENDERS = [
+    ("acme-bank", "acme-cards", "Acme Bank Credit Cards", "finance", ["10690001", "+862160000001"]),
+    ("acme-bank", "acme-loans", "Acme Bank Loans", "finance", ["10690002"]),
+    ("shopmall", "shopmall-deals", "ShopMall Deals", "retail", ["10690003", "+862160000003"]),
+    ("bluesky-cc", "bluesky-insure", "Blue Sky Insurance Offers", "insurance", ["+862160000004"]),
+]
+
+
+def key_file(instance: str) -> Path:
+    """Return where the demo's own API key is kept so re-runs can print it again."""
+    return Path(instance) / "demo_api_key"
+
+
+def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
+    """Create the demo organizations, senders, holders and consents; return the API keys."""
+    keys: dict[str, str] = {}
+    org_ids: dict[str, int] = {}
+    for slug, name, role in ORGS:
+        org = orgs.create_org(session, slug, name, role)
+        org_ids[slug] = org.id or 0
+        _, keys[slug] = orgs.create_key(session, org, "demo")
+    refs = {}
+    now = utcnow()
+    for slug, code, name, category, addresses in SENDERS:
+        senders.create_sender(session, org_ids[slug], code, name, category, addresses)
+    from registry.orgs.services import Caller
+    from registry.senders.services import resolve_sender
+
+    for slug, code, *_ in SENDERS:
+        caller = Caller(org_ids[slug], slug, slug, "sender", None)
+        refs[code] = resolve_sender(session, caller, code, "consent", now)
+    for i, phone in enumerate(DEMO_HOLDERS):
+        if i % 4 == 1:
+            subscribers.set_preferences(session, phone, dnd_sms=True, dnd_voice=True)
+        elif i % 4 == 2:
+            subscribers.set_preferences(session, phone, blocked_categories=["finance", "real_estate"])
+        elif i % 4 == 3:
+            subscribers.set_preferences(session, phone, quiet_hours="12:00-14:00")
+        sender = refs["acme-cards" if i % 2 == 0 else "shopmall-deals"]
+        owner = sender.organization_id
+        evidence = consents.Evidence(
+            method="web_form",
+            captured_at=now - timedelta(days=30 - i),
+            wording=f"I agree that {sender.name} may send me offers by SMS and phone.",
+            reference=f"demo-form-{i:03d}",
+        )
+        actor = consents.Actor(f"org:{slug}", "cli", org_id=owner)
+        consents.create_consent(
+            session, settings, actor, sender, phone, ["sms", "voice"], evidence,
+            external_id=f"demo-{i}", confirmed=i % 5 != 4,
+        )  # fmt: skip
+    subscribers.set_preferences(session, DEMO_LOGIN, dnd_voice=False, dnd_sms=False)
+    key_file(instance).write_text(keys["acme-bank"])
+    key_file(instance).chmod(0o600)
+    return keys
+
+
+@click.command("demo")
+def demo() -> None:
+    """Fill an empty database with demo data; print the demo API keys and login number."""
+    settings: Settings = current_app.config["REGISTRY"]
+    with db.session() as session:
+        if session.scalar(select(func.count()).select_from(Organization)):
+            raise click.ClickException("the database is not empty; demo data goes into an empty one")
+        keys = fill(session, settings, current_app.instance_path)
+        session.commit()
+    for slug, key in keys.items():
+        click.echo(f"API key for {slug}: {key}")
+    click.echo(f"demo login number: {DEMO_LOGIN} (codes appear in `registry sms outbox`)")
+
+
+COMMANDS = [demo]

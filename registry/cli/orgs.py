@@ -1,0 +1,96 @@
+"""``registry org``, ``registry key``, ``registry sender``: who may use the registry."""
+
+from __future__ import annotations
+
+import click
+
+from registry.errors import RegistryError
+from registry.extensions import db
+from registry.orgs import services as orgs
+from registry.orgs.models import ROLES
+from registry.senders import services as senders
+from registry.senders.models import CATEGORIES
+
+
+def _fail(exc: RegistryError) -> click.ClickException:
+    return click.ClickException(exc.message)
+
+
+@click.group("org")
+def org_group() -> None:
+    """Organizations."""
+
+
+@org_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The organization's legal or display name.")
+@click.option("--role", type=click.Choice(ROLES), default="sender", show_default=True)
+def org_create(slug: str, name: str, role: str) -> None:
+    """Create an organization."""
+    with db.session() as session:
+        try:
+            org = orgs.create_org(session, slug, name, role)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"created organization {org.slug} ({org.role})")
+
+
+@click.group("key")
+def key_group() -> None:
+    """API keys."""
+
+
+@key_group.command("create")
+@click.argument("slug")
+@click.option("--name", default="", help="A label for the key.")
+def key_create(slug: str, name: str) -> None:
+    """Create an API key; the key alone is the last line printed."""
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, slug)
+            row, key = orgs.create_key(session, org, name)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"key {row.prefix} for {slug}; store it now, it is not shown again:", err=True)
+        click.echo(key)
+
+
+@key_group.command("revoke")
+@click.argument("prefix")
+def key_revoke(prefix: str) -> None:
+    """Revoke an API key by its prefix."""
+    with db.session() as session:
+        try:
+            orgs.revoke_key(session, prefix)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"revoked key {prefix}")
+
+
+@click.group("sender")
+def sender_group() -> None:
+    """Senders."""
+
+
+@sender_group.command("create")
+@click.argument("slug")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--category", type=click.Choice(CATEGORIES), required=True)
+@click.option("--address", "addresses", multiple=True, help="Caller number or SMS port; repeat.")
+def sender_create(slug: str, code: str, name: str, category: str, addresses: tuple[str, ...]) -> None:
+    """Register a sender for an organization."""
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, slug)
+            sender, _ = senders.create_sender(session, org.id or 0, code, name, category, list(addresses))
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"created sender {sender.code} for {slug}")
+
+
+COMMANDS = [org_group, key_group, sender_group]

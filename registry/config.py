@@ -1,0 +1,154 @@
+"""Settings from the REGISTRY_* environment, checked once at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+POLICIES = ("opt-in", "opt-out")
+SMS_BACKENDS = ("console", "http")
+
+
+class ConfigError(ValueError):
+    """A REGISTRY_* setting has a value the registry cannot run with."""
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """Parse ``HH:MM-HH:MM`` into a (start, end) pair of local times."""
+    try:
+        start_s, end_s = text.strip().split("-")
+        start, end = time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
+    except ValueError as exc:
+        raise ConfigError(f"expected HH:MM-HH:MM, got {text!r}") from exc
+    if start == end:
+        raise ConfigError(f"an empty window {text!r} would forbid every call")
+    return start, end
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of SPEC §6, validated."""
+
+    database_url: str
+    secret_key: str
+    policy: str = "opt-in"
+    default_region: str = "CN"
+    timezone: str = "Asia/Shanghai"
+    calling_hours: tuple[time, time] = (time(8, 0), time(21, 0))
+    require_confirmation: bool = True
+    disconnect_data_since: date | None = None
+    sms_backend: str = "console"
+    sms_http_url: str | None = None
+    sms_http_token: str | None = None
+    ratelimit_storage_url: str = "memory://"
+    ratelimit_check: str = "6000 per minute"
+    ratelimit_write: str = "1200 per minute"
+    max_batch: int = 10_000
+    consent_pending_days: int = 7
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Return the registry's default time zone."""
+        return ZoneInfo(self.timezone)
+
+    def as_flask_config(self) -> dict[str, object]:
+        """Return the Flask config keys these settings imply."""
+        return {"SECRET_KEY": self.secret_key, "REGISTRY": self}
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """Return the secret kept in the instance folder, creating it on first use."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when two workers start at once, one writes and the other reads.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load_settings(
+    instance_path: str | Path, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read and check every REGISTRY_* variable; raise ConfigError naming the bad one."""
+    env = dict(os.environ if environ is None else environ)
+    instance = Path(instance_path)
+
+    def get(name: str) -> str | None:
+        value = env.get(f"REGISTRY_{name}")
+        return value if value not in (None, "") else None
+
+    def check(name: str, parse, raw: str):  # type: ignore[no-untyped-def]
+        try:
+            return parse(raw)
+        except (ConfigError, ValueError) as exc:
+            raise ConfigError(f"REGISTRY_{name}: {exc}") from exc
+
+    kwargs: dict[str, object] = {}
+    url = get("DATABASE_URL")
+    if url is None:
+        instance.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{instance / 'registry.sqlite3'}"
+    elif url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the driver; accept the libpq-style URL everyone copies.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    kwargs["database_url"] = url
+    kwargs["secret_key"] = get("SECRET_KEY") or _instance_secret(instance)
+
+    if (policy := get("POLICY")) is not None:
+        if policy not in POLICIES:
+            raise ConfigError(f"REGISTRY_POLICY: expected one of {POLICIES}, got {policy!r}")
+        kwargs["policy"] = policy
+    if (region := get("DEFAULT_REGION")) is not None:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(f"REGISTRY_DEFAULT_REGION: unknown region {region!r}")
+        kwargs["default_region"] = region
+    if (tz := get("TIMEZONE")) is not None:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"REGISTRY_TIMEZONE: unknown time zone {tz!r}") from exc
+        kwargs["timezone"] = tz
+    if (hours := get("CALLING_HOURS")) is not None:
+        kwargs["calling_hours"] = check("CALLING_HOURS", parse_window, hours)
+    if (confirm := get("REQUIRE_CONFIRMATION")) is not None:
+        kwargs["require_confirmation"] = check("REQUIRE_CONFIRMATION", _bool, confirm)
+    if (since := get("DISCONNECT_DATA_SINCE")) is not None:
+        kwargs["disconnect_data_since"] = check("DISCONNECT_DATA_SINCE", date.fromisoformat, since)
+    if (backend := get("SMS_BACKEND")) is not None:
+        if backend not in SMS_BACKENDS:
+            raise ConfigError(f"REGISTRY_SMS_BACKEND: expected one of {SMS_BACKENDS}")
+        kwargs["sms_backend"] = backend
+    kwargs["sms_http_url"] = get("SMS_HTTP_URL")
+    kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
+    if kwargs.get("sms_backend") == "http" and not kwargs["sms_http_url"]:
+        raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
+    if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
+        kwargs["ratelimit_storage_url"] = storage
+    if (limit := get("RATELIMIT_CHECK")) is not None:
+        kwargs["ratelimit_check"] = limit
+    if (limit := get("RATELIMIT_WRITE")) is not None:
+        kwargs["ratelimit_write"] = limit
+    return Settings(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""Consents with evidence, opt-outs, OTP consent requests, and their history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from registry.timeutil import UTCDateTime, utcnow
+
+CHANNELS = ("voice", "sms")
+STATUSES = ("pending", "active", "revoked", "expired", "void")
+
+
+class Consent(SQLModel, table=True):
+    """A holder's permission for one sender on some channels, with its evidence.
+
+    The row is the current state; ``ConsentEvent`` rows are the history it is
+    derived from (``ConsentService.rederive`` rebuilds it).
+    """
+
+    __table_args__ = (
+        Index("ix_consent_phone_sender", "phone", "sender_id"),
+        UniqueConstraint("organization_id", "external_id", name="uq_consent_org_external"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=16)
+    sender_id: int = Field(foreign_key="sender.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id")  # who recorded it
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")
+    channels: str = Field(max_length=16)  # "sms", "voice" or "sms,voice"
+    category: str | None = Field(default=None, max_length=32)
+    status: str = Field(max_length=8)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pending_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    external_id: str | None = Field(default=None, max_length=128)
+    evidence_method: str = Field(max_length=32)
+    evidence_captured_at: datetime = Field(sa_type=UTCDateTime)
+    evidence_wording: str | None = Field(default=None, max_length=2000)
+    evidence_reference: str | None = Field(default=None, max_length=500)
+    evidence_sha256: str | None = Field(default=None, max_length=64)
+    evidence_ip: str | None = Field(default=None, max_length=45)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One immutable step in a consent's life: created, confirmed, revoked, expired, voided."""
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consent_id: int = Field(foreign_key="consent.id", index=True)
+    phone: str = Field(max_length=16)
+    type: str = Field(max_length=16)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=100)  # "org:<slug>", "subscriber", "carrier:<slug>", "system"
+    via: str = Field(max_length=16)  # api, site, sms, otp, cli, system
+    note: str | None = Field(default=None, max_length=500)
+
+
+class OptOut(SQLModel, table=True):
+    """A holder's refusal of one sender on some channels; wins over earlier consent."""
+
+    __tablename__ = "opt_out"
+    __table_args__ = (Index("ix_opt_out_phone_sender", "phone", "sender_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=16)
+    sender_id: int = Field(foreign_key="sender.id", index=True)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id")
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")
+    channels: str = Field(max_length=16)
+    source: str = Field(max_length=32)
+    text: str | None = Field(default=None, max_length=1000)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConsentRequest(SQLModel, table=True):
+    """A one-time code texted to the holder; confirming it creates an OTP consent."""
+
+    __tablename__ = "consent_request"
+
+    id: str = Field(primary_key=True, max_length=32)
+    phone: str = Field(max_length=16, index=True)
+    sender_id: int = Field(foreign_key="sender.id")
+    organization_id: int = Field(foreign_key="organization.id")
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")
+    channels: str = Field(max_length=16)
+    category: str | None = Field(default=None, max_length=32)
+    wording: str = Field(max_length=2000)
+    code_hash: str = Field(max_length=128)
+    attempts: int = 0
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    consent_id: int | None = Field(default=None, foreign_key="consent.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

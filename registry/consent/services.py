@@ -1,0 +1,283 @@
+"""Consents and opt-outs: record them with evidence, confirm, revoke, expire.
+
+Every change writes a ``ConsentEvent`` in the same transaction as the state it
+changes; the consent row is the current state those events imply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.consent.models import CHANNELS, Consent, ConsentEvent, OptOut
+from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from registry.senders.services import SenderRef
+from registry.sms import services as sms
+from registry.timeutil import utcnow
+
+CLOCK_SKEW = timedelta(minutes=5)
+CHANNEL_NAMES = {"sms": "短信", "voice": "电话"}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """How and when the holder gave consent, as the sender can prove it."""
+
+    method: str
+    captured_at: datetime
+    wording: str | None = None
+    reference: str | None = None
+    sha256: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change: an organization (maybe an agent for it), the holder, or the system."""
+
+    label: str  # "org:<slug>", "subscriber", "system", "carrier:<slug>"
+    via: str  # api, site, sms, otp, cli, system
+    org_id: int | None = None
+    agent_id: int | None = None
+
+
+def channels_text(channels: list[str] | tuple[str, ...] | set[str]) -> str:
+    """Return channels as the sorted, comma-separated form the tables keep."""
+    chosen = sorted(set(channels))
+    if not chosen or any(c not in CHANNELS for c in chosen):
+        raise ValidationFailed("channels must be a non-empty list of voice, sms", field="channels")
+    return ",".join(chosen)
+
+
+def _event(session: Session, consent: Consent, type_: str, actor: Actor, note: str | None = None, at: datetime | None = None) -> None:
+    session.add(
+        ConsentEvent(
+            consent_id=consent.id,  # type: ignore[arg-type]
+            phone=consent.phone,
+            type=type_,
+            at=at or utcnow(),
+            actor=actor.label,
+            via=actor.via,
+            note=note,
+        )
+    )
+
+
+def confirmation_text(sender: SenderRef, channels: str, category: str | None) -> str:
+    """Return the text asking the holder to confirm a pending consent."""
+    how = "、".join(CHANNEL_NAMES[c] for c in channels.split(","))
+    topic = f"（{category}）" if category else ""
+    return (
+        f"【Anning】{sender.name} 请求通过{how}向您发送营销信息{topic}。"
+        f"回复 Y 同意；不回复则不生效；回复 TD 拒绝。"
+    )
+
+
+def create_consent(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    sender: SenderRef,
+    phone: str,
+    channels: list[str],
+    evidence: Evidence,
+    *,
+    category: str | None = None,
+    expires_at: datetime | None = None,
+    external_id: str | None = None,
+    confirmed: bool = False,
+) -> tuple[Consent, bool]:
+    """Record a consent; return it and whether it is new (False: same external_id seen).
+
+    With confirmation required (the default) a consent is ``pending`` until the
+    holder replies Y, and the registry texts them; ``confirmed=True`` is for
+    consents the registry itself verified (OTP, the holder on the site).
+    """
+    if external_id is not None and actor.org_id is not None:
+        existing = _by_external(session, actor.org_id, external_id)
+        if existing is not None:
+            return existing, False
+    chans = channels_text(channels)
+    now = utcnow()
+    if evidence.captured_at > now + CLOCK_SKEW:
+        raise ValidationFailed("evidence.captured_at is in the future", field="evidence.captured_at")
+    if expires_at is not None and expires_at <= evidence.captured_at:
+        raise ValidationFailed("expires_at must be after the evidence was captured", field="expires_at")
+    active = confirmed or not settings.require_confirmation
+    consent = Consent(
+        phone=phone,
+        sender_id=sender.id,
+        organization_id=actor.org_id or sender.organization_id,
+        agent_id=actor.agent_id,
+        channels=chans,
+        category=category,
+        status="active" if active else "pending",
+        expires_at=expires_at,
+        pending_until=None if active else now + timedelta(days=settings.consent_pending_days),
+        external_id=external_id,
+        evidence_method=evidence.method,
+        evidence_captured_at=evidence.captured_at,
+        evidence_wording=evidence.wording,
+        evidence_reference=evidence.reference,
+        evidence_sha256=evidence.sha256,
+        evidence_ip=evidence.ip,
+        created_at=now,
+        activated_at=(now if confirmed else evidence.captured_at) if active else None,
+    )
+    try:
+        # A savepoint: when a concurrent retry with the same external_id wins
+        # the unique constraint, only this insert is undone and the winner returned.
+        with session.begin_nested():
+            session.add(consent)
+            session.flush()
+    except IntegrityError:
+        if external_id is None or actor.org_id is None:
+            raise
+        existing = _by_external(session, actor.org_id, external_id)
+        if existing is None:
+            raise
+        return existing, False
+    _event(session, consent, "created", actor, note=evidence.method)
+    if active:
+        _event(session, consent, "confirmed", actor)
+    else:
+        sms.send(session, phone, confirmation_text(sender, chans, category), "consent_confirm")
+    return consent, True
+
+
+def _by_external(session: Session, org_id: int, external_id: str) -> Consent | None:
+    return session.scalar(
+        select(Consent).where(Consent.organization_id == org_id, Consent.external_id == external_id)
+    )
+
+
+def get_consent(session: Session, consent_id: int, org_id: int | None = None, allowed_senders: set[int] | None = None) -> Consent:
+    """Return a consent; an organization may read only its own senders' consents."""
+    consent = session.get(Consent, consent_id)
+    if consent is None:
+        raise NotFound(f"no consent {consent_id}")
+    if org_id is not None and consent.organization_id != org_id and (
+        allowed_senders is None or consent.sender_id not in allowed_senders
+    ):
+        raise Forbidden("that consent belongs to another organization")
+    return consent
+
+
+def history(session: Session, consent_id: int) -> list[ConsentEvent]:
+    """Return a consent's events, oldest first."""
+    return list(
+        session.scalars(
+            select(ConsentEvent).where(ConsentEvent.consent_id == consent_id).order_by(ConsentEvent.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def confirm(session: Session, consent: Consent, actor: Actor) -> Consent:
+    """Turn a pending consent active (the holder said yes)."""
+    if consent.status != "pending":
+        raise Conflict(f"the consent is {consent.status}, not pending")
+    now = utcnow()
+    if consent.pending_until is not None and consent.pending_until <= now:
+        _end(session, consent, "expired", Actor("system", "system"), now)
+        raise Conflict("the consent expired before it was confirmed")
+    consent.status = "active"
+    consent.activated_at = now
+    _event(session, consent, "confirmed", actor, at=now)
+    return consent
+
+
+def confirm_pending_for(session: Session, phone: str, sender_id: int, actor: Actor) -> list[Consent]:
+    """Confirm every pending consent of this number for this sender (a Y reply)."""
+    pending = session.scalars(
+        select(Consent).where(
+            Consent.phone == phone, Consent.sender_id == sender_id, Consent.status == "pending"
+        )
+    ).all()
+    done = []
+    for consent in pending:
+        try:
+            done.append(confirm(session, consent, actor))
+        except Conflict:
+            continue
+    return done
+
+
+def _end(session: Session, consent: Consent, status: str, actor: Actor, at: datetime, note: str | None = None) -> None:
+    consent.status = status
+    consent.ended_at = at
+    _event(session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at)
+
+
+def revoke(session: Session, consent: Consent, actor: Actor) -> Consent:
+    """Revoke a consent; effective for every check from the commit on."""
+    if consent.status not in ("pending", "active"):
+        raise Conflict(f"the consent is already {consent.status}")
+    _end(session, consent, "revoked", actor, utcnow())
+    return consent
+
+
+def expire_due(session: Session, now: datetime | None = None) -> int:
+    """Mark consents whose time ran out as expired, with an event each; return how many."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Consent).where(
+            ((Consent.status == "pending") & (Consent.pending_until <= now))  # type: ignore[operator]
+            | ((Consent.status == "active") & (Consent.expires_at <= now))  # type: ignore[operator]
+        )
+    ).all()
+    for consent in due:
+        _end(session, consent, "expired", Actor("system", "system"), now)
+    return len(due)
+
+
+def void_before(session: Session, phone: str, disconnected_at: datetime, actor: Actor) -> int:
+    """Void every consent of ``phone`` given before a disconnection; return how many."""
+    rows = session.scalars(
+        select(Consent).where(
+            and_(
+                Consent.phone == phone,
+                Consent.status.in_(("pending", "active")),  # type: ignore[attr-defined]
+                Consent.evidence_captured_at <= disconnected_at,  # type: ignore[operator]
+            )
+        )
+    ).all()
+    for consent in rows:
+        _end(session, consent, "void", actor, utcnow(), note="number disconnected")
+    return len(rows)
+
+
+def record_optout(
+    session: Session,
+    actor: Actor,
+    sender: SenderRef,
+    phone: str,
+    channels: list[str],
+    source: str,
+    received_at: datetime | None = None,
+    text: str | None = None,
+) -> OptOut:
+    """Record a refusal of ``sender``; it wins over any earlier consent at once."""
+    now = utcnow()
+    received = received_at or now
+    if received > now + CLOCK_SKEW:
+        raise ValidationFailed("received_at is in the future", field="received_at")
+    optout = OptOut(
+        phone=phone,
+        sender_id=sender.id,
+        organization_id=actor.org_id,
+        agent_id=actor.agent_id,
+        channels=channels_text(channels),
+        source=source,
+        text=text,
+        received_at=received,
+        created_at=now,
+    )
+    session.add(optout)
+    session.flush()
+    return optout
+

@@ -1,0 +1,238 @@
+"""The decision of SPEC §3 as a pure function of facts.
+
+Nothing here touches the database or the clock: the caller gathers the facts
+for (phone, sender, channel) and the time T, and ``decide`` applies the rules
+in order, first match wins. The same function answers live checks and the
+"what would the registry have said at T" replays of the complaint desk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+REASONS = (
+    "sender_suspended", "not_marketing", "opted_out", "consent_pending", "reassigned",
+    "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
+)  # fmt: skip
+DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFact:
+    """A consent as known at T. ``activated_at`` is when it took effect (given or confirmed)."""
+
+    id: int
+    channels: frozenset[str]
+    status: str  # pending, active, revoked, expired, void
+    given_at: datetime  # the evidence's captured_at
+    recorded_at: datetime
+    category: str | None = None
+    activated_at: datetime | None = None
+    expires_at: datetime | None = None
+    pending_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutFact:
+    """An opt-out: the holder refused the sender on these channels at ``received_at``."""
+
+    channels: frozenset[str]
+    received_at: datetime
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What the holder set for their number, and when."""
+
+    set_at: datetime
+    dnd: frozenset[str] = frozenset()
+    blocked: frozenset[str] = frozenset()
+    quiet_hours: tuple[time, time] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the registry knows that bears on one (phone, sender) pair."""
+
+    sender_suspended: bool = False
+    consents: tuple[ConsentFact, ...] = ()
+    optouts: tuple[OptOutFact, ...] = ()
+    preferences: Preferences | None = None
+    disconnected_at: datetime | None = None  # the latest disconnection at or before T
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The registry-wide rules: opt-in or opt-out, calling hours, fallback zone."""
+
+    mode: str = "opt-in"
+    calling_hours: tuple[time, time] = (time(8), time(21))
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer: allow or deny, the reason, and what it rested on."""
+
+    decision: str
+    reason: str
+    consent_id: int | None = None
+    next_allowed_at: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """Tell whether contact is allowed."""
+        return self.decision == "allow"
+
+
+def _deny(reason: str, **kw: object) -> Decision:
+    return Decision("deny", reason, **kw)  # type: ignore[arg-type]
+
+
+def decide(
+    facts: Facts,
+    *,
+    channel: str,
+    purpose: str,
+    category: str,
+    at: datetime,
+    policy: Policy,
+    zone: ZoneInfo | None = None,
+) -> Decision:
+    """Apply SPEC §3 to the facts for one contact at time ``at`` (aware)."""
+    if facts.sender_suspended:
+        return _deny("sender_suspended")
+    if purpose == "service":
+        return Decision("allow", "not_marketing")
+
+    cutoff = facts.disconnected_at
+
+    def counts(*times: datetime) -> bool:
+        return cutoff is None or all(t > cutoff for t in times)
+
+    # Step 4: the latest per-sender statement for this channel decides.
+    latest_at: datetime | None = None
+    latest: ConsentFact | OptOutFact | None = None
+    pending = voided = False
+    for c in facts.consents:
+        if channel not in c.channels:
+            continue
+        if not counts(c.given_at, c.recorded_at):
+            voided = voided or c.status in ("active", "void", "pending")
+            continue
+        if c.status == "void":
+            voided = True
+        elif c.status == "pending":
+            pending = pending or c.pending_until is None or c.pending_until > at
+        elif (
+            c.status == "active"
+            and (c.expires_at is None or c.expires_at > at)
+            and (c.category is None or c.category == category)
+        ):
+            when = c.activated_at or c.given_at
+            if latest_at is None or when > latest_at:
+                latest_at, latest = when, c
+    for o in facts.optouts:
+        if channel in o.channels and counts(o.received_at, o.recorded_at):
+            # On a tie the refusal wins: stopping contact is the safe error.
+            if latest_at is None or o.received_at >= latest_at:
+                latest_at, latest = o.received_at, o
+    if isinstance(latest, OptOutFact):
+        return _deny("opted_out")
+    if isinstance(latest, ConsentFact):
+        return _window(at, policy, zone, facts, "consent", latest.id)
+
+    # Step 5.
+    if pending:
+        return _deny("consent_pending")
+    if voided:
+        return _deny("reassigned")
+
+    # Step 6: the holder's own blanket preferences (only those set since the cutoff).
+    prefs = facts.preferences
+    if prefs is not None and counts(prefs.set_at):
+        if category in prefs.blocked:
+            return _deny("category_blocked")
+        if channel in prefs.dnd:
+            return _deny("dnd")
+
+    # Step 7.
+    if policy.mode == "opt-in":
+        return _deny("no_consent")
+    return _window(at, policy, zone, facts, "not_registered", None)
+
+
+def _window(
+    at: datetime,
+    policy: Policy,
+    zone: ZoneInfo | None,
+    facts: Facts,
+    reason: str,
+    consent_id: int | None,
+) -> Decision:
+    """Step 8: allow inside calling hours minus the holder's quiet hours, local time."""
+    prefs = facts.preferences
+    quiet = None
+    if prefs is not None and (facts.disconnected_at is None or prefs.set_at > facts.disconnected_at):
+        quiet = prefs.quiet_hours
+    allowed = allowed_intervals(policy.calling_hours, quiet)
+    local = at.astimezone(zone or policy.zone)
+    now_s = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+    if any(a <= now_s < b for a, b in allowed):
+        return Decision("allow", reason, consent_id=consent_id)
+    return _deny(
+        "quiet_hours",
+        consent_id=consent_id,
+        next_allowed_at=next_opening(local, allowed),
+    )
+
+
+def _intervals(window: tuple[time, time]) -> list[tuple[int, int]]:
+    """Return a daily window as second-of-day intervals; a window may wrap midnight."""
+    a = window[0].hour * 3600 + window[0].minute * 60
+    b = window[1].hour * 3600 + window[1].minute * 60
+    if a < b:
+        return [(a, b)]
+    return [(a, DAY), (0, b)] if b > 0 else [(a, DAY)]
+
+
+def allowed_intervals(
+    calling: tuple[time, time], quiet: tuple[time, time] | None
+) -> list[tuple[int, int]]:
+    """Return the calling hours minus the quiet hours, as sorted second-of-day intervals."""
+    result = _intervals(calling)
+    if quiet is not None and quiet[0] != quiet[1]:
+        for qa, qb in _intervals(quiet):
+            cut: list[tuple[int, int]] = []
+            for a, b in result:
+                if qb <= a or qa >= b:
+                    cut.append((a, b))
+                    continue
+                if a < qa:
+                    cut.append((a, qa))
+                if qb < b:
+                    cut.append((qb, b))
+            result = cut
+    return sorted(result)
+
+
+def next_opening(local: datetime, allowed: list[tuple[int, int]]) -> datetime | None:
+    """Return the next moment, in UTC, at which an allowed interval opens."""
+    if not allowed:
+        return None
+    zone = local.tzinfo
+    for days in range(3):
+        day = (local + timedelta(days=days)).date()
+        for start, _end in allowed:
+            opening = datetime.combine(
+                day, time(start // 3600, (start % 3600) // 60), tzinfo=zone
+            )
+            # An opening at 00:00 that continues yesterday's interval is not an opening.
+            if start == 0 and any(b == DAY for _a, b in allowed):
+                continue
+            if opening > local:
+                return opening.astimezone(UTC)
+    return None

@@ -1,0 +1,60 @@
+"""Organizations, their API keys, and delegations between them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from registry.timeutil import UTCDateTime, utcnow
+
+ROLES = ("sender", "platform", "carrier", "regulator")
+SCOPES = ("check", "optout", "consent", "changes")
+
+
+class Organization(SQLModel, table=True):
+    """A legal entity that asks, records or reports: it answers for its senders."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16, default="sender")
+    suspended_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    suspension_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: shown once, stored as a SHA-256 hash, found by its prefix."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    prefix: str = Field(max_length=16, unique=True)
+    key_hash: str = Field(max_length=64)
+    name: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Delegation(SQLModel, table=True):
+    """A principal lets an agent act for some of its senders, within scopes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    principal_id: int = Field(foreign_key="organization.id", index=True)
+    agent_id: int = Field(foreign_key="organization.id", index=True)
+    scopes: str = Field(max_length=100)  # comma-separated subset of SCOPES
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DelegationSender(SQLModel, table=True):
+    """One sender covered by a delegation, keyed for the agent's one lookup per call."""
+
+    __tablename__ = "delegation_sender"
+
+    delegation_id: int = Field(foreign_key="delegation.id", primary_key=True)
+    sender_id: int = Field(foreign_key="sender.id", primary_key=True)
+    agent_id: int = Field(foreign_key="organization.id", index=True)

@@ -1,0 +1,161 @@
+"""Senders: register them, list them, and resolve a code for a caller."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.orm import Session
+
+from registry.errors import (
+    Conflict,
+    Forbidden,
+    UnknownAddress,
+    UnknownSender,
+    ValidationFailed,
+)
+from registry.orgs.models import Delegation, DelegationSender, Organization
+from registry.orgs.services import Caller
+from registry.senders.models import CATEGORIES, Sender, SenderAddress
+
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
+ADDRESS = re.compile(r"\+?[0-9]{3,20}")
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRef:
+    """A sender as a request acting for it needs it: plain values, no ORM object."""
+
+    id: int
+    code: str
+    name: str
+    category: str
+    organization_id: int
+    suspended: bool
+    agent_id: int | None = None  # set when the caller acts for the owner by delegation
+
+
+def create_sender(
+    session: Session, org_id: int, code: str, name: str, category: str, addresses: list[str]
+) -> tuple[Sender, list[str]]:
+    """Register a sender with its addresses; codes and addresses are unique registry-wide."""
+    if not CODE.fullmatch(code):
+        raise ValidationFailed("code: 2-64 letters, digits, '_', '.', '-'", field="code")
+    if category not in CATEGORIES:
+        raise ValidationFailed(f"category must be one of {', '.join(CATEGORIES)}", field="category")
+    if not name.strip():
+        raise ValidationFailed("name must not be empty", field="name")
+    cleaned = []
+    for i, raw in enumerate(addresses):
+        address = raw.replace(" ", "").replace("-", "")
+        if not ADDRESS.fullmatch(address):
+            raise ValidationFailed(f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}")
+        cleaned.append(address)
+    if session.scalar(select(Sender.id).where(Sender.code == code)) is not None:
+        raise Conflict(f"sender code {code!r} is taken", field="code")
+    taken = session.scalars(
+        select(SenderAddress.address).where(SenderAddress.address.in_(cleaned))  # type: ignore[attr-defined]
+    ).all()
+    if taken:
+        raise Conflict(f"address already registered: {', '.join(taken)}", field="addresses")
+    sender = Sender(organization_id=org_id, code=code, name=name.strip(), category=category)
+    session.add(sender)
+    session.flush()
+    unique = sorted(set(cleaned))
+    for address in unique:
+        session.add(SenderAddress(sender_id=sender.id, address=address))  # type: ignore[arg-type]
+    session.flush()
+    return sender, unique
+
+
+def list_senders(session: Session, org_id: int) -> list[tuple[Sender, list[str]]]:
+    """Return an organization's senders with their addresses."""
+    senders = session.scalars(
+        select(Sender).where(Sender.organization_id == org_id).order_by(Sender.code)
+    ).all()
+    addresses: dict[int, list[str]] = {}
+    if senders:
+        rows = session.execute(
+            select(SenderAddress.sender_id, SenderAddress.address).where(
+                SenderAddress.sender_id.in_([s.id for s in senders])  # type: ignore[attr-defined]
+            )
+        )
+        for sender_id, address in rows:
+            addresses.setdefault(sender_id, []).append(address)
+    return [(s, sorted(addresses.get(s.id or 0, []))) for s in senders]
+
+
+_SENDER = (
+    select(
+        Sender.id,
+        Sender.code,
+        Sender.name,
+        Sender.category,
+        Sender.organization_id,
+        Sender.suspended_until,
+        Organization.suspended_until,
+    )
+    .join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
+)
+_BY_CODE = _SENDER.where(Sender.code == bindparam("code"))
+_BY_ADDRESS = _SENDER.join(
+    SenderAddress, SenderAddress.sender_id == Sender.id  # type: ignore[arg-type]
+).where(SenderAddress.address == bindparam("address"))
+_DELEGATED = (
+    select(Delegation.scopes, Delegation.expires_at)
+    .join(DelegationSender, DelegationSender.delegation_id == Delegation.id)  # type: ignore[arg-type]
+    .where(
+        and_(
+            DelegationSender.agent_id == bindparam("agent"),
+            DelegationSender.sender_id == bindparam("sender"),
+            Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    )
+)
+
+
+def _suspended(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
+
+
+def _ref(row: tuple, now: datetime, agent_id: int | None = None) -> SenderRef:  # type: ignore[type-arg]
+    return SenderRef(
+        id=row[0],
+        code=row[1],
+        name=row[2],
+        category=row[3],
+        organization_id=row[4],
+        suspended=_suspended(row[5], now) or _suspended(row[6], now),
+        agent_id=agent_id,
+    )
+
+
+def resolve_sender(
+    session: Session, caller: Caller, code: str, scope: str, now: datetime
+) -> SenderRef:
+    """Return the sender ``code`` if the caller owns it or holds a live delegation for ``scope``.
+
+    The owner's call is one indexed query; a delegated call adds exactly one more.
+    """
+    row = session.execute(_BY_CODE, {"code": code}).first()
+    if row is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    if row[4] == caller.org_id:
+        return _ref(row, now)
+    for scopes, expires_at in session.execute(_DELEGATED, {"agent": caller.org_id, "sender": row[0]}):
+        if scope in scopes.split(",") and (expires_at is None or expires_at > now):
+            ref = _ref(row, now, agent_id=caller.org_id)
+            # A suspended agent can act for nobody.
+            return replace(ref, suspended=True) if caller.suspended(now) else ref
+    raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
+
+
+def sender_by_address(session: Session, address: str, now: datetime) -> SenderRef:
+    """Return the sender that contacts people from ``address``; raise UnknownAddress."""
+    cleaned = address.replace(" ", "").replace("-", "")
+    row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
+    if row is None:
+        raise UnknownAddress(f"no sender uses the address {address!r}", field="to")
+    return _ref(row, now)

@@ -1,0 +1,25 @@
+"""The SMS outbox: every message the registry sends, and whether it went."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from registry.timeutil import UTCDateTime, utcnow
+
+
+class SmsMessage(SQLModel, table=True):
+    """A text to a holder; the gateway backend delivers it and records the outcome."""
+
+    __tablename__ = "sms_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=16, index=True)
+    body: str = Field(max_length=1000)
+    kind: str = Field(max_length=32)  # login_code, consent_confirm, consent_otp, reply
+    status: str = Field(default="queued", max_length=8)  # queued, sent, failed
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

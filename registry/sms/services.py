@@ -1,0 +1,93 @@
+"""The SMS gateway: an outbox in the database and two real delivery backends.
+
+``send`` only writes the message to the outbox inside the caller's transaction,
+so a message exists exactly when the change that caused it was committed.
+``deliver`` hands queued messages to the configured backend: ``console``
+writes them to the log (and ``registry sms outbox`` lists them), ``http``
+POSTs JSON to the gateway; failures stay queued with their error and are
+retried by ``registry sms deliver`` / the worker, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.sms.models import SmsMessage
+from registry.timeutil import utcnow
+
+log = logging.getLogger("registry.sms")
+MAX_ATTEMPTS = 8
+
+
+def send(session: Session, phone: str, body: str, kind: str) -> SmsMessage:
+    """Queue a text to ``phone`` in the current transaction."""
+    message = SmsMessage(phone=phone, body=body[:1000], kind=kind)
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _post(settings: Settings, message: SmsMessage) -> None:
+    assert settings.sms_http_url is not None
+    payload = json.dumps(
+        {"id": message.id, "to": message.phone, "text": message.body, "kind": message.kind}
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    if settings.sms_http_token:
+        headers["Authorization"] = f"Bearer {settings.sms_http_token}"
+    req = urllib.request.Request(settings.sms_http_url, data=payload, headers=headers, method="POST")  # noqa: S310  (URL from the operator's settings)
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+        if resp.status >= 300:
+            raise urllib.error.HTTPError(settings.sms_http_url, resp.status, "gateway refused", resp.headers, None)
+
+
+def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int, int]:
+    """Deliver queued messages that are due; return (sent, failed). Commits each outcome."""
+    now = utcnow()
+    due = session.scalars(
+        select(SmsMessage)
+        .where(SmsMessage.status == "queued")
+        .where(or_(SmsMessage.sent_at.is_(None), SmsMessage.sent_at <= now))  # type: ignore[union-attr,operator]
+        .order_by(SmsMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+    ).all()
+    sent = failed = 0
+    for message in due:
+        message.attempts += 1
+        try:
+            if settings.sms_backend == "http":
+                _post(settings, message)
+            else:
+                log.info("SMS to %s: %s", message.phone, message.body)
+        except (OSError, urllib.error.URLError) as exc:
+            message.last_error = str(exc)[:500]
+            if message.attempts >= MAX_ATTEMPTS:
+                message.status = "failed"
+                log.error("SMS %s to %s failed for good: %s", message.id, message.phone, exc)
+            else:
+                # Backoff: the next try is due 2^attempts seconds later (sent_at holds it).
+                message.sent_at = utcnow() + timedelta(seconds=2**message.attempts)
+            failed += 1
+        else:
+            message.status = "sent"
+            message.sent_at = utcnow()
+            message.last_error = None
+            sent += 1
+        session.commit()
+    return sent, failed
+
+
+def outbox(session: Session, phone: str | None = None, limit: int = 50) -> list[SmsMessage]:
+    """Return the newest messages, optionally for one phone."""
+    query = select(SmsMessage).order_by(SmsMessage.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if phone is not None:
+        query = query.where(SmsMessage.phone == phone)
+    return list(session.scalars(query))

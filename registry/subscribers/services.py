@@ -1,0 +1,61 @@
+"""Subscribers' preferences: do-not-disturb, category blocks, quiet hours."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from sqlalchemy.orm import Session
+
+from registry.config import ConfigError, parse_window
+from registry.errors import ValidationFailed
+from registry.senders.models import CATEGORIES
+from registry.subscribers.models import Subscriber
+from registry.timeutil import utcnow
+
+
+def get_or_create(session: Session, phone: str) -> Subscriber:
+    """Return the holder's record, creating an empty one."""
+    sub = session.get(Subscriber, phone)
+    if sub is None:
+        sub = Subscriber(phone=phone)
+        session.add(sub)
+        session.flush()
+    return sub
+
+
+def parse_quiet_hours(text: str | None) -> tuple[time, time] | None:
+    """Validate ``HH:MM-HH:MM`` (may wrap midnight); empty means none."""
+    if not text:
+        return None
+    try:
+        return parse_window(text)
+    except ConfigError as exc:
+        raise ValidationFailed("quiet hours must look like 22:00-08:00", field="quiet_hours") from exc
+
+
+def set_preferences(
+    session: Session,
+    phone: str,
+    *,
+    dnd_voice: bool | None = None,
+    dnd_sms: bool | None = None,
+    blocked_categories: list[str] | None = None,
+    quiet_hours: str | None | bool = False,
+) -> Subscriber:
+    """Change the holder's preferences; effective for every check from the commit on."""
+    sub = get_or_create(session, phone)
+    if dnd_voice is not None:
+        sub.dnd_voice = dnd_voice
+    if dnd_sms is not None:
+        sub.dnd_sms = dnd_sms
+    if blocked_categories is not None:
+        unknown = set(blocked_categories) - set(CATEGORIES)
+        if unknown:
+            raise ValidationFailed(f"unknown categories: {', '.join(sorted(unknown))}", field="categories")
+        sub.blocked_categories = ",".join(c for c in CATEGORIES if c in blocked_categories)
+    if quiet_hours is not False:
+        window = parse_quiet_hours(quiet_hours or None)  # type: ignore[arg-type]
+        sub.quiet_hours = f"{window[0]:%H:%M}-{window[1]:%H:%M}" if window else None
+    sub.updated_at = utcnow()
+    session.flush()
+    return sub
