@@ -88,9 +88,7 @@ def _instance_secret(instance_path: Path) -> str:
     return key
 
 
-def load_settings(
-    instance_path: str | Path, environ: dict[str, str] | None = None
-) -> Settings:
+def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> Settings:
     """Read and check every REGISTRY_* variable; raise ConfigError naming the bad one."""
     env = dict(os.environ if environ is None else environ)
     instance = Path(instance_path)
@@ -110,7 +108,7 @@ def load_settings(
     if url is None:
         instance.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{instance / 'registry.sqlite3'}"
-    elif url.startswith("postgresql://") or url.startswith("postgres://"):
+    elif url.startswith(("postgresql://", "postgres://")):
         # psycopg 3 is the driver; accept the libpq-style URL everyone copies.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     kwargs["database_url"] = url

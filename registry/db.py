@@ -55,18 +55,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class Database:
-    """The app's engine and session factory, attached with ``init_app``."""
+    """The engine and session factory of each app, attached with ``init_app``.
 
-    def __init__(self) -> None:
-        self.engine: Engine | None = None
-        self.sessionmaker: sessionmaker[Session] = sessionmaker(expire_on_commit=False)
+    State lives in ``app.extensions``, not on this object, so that several apps
+    (tests, a CLI inside a server) never share an engine by accident.
+    """
 
     def init_app(self, app: Flask) -> None:
-        """Create the engine from the app's settings and close sessions at teardown."""
-        self.engine = make_engine(app.config["REGISTRY"].database_url)
-        self.sessionmaker.configure(bind=self.engine)
-        app.extensions["registry.db"] = self
+        """Create the app's engine from its settings and close sessions at teardown."""
+        engine = make_engine(app.config["REGISTRY"].database_url)
+        app.extensions["registry.db"] = _State(
+            engine, sessionmaker(bind=engine, expire_on_commit=False)
+        )
         app.teardown_appcontext(_close_session)
+
+    @property
+    def engine(self) -> Engine:
+        """Return the current app's engine."""
+        return _state().engine
+
+    @property
+    def sessionmaker(self) -> sessionmaker[Session]:
+        """Return the current app's session factory."""
+        return _state().sessionmaker
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -78,16 +89,21 @@ class Database:
             session.close()
 
 
-def database() -> Database:
-    """Return the current app's Database."""
-    db: Database = current_app.extensions["registry.db"]
-    return db
+class _State:
+    def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
+        self.engine = engine
+        self.sessionmaker = factory
+
+
+def _state() -> _State:
+    state: _State = current_app.extensions["registry.db"]
+    return state
 
 
 def get_session() -> Session:
     """Return this request's session, opening it on first use."""
     if "db_session" not in g:
-        g.db_session = database().sessionmaker()
+        g.db_session = _state().sessionmaker()
     session: Session = g.db_session
     return session
 

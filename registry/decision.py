@@ -136,10 +136,13 @@ def decide(
             if latest_at is None or when > latest_at:
                 latest_at, latest = when, c
     for o in facts.optouts:
-        if channel in o.channels and counts(o.received_at, o.recorded_at):
-            # On a tie the refusal wins: stopping contact is the safe error.
-            if latest_at is None or o.received_at >= latest_at:
-                latest_at, latest = o.received_at, o
+        # On a tie the refusal wins: stopping contact is the safe error.
+        if (
+            channel in o.channels
+            and counts(o.received_at, o.recorded_at)
+            and (latest_at is None or o.received_at >= latest_at)
+        ):
+            latest_at, latest = o.received_at, o
     if isinstance(latest, OptOutFact):
         return _deny("opted_out")
     if isinstance(latest, ConsentFact):
@@ -176,7 +179,9 @@ def _window(
     """Step 8: allow inside calling hours minus the holder's quiet hours, local time."""
     prefs = facts.preferences
     quiet = None
-    if prefs is not None and (facts.disconnected_at is None or prefs.set_at > facts.disconnected_at):
+    if prefs is not None and (
+        facts.disconnected_at is None or prefs.set_at > facts.disconnected_at
+    ):
         quiet = prefs.quiet_hours
     allowed = allowed_intervals(policy.calling_hours, quiet)
     local = at.astimezone(zone or policy.zone)
@@ -227,9 +232,7 @@ def next_opening(local: datetime, allowed: list[tuple[int, int]]) -> datetime | 
     for days in range(3):
         day = (local + timedelta(days=days)).date()
         for start, _end in allowed:
-            opening = datetime.combine(
-                day, time(start // 3600, (start % 3600) // 60), tzinfo=zone
-            )
+            opening = datetime.combine(day, time(start // 3600, (start % 3600) // 60), tzinfo=zone)
             # An opening at 00:00 that continues yesterday's interval is not an opening.
             if start == 0 and any(b == DAY for _a, b in allowed):
                 continue

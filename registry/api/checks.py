@@ -9,9 +9,18 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import bp, body, caller, settings
+from registry.api import body, bp, caller, settings
 from registry.api.openapi import route
-from registry.api.schemas import Category, Channel, ErrorItem, Phone, Purpose, Reason, SenderCode, Strict
+from registry.api.schemas import (
+    Category,
+    Channel,
+    ErrorItem,
+    Phone,
+    Purpose,
+    Reason,
+    SenderCode,
+    Strict,
+)
 from registry.checks import services
 from registry.db import get_session
 from registry.errors import InvalidPhoneError
@@ -103,7 +112,9 @@ def _check_limit() -> str:
     return settings().ratelimit_check
 
 
-def _request(sender_code: str, channel: str, purpose: str, category: str | None, at: datetime | None) -> services.CheckRequest:
+def _request(
+    sender_code: str, channel: str, purpose: str, category: str | None, at: datetime | None
+) -> services.CheckRequest:
     cfg = settings()
     now = utcnow()
     sender = resolve_sender(get_session(), caller(), sender_code, "check", now)
@@ -116,7 +127,15 @@ def _request(sender_code: str, channel: str, purpose: str, category: str | None,
     )
 
 
-@route(bp, "/check", "POST", summary="Check one number before contact", tag="checks", body=CheckIn, response=CheckOut)
+@route(
+    bp,
+    "/check",
+    "POST",
+    summary="Check one number before contact",
+    tag="checks",
+    body=CheckIn,
+    response=CheckOut,
+)
 @limiter.limit(_check_limit)
 def check() -> Any:
     """Answer allow or deny for one contact, log it, and return a signed receipt."""
@@ -149,7 +168,15 @@ def check() -> Any:
     return jsonify(out)
 
 
-@route(bp, "/check/batch", "POST", summary="Check up to 10,000 numbers", tag="checks", body=BatchIn, response=BatchOut)
+@route(
+    bp,
+    "/check/batch",
+    "POST",
+    summary="Check up to 10,000 numbers",
+    tag="checks",
+    body=BatchIn,
+    response=BatchOut,
+)
 @limiter.limit(_check_limit)
 def check_batch() -> Any:
     """Answer a batch in input order; an invalid number never fails the batch."""
@@ -162,11 +189,21 @@ def check_batch() -> Any:
     rows: list[dict[str, Any]] = []
     for item in result.items:
         if item.error is not None:
-            rows.append({"input": item.input, "error": {"code": item.error.code, "message": item.error.message}})
+            rows.append(
+                {
+                    "input": item.input,
+                    "error": {"code": item.error.code, "message": item.error.message},
+                }
+            )
             continue
         dec = item.decision
         assert dec is not None
-        row = {"input": item.input, "phone": item.phone, "decision": dec.decision, "reason": dec.reason}
+        row = {
+            "input": item.input,
+            "phone": item.phone,
+            "decision": dec.decision,
+            "reason": dec.reason,
+        }
         if dec.next_allowed_at is not None:
             row["next_allowed_at"] = iso(dec.next_allowed_at)
         rows.append(row)
@@ -179,7 +216,14 @@ def check_batch() -> Any:
     )
 
 
-@route(bp, "/receipts/<check_id>", "GET", summary="Verify a check receipt", tag="checks", response=Receipt)
+@route(
+    bp,
+    "/receipts/<check_id>",
+    "GET",
+    summary="Verify a check receipt",
+    tag="checks",
+    response=Receipt,
+)
 def receipt(check_id: str) -> Any:
     """Return what the registry answered, if the receipt id is genuine (else 422)."""
     return jsonify(services.read_receipt(get_session(), settings(), check_id))

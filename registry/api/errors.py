@@ -49,7 +49,9 @@ def from_validation(exc: ValidationError) -> tuple[Response, int]:
     errors = exc.errors(include_url=False, include_input=False)
     if any(e["type"] == "json_invalid" for e in errors):
         return envelope("bad_request", "the body is not valid JSON", 400)
-    if any(e["type"] == "json_type" or (e["type"] == "model_type" and not e["loc"]) for e in errors):
+    if any(
+        e["type"] == "json_type" or (e["type"] == "model_type" and not e["loc"]) for e in errors
+    ):
         return envelope("validation_error", "the body must be a JSON object", 422)
     return envelope("validation_error", "the request is not valid", 422, validation_details(exc))
 

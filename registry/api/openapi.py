@@ -95,7 +95,8 @@ def document(prefix: str) -> dict[str, Any]:
 
     def ref(model: type[BaseModel], mode: str) -> dict[str, str]:
         schema = model.model_json_schema(
-            ref_template="#/components/schemas/{model}", mode=mode  # type: ignore[arg-type]
+            ref_template="#/components/schemas/{model}",
+            mode=mode,  # type: ignore[arg-type]
         )
         for name, sub in schema.pop("$defs", {}).items():
             schemas.setdefault(name, sub)
@@ -115,9 +116,13 @@ def document(prefix: str) -> dict[str, Any]:
             if part.startswith("<"):
                 name = part[1:-1].split(":")[-1]
                 kind = "integer" if part.startswith("<int:") else "string"
-                params.append({"name": name, "in": "path", "required": True, "schema": {"type": kind}})
+                params.append(
+                    {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+                )
         for name, kind in op.query.items():
-            params.append({"name": name, "in": "query", "required": False, "schema": {"type": kind}})
+            params.append(
+                {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+            )
         if params:
             item["parameters"] = params
         if op.body is not None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import bp, body, caller
+from registry.api import body, bp, caller
 from registry.api.openapi import route
 from registry.api.schemas import Category, SenderCode, Strict
 from registry.db import get_session
@@ -58,7 +58,16 @@ def list_senders() -> Any:
     return jsonify({"senders": [_public(s, a) for s, a in rows]})
 
 
-@route(bp, "/senders", "POST", summary="Register a sender", tag="senders", body=SenderCreate, response=SenderPublic, status=201)
+@route(
+    bp,
+    "/senders",
+    "POST",
+    summary="Register a sender",
+    tag="senders",
+    body=SenderCreate,
+    response=SenderPublic,
+    status=201,
+)
 def create_sender() -> Any:
     """Register a sender for the caller's organization."""
     data = body(SenderCreate)

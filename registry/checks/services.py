@@ -242,7 +242,9 @@ class BatchResult:
     check_id: str
 
 
-def normalize_many(inputs: Iterable[Any], region: str) -> list[tuple[Any, str | None, InvalidPhoneError | None]]:
+def normalize_many(
+    inputs: Iterable[Any], region: str
+) -> list[tuple[Any, str | None, InvalidPhoneError | None]]:
     """Parse every input; an invalid one carries its error instead of failing the rest."""
     out: list[tuple[Any, str | None, InvalidPhoneError | None]] = []
     for raw in inputs:
@@ -306,13 +308,16 @@ def check_batch(
             "checked_at": now,
         },
     ).scalar_one()
-    rows = [
-        {**_log_row(req, p, dec, now), "batch_id": batch_id}
-        for p, dec in decisions.items()
-    ]
+    rows = [{**_log_row(req, p, dec, now), "batch_id": batch_id} for p, dec in decisions.items()]
     if rows:
         session.execute(_LOG, rows)
-    receipt = {"b": batch_id, "s": req.sender.code, "c": req.channel, "u": req.purpose, "t": iso(now)}
+    receipt = {
+        "b": batch_id,
+        "s": req.sender.code,
+        "c": req.channel,
+        "u": req.purpose,
+        "t": iso(now),
+    }
     return BatchResult(items, allowed, denied, invalid, receipt_signer(settings).dumps(receipt))
 
 
@@ -352,7 +357,9 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
     """Return who checked this number, newest first (for the holder)."""
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(
-        select(log.c.checked_at, log.c.channel, log.c.decision, log.c.reason, Sender.code, Sender.name)
+        select(
+            log.c.checked_at, log.c.channel, log.c.decision, log.c.reason, Sender.code, Sender.name
+        )
         .join(Sender, Sender.id == log.c.sender_id)  # type: ignore[arg-type]
         .where(log.c.phone == phone)
         .order_by(log.c.checked_at.desc())

@@ -48,7 +48,9 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
         try:
             # The operator runs the CLI with the owner's authority over the sender.
             owner = services.sender_owner(session, sender_code)
-            sender = resolve_sender(session, Caller(owner, "", "", "sender", None), sender_code, "check", now)
+            sender = resolve_sender(
+                session, Caller(owner, "", "", "sender", None), sender_code, "check", now
+            )
         except RegistryError as exc:
             raise click.ClickException(exc.message) from exc
         req = services.CheckRequest(sender, channel, purpose, sender.category, now)
@@ -62,7 +64,9 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
                         writer.writerow([item.input, "", "invalid", "invalid_phone"])
                         counts["invalid"] += 1
                     else:
-                        writer.writerow([item.input, item.phone, item.decision.decision, item.decision.reason])
+                        writer.writerow(
+                            [item.input, item.phone, item.decision.decision, item.decision.reason]
+                        )
                         counts[item.decision.decision] += 1
                 bar.update(len(chunk))
     click.echo(

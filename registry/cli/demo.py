@@ -66,7 +66,9 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         if i % 4 == 1:
             subscribers.set_preferences(session, phone, dnd_sms=True, dnd_voice=True)
         elif i % 4 == 2:
-            subscribers.set_preferences(session, phone, blocked_categories=["finance", "real_estate"])
+            subscribers.set_preferences(
+                session, phone, blocked_categories=["finance", "real_estate"]
+            )
         elif i % 4 == 3:
             subscribers.set_preferences(session, phone, quiet_hours="12:00-14:00")
         sender = refs["acme-cards" if i % 2 == 0 else "shopmall-deals"]
@@ -94,7 +96,9 @@ def demo() -> None:
     settings: Settings = current_app.config["REGISTRY"]
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Organization)):
-            raise click.ClickException("the database is not empty; demo data goes into an empty one")
+            raise click.ClickException(
+                "the database is not empty; demo data goes into an empty one"
+            )
         keys = fill(session, settings, current_app.instance_path)
         session.commit()
     for slug, key in keys.items():

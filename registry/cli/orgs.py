@@ -81,12 +81,16 @@ def sender_group() -> None:
 @click.option("--name", required=True)
 @click.option("--category", type=click.Choice(CATEGORIES), required=True)
 @click.option("--address", "addresses", multiple=True, help="Caller number or SMS port; repeat.")
-def sender_create(slug: str, code: str, name: str, category: str, addresses: tuple[str, ...]) -> None:
+def sender_create(
+    slug: str, code: str, name: str, category: str, addresses: tuple[str, ...]
+) -> None:
     """Register a sender for an organization."""
     with db.session() as session:
         try:
             org = orgs.get_org(session, slug)
-            sender, _ = senders.create_sender(session, org.id or 0, code, name, category, list(addresses))
+            sender, _ = senders.create_sender(
+                session, org.id or 0, code, name, category, list(addresses)
+            )
         except RegistryError as exc:
             raise _fail(exc) from exc
         session.commit()

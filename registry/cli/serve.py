@@ -32,7 +32,9 @@ def _gunicorn(app: Flask, options: dict[str, Any]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="Default: two per core.")
-@click.option("--demo", is_flag=True, help="Migrate and fill an empty database with demo data first.")
+@click.option(
+    "--demo", is_flag=True, help="Migrate and fill an empty database with demo data first."
+)
 @click.option("--access-log/--no-access-log", default=True)
 def serve(host: str, port: int, workers: int | None, demo: bool, access_log: bool) -> None:
     """Serve the registry with gunicorn."""
@@ -55,11 +57,10 @@ def serve(host: str, port: int, workers: int | None, demo: bool, access_log: boo
             f"try a check:\n"
             f"  curl -s -X POST {url}/api/v1/check -H 'Authorization: Bearer {key}' "
             f"-H 'Content-Type: application/json' "
-            f"-d '{{\"phone\": \"+86 131 0000 0001\", \"sender\": \"acme-cards\", \"channel\": \"sms\"}}'\n"
+            f'-d \'{{"phone": "+86 131 0000 0001", "sender": "acme-cards", "channel": "sms"}}\'\n'
             f"demo login number for the site: +8613100000001 (codes: `.venv/bin/registry sms outbox`)\n"
         )
-    if db.engine is not None:
-        db.engine.dispose()  # workers open their own connections after the fork
+    db.engine.dispose()  # workers open their own connections after the fork
     _gunicorn(
         app,
         {

@@ -54,7 +54,14 @@ def channels_text(channels: list[str] | tuple[str, ...] | set[str]) -> str:
     return ",".join(chosen)
 
 
-def _event(session: Session, consent: Consent, type_: str, actor: Actor, note: str | None = None, at: datetime | None = None) -> None:
+def _event(
+    session: Session,
+    consent: Consent,
+    type_: str,
+    actor: Actor,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> None:
     session.add(
         ConsentEvent(
             consent_id=consent.id,  # type: ignore[arg-type]
@@ -105,9 +112,13 @@ def create_consent(
     chans = channels_text(channels)
     now = utcnow()
     if evidence.captured_at > now + CLOCK_SKEW:
-        raise ValidationFailed("evidence.captured_at is in the future", field="evidence.captured_at")
+        raise ValidationFailed(
+            "evidence.captured_at is in the future", field="evidence.captured_at"
+        )
     if expires_at is not None and expires_at <= evidence.captured_at:
-        raise ValidationFailed("expires_at must be after the evidence was captured", field="expires_at")
+        raise ValidationFailed(
+            "expires_at must be after the evidence was captured", field="expires_at"
+        )
     active = confirmed or not settings.require_confirmation
     consent = Consent(
         phone=phone,
@@ -156,13 +167,20 @@ def _by_external(session: Session, org_id: int, external_id: str) -> Consent | N
     )
 
 
-def get_consent(session: Session, consent_id: int, org_id: int | None = None, allowed_senders: set[int] | None = None) -> Consent:
+def get_consent(
+    session: Session,
+    consent_id: int,
+    org_id: int | None = None,
+    allowed_senders: set[int] | None = None,
+) -> Consent:
     """Return a consent; an organization may read only its own senders' consents."""
     consent = session.get(Consent, consent_id)
     if consent is None:
         raise NotFound(f"no consent {consent_id}")
-    if org_id is not None and consent.organization_id != org_id and (
-        allowed_senders is None or consent.sender_id not in allowed_senders
+    if (
+        org_id is not None
+        and consent.organization_id != org_id
+        and (allowed_senders is None or consent.sender_id not in allowed_senders)
     ):
         raise Forbidden("that consent belongs to another organization")
     return consent
@@ -172,7 +190,9 @@ def history(session: Session, consent_id: int) -> list[ConsentEvent]:
     """Return a consent's events, oldest first."""
     return list(
         session.scalars(
-            select(ConsentEvent).where(ConsentEvent.consent_id == consent_id).order_by(ConsentEvent.id)  # type: ignore[arg-type]
+            select(ConsentEvent)
+            .where(ConsentEvent.consent_id == consent_id)
+            .order_by(ConsentEvent.id)  # type: ignore[arg-type]
         )
     )
 
@@ -191,7 +211,9 @@ def confirm(session: Session, consent: Consent, actor: Actor) -> Consent:
     return consent
 
 
-def confirm_pending_for(session: Session, phone: str, sender_id: int, actor: Actor) -> list[Consent]:
+def confirm_pending_for(
+    session: Session, phone: str, sender_id: int, actor: Actor
+) -> list[Consent]:
     """Confirm every pending consent of this number for this sender (a Y reply)."""
     pending = session.scalars(
         select(Consent).where(
@@ -207,7 +229,14 @@ def confirm_pending_for(session: Session, phone: str, sender_id: int, actor: Act
     return done
 
 
-def _end(session: Session, consent: Consent, status: str, actor: Actor, at: datetime, note: str | None = None) -> None:
+def _end(
+    session: Session,
+    consent: Consent,
+    status: str,
+    actor: Actor,
+    at: datetime,
+    note: str | None = None,
+) -> None:
     consent.status = status
     consent.ended_at = at
     _event(session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at)
@@ -280,4 +309,3 @@ def record_optout(
     session.add(optout)
     session.flush()
     return optout
-

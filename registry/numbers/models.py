@@ -13,9 +13,7 @@ from registry.timeutil import UTCDateTime, utcnow
 class Disconnection(SQLModel, table=True):
     """A number was permanently disconnected at a time; its next holder inherits nothing."""
 
-    __table_args__ = (
-        Index("ix_disconnection_phone_at", "phone", "disconnected_at", unique=True),
-    )
+    __table_args__ = (Index("ix_disconnection_phone_at", "phone", "disconnected_at", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=16)

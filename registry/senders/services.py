@@ -51,7 +51,9 @@ def create_sender(
     for i, raw in enumerate(addresses):
         address = raw.replace(" ", "").replace("-", "")
         if not ADDRESS.fullmatch(address):
-            raise ValidationFailed(f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}")
+            raise ValidationFailed(
+                f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}"
+            )
         cleaned.append(address)
     if session.scalar(select(Sender.id).where(Sender.code == code)) is not None:
         raise Conflict(f"sender code {code!r} is taken", field="code")
@@ -96,12 +98,12 @@ _SENDER = (
         Sender.organization_id,
         Sender.suspended_until,
         Organization.suspended_until,
-    )
-    .join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
+    ).join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
 )
 _BY_CODE = _SENDER.where(Sender.code == bindparam("code"))
 _BY_ADDRESS = _SENDER.join(
-    SenderAddress, SenderAddress.sender_id == Sender.id  # type: ignore[arg-type]
+    SenderAddress,
+    SenderAddress.sender_id == Sender.id,  # type: ignore[arg-type]
 ).where(SenderAddress.address == bindparam("address"))
 _DELEGATED = (
     select(Delegation.scopes, Delegation.expires_at)
@@ -144,7 +146,9 @@ def resolve_sender(
         raise UnknownSender(f"no sender with code {code!r}", field="sender")
     if row[4] == caller.org_id:
         return _ref(row, now)
-    for scopes, expires_at in session.execute(_DELEGATED, {"agent": caller.org_id, "sender": row[0]}):
+    for scopes, expires_at in session.execute(
+        _DELEGATED, {"agent": caller.org_id, "sender": row[0]}
+    ):
         if scope in scopes.split(",") and (expires_at is None or expires_at > now):
             ref = _ref(row, now, agent_id=caller.org_id)
             # A suspended agent can act for nobody.

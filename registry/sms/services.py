@@ -43,10 +43,14 @@ def _post(settings: Settings, message: SmsMessage) -> None:
     headers = {"Content-Type": "application/json"}
     if settings.sms_http_token:
         headers["Authorization"] = f"Bearer {settings.sms_http_token}"
-    req = urllib.request.Request(settings.sms_http_url, data=payload, headers=headers, method="POST")  # noqa: S310  (URL from the operator's settings)
+    req = urllib.request.Request(  # noqa: S310  (the operator's configured gateway URL)
+        settings.sms_http_url, data=payload, headers=headers, method="POST"
+    )
     with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
         if resp.status >= 300:
-            raise urllib.error.HTTPError(settings.sms_http_url, resp.status, "gateway refused", resp.headers, None)
+            raise urllib.error.HTTPError(
+                settings.sms_http_url, resp.status, "gateway refused", resp.headers, None
+            )
 
 
 def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int, int]:

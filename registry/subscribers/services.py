@@ -30,7 +30,9 @@ def parse_quiet_hours(text: str | None) -> tuple[time, time] | None:
     try:
         return parse_window(text)
     except ConfigError as exc:
-        raise ValidationFailed("quiet hours must look like 22:00-08:00", field="quiet_hours") from exc
+        raise ValidationFailed(
+            "quiet hours must look like 22:00-08:00", field="quiet_hours"
+        ) from exc
 
 
 def set_preferences(
@@ -40,7 +42,7 @@ def set_preferences(
     dnd_voice: bool | None = None,
     dnd_sms: bool | None = None,
     blocked_categories: list[str] | None = None,
-    quiet_hours: str | None | bool = False,
+    quiet_hours: str | bool | None = False,
 ) -> Subscriber:
     """Change the holder's preferences; effective for every check from the commit on."""
     sub = get_or_create(session, phone)
@@ -51,7 +53,9 @@ def set_preferences(
     if blocked_categories is not None:
         unknown = set(blocked_categories) - set(CATEGORIES)
         if unknown:
-            raise ValidationFailed(f"unknown categories: {', '.join(sorted(unknown))}", field="categories")
+            raise ValidationFailed(
+                f"unknown categories: {', '.join(sorted(unknown))}", field="categories"
+            )
         sub.blocked_categories = ",".join(c for c in CATEGORIES if c in blocked_categories)
     if quiet_hours is not False:
         window = parse_quiet_hours(quiet_hours or None)  # type: ignore[arg-type]

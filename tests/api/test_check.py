@@ -1,0 +1,306 @@
+"""POST /check, /check/batch and /receipts through the whole app."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.checks.models import CheckLog
+from registry.consent import services as consents
+from registry.numbers.models import Disconnection
+from registry.orgs.services import Caller
+from registry.senders.services import resolve_sender
+from registry.subscribers import services as subscribers
+from registry.timeutil import utcnow
+from tests.conftest import NOON, Api
+from tests.factories import HOLDER, HOLDER2, World, ago
+
+
+def give_consent(
+    session: Session,
+    world: World,
+    phone: str = HOLDER,
+    *,
+    code: str = "acme-cards",
+    channels: tuple[str, ...] = ("sms", "voice"),
+    confirmed: bool = True,
+    **kw,
+):  # type: ignore[no-untyped-def]
+    """Record a consent through the service, as the sender's organization."""
+    slug = "acme" if code == "acme-cards" else "shop"
+    org_id = world.org_ids[slug]
+    sender = resolve_sender(
+        session, Caller(org_id, slug, slug, "sender", None), code, "consent", utcnow()
+    )
+    evidence = consents.Evidence("web_form", kw.pop("captured_at", ago(days=1)), "I agree", "ref-1")
+    consent, _ = consents.create_consent(
+        session,
+        _settings(),
+        consents.Actor(f"org:{slug}", "api", org_id),
+        sender,
+        phone,
+        list(channels),
+        evidence,
+        confirmed=confirmed,
+        **kw,
+    )
+    session.commit()
+    return consent
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from flask import current_app
+
+    return current_app.config["REGISTRY"]
+
+
+def test_no_record_is_no_consent(acme: Api) -> None:
+    answer = acme.check("138 0013 8000")
+    assert answer["decision"] == "deny"
+    assert answer["reason"] == "no_consent"
+    assert answer["phone"] == HOLDER
+    assert answer["category"] == "finance"
+
+
+def test_consent_allows_and_names_it(acme: Api, session: Session, world: World) -> None:
+    consent = give_consent(session, world)
+    answer = acme.check(HOLDER)
+    assert (answer["decision"], answer["reason"], answer["consent_id"]) == (
+        "allow",
+        "consent",
+        consent.id,
+    )
+
+
+def test_service_purpose_is_never_blocked_by_preferences(acme: Api, session: Session) -> None:
+    subscribers.set_preferences(session, HOLDER, dnd_sms=True, blocked_categories=["finance"])
+    session.commit()
+    answer = acme.check(HOLDER, purpose="service")
+    assert (answer["decision"], answer["reason"]) == ("allow", "not_marketing")
+
+
+def test_dnd_and_category_block(acme: Api, session: Session) -> None:
+    subscribers.set_preferences(session, HOLDER, dnd_sms=True)
+    subscribers.set_preferences(session, HOLDER2, blocked_categories=["finance"])
+    session.commit()
+    assert acme.check(HOLDER)["reason"] == "dnd"
+    assert acme.check(HOLDER, channel="voice")["reason"] == "no_consent"
+    assert acme.check(HOLDER2)["reason"] == "category_blocked"
+    assert acme.check(HOLDER2, category="retail")["reason"] == "no_consent"
+
+
+def test_consent_beats_dnd_but_later_optout_beats_consent(
+    acme: Api, session: Session, world: World
+) -> None:
+    subscribers.set_preferences(session, HOLDER, dnd_sms=True)
+    give_consent(session, world)
+    assert acme.check(HOLDER)["reason"] == "consent"
+    sender = resolve_sender(
+        session,
+        Caller(world.org_ids["acme"], "acme", "", "sender", None),
+        "acme-cards",
+        "optout",
+        utcnow(),
+    )
+    consents.record_optout(
+        session,
+        consents.Actor("org:acme", "api", world.org_ids["acme"]),
+        sender,
+        HOLDER,
+        ["sms"],
+        "call",
+    )
+    session.commit()
+    assert acme.check(HOLDER)["reason"] == "opted_out"
+    assert acme.check(HOLDER, channel="voice")["reason"] == "consent"
+
+
+def test_pending_consent(acme: Api, session: Session, world: World) -> None:
+    give_consent(session, world, confirmed=False)
+    assert acme.check(HOLDER, at=utcnow().isoformat())["reason"] == "consent_pending"
+    # Unconfirmed for longer than the pending period, it no longer holds anything up.
+    assert acme.check(HOLDER, at=NOON)["reason"] == "no_consent"
+
+
+def test_disconnection_makes_old_consent_reassigned(
+    acme: Api, session: Session, world: World
+) -> None:
+    give_consent(session, world, captured_at=ago(days=10))
+    session.add(Disconnection(phone=HOLDER, disconnected_at=ago(days=2)))
+    session.commit()
+    assert acme.check(HOLDER, at=utcnow().isoformat())["reason"] in ("reassigned", "quiet_hours")
+    assert acme.check(HOLDER)["reason"] == "reassigned"
+
+
+def test_quiet_hours_gives_next_allowed_at(acme: Api, session: Session, world: World) -> None:
+    give_consent(session, world)
+    answer = acme.check(HOLDER, at="2030-01-15T22:30:00+08:00")
+    assert (answer["decision"], answer["reason"]) == ("deny", "quiet_hours")
+    assert answer["next_allowed_at"] == "2030-01-16T00:00:00Z"  # 08:00 in Shanghai
+    subscribers.set_preferences(session, HOLDER, quiet_hours="12:00-14:00")
+    session.commit()
+    answer = acme.check(HOLDER, at="2030-01-15T12:30:00+08:00")
+    assert answer["reason"] == "quiet_hours"
+    assert answer["next_allowed_at"] == "2030-01-15T06:00:00Z"
+
+
+def test_suspended_sender(acme: Api, session: Session, world: World) -> None:
+    from registry.senders.models import Sender
+
+    sender = session.get(Sender, world.sender_ids["acme-cards"])
+    assert sender is not None
+    sender.suspended_until = utcnow() + timedelta(days=3)
+    session.commit()
+    assert acme.check(HOLDER, purpose="service")["reason"] == "sender_suspended"
+
+
+def test_opt_out_policy_allows_unregistered(
+    app, acme: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(app.config, "REGISTRY", replace(app.config["REGISTRY"], policy="opt-out"))
+    answer = acme.check(HOLDER)
+    assert (answer["decision"], answer["reason"]) == ("allow", "not_registered")
+    assert acme.check(HOLDER, at="2030-01-15T23:00:00+08:00")["reason"] == "quiet_hours"
+
+
+def test_every_check_is_logged(acme: Api, session: Session) -> None:
+    acme.check(HOLDER)
+    acme.check(HOLDER2, channel="voice")
+    assert session.scalar(select(func.count()).select_from(CheckLog)) == 2
+
+
+def test_receipt_round_trip_and_forgery(acme: Api) -> None:
+    answer = acme.check(HOLDER)
+    receipt = acme.get(f"/receipts/{answer['check_id']}")
+    assert receipt.status_code == 200
+    body = receipt.get_json()
+    assert (body["phone"], body["decision"], body["reason"]) == (HOLDER, "deny", "no_consent")
+    forged = answer["check_id"].replace("no_consent", "consent")
+    tampered = answer["check_id"][:-3] + (
+        "AAA" if not answer["check_id"].endswith("AAA") else "BBB"
+    )
+    for bad in (forged + "x", tampered, "garbage"):
+        resp = acme.get(f"/receipts/{bad}")
+        assert resp.status_code == 422
+        assert resp.get_json()["error"]["code"] == "validation_error"
+
+
+def test_batch_keeps_input_order_and_survives_invalid_numbers(
+    acme: Api, session: Session, world: World
+) -> None:
+    give_consent(session, world, HOLDER2)
+    resp = acme.post(
+        "/check/batch",
+        {
+            "sender": "acme-cards",
+            "channel": "sms",
+            "at": NOON,
+            "phones": [HOLDER, "not a number", "139-0013-9000", 42],
+        },
+    )
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert [r["input"] for r in body["results"]] == [HOLDER, "not a number", "139-0013-9000", 42]
+    assert body["results"][0]["reason"] == "no_consent"
+    assert body["results"][1]["error"]["code"] == "invalid_phone"
+    assert body["results"][2]["decision"] == "allow"
+    assert body["summary"] == {"allow": 1, "deny": 1, "invalid": 2}
+    receipt = acme.get(f"/receipts/{body['check_id']}").get_json()
+    assert {r["phone"] for r in receipt["results"]} == {HOLDER, HOLDER2}
+
+
+def test_batch_of_10001_is_too_large(acme: Api) -> None:
+    phones = [f"+86138{i:08d}" for i in range(10_001)]
+    resp = acme.post("/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": phones})
+    assert resp.status_code == 413
+    assert resp.get_json()["error"]["code"] == "too_large"
+
+
+def test_batch_of_10000_answers(acme: Api) -> None:
+    phones = [f"+86138{i:08d}" for i in range(10_000)]
+    resp = acme.post("/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": phones})
+    assert resp.status_code == 200
+    assert resp.get_json()["summary"]["deny"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ('{"phone": "+8613800138000", "sender": "acme-cards"', 400, "bad_request"),
+        ("[1, 2]", 422, "validation_error"),
+        ('"text"', 422, "validation_error"),
+        ("", 400, "bad_request"),
+        (
+            '{"phone": 13800138000, "sender": "acme-cards", "channel": "sms"}',
+            422,
+            "validation_error",
+        ),
+        (
+            '{"phone": "+8613800138000", "sender": "acme-cards", "channel": "fax"}',
+            422,
+            "validation_error",
+        ),
+        (
+            '{"phone": "+8613800138000", "sender": "acme-cards", "channel": "sms", "x": 1}',
+            422,
+            "validation_error",
+        ),
+        ('{"phone": "12345", "sender": "acme-cards", "channel": "sms"}', 422, "invalid_phone"),
+        (
+            '{"phone": "+8613800138000", "sender": "nobody", "channel": "sms"}',
+            422,
+            "unknown_sender",
+        ),
+        ('{"phone": "+8613800138000", "sender": "shop-deals", "channel": "sms"}', 403, "forbidden"),
+        (
+            '{"phone": "+8613800138000", "sender": "acme-cards", "channel": "sms", "at": "yesterday"}',
+            422,
+            "validation_error",
+        ),
+        ('{"phone": "\\u0000", "sender": "acme-cards", "channel": "sms"}', 422, "invalid_phone"),
+    ],
+)
+def test_bad_input_gets_the_envelope(acme: Api, payload: str, status: int, code: str) -> None:
+    resp = acme.client.post(
+        "/api/v1/check",
+        data=payload,
+        headers={**acme.headers(), "Content-Type": "application/json"},
+    )
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.get_json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer ann_zzzzzzzz_wrong", "Basic abc"])
+def test_missing_or_bad_key(client, world: World, header: str | None) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": header} if header else {}
+    resp = client.post(
+        "/api/v1/check",
+        json={"phone": HOLDER, "sender": "acme-cards", "channel": "sms"},
+        headers=headers,
+    )
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_unknown_route_and_method_use_envelope(acme: Api) -> None:
+    assert acme.get("/nothing").get_json()["error"]["code"] == "not_found"
+    resp = acme.get("/check")
+    assert resp.status_code == 405
+    assert resp.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_openapi_document_and_docs_page(client) -> None:  # type: ignore[no-untyped-def]
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    check = doc["paths"]["/api/v1/check"]["post"]
+    schema = doc["components"]["schemas"]["CheckIn"]
+    assert check["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("CheckIn")
+    assert set(schema["required"]) == {"phone", "sender", "channel"}
+    assert schema["additionalProperties"] is False
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert b"/api/v1/check/batch" in page.data

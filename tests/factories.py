@@ -1,0 +1,48 @@
+"""Factories: organizations, keys, senders, consents, made through the real services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from registry.orgs import services as orgs
+from registry.senders import services as senders
+from registry.timeutil import utcnow
+
+HOLDER = "+8613800138000"
+HOLDER2 = "+8613900139000"
+
+
+@dataclass
+class World:
+    """What most tests start from."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+    org_ids: dict[str, int] = field(default_factory=dict)
+    sender_ids: dict[str, int] = field(default_factory=dict)
+
+
+def world(session: Session) -> World:
+    """Create Acme (acme-cards, finance), ShopMall (shop-deals, retail) and a carrier."""
+    w = World()
+    for slug, role in (("acme", "sender"), ("shop", "platform"), ("carrier", "carrier")):
+        org = orgs.create_org(session, slug, slug.title(), role)
+        w.org_ids[slug] = org.id or 0
+        _, w.keys[slug] = orgs.create_key(session, org)
+    for slug, code, category, address in (
+        ("acme", "acme-cards", "finance", "10690001"),
+        ("shop", "shop-deals", "retail", "10690002"),
+    ):
+        sender, _ = senders.create_sender(
+            session, w.org_ids[slug], code, code.title(), category, [address]
+        )
+        w.sender_ids[code] = sender.id or 0
+    session.commit()
+    return w
+
+
+def ago(**kw: float) -> datetime:
+    """Return a time in the past."""
+    return utcnow() - timedelta(**kw)
