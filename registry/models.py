@@ -1,7 +1,8 @@
 """Import every table model so that the metadata (and Alembic) sees them all."""
 
 from registry.checks.models import CheckBatch, CheckLog
-from registry.consent.models import Consent, ConsentEvent, ConsentRequest, OptOut
+from registry.consent.models import Consent, ConsentRequest, OptOut
+from registry.events.models import Event
 from registry.numbers.models import Disconnection
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
 from registry.senders.models import Sender, SenderAddress
@@ -9,7 +10,19 @@ from registry.sms.models import SmsMessage
 from registry.subscribers.models import Subscriber
 
 __all__ = [
-    "ApiKey", "CheckBatch", "CheckLog", "Consent", "ConsentEvent", "ConsentRequest",
-    "Delegation", "DelegationSender", "Disconnection", "OptOut", "Organization",
-    "Sender", "SenderAddress", "SmsMessage", "Subscriber",
+    "ApiKey",
+    "CheckBatch",
+    "CheckLog",
+    "Consent",
+    "ConsentRequest",
+    "Delegation",
+    "DelegationSender",
+    "Disconnection",
+    "Event",
+    "OptOut",
+    "Organization",
+    "Sender",
+    "SenderAddress",
+    "SmsMessage",
+    "Subscriber",
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 01:25:31.022921
+Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
@@ -180,6 +180,31 @@ def upgrade() -> None:
     with op.batch_alter_table('delegation_sender', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delegation_sender_agent_id'), ['agent_id'], unique=False)
 
+    op.create_table('event',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('at', registry.timeutil.UTCDateTime(), nullable=False),
+    sa.Column('sender_id', sa.Integer(), nullable=True),
+    sa.Column('consent_id', sa.Integer(), nullable=True),
+    sa.Column('organization_id', sa.Integer(), nullable=True),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('via', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('channels', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('data', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.create_index('ix_event_consent_id', ['consent_id'], unique=False)
+        batch_op.create_index('ix_event_phone_id', ['phone', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_event_sender_id'), ['sender_id'], unique=False)
+
     op.create_table('opt_out',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -237,21 +262,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_check_log_phone_checked_at', ['phone', 'checked_at'], unique=False)
         batch_op.create_index('ix_check_log_sender_checked_at', ['sender_id', 'checked_at'], unique=False)
 
-    op.create_table('consent_event',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('consent_id', sa.Integer(), nullable=False),
-    sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('via', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.ForeignKeyConstraint(['consent_id'], ['consent.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('consent_event', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_consent_event_consent_id'), ['consent_id'], unique=False)
-
     op.create_table('consent_request',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -284,10 +294,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_consent_request_phone'))
 
     op.drop_table('consent_request')
-    with op.batch_alter_table('consent_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_consent_event_consent_id'))
-
-    op.drop_table('consent_event')
     with op.batch_alter_table('check_log', schema=None) as batch_op:
         batch_op.drop_index('ix_check_log_sender_checked_at')
         batch_op.drop_index('ix_check_log_phone_checked_at')
@@ -303,6 +309,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_opt_out_phone_sender')
 
     op.drop_table('opt_out')
+    with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_sender_id'))
+        batch_op.drop_index('ix_event_phone_id')
+        batch_op.drop_index('ix_event_consent_id')
+
+    op.drop_table('event')
     with op.batch_alter_table('delegation_sender', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delegation_sender_agent_id'))
 

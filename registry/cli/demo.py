@@ -71,7 +71,8 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             )
         elif i % 4 == 3:
             subscribers.set_preferences(session, phone, quiet_hours="12:00-14:00")
-        sender = refs["acme-cards" if i % 2 == 0 else "shopmall-deals"]
+        slug, code = ("acme-bank", "acme-cards") if i % 2 == 0 else ("shopmall", "shopmall-deals")
+        sender = refs[code]
         owner = sender.organization_id
         evidence = consents.Evidence(
             method="web_form",

@@ -16,8 +16,8 @@ STATUSES = ("pending", "active", "revoked", "expired", "void")
 class Consent(SQLModel, table=True):
     """A holder's permission for one sender on some channels, with its evidence.
 
-    The row is the current state; ``ConsentEvent`` rows are the history it is
-    derived from (``ConsentService.rederive`` rebuilds it).
+    The row is the current state; its ``Event`` rows (``consent.*``) are the
+    history it is derived from.
     """
 
     __table_args__ = (
@@ -45,21 +45,6 @@ class Consent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class ConsentEvent(SQLModel, table=True):
-    """One immutable step in a consent's life: created, confirmed, revoked, expired, voided."""
-
-    __tablename__ = "consent_event"
-
-    id: int | None = Field(default=None, primary_key=True)
-    consent_id: int = Field(foreign_key="consent.id", index=True)
-    phone: str = Field(max_length=16)
-    type: str = Field(max_length=16)
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    actor: str = Field(max_length=100)  # "org:<slug>", "subscriber", "carrier:<slug>", "system"
-    via: str = Field(max_length=16)  # api, site, sms, otp, cli, system
-    note: str | None = Field(default=None, max_length=500)
 
 
 class OptOut(SQLModel, table=True):

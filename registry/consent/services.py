@@ -14,8 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.config import Settings
-from registry.consent.models import CHANNELS, Consent, ConsentEvent, OptOut
+from registry.consent.models import CHANNELS, Consent, OptOut
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from registry.events import services as events
+from registry.events.models import Event
+from registry.events.services import SYSTEM, Actor
 from registry.senders.services import SenderRef
 from registry.sms import services as sms
 from registry.timeutil import utcnow
@@ -36,16 +39,6 @@ class Evidence:
     ip: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who makes a change: an organization (maybe an agent for it), the holder, or the system."""
-
-    label: str  # "org:<slug>", "subscriber", "system", "carrier:<slug>"
-    via: str  # api, site, sms, otp, cli, system
-    org_id: int | None = None
-    agent_id: int | None = None
-
-
 def channels_text(channels: list[str] | tuple[str, ...] | set[str]) -> str:
     """Return channels as the sorted, comma-separated form the tables keep."""
     chosen = sorted(set(channels))
@@ -62,16 +55,31 @@ def _event(
     note: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    session.add(
-        ConsentEvent(
-            consent_id=consent.id,  # type: ignore[arg-type]
-            phone=consent.phone,
-            type=type_,
-            at=at or utcnow(),
-            actor=actor.label,
-            via=actor.via,
-            note=note,
+    data: dict[str, object] = {"note": note} if note else {}
+    if type_ == "created":
+        data.update(
+            method=consent.evidence_method,
+            captured_at=consent.evidence_captured_at,
+            wording=consent.evidence_wording,
+            reference=consent.evidence_reference,
+            sha256=consent.evidence_sha256,
+            ip=consent.evidence_ip,
+            expires_at=consent.expires_at,
+            external_id=consent.external_id,
         )
+    events.record(
+        session,
+        actor,
+        consent.phone,
+        f"consent.{type_}",
+        sender_id=consent.sender_id,
+        organization_id=consent.organization_id,
+        consent_id=consent.id,
+        channels=consent.channels,
+        category=consent.category,
+        state=consent.status,
+        data=data,
+        at=at,
     )
 
 
@@ -186,15 +194,9 @@ def get_consent(
     return consent
 
 
-def history(session: Session, consent_id: int) -> list[ConsentEvent]:
+def history(session: Session, consent_id: int) -> list[Event]:
     """Return a consent's events, oldest first."""
-    return list(
-        session.scalars(
-            select(ConsentEvent)
-            .where(ConsentEvent.consent_id == consent_id)
-            .order_by(ConsentEvent.id)  # type: ignore[arg-type]
-        )
-    )
+    return events.for_consent(session, consent_id)
 
 
 def confirm(session: Session, consent: Consent, actor: Actor) -> Consent:
@@ -203,7 +205,7 @@ def confirm(session: Session, consent: Consent, actor: Actor) -> Consent:
         raise Conflict(f"the consent is {consent.status}, not pending")
     now = utcnow()
     if consent.pending_until is not None and consent.pending_until <= now:
-        _end(session, consent, "expired", Actor("system", "system"), now)
+        _end(session, consent, "expired", SYSTEM, now)
         raise Conflict("the consent expired before it was confirmed")
     consent.status = "active"
     consent.activated_at = now
@@ -260,7 +262,7 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
         )
     ).all()
     for consent in due:
-        _end(session, consent, "expired", Actor("system", "system"), now)
+        _end(session, consent, "expired", SYSTEM, now)
     return len(due)
 
 
@@ -308,4 +310,16 @@ def record_optout(
     )
     session.add(optout)
     session.flush()
+    events.record(
+        session,
+        actor,
+        phone,
+        "optout.recorded",
+        sender_id=sender.id,
+        organization_id=sender.organization_id,
+        channels=optout.channels,
+        state="opted_out",
+        data={"source": source, "received_at": received, "text": text},
+        at=now,
+    )
     return optout

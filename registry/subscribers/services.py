@@ -8,9 +8,13 @@ from sqlalchemy.orm import Session
 
 from registry.config import ConfigError, parse_window
 from registry.errors import ValidationFailed
+from registry.events import services as events
+from registry.events.services import Actor
 from registry.senders.models import CATEGORIES
 from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
+
+SUBSCRIBER = Actor("subscriber", "site")
 
 
 def get_or_create(session: Session, phone: str) -> Subscriber:
@@ -38,6 +42,7 @@ def parse_quiet_hours(text: str | None) -> tuple[time, time] | None:
 def set_preferences(
     session: Session,
     phone: str,
+    actor: Actor = SUBSCRIBER,
     *,
     dnd_voice: bool | None = None,
     dnd_sms: bool | None = None,
@@ -62,4 +67,23 @@ def set_preferences(
         sub.quiet_hours = f"{window[0]:%H:%M}-{window[1]:%H:%M}" if window else None
     sub.updated_at = utcnow()
     session.flush()
+    events.record(
+        session,
+        actor,
+        phone,
+        "preferences.changed",
+        state="set",
+        data=preferences_of(sub),
+        at=sub.updated_at,
+    )
     return sub
+
+
+def preferences_of(sub: Subscriber) -> dict[str, object]:
+    """Return the holder's preferences as plain data."""
+    return {
+        "dnd_voice": sub.dnd_voice,
+        "dnd_sms": sub.dnd_sms,
+        "blocked_categories": [c for c in sub.blocked_categories.split(",") if c],
+        "quiet_hours": sub.quiet_hours,
+    }

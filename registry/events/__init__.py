@@ -1,0 +1,1 @@
+"""The event log: every change to what the registry knows about a number."""

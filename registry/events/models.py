@@ -1,0 +1,46 @@
+"""Events: immutable, per-phone records of every change, from which state is derived."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from registry.timeutil import UTCDateTime, utcnow
+
+# Event types, by subject:
+#   consent.created / consent.confirmed / consent.revoked / consent.expired / consent.voided
+#   optout.recorded
+#   preferences.changed
+#   number.disconnected
+TYPES = (
+    "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
+    "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
+)  # fmt: skip
+
+
+class Event(SQLModel, table=True):
+    """One change, attributed (who, through what), keyed by phone so it can be sharded."""
+
+    __table_args__ = (
+        Index("ix_event_phone_id", "phone", "id"),
+        Index("ix_event_consent_id", "consent_id"),
+    )
+
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
+    )
+    phone: str = Field(max_length=16)
+    type: str = Field(max_length=32)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sender_id: int | None = Field(default=None, foreign_key="sender.id", index=True)
+    consent_id: int | None = Field(default=None)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id")
+    agent_id: int | None = Field(default=None, foreign_key="organization.id")
+    actor: str = Field(max_length=100)  # "org:<slug>", "subscriber", "carrier:<slug>", "system"
+    via: str = Field(max_length=16)  # api, site, sms, otp, cli, system
+    channels: str | None = Field(default=None, max_length=16)
+    category: str | None = Field(default=None, max_length=32)
+    state: str | None = Field(default=None, max_length=16)  # the subject's state after the event
+    data: str | None = Field(default=None, max_length=4000)  # JSON detail (evidence, settings)

@@ -1,0 +1,81 @@
+"""Write events: the one place a change to a number's record is recorded."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.events.models import Event
+from registry.timeutil import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change: an organization (maybe an agent for it), the holder, or the system."""
+
+    label: str  # "org:<slug>", "subscriber", "system", "carrier:<slug>"
+    via: str  # api, site, sms, otp, cli, system
+    org_id: int | None = None
+    agent_id: int | None = None
+
+
+SYSTEM = Actor("system", "system")
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    phone: str,
+    type_: str,
+    *,
+    sender_id: int | None = None,
+    organization_id: int | None = None,
+    consent_id: int | None = None,
+    channels: str | None = None,
+    category: str | None = None,
+    state: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Event:
+    """Append an event in the caller's transaction."""
+    event = Event(
+        phone=phone,
+        type=type_,
+        at=at or utcnow(),
+        sender_id=sender_id,
+        consent_id=consent_id,
+        organization_id=organization_id if organization_id is not None else actor.org_id,
+        agent_id=actor.agent_id,
+        actor=actor.label,
+        via=actor.via,
+        channels=channels,
+        category=category,
+        state=state,
+        data=json.dumps(data, ensure_ascii=False, default=str, sort_keys=True) if data else None,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def for_consent(session: Session, consent_id: int) -> list[Event]:
+    """Return a consent's events, oldest first."""
+    return list(
+        session.scalars(
+            select(Event).where(Event.consent_id == consent_id).order_by(Event.id)  # type: ignore[arg-type]
+        )
+    )
+
+
+def for_phone(session: Session, phone: str, limit: int = 1000) -> list[Event]:
+    """Return a number's events, oldest first."""
+    return list(
+        session.scalars(
+            select(Event).where(Event.phone == phone).order_by(Event.id).limit(limit)  # type: ignore[arg-type]
+        )
+    )
