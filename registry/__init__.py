@@ -48,10 +48,12 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount the API, the citizen site and the health endpoints."""
     from registry.api import bp as api_bp
+    from registry.sms.services import deliver_after_request
     from registry.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
+    app.after_request(deliver_after_request)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -67,6 +67,9 @@ class Database:
         app.extensions["registry.db"] = _State(
             engine, sessionmaker(bind=engine, expire_on_commit=False)
         )
+        # Close at the end of each request, and of each app context (CLI, jobs):
+        # an app context may outlive several requests (tests push one).
+        app.teardown_request(_close_session)
         app.teardown_appcontext(_close_session)
 
     @property

@@ -96,7 +96,8 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
         try:
             yield
         finally:
-            factory.configure(bind=engine, join_transaction_mode="conservative_savepoint")
+            factory.configure(bind=engine)
+            factory.kw.pop("join_transaction_mode", None)
             trans.rollback()
             conn.close()
 

@@ -10,8 +10,10 @@ from pydantic import BaseModel
 from registry.config import Settings
 from registry.db import get_session
 from registry.errors import Forbidden, Unauthorized
+from registry.events.services import Actor
 from registry.extensions import csrf
 from registry.orgs.services import Caller, authenticate
+from registry.senders.services import SenderRef
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
@@ -43,6 +45,12 @@ def require_role(*roles: str) -> Caller:
     return c
 
 
+def actor_for(sender: SenderRef) -> Actor:
+    """Return who is acting: the sender's organization, through the caller if it is an agent."""
+    c = caller()
+    return Actor(f"org:{c.slug}", "api", org_id=sender.organization_id, agent_id=sender.agent_id)
+
+
 def settings() -> Settings:
     """Return the registry settings."""
     s: Settings = current_app.config["REGISTRY"]
@@ -54,4 +62,4 @@ def body(model: type[M]) -> M:
     return model.model_validate_json(request.get_data(cache=False) or b"")
 
 
-from registry.api import checks, meta, senders  # noqa: E402,F401  (routes register on import)
+from registry.api import checks, consents, meta, numbers, optouts, senders  # noqa: E402,F401  (routes register on import)

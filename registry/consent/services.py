@@ -323,3 +323,78 @@ def record_optout(
         at=now,
     )
     return optout
+
+
+def list_consents(
+    session: Session,
+    org_id: int | None,
+    *,
+    phone: str | None = None,
+    sender_id: int | None = None,
+    status: str | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> list[Consent]:
+    """Return consents for an organization's senders (or one sender), oldest first, paged by id."""
+    query = select(Consent).where(Consent.id > after)  # type: ignore[operator]
+    if org_id is not None:
+        query = query.where(Consent.organization_id == org_id)
+    if phone is not None:
+        query = query.where(Consent.phone == phone)
+    if sender_id is not None:
+        query = query.where(Consent.sender_id == sender_id)
+    if status is not None:
+        query = query.where(Consent.status == status)
+    return list(session.scalars(query.order_by(Consent.id).limit(limit)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What an inbound SMS reply did, and the text to send back."""
+
+    action: str
+    reply: str
+    consents: tuple[int, ...] = ()
+
+
+def handle_reply(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    sender: SenderRef,
+    phone: str,
+    text: str,
+    received_at: datetime,
+) -> ReplyOutcome:
+    """Act on a holder's reply to one of a sender's addresses (SPEC §4 inbound SMS).
+
+    An opt-out refuses the sender on every channel: a holder who texts STOP
+    wants the sender to stop, not to switch to calling. STOPALL also turns on
+    SMS do-not-disturb. START is the holder's own express consent to that
+    sender by SMS, recorded as such with the reply as evidence.
+    """
+    from registry.consent.replies import classify, reply_text
+    from registry.subscribers import services as subscribers
+    from registry.subscribers.models import Subscriber
+
+    action = classify(text)
+    holder = session.get(Subscriber, phone)
+    language = holder.language if holder is not None else None
+    via_sms = Actor(actor.label, "sms", actor.org_id, actor.agent_id)
+    touched: tuple[int, ...] = ()
+    reply_key = action
+    if action in ("opt_out", "opt_out_all"):
+        record_optout(session, via_sms, sender, phone, list(CHANNELS), "sms_reply", received_at, text)
+        if action == "opt_out_all":
+            subscribers.set_preferences(session, phone, Actor("subscriber", "sms"), dnd_sms=True)
+    elif action == "opt_in":
+        evidence = Evidence("sms_reply", received_at, wording=text, reference=f"sms-reply:{sender.code}")
+        consent, _ = create_consent(
+            session, settings, via_sms, sender, phone, ["sms"], evidence, confirmed=True
+        )
+        touched = (consent.id or 0,)
+    elif action == "confirm":
+        done = confirm_pending_for(session, phone, sender.id, Actor("subscriber", "sms", actor.org_id, actor.agent_id))
+        touched = tuple(c.id or 0 for c in done)
+        reply_key = "confirm" if done else "confirm_none"
+    return ReplyOutcome(action, reply_text(reply_key, sender.name, language), touched)

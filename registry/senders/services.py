@@ -163,3 +163,11 @@ def sender_by_address(session: Session, address: str, now: datetime) -> SenderRe
     if row is None:
         raise UnknownAddress(f"no sender uses the address {address!r}", field="to")
     return _ref(row, now)
+
+
+def code_of(session: Session, sender_id: int) -> str:
+    """Return a sender's code."""
+    code = session.scalar(select(Sender.code).where(Sender.id == sender_id))
+    if code is None:
+        raise UnknownSender(f"no sender {sender_id}", field="sender")
+    return str(code)

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
+from flask import Response, current_app, g, has_request_context
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -32,7 +33,25 @@ def send(session: Session, phone: str, body: str, kind: str) -> SmsMessage:
     message = SmsMessage(phone=phone, body=body[:1000], kind=kind)
     session.add(message)
     session.flush()
+    if has_request_context():
+        g.sms_queued = True  # delivered once the request has committed (see deliver_after_request)
     return message
+
+
+def deliver_after_request(response: Response) -> Response:
+    """Hand this request's queued messages to the gateway after its commit.
+
+    A failure here never fails the request: the message stays queued with its
+    error, and ``registry sms deliver`` (or the worker) retries it.
+    """
+    if g.pop("sms_queued", False):
+        from registry.db import get_session
+
+        try:
+            deliver(get_session(), current_app.config["REGISTRY"], limit=20)
+        except Exception:  # delivery is retried later; the request already succeeded
+            log.exception("SMS delivery after request failed; it will be retried")
+    return response
 
 
 def _post(settings: Settings, message: SmsMessage) -> None:

@@ -1,0 +1,121 @@
+"""``/optouts`` and ``/inbound-sms``: refusals, effective at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from flask import jsonify
+from pydantic import BaseModel, Field
+
+from registry import phones
+from registry.api import actor_for, body, bp, caller, settings
+from registry.api.openapi import route
+from registry.api.schemas import Channel, Phone, SenderCode, Strict
+from registry.consent import services as consents
+from registry.db import get_session
+from registry.errors import InvalidPhoneError
+from registry.extensions import limiter
+from registry.senders.services import resolve_sender, sender_by_address
+from registry.timeutil import iso, to_utc, utcnow
+
+
+class OptOutIn(Strict):
+    """A refusal the sender received (call, SMS, app, letter...)."""
+
+    phone: Phone
+    sender: SenderCode
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=2)]
+    source: Annotated[str, Field(min_length=1, max_length=32, examples=["call"])]
+    received_at: datetime | None = None
+    text: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class OptOutOut(BaseModel):
+    """The recorded opt-out."""
+
+    id: int
+    phone: str
+    sender: str
+    channels: list[str]
+    source: str
+    received_at: str
+    created_at: str
+
+
+class InboundIn(Strict):
+    """A holder's SMS reply to one of a sender's addresses."""
+
+    from_: Annotated[str, Field(alias="from", min_length=1, max_length=64)]
+    to: Annotated[str, Field(min_length=1, max_length=32)]
+    text: Annotated[str, Field(max_length=1600)]
+    received_at: datetime | None = None
+
+
+class InboundOut(BaseModel):
+    """What the reply did, and the text to send back to the holder."""
+
+    action: str
+    sender: str
+    reply: str
+
+
+def _write_limit() -> str:
+    return settings().ratelimit_write
+
+
+def _phone(raw: str, field: str) -> str:
+    try:
+        return phones.to_e164(raw, settings().default_region)
+    except phones.InvalidPhone as exc:
+        raise InvalidPhoneError(str(exc), field=field) from exc
+
+
+@route(bp, "/optouts", "POST", summary="Record an opt-out", tag="optouts", body=OptOutIn, response=OptOutOut, status=201)
+@limiter.limit(_write_limit)
+def create_optout() -> Any:
+    """Record a refusal; every check after this answers opted_out."""
+    data = body(OptOutIn)
+    cfg = settings()
+    session = get_session()
+    phone = _phone(data.phone, "phone")
+    sender = resolve_sender(session, caller(), data.sender, "optout", utcnow())
+    optout = consents.record_optout(
+        session,
+        actor_for(sender),
+        sender,
+        phone,
+        list(data.channels),
+        data.source,
+        to_utc(data.received_at, cfg.tz) if data.received_at else None,
+        data.text,
+    )
+    session.commit()
+    return jsonify(
+        {
+            "id": optout.id,
+            "phone": phone,
+            "sender": sender.code,
+            "channels": optout.channels.split(","),
+            "source": optout.source,
+            "received_at": iso(optout.received_at),
+            "created_at": iso(optout.created_at),
+        }
+    ), 201
+
+
+@route(bp, "/inbound-sms", "POST", summary="Forward a holder's SMS reply", tag="optouts", body=InboundIn, response=InboundOut)
+@limiter.limit(_write_limit)
+def inbound_sms() -> Any:
+    """Read a reply (STOP, 退订, Y, START, HELP...) and act on it for the sender behind ``to``."""
+    data = body(InboundIn)
+    cfg = settings()
+    session = get_session()
+    phone = _phone(data.from_, "from")
+    now = utcnow()
+    owner = sender_by_address(session, data.to, now)
+    sender = resolve_sender(session, caller(), owner.code, "optout", now)
+    received = to_utc(data.received_at, cfg.tz) if data.received_at else now
+    outcome = consents.handle_reply(session, cfg, actor_for(sender), sender, phone, data.text, received)
+    session.commit()
+    return jsonify({"action": outcome.action, "sender": sender.code, "reply": outcome.reply})
