@@ -144,7 +144,9 @@ def _write_limit() -> str:
     return settings().ratelimit_write
 
 
-def public(consent: Consent, sender_code: str, history: list[Event] | None = None) -> dict[str, Any]:
+def public(
+    consent: Consent, sender_code: str, history: list[Event] | None = None
+) -> dict[str, Any]:
     """Return a consent as the API shows it."""
     out: dict[str, Any] = {
         "id": consent.id,
@@ -169,7 +171,13 @@ def public(consent: Consent, sender_code: str, history: list[Event] | None = Non
     }
     if history is not None:
         out["history"] = [
-            {"type": e.type.removeprefix("consent."), "at": iso(e.at), "actor": e.actor, "via": e.via, "state": e.state}
+            {
+                "type": e.type.removeprefix("consent."),
+                "at": iso(e.at),
+                "actor": e.actor,
+                "via": e.via,
+                "state": e.state,
+            }
             for e in history
         ]
     return out
@@ -188,7 +196,9 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     phone = _phone(data.phone)
     sender = senders.get(data.sender)
     if sender is None:
-        sender = senders[data.sender] = resolve_sender(session, caller(), data.sender, "consent", utcnow())
+        sender = senders[data.sender] = resolve_sender(
+            session, caller(), data.sender, "consent", utcnow()
+        )
     ev = data.evidence
     evidence = consents.Evidence(
         method=ev.method,
@@ -213,7 +223,16 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     return consent, created, sender.code
 
 
-@route(bp, "/consents", "POST", summary="Record a consent with evidence", tag="consents", body=ConsentIn, response=ConsentOut, status=201)
+@route(
+    bp,
+    "/consents",
+    "POST",
+    summary="Record a consent with evidence",
+    tag="consents",
+    body=ConsentIn,
+    response=ConsentOut,
+    status=201,
+)
 @limiter.limit(_write_limit)
 def create_consent() -> Any:
     """Record a consent; the same external_id returns the existing one (200)."""
@@ -223,7 +242,15 @@ def create_consent() -> Any:
     return jsonify(public(consent, code)), 201 if created else 200
 
 
-@route(bp, "/consents/bulk", "POST", summary="Record up to 10,000 consents", tag="consents", body=BulkIn, response=BulkOut)
+@route(
+    bp,
+    "/consents/bulk",
+    "POST",
+    summary="Record up to 10,000 consents",
+    tag="consents",
+    body=BulkIn,
+    response=BulkOut,
+)
 @limiter.limit(_write_limit)
 def bulk_consents() -> Any:
     """Record each item on its own; one bad item never fails the rest."""
@@ -242,7 +269,9 @@ def bulk_consents() -> Any:
         except ValidationError as exc:
             details = validation_details(exc)
             message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-            results.append({"index": index, "error": {"code": "validation_error", "message": message}})
+            results.append(
+                {"index": index, "error": {"code": "validation_error", "message": message}}
+            )
         except RegistryError as exc:
             results.append({"index": index, "error": {"code": exc.code, "message": exc.message}})
     session.commit()
@@ -268,7 +297,13 @@ def list_consents() -> Any:
     if args.get("sender"):
         sender_id = resolve_sender(session, caller(), args["sender"], "consent", utcnow()).id
     rows = consents.list_consents(
-        session, caller().org_id, phone=phone, sender_id=sender_id, status=status, after=after, limit=limit
+        session,
+        caller().org_id,
+        phone=phone,
+        sender_id=sender_id,
+        status=status,
+        after=after,
+        limit=limit,
     )
     codes: dict[int, str] = {}
     out = []
@@ -282,18 +317,34 @@ def list_consents() -> Any:
 def _own_consent(consent_id: int) -> tuple[Consent, SenderRef]:
     session = get_session()
     consent = consents.get_consent(session, consent_id)
-    sender = resolve_sender(session, caller(), code_of(session, consent.sender_id), "consent", utcnow())
+    sender = resolve_sender(
+        session, caller(), code_of(session, consent.sender_id), "consent", utcnow()
+    )
     return consent, sender
 
 
-@route(bp, "/consents/<int:consent_id>", "GET", summary="A consent with its history", tag="consents", response=ConsentOut)
+@route(
+    bp,
+    "/consents/<int:consent_id>",
+    "GET",
+    summary="A consent with its history",
+    tag="consents",
+    response=ConsentOut,
+)
 def get_consent(consent_id: int) -> Any:
     """Return a consent of the caller's senders, with one history entry per event."""
     consent, sender = _own_consent(consent_id)
     return jsonify(public(consent, sender.code, consents.history(get_session(), consent_id)))
 
 
-@route(bp, "/consents/<int:consent_id>/revoke", "POST", summary="Revoke a consent", tag="consents", response=ConsentOut)
+@route(
+    bp,
+    "/consents/<int:consent_id>/revoke",
+    "POST",
+    summary="Revoke a consent",
+    tag="consents",
+    response=ConsentOut,
+)
 @limiter.limit(_write_limit)
 def revoke_consent(consent_id: int) -> Any:
     """Revoke a consent at once (the sender heard the holder withdraw it)."""
@@ -314,7 +365,14 @@ def create_consent_request() -> Any:
     phone = _phone(data.phone)
     sender = resolve_sender(session, caller(), data.sender, "consent", utcnow())
     req, _code = otp.request_consent(
-        session, settings(), actor_for(sender), sender, phone, list(data.channels), data.wording, data.category
+        session,
+        settings(),
+        actor_for(sender),
+        sender,
+        phone,
+        list(data.channels),
+        data.wording,
+        data.category,
     )
     session.commit()
     return jsonify({"id": req.id, "expires_at": iso(req.expires_at)}), 201
@@ -330,7 +388,9 @@ def confirm_consent_request(request_id: str) -> Any:
     req = otp.get_request(session, request_id)
     sender = resolve_sender(session, caller(), code_of(session, req.sender_id), "consent", utcnow())
     try:
-        consent = otp.confirm_request(session, settings(), actor_for(sender), sender, req, data.code)
+        consent = otp.confirm_request(
+            session, settings(), actor_for(sender), sender, req, data.code
+        )
     except ValidationFailed:
         session.commit()  # a wrong code counts as a try even though the request fails
         raise

@@ -69,7 +69,10 @@ def report_disconnections() -> Any:
     return jsonify(
         {
             "accepted": accepted,
-            "rejected": [{"index": r.index, "error": {"code": r.error.code, "message": r.error.message}} for r in rejected],
+            "rejected": [
+                {"index": r.index, "error": {"code": r.error.code, "message": r.error.message}}
+                for r in rejected
+            ],
         }
     ), 202
 
@@ -91,5 +94,3 @@ def reassigned(phone: str) -> Any:
         raise ValidationFailed("since must be a date, YYYY-MM-DD", field="since") from exc
     answer = services.reassigned(get_session(), cfg, e164, since)
     return jsonify({"phone": e164, "since": since.isoformat(), "reassigned": answer})
-
-

@@ -71,7 +71,16 @@ def _phone(raw: str, field: str) -> str:
         raise InvalidPhoneError(str(exc), field=field) from exc
 
 
-@route(bp, "/optouts", "POST", summary="Record an opt-out", tag="optouts", body=OptOutIn, response=OptOutOut, status=201)
+@route(
+    bp,
+    "/optouts",
+    "POST",
+    summary="Record an opt-out",
+    tag="optouts",
+    body=OptOutIn,
+    response=OptOutOut,
+    status=201,
+)
 @limiter.limit(_write_limit)
 def create_optout() -> Any:
     """Record a refusal; every check after this answers opted_out."""
@@ -104,7 +113,15 @@ def create_optout() -> Any:
     ), 201
 
 
-@route(bp, "/inbound-sms", "POST", summary="Forward a holder's SMS reply", tag="optouts", body=InboundIn, response=InboundOut)
+@route(
+    bp,
+    "/inbound-sms",
+    "POST",
+    summary="Forward a holder's SMS reply",
+    tag="optouts",
+    body=InboundIn,
+    response=InboundOut,
+)
 @limiter.limit(_write_limit)
 def inbound_sms() -> Any:
     """Read a reply (STOP, 退订, Y, START, HELP...) and act on it for the sender behind ``to``."""
@@ -116,6 +133,8 @@ def inbound_sms() -> Any:
     owner = sender_by_address(session, data.to, now)
     sender = resolve_sender(session, caller(), owner.code, "optout", now)
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
-    outcome = consents.handle_reply(session, cfg, actor_for(sender), sender, phone, data.text, received)
+    outcome = consents.handle_reply(
+        session, cfg, actor_for(sender), sender, phone, data.text, received
+    )
     session.commit()
     return jsonify({"action": outcome.action, "sender": sender.code, "reply": outcome.reply})

@@ -40,10 +40,15 @@ def import_file(file: TextIO, carrier: str) -> None:
         rows.append((line_no, (row[0], row[1])))
     accepted = 0
     actor = Actor(f"carrier:{carrier}", "cli")
-    with db.session() as session, click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
+    with (
+        db.session() as session,
+        click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar,
+    ):
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            taken, rejected = services.disconnect_many(session, settings, actor, [r for _, r in chunk])
+            taken, rejected = services.disconnect_many(
+                session, settings, actor, [r for _, r in chunk]
+            )
             session.commit()
             accepted += taken
             bad.extend(f"line {chunk[r.index][0]}: {r.error.message}" for r in rejected)
@@ -56,3 +61,22 @@ def import_file(file: TextIO, carrier: str) -> None:
 
 
 COMMANDS = [disconnections_group]
+
+
+@click.group("consents")
+def consents_group() -> None:
+    """Consent housekeeping."""
+
+
+@consents_group.command("expire")
+def expire() -> None:
+    """Mark consents past their expiry (or unconfirmed past the pending period) as expired."""
+    from registry.consent import services as consents
+
+    with db.session() as session:
+        count = consents.expire_due(session)
+        session.commit()
+    click.echo(f"{count} consents expired")
+
+
+COMMANDS.append(consents_group)

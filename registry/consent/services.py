@@ -384,17 +384,23 @@ def handle_reply(
     touched: tuple[int, ...] = ()
     reply_key = action
     if action in ("opt_out", "opt_out_all"):
-        record_optout(session, via_sms, sender, phone, list(CHANNELS), "sms_reply", received_at, text)
+        record_optout(
+            session, via_sms, sender, phone, list(CHANNELS), "sms_reply", received_at, text
+        )
         if action == "opt_out_all":
             subscribers.set_preferences(session, phone, Actor("subscriber", "sms"), dnd_sms=True)
     elif action == "opt_in":
-        evidence = Evidence("sms_reply", received_at, wording=text, reference=f"sms-reply:{sender.code}")
+        evidence = Evidence(
+            "sms_reply", received_at, wording=text, reference=f"sms-reply:{sender.code}"
+        )
         consent, _ = create_consent(
             session, settings, via_sms, sender, phone, ["sms"], evidence, confirmed=True
         )
         touched = (consent.id or 0,)
     elif action == "confirm":
-        done = confirm_pending_for(session, phone, sender.id, Actor("subscriber", "sms", actor.org_id, actor.agent_id))
+        done = confirm_pending_for(
+            session, phone, sender.id, Actor("subscriber", "sms", actor.org_id, actor.agent_id)
+        )
         touched = tuple(c.id or 0 for c in done)
         reply_key = "confirm" if done else "confirm_none"
     return ReplyOutcome(action, reply_text(reply_key, sender.name, language), touched)

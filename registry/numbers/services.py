@@ -72,7 +72,12 @@ def disconnect(
         sub.session_epoch += 1
         sub.updated_at = utcnow()
     events.record(
-        session, actor, phone, "number.disconnected", state="disconnected", data={"disconnected_at": at}
+        session,
+        actor,
+        phone,
+        "number.disconnected",
+        state="disconnected",
+        data={"disconnected_at": at},
     )
     return True
 
@@ -92,7 +97,9 @@ def disconnect_many(
             except phones.InvalidPhone as exc:
                 raise InvalidPhoneError(str(exc), field="phone") from exc
             if not isinstance(raw_at, str | datetime):
-                raise ValidationFailed("disconnected_at must be an ISO 8601 time", field="disconnected_at")
+                raise ValidationFailed(
+                    "disconnected_at must be an ISO 8601 time", field="disconnected_at"
+                )
             disconnect(session, settings, actor, phone, parse_time(raw_at, settings))
             accepted += 1
         except RegistryError as exc:

@@ -62,10 +62,14 @@ def test_pending_consent_texts_holder_then_y_reply_allows(acme: Api, session: Se
     assert history[1]["via"] == "sms"
 
 
-def test_confirmation_off_makes_consents_active(app: Flask, acme: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_confirmation_off_makes_consents_active(
+    app: Flask, acme: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
 
-    monkeypatch.setitem(app.config, "REGISTRY", replace(app.config["REGISTRY"], require_confirmation=False))
+    monkeypatch.setitem(
+        app.config, "REGISTRY", replace(app.config["REGISTRY"], require_confirmation=False)
+    )
     resp = acme.post("/consents", consent_body())
     assert resp.get_json()["status"] == "active"
     assert acme.check(HOLDER)["reason"] == "consent"
@@ -176,10 +180,14 @@ def test_list_filter_and_other_orgs_cannot_see(acme: Api, shop: Api) -> None:
     assert acme.get("/consents/999999").status_code == 404
 
 
-def test_revoke_stops_contact_and_is_in_history(app: Flask, acme: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_revoke_stops_contact_and_is_in_history(
+    app: Flask, acme: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
 
-    monkeypatch.setitem(app.config, "REGISTRY", replace(app.config["REGISTRY"], require_confirmation=False))
+    monkeypatch.setitem(
+        app.config, "REGISTRY", replace(app.config["REGISTRY"], require_confirmation=False)
+    )
     consent = acme.post("/consents", consent_body()).get_json()
     assert acme.check(HOLDER)["reason"] == "consent"
     revoked = acme.post(f"/consents/{consent['id']}/revoke")
@@ -191,7 +199,11 @@ def test_revoke_stops_contact_and_is_in_history(app: Flask, acme: Api, monkeypat
 
 
 def _otp_code(session: Session) -> str:
-    body = session.scalars(select(SmsMessage.body).where(SmsMessage.kind == "consent_otp").order_by(SmsMessage.id.desc())).first()  # type: ignore[union-attr]
+    body = session.scalars(
+        select(SmsMessage.body)
+        .where(SmsMessage.kind == "consent_otp")
+        .order_by(SmsMessage.id.desc())
+    ).first()  # type: ignore[union-attr]
     assert body is not None
     match = re.search(r"\b(\d{6})\b", body)
     assert match
@@ -199,7 +211,15 @@ def _otp_code(session: Session) -> str:
 
 
 def test_otp_consent_confirms_with_the_code(acme: Api, session: Session) -> None:
-    resp = acme.post("/consent-requests", {"phone": HOLDER, "sender": "acme-cards", "channels": ["voice"], "wording": "Card offers by phone"})
+    resp = acme.post(
+        "/consent-requests",
+        {
+            "phone": HOLDER,
+            "sender": "acme-cards",
+            "channels": ["voice"],
+            "wording": "Card offers by phone",
+        },
+    )
     assert resp.status_code == 201
     req = resp.get_json()
     code = _otp_code(session)
@@ -212,12 +232,17 @@ def test_otp_consent_confirms_with_the_code(acme: Api, session: Session) -> None
 
 
 def test_sixth_wrong_code_locks_even_the_right_one(acme: Api, session: Session, shop: Api) -> None:
-    req = acme.post("/consent-requests", {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"}).get_json()
+    req = acme.post(
+        "/consent-requests",
+        {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"},
+    ).get_json()
     code = _otp_code(session)
     wrong = "000000" if code != "000000" else "111111"
     assert shop.post(f"/consent-requests/{req['id']}/confirm", {"code": code}).status_code == 403
     for _ in range(5):
-        assert acme.post(f"/consent-requests/{req['id']}/confirm", {"code": wrong}).status_code == 422
+        assert (
+            acme.post(f"/consent-requests/{req['id']}/confirm", {"code": wrong}).status_code == 422
+        )
     locked = acme.post(f"/consent-requests/{req['id']}/confirm", {"code": code})
     assert locked.status_code == 409
     assert "locked" in locked.get_json()["error"]["message"]
@@ -227,7 +252,10 @@ def test_sixth_wrong_code_locks_even_the_right_one(acme: Api, session: Session, 
 def test_expired_code_is_refused(acme: Api, session: Session) -> None:
     from registry.consent.models import ConsentRequest
 
-    req = acme.post("/consent-requests", {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"}).get_json()
+    req = acme.post(
+        "/consent-requests",
+        {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"},
+    ).get_json()
     row = session.get(ConsentRequest, req["id"])
     assert row is not None
     row.expires_at = utcnow() - timedelta(seconds=1)
@@ -240,7 +268,10 @@ def test_expired_code_is_refused(acme: Api, session: Session) -> None:
 def test_code_is_stored_hashed(acme: Api, session: Session) -> None:
     from registry.consent.models import ConsentRequest
 
-    req = acme.post("/consent-requests", {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"}).get_json()
+    req = acme.post(
+        "/consent-requests",
+        {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "offers"},
+    ).get_json()
     row = session.get(ConsentRequest, req["id"])
     assert row is not None
     assert _otp_code(session) not in row.code_hash

@@ -1,0 +1,119 @@
+"""What would the registry have answered at time T? Facts rebuilt from the event log.
+
+Live checks read the current state; complaints ask about the past ("the call
+came at 14:05 on the 3rd — was it allowed then?"). Consents change state
+through events, so their state at T is the last event at or before T;
+opt-outs and disconnections are immutable rows with their recording time;
+preferences are the data of the last ``preferences.changed`` event at or
+before T. The same ``decide`` then answers.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.checks.services import CheckRequest, policy_of, zone_for
+from registry.config import Settings
+from registry.consent.models import Consent, OptOut
+from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Preferences, decide
+from registry.events.models import Event
+from registry.numbers.models import Disconnection
+
+_STATE = {
+    "consent.created": None,  # pending or active, as the event's state says
+    "consent.confirmed": "active",
+    "consent.revoked": "revoked",
+    "consent.expired": "expired",
+    "consent.voided": "void",
+}
+
+
+def facts_as_of(
+    session: Session, phone: str, sender_id: int, suspended: bool, at: datetime
+) -> Facts:
+    """Return the facts about (phone, sender) as the registry knew them at ``at``."""
+    events = session.scalars(
+        select(Event)
+        .where(Event.phone == phone, Event.at <= at)  # type: ignore[arg-type,operator]
+        .order_by(Event.id)  # type: ignore[arg-type]
+    ).all()
+    status: dict[int, str] = {}
+    activated: dict[int, datetime] = {}
+    prefs: Preferences | None = None
+    for e in events:
+        if e.type.startswith("consent.") and e.consent_id is not None and e.sender_id == sender_id:
+            state = _STATE[e.type] or e.state or "pending"
+            status[e.consent_id] = state
+            if state == "active":
+                activated.setdefault(e.consent_id, e.at)
+        elif e.type == "preferences.changed" and e.data:
+            data = json.loads(e.data)
+            dnd = frozenset(
+                c
+                for c, on in (("voice", data.get("dnd_voice")), ("sms", data.get("dnd_sms")))
+                if on
+            )
+            quiet = None
+            if data.get("quiet_hours"):
+                a, b = data["quiet_hours"].split("-")
+                quiet = (time.fromisoformat(a), time.fromisoformat(b))
+            prefs = Preferences(e.at, dnd, frozenset(data.get("blocked_categories") or ()), quiet)
+    consents = []
+    if status:
+        rows = session.scalars(select(Consent).where(Consent.id.in_(status))).all()  # type: ignore[union-attr]
+        for c in rows:
+            cid = c.id or 0
+            consents.append(
+                ConsentFact(
+                    cid,
+                    frozenset(c.channels.split(",")),
+                    status[cid],
+                    c.evidence_captured_at,
+                    c.created_at,
+                    c.category,
+                    c.activated_at
+                    if c.activated_at and c.activated_at <= at
+                    else activated.get(cid),
+                    c.expires_at,
+                    c.pending_until,
+                )
+            )
+    optouts = tuple(
+        OptOutFact(frozenset(o.channels.split(",")), o.received_at, o.created_at)
+        for o in session.scalars(
+            select(OptOut).where(
+                OptOut.phone == phone,
+                OptOut.sender_id == sender_id,
+                OptOut.created_at <= at,  # type: ignore[operator]
+            )
+        )
+    )
+    cut = session.scalars(
+        select(Disconnection.disconnected_at)
+        .where(
+            Disconnection.phone == phone,
+            Disconnection.disconnected_at <= at,  # type: ignore[operator]
+            Disconnection.created_at <= at,  # type: ignore[operator]
+        )
+        .order_by(Disconnection.disconnected_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).first()
+    return Facts(suspended, tuple(consents), optouts, prefs, cut)
+
+
+def decide_as_of(session: Session, settings: Settings, req: CheckRequest, phone: str) -> Decision:
+    """Return the decision the registry would have given for ``req`` at ``req.at``."""
+    facts = facts_as_of(session, phone, req.sender.id, req.sender.suspended, req.at)
+    return decide(
+        facts,
+        channel=req.channel,
+        purpose=req.purpose,
+        category=req.category,
+        at=req.at,
+        policy=policy_of(settings),
+        zone=zone_for(phone, settings),
+    )
