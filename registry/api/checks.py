@@ -54,6 +54,8 @@ class CheckOut(BaseModel):
     next_allowed_at: str | None = None
     check_id: str
     checked_at: str
+    agent: str | None = None
+    on_behalf_of: str | None = None
 
 
 class BatchIn(Strict):
@@ -106,6 +108,8 @@ class Receipt(BaseModel):
     decision: str | None = None
     reason: str | None = None
     results: list[dict[str, str]] | None = None
+    agent: str | None = None
+    on_behalf_of: str | None = None
 
 
 def _check_limit() -> str:
@@ -165,6 +169,8 @@ def check() -> Any:
         out["consent_id"] = dec.consent_id
     if dec.next_allowed_at is not None:
         out["next_allowed_at"] = iso(dec.next_allowed_at)
+    if req.sender.agent_slug is not None:
+        out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
     return jsonify(out)
 
 

@@ -218,6 +218,8 @@ def check_one(session: Session, settings: Settings, req: CheckRequest, phone: st
         "r": dec.reason,
         "t": iso(now),
     }
+    if req.sender.agent_slug is not None:
+        receipt["a"], receipt["o"] = req.sender.agent_slug, req.sender.org_slug
     return CheckResult(phone, dec, receipt_signer(settings).dumps(receipt), now)
 
 
@@ -326,8 +328,9 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
     payload = receipt_signer(settings).loads(check_id)
     if not isinstance(payload, dict):
         raise NotFound("no such receipt")
+    attribution = {"agent": payload["a"], "on_behalf_of": payload["o"]} if "a" in payload else {}
     if "b" not in payload:
-        return {
+        return attribution | {
             "check_id": check_id,
             "phone": payload["p"],
             "sender": payload["s"],
@@ -343,7 +346,7 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         .where(log.c.batch_id == payload["b"])
         .order_by(log.c.id)
     ).all()
-    return {
+    return attribution | {
         "check_id": check_id,
         "sender": payload["s"],
         "channel": payload["c"],
