@@ -43,12 +43,19 @@ def prepare() -> str:
     env = {**os.environ, "REGISTRY_DATABASE_URL": URL}
     registry = str(ROOT / ".venv" / "bin" / "registry")
     subprocess.run([registry, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([registry, "org", "create", "bench", "--name", "Bench"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [registry, "org", "create", "bench", "--name", "Bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [registry, "sender", "create", "bench", "bench-sms", "--name", "Bench", "--category", "retail"],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
-    out = subprocess.run([registry, "key", "create", "bench"], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [registry, "key", "create", "bench"], env=env, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -62,7 +69,9 @@ def client(port: int, key: str, index: int, seconds: float, queue: mp.Queue) -> 
     n = 0
     while time.perf_counter() < end:
         phone = f"+86139{index:02d}{n:06d}"
-        body = json.dumps({"phone": phone, "sender": "bench-sms", "channels": ["sms"], "source": "bench"})
+        body = json.dumps(
+            {"phone": phone, "sender": "bench-sms", "channels": ["sms"], "source": "bench"}
+        )
         t0 = time.perf_counter()
         conn.request("POST", "/api/v1/optouts", body, headers)
         resp = conn.getresponse()
@@ -103,7 +112,10 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-        procs = [mp.Process(target=client, args=(port, key, i, args.seconds, queue)) for i in range(args.clients)]
+        procs = [
+            mp.Process(target=client, args=(port, key, i, args.seconds, queue))
+            for i in range(args.clients)
+        ]
         start = time.perf_counter()
         for p in procs:
             p.start()
@@ -119,12 +131,16 @@ def main() -> None:
     lat = sorted(x for r in results for x in r[2])
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{DB}") as conn:
         rows = conn.execute("SELECT count(*) FROM opt_out").fetchone()[0]  # type: ignore[index]
-    print(f"opt-outs over HTTP, PostgreSQL, {args.workers} gunicorn workers, {args.clients} clients, {elapsed:.1f} s")
+    print(
+        f"opt-outs over HTTP, PostgreSQL, {args.workers} gunicorn workers, {args.clients} clients, {elapsed:.1f} s"
+    )
     print(f"  acknowledged   {acks:>8}  ({acks / elapsed:,.0f} opt-outs/s; target >= 1,000)")
     print(f"  errors         {errors:>8}")
     print(f"  p50 latency    {lat[len(lat) // 2] * 1000:8.2f} ms")
     print(f"  p99 latency    {lat[int(len(lat) * 0.99)] * 1000:8.2f} ms")
-    print(f"  rows in opt_out {rows:>7}  ({'every acknowledged opt-out is durable' if rows == acks else 'MISMATCH'})")
+    print(
+        f"  rows in opt_out {rows:>7}  ({'every acknowledged opt-out is durable' if rows == acks else 'MISMATCH'})"
+    )
     sys.exit(0 if rows == acks and errors == 0 else 1)
 
 
