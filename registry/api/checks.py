@@ -25,6 +25,7 @@ from registry.checks import services
 from registry.db import get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
+from registry.metrics import count_decision
 from registry.senders.services import resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -154,6 +155,7 @@ def check() -> Any:
     result = services.check_one(session, cfg, req, phone)
     session.commit()
     dec = result.decision
+    count_decision(dec.decision, dec.reason)
     out: dict[str, Any] = {
         "phone": phone,
         "sender": req.sender.code,
@@ -192,6 +194,13 @@ def check_batch() -> Any:
     session = get_session()
     result = services.check_batch(session, cfg, req, data.phones)
     session.commit()
+    tally: dict[tuple[str, str], int] = {}
+    for item in result.items:
+        if item.decision is not None:
+            key = (item.decision.decision, item.decision.reason)
+            tally[key] = tally.get(key, 0) + 1
+    for (decision, reason), amount in tally.items():
+        count_decision(decision, reason, amount)
     rows: list[dict[str, Any]] = []
     for item in result.items:
         if item.error is not None:
