@@ -49,20 +49,31 @@ class QueueDepth(Collector):
 def init_app(app: Flask) -> None:
     """Expose /metrics and time every request by endpoint."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import generate_latest, multiprocess
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-        metrics = GunicornInternalPrometheusMetrics(
-            app, group_by="endpoint", defaults_prefix="anning"
-        )
+        class Metrics(GunicornInternalPrometheusMetrics):  # type: ignore[misc]
+            def generate_metrics(
+                self, accept_header: str | None = None, names: object = None
+            ) -> tuple[str, str]:
+                # The workers' samples from their files, plus the live queue depth.
+                registry = CollectorRegistry()
+                multiprocess.MultiProcessCollector(registry)
+                registry.register(QueueDepth())
+                return generate_latest(
+                    registry
+                ).decode(), "text/plain; version=0.0.4; charset=utf-8"
+
+        metrics = Metrics(app, group_by="endpoint", defaults_prefix="anning")
     else:
         from prometheus_flask_exporter import PrometheusMetrics
 
         registry = CollectorRegistry()
         registry.register(DECISIONS)
+        registry.register(QueueDepth())
         metrics = PrometheusMetrics(
             app, group_by="endpoint", defaults_prefix="anning", registry=registry
         )
-    metrics.registry.register(QueueDepth())
     app.extensions["registry.metrics"] = metrics
 
 
