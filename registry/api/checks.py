@@ -22,7 +22,7 @@ from registry.api.schemas import (
     Strict,
 )
 from registry.checks import services
-from registry.db import get_session
+from registry.db import get_read_session, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
 from registry.metrics import count_decision
@@ -152,7 +152,8 @@ def check() -> Any:
         raise InvalidPhoneError(str(exc), field="phone") from exc
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_one(session, cfg, req, phone)
+    read, source = get_read_session()
+    result = services.check_one(session, cfg, req, phone, read)
     session.commit()
     dec = result.decision
     count_decision(dec.decision, dec.reason)
@@ -173,7 +174,7 @@ def check() -> Any:
         out["next_allowed_at"] = iso(dec.next_allowed_at)
     if req.sender.agent_slug is not None:
         out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
-    return jsonify(out)
+    return jsonify(out), 200, {"X-Anning-Read-From": source}
 
 
 @route(
@@ -192,7 +193,8 @@ def check_batch() -> Any:
     cfg = settings()
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_batch(session, cfg, req, data.phones)
+    read, source = get_read_session()
+    result = services.check_batch(session, cfg, req, data.phones, read)
     session.commit()
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:
@@ -222,12 +224,20 @@ def check_batch() -> Any:
         if dec.next_allowed_at is not None:
             row["next_allowed_at"] = iso(dec.next_allowed_at)
         rows.append(row)
-    return jsonify(
-        {
-            "results": rows,
-            "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
-            "check_id": result.check_id,
-        }
+    return (
+        jsonify(
+            {
+                "results": rows,
+                "summary": {
+                    "allow": result.allowed,
+                    "deny": result.denied,
+                    "invalid": result.invalid,
+                },
+                "check_id": result.check_id,
+            }
+        ),
+        200,
+        {"X-Anning-Read-From": source},
     )
 
 

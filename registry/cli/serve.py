@@ -67,7 +67,7 @@ def serve(host: str, port: int, workers: int | None, demo: bool, access_log: boo
             f'-d \'{{"phone": "+86 131 0000 0001", "sender": "acme-cards", "channel": "sms"}}\'\n'
             f"demo login number for the site: +8613100000001 (codes: `.venv/bin/registry sms outbox`)\n"
         )
-    db.engine.dispose()  # workers open their own connections after the fork
+    db.dispose()  # workers open their own connections after the fork
     _gunicorn(
         app,
         {
