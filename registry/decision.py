@@ -9,7 +9,7 @@ in order, first match wins. The same function answers live checks and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 REASONS = (
@@ -229,13 +229,62 @@ def next_opening(local: datetime, allowed: list[tuple[int, int]]) -> datetime | 
     if not allowed:
         return None
     zone = local.tzinfo
+    changes = _offset_changes(local)
+    # With no change ahead, every opening after ``local`` has its offset.
+    fixed = timezone(local.utcoffset() or timedelta(0))
+    candidates: list[datetime] = []
     for days in range(3):
         day = (local + timedelta(days=days)).date()
         for start, _end in allowed:
-            opening = datetime.combine(day, time(start // 3600, (start % 3600) // 60), tzinfo=zone)
             # An opening at 00:00 that continues yesterday's interval is not an opening.
             if start == 0 and any(b == DAY for _a, b in allowed):
                 continue
-            if opening > local:
-                return opening.astimezone(UTC)
-    return None
+            wall = time(start // 3600, (start % 3600) // 60)
+            if not changes:
+                # Wall clock and UTC move together: the first later wall opening is it.
+                opening = datetime.combine(day, wall, tzinfo=fixed)
+                if opening > local:
+                    return opening.astimezone(UTC)
+                continue
+            opening = datetime.combine(day, wall, tzinfo=zone)
+            # Across a DST change a wall time may occur twice (both folds are
+            # candidates) or never (the window then opens at the change itself).
+            candidates.append(opening.astimezone(UTC))
+            candidates.append(opening.replace(fold=1).astimezone(UTC))
+    if not changes:
+        return None
+    at = local.astimezone(UTC)
+    later = [u for u in (*candidates, *changes) if u > at and _inside(u, zone, allowed)]
+    return min(later, default=None)
+
+
+def _inside(moment: datetime, zone: tzinfo | None, allowed: list[tuple[int, int]]) -> bool:
+    """Tell whether a moment falls in one of the allowed intervals, in local time."""
+    t = moment.astimezone(zone)
+    s = t.hour * 3600 + t.minute * 60 + t.second
+    return any(a <= s < b for a, b in allowed)
+
+
+def _offset_changes(local: datetime) -> list[datetime]:
+    """Return the moments (UTC) within three days after ``local`` when its UTC offset changes.
+
+    Offsets are sampled once a day, then bisected to the second: zones change at
+    most once in a day, so no change is missed. Most numbers live in zones with
+    no change in sight, and then this costs four ``utcoffset`` calls.
+    """
+    zone = local.tzinfo
+    start = local.astimezone(UTC)
+    changes = []
+    for day in range(3):
+        lo, hi = start + timedelta(days=day), start + timedelta(days=day + 1)
+        before = lo.astimezone(zone).utcoffset()
+        if hi.astimezone(zone).utcoffset() == before:
+            continue
+        while hi - lo > timedelta(seconds=1):
+            mid = lo + (hi - lo) / 2
+            if mid.astimezone(zone).utcoffset() == before:
+                lo = mid
+            else:
+                hi = mid
+        changes.append(hi.replace(microsecond=0))  # zones change on whole seconds
+    return changes
