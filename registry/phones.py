@@ -73,6 +73,10 @@ def parse_slow(text: str, region: str) -> str:
         raise InvalidPhone(f"not a phone number: {text!r}") from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"not a valid phone number: {text!r}")
+    # phonenumbers reads letters as a keypad spelling ("1-800-FLOWERS"), which turns
+    # text into somebody's real number; consent must name the number that was given.
+    if str(number.national_number) not in phonenumbers.normalize_digits_only(normalized):
+        raise InvalidPhone(f"letters are not a phone number: {text!r}")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
