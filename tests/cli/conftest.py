@@ -19,7 +19,7 @@ def cli(app: Flask) -> Callable[..., Result]:
     """
     runner = app.test_cli_runner()
 
-    def run(*args: str, input: str | None = None) -> Result:  # noqa: A002  (click's name)
+    def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(args=list(args), input=input)
 
     return run

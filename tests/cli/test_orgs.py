@@ -52,7 +52,8 @@ def test_a_created_key_is_the_last_line_and_authenticates_a_check(
     result = cli("key", "create", "north-bank", "--name", "dialer")
     assert result.exit_code == 0, result.output
     key = result.stdout.strip().splitlines()[-1]
-    assert " " not in key and len(key) >= 20
+    assert " " not in key
+    assert len(key) >= 20
     # Only the key goes to stdout, so `KEY=$(registry key create …)` works.
     assert result.stdout.strip() == key
 
@@ -102,7 +103,8 @@ def test_sender_create_rejects_a_bad_category(cli: Cli, session: Session) -> Non
         "sender", "create", "north-bank", "north-x", "--name", "X", "--category", "weapons"
     )
     assert result.exit_code == 2
-    assert "weapons" in result.output and "finance" in result.output
+    assert "weapons" in result.output
+    assert "finance" in result.output
     assert session.scalar(select(Sender).where(Sender.code == "north-x")) is None
 
 
