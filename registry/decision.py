@@ -9,7 +9,8 @@ in order, first match wins. The same function answers live checks and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 REASONS = (
@@ -229,31 +230,29 @@ def next_opening(local: datetime, allowed: list[tuple[int, int]]) -> datetime | 
     if not allowed:
         return None
     zone = local.tzinfo
-    changes = _offset_changes(local)
-    # With no change ahead, every opening after ``local`` has its offset.
-    fixed = timezone(local.utcoffset() or timedelta(0))
+    at = local.astimezone(UTC)
+    changes = _offset_changes(zone, at)
+    offset = local.utcoffset() or timedelta(0)
+    today = local.date()
     candidates: list[datetime] = []
     for days in range(3):
-        day = (local + timedelta(days=days)).date()
+        day = today + timedelta(days=days)
         for start, _end in allowed:
             # An opening at 00:00 that continues yesterday's interval is not an opening.
             if start == 0 and any(b == DAY for _a, b in allowed):
                 continue
             wall = time(start // 3600, (start % 3600) // 60)
             if not changes:
-                # Wall clock and UTC move together: the first later wall opening is it.
-                opening = datetime.combine(day, wall, tzinfo=fixed)
-                if opening > local:
-                    return opening.astimezone(UTC)
+                # No offset change ahead: every later opening has today's offset.
+                opening = datetime.combine(day, wall, tzinfo=UTC) - offset
+                if opening > at:
+                    return opening
                 continue
-            opening = datetime.combine(day, wall, tzinfo=zone)
             # Across a DST change a wall time may occur twice (both folds are
             # candidates) or never (the window then opens at the change itself).
+            opening = datetime.combine(day, wall, tzinfo=zone)
             candidates.append(opening.astimezone(UTC))
             candidates.append(opening.replace(fold=1).astimezone(UTC))
-    if not changes:
-        return None
-    at = local.astimezone(UTC)
     later = [u for u in (*candidates, *changes) if u > at and _inside(u, zone, allowed)]
     return min(later, default=None)
 
@@ -265,18 +264,27 @@ def _inside(moment: datetime, zone: tzinfo | None, allowed: list[tuple[int, int]
     return any(a <= s < b for a, b in allowed)
 
 
-def _offset_changes(local: datetime) -> list[datetime]:
-    """Return the moments (UTC) within three days after ``local`` when its UTC offset changes.
+def _offset_changes(zone: tzinfo | None, at: datetime) -> list[datetime]:
+    """Return the moments (UTC) within three days after ``at`` when the zone's offset changes."""
+    found = _changes_from(zone, at.date())
+    if not found:  # the common case: no change in sight
+        return []
+    end = at + timedelta(days=3)
+    return [c for c in found if at < c <= end]
+
+
+@lru_cache(maxsize=4096)
+def _changes_from(zone: tzinfo | None, day: date) -> tuple[datetime, ...]:
+    """Return a zone's offset changes in the four UTC days from ``day``.
 
     Offsets are sampled once a day, then bisected to the second: zones change at
-    most once in a day, so no change is missed. Most numbers live in zones with
-    no change in sight, and then this costs four ``utcoffset`` calls.
+    most once in a day, so no change is missed. Cached per zone and day, since a
+    scrub at night asks the same question for every number.
     """
-    zone = local.tzinfo
-    start = local.astimezone(UTC)
     changes = []
-    for day in range(3):
-        lo, hi = start + timedelta(days=day), start + timedelta(days=day + 1)
+    for n in range(4):
+        lo = datetime.combine(day + timedelta(days=n), time(), tzinfo=UTC)
+        hi = lo + timedelta(days=1)
         before = lo.astimezone(zone).utcoffset()
         if hi.astimezone(zone).utcoffset() == before:
             continue
@@ -287,4 +295,4 @@ def _offset_changes(local: datetime) -> list[datetime]:
             else:
                 hi = mid
         changes.append(hi.replace(microsecond=0))  # zones change on whole seconds
-    return changes
+    return tuple(changes)
