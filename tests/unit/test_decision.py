@@ -398,12 +398,28 @@ def test_falling_back_into_the_window_opens_it_at_the_change() -> None:
     assert (d.reason, d.next_allowed_at) == ("quiet_hours", datetime(2030, 11, 3, 6, tzinfo=UTC))
 
 
-def test_every_reason_is_reachable() -> None:
-    """The cases above reach each reason; this guards the list against additions without tests."""
-    assert set(REASONS) == {
-        "sender_suspended", "not_marketing", "opted_out", "consent_pending", "reassigned",
-        "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
-    }  # fmt: skip
+CUT = NOON - timedelta(days=3)
+ONE_OF_EACH = {
+    "sender_suspended": (Facts(sender_suspended=True), {}),
+    "not_marketing": (Facts(), {"purpose": "service"}),
+    "opted_out": (Facts(optouts=(optout(NOON - timedelta(hours=1)),)), {}),
+    "consent_pending": (Facts(consents=(consent(status="pending"),)), {}),
+    "reassigned": (Facts(consents=(consent(status="void"),), disconnected_at=CUT), {}),
+    "category_blocked": (Facts(preferences=Preferences(CUT, blocked=frozenset({"finance"}))), {}),
+    "dnd": (Facts(preferences=Preferences(CUT, dnd=SMS)), {}),
+    "no_consent": (Facts(), {}),
+    "quiet_hours": (Facts(consents=(consent(),)), {"at": local(22)}),
+    "consent": (Facts(consents=(consent(),)), {}),
+    "not_registered": (Facts(), {"policy": OPT_OUT}),
+}
+
+
+@pytest.mark.parametrize("expected", REASONS)
+def test_every_reason_of_the_spec_is_reachable(expected: str) -> None:
+    facts, kw = ONE_OF_EACH[expected]
+    d = check(facts, **kw)  # type: ignore[arg-type]
+    assert d.reason == expected
+    assert d.allowed == (expected in ("not_marketing", "consent", "not_registered"))
 
 
 # --- Properties ------------------------------------------------------------------------
