@@ -19,7 +19,9 @@ class InvalidPhone(ValueError):
     code = "invalid_phone"
 
 
-_CLEAN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})")
+# re.ASCII: ``\d`` would otherwise match full-width and other scripts' digits, which
+# the fast path would copy into the "E.164" result instead of normalizing them.
+_CLEAN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})", re.ASCII)
 
 
 @lru_cache(maxsize=32)
@@ -35,7 +37,7 @@ def _mobile_pattern(region: str) -> Pattern[str] | None:
         return None
     general = meta.general_desc.national_number_pattern
     mobile = meta.mobile.national_number_pattern
-    return re.compile(f"(?=(?:{general})$)(?:{mobile})")
+    return re.compile(f"(?=(?:{general})$)(?:{mobile})", re.ASCII)
 
 
 def _fast(text: str, region: str) -> str | None:

@@ -115,6 +115,44 @@ cn_mobile_shaped = st.builds(
 )
 
 
+# Digits the slow path normalizes: full-width (NFKC) and Arabic-Indic (phonenumbers).
+OTHER_DIGITS = (
+    [str(d) for d in range(10)],
+    [chr(0xFF10 + d) for d in range(10)],
+    [chr(0x0660 + d) for d in range(10)],
+)
+
+
+@st.composite
+def mixed_digits(draw: st.DrawFn) -> str:
+    """Return a valid-looking mobile with a few digits written in another script."""
+    text = draw(st.sampled_from(["", "+86"])) + "1" + draw(st.sampled_from("3456789"))
+    text += draw(st.text(alphabet="0123456789", min_size=9, max_size=9))
+    script = draw(st.sampled_from(OTHER_DIGITS[1:]))
+    changed = draw(st.sets(st.integers(0, len(text) - 1), min_size=1, max_size=3))
+    return "".join(
+        script[int(ch)] if i in changed and ch.isdigit() else ch for i, ch in enumerate(text)
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["13１00000042", "1310000004２", "+86131000000٤٢", "+8613100000042"]
+)
+def test_digits_of_other_scripts_come_out_as_ascii(text: str) -> None:
+    assert to_e164(text) == CN
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=mixed_digits())
+def test_the_fast_path_agrees_with_phonenumbers_on_digits_of_other_scripts(text: str) -> None:
+    agree(text)
+    try:
+        result = to_e164(text)
+    except InvalidPhone:
+        return
+    assert result.isascii()
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=cn_mobile_shaped)
 def test_the_fast_path_agrees_with_phonenumbers_on_mobile_shaped_strings(text: str) -> None:
