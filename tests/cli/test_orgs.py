@@ -128,3 +128,21 @@ def test_sender_create_for_an_unknown_org_fails(cli: Cli) -> None:
     result = cli("sender", "create", "nobody", "x-deals", "--name", "X", "--category", "retail")
     assert result.exit_code == 1
     assert "nobody" in result.output
+
+
+def test_cli_commits_stay_inside_the_tests_transaction(cli: Cli, session: Session) -> None:
+    """The CLI's own sessions join the test's transaction: seen here, rolled back after."""
+    from registry.extensions import db
+
+    assert cli("org", "create", "north-bank", "--name", "North Bank").exit_code == 0
+    query = select(Organization.slug).where(Organization.slug == "north-bank")
+    assert session.scalar(query) == "north-bank"
+    # A plain DB-API connection outside the test's transaction (and outside the engine's
+    # BEGIN IMMEDIATE on SQLite, which would wait for the test's lock) sees nothing.
+    other = db.engine.raw_connection()
+    try:
+        cur = other.cursor()
+        cur.execute("SELECT count(*) FROM organization WHERE slug = 'north-bank'")
+        assert cur.fetchone()[0] == 0
+    finally:
+        other.close()
