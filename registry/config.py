@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -125,17 +126,25 @@ class Settings:
 def _instance_secret(instance_path: Path) -> str:
     """Return the secret kept in the instance folder, creating it on first use."""
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # O_EXCL: when two workers start at once, one writes and the other reads.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: link()
+        # fails if another process got there first, and nobody ever reads a file
+        # that exists but is not written yet (an empty secret would sign anything).
+        fd, tmp = tempfile.mkstemp(dir=instance_path, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 16:
+        raise ConfigError(
+            f"REGISTRY_SECRET_KEY: {path} holds no usable key; delete it to make a new one"
+        )
     return key
 
 

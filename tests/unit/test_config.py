@@ -126,10 +126,17 @@ def test_the_secret_key_is_generated_once_and_kept_in_the_instance_folder(tmp_pa
     path = instance / "secret_key"
     assert path.read_text().strip() == first
     assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert [p.name for p in instance.iterdir()] == ["secret_key"]  # no temporary files left
     # A restart keeps the key, so sessions and signed receipts stay valid.
     assert load_settings(instance, env).secret_key == first
     # Another instance gets its own.
     assert load_settings(tmp_path / "other", env).secret_key != first
+
+
+def test_an_empty_secret_file_is_refused_not_used(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="REGISTRY_SECRET_KEY"):
+        load_settings(tmp_path, {"REGISTRY_DATABASE_URL": "sqlite://"})
 
 
 def test_a_given_secret_key_wins_and_nothing_is_written(tmp_path: Path) -> None:
