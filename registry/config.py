@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
@@ -157,7 +159,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         value = env.get(f"REGISTRY_{name}")
         return value if value not in (None, "") else None
 
-    def check(name: str, parse, raw: str):  # type: ignore[no-untyped-def]
+    def check(name: str, parse: Callable[[str], Any], raw: str) -> Any:
         try:
             return parse(raw)
         except (ConfigError, ValueError) as exc:

@@ -35,6 +35,8 @@ def _mobile_pattern(region: str) -> Pattern[str] | None:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if meta is None or meta.mobile is None or meta.mobile.national_number_pattern is None:
         return None
+    if meta.general_desc is None:
+        return None
     general = meta.general_desc.national_number_pattern
     mobile = meta.mobile.national_number_pattern
     return re.compile(f"(?=(?:{general})$)(?:{mobile})", re.ASCII)
@@ -128,7 +130,7 @@ def _country_zone(country_code: int) -> str | None:
     zones = pn_timezone.time_zones_for_number(example)
     prefix_zones = {
         z
-        for key, value in pn_timezone.TIMEZONE_DATA.items()
+        for key, value in pn_timezone.TIMEZONE_DATA.items()  # type: ignore[attr-defined]
         if key.startswith(str(country_code))
         for z in value
     }
