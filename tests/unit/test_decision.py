@@ -457,7 +457,9 @@ def consent_facts(draw: st.DrawFn, id_: int) -> ConsentFact:
         given_at=given,
         recorded_at=given + timedelta(minutes=draw(st.integers(0, 600))),
         category=draw(st.none() | st.sampled_from(CATEGORIES)),
-        activated_at=draw(st.none() | instants.filter(lambda t: t >= given)),
+        activated_at=draw(
+            st.none() | st.integers(0, 30 * 24 * 60).map(lambda m: given + timedelta(minutes=m))
+        ),
         expires_at=draw(st.none() | instants),
         pending_until=draw(st.none() | instants),
     )
