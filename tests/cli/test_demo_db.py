@@ -93,3 +93,56 @@ def test_db_check_fails_when_a_model_changes_without_a_migration(
     assert result.exit_code == 1
     assert mentioned in result.output
     assert "agree" not in result.output
+
+
+def test_demo_generates_synthetic_holders_that_checks_read(app, session) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from registry.consent.models import Consent, OptOut
+    from registry.subscribers.models import Subscriber
+
+    result = app.test_cli_runner().invoke(args=["demo", "--holders", "300"])
+    assert result.exit_code == 0, result.output
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Subscriber).where(Subscriber.phone.like("+86139%"))
+        )
+        == 100
+    )
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Consent).where(Consent.evidence_method == "synthetic")
+        )
+        == 150
+    )
+    assert (
+        session.scalar(select(func.count()).select_from(OptOut).where(OptOut.source == "synthetic"))
+        == 30
+    )
+    # Holder 0 has SMS do-not-disturb, quiet hours at noon and a consent from the first sender:
+    # at 10:00 the consent wins over do-not-disturb.
+    key = next(
+        line for line in result.output.splitlines() if line.startswith("API key for acme-bank")
+    ).split()[-1]
+    resp = app.test_client().post(
+        "/api/v1/check",
+        json={
+            "phone": "+8613900000000",
+            "sender": "acme-cards",
+            "channel": "sms",
+            "at": "2030-01-15T10:00:00+08:00",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.get_json()["reason"] == "consent"
+    resp = app.test_client().post(
+        "/api/v1/check",
+        json={
+            "phone": "+8613900000007",
+            "sender": "shopmall-deals",
+            "channel": "sms",
+            "at": "2030-01-15T10:00:00+08:00",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.status_code == 403  # acme's key may not ask for ShopMall's sender
