@@ -62,4 +62,15 @@ def body(model: type[M]) -> M:
     return model.model_validate_json(request.get_data(cache=False) or b"")
 
 
-from registry.api import checks, consents, meta, numbers, optouts, senders  # noqa: E402,F401  (routes register on import)
+from registry.api import (  # noqa: E402,F401  (routes register on import)
+    changes,
+    checks,
+    consents,
+    meta,
+    numbers,
+    optouts,
+    senders,
+    sync,
+    watchlist,
+    webhooks,
+)
