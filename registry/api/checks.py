@@ -106,6 +106,11 @@ class Receipt(BaseModel):
     decision: str | None = None
     reason: str | None = None
     results: list[dict[str, str]] | None = None
+    registry_seq: int | None = Field(
+        default=None,
+        description="The change-feed number the registry had reached when it answered: "
+        "every change up to it was part of the decision (replay the log to it).",
+    )
 
 
 def _check_limit() -> str:

@@ -33,6 +33,7 @@ from registry.config import Settings
 from registry.consent.models import Consent, OptOut
 from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
+from registry.events.sealing import last_seq
 from registry.numbers.models import Disconnection
 from registry.senders.models import Sender
 from registry.senders.services import SenderRef
@@ -196,6 +197,10 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
 
 def check_one(session: Session, settings: Settings, req: CheckRequest, phone: str) -> CheckResult:
     """Decide one check, write it to the check log, and sign its receipt."""
+    # The receipt names the registry state it rests on: the feed number reached
+    # before the facts were read (an index-only max(), ~20 µs), so every change
+    # up to it was in this decision's view and a regulator can replay it.
+    state = last_seq(session)
     facts = load_facts(session, req.sender, [phone], req.at)[phone]
     dec = decide(
         facts,
@@ -217,6 +222,7 @@ def check_one(session: Session, settings: Settings, req: CheckRequest, phone: st
         "d": dec.decision,
         "r": dec.reason,
         "t": iso(now),
+        "q": state,
     }
     return CheckResult(phone, dec, receipt_signer(settings).dumps(receipt), now)
 
@@ -282,6 +288,7 @@ def check_batch(
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
+    state = last_seq(session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
     decisions = decide_many(session, settings, req, distinct)
     now = utcnow()
@@ -317,6 +324,7 @@ def check_batch(
         "c": req.channel,
         "u": req.purpose,
         "t": iso(now),
+        "q": state,
     }
     return BatchResult(items, allowed, denied, invalid, receipt_signer(settings).dumps(receipt))
 
@@ -336,6 +344,8 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
             "decision": payload["d"],
             "reason": payload["r"],
             "checked_at": payload["t"],
+            # The feed number the decision saw (absent on receipts signed before it existed).
+            "registry_seq": payload.get("q"),
         }
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(
@@ -349,6 +359,7 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         "channel": payload["c"],
         "purpose": payload.get("u"),
         "checked_at": payload["t"],
+        "registry_seq": payload.get("q"),
         "results": [{"phone": p, "decision": dec, "reason": r} for p, dec, r in rows],
     }
 

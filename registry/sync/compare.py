@@ -66,7 +66,7 @@ def compare(
             errors.append({"index": index, "error": {"code": ref.code, "message": ref.message}})
             continue
         groups[(row.sender, row.channel)].append((index, phone, row))
-    differences = []
+    differences: list[dict[str, Any]] = []
     for (code, channel), items in groups.items():
         ref = senders[code]
         assert isinstance(ref, SenderRef)
@@ -87,5 +87,5 @@ def compare(
                         "reason": dec.reason,
                     }
                 )
-    differences.sort(key=lambda d: d["index"])
+    differences.sort(key=lambda d: int(d["index"]))
     return differences, errors

@@ -79,11 +79,8 @@ def create(session: Session, org_id: int, url: str) -> tuple[Webhook, str]:
 
 def list_hooks(session: Session, org_id: int) -> list[Webhook]:
     """Return the organization's hooks, oldest first."""
-    return list(
-        session.scalars(
-            select(Webhook).where(Webhook.organization_id == org_id).order_by(Webhook.id)
-        )  # type: ignore[arg-type]
-    )
+    query = select(Webhook).where(h.c.organization_id == org_id).order_by(h.c.id)
+    return list(session.scalars(query))
 
 
 def delete_hook(session: Session, org_id: int, hook_id: int) -> None:
@@ -105,7 +102,7 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 def claim_due(session: Session, policy: DeliveryPolicy, now: datetime) -> list[int]:
     """Lease the active hooks that are due; return their ids (commit is the caller's)."""
-    due = session.scalars(
+    due: list[int] = session.scalars(  # type: ignore[assignment]
         select(h.c.id).where(
             and_(
                 h.c.status == "active",

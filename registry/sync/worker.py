@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from registry.config import Settings
 from registry.consent import services as consents
+from registry.events import sealing
 from registry.sms import services as sms
-from registry.sync import feed, webhooks
+from registry.sync import webhooks
 from registry.timeutil import utcnow
 
 log = logging.getLogger("registry.worker")
@@ -38,14 +39,14 @@ class Tick:
 
 
 def sequence_all(session_factory: SessionFactory) -> int:
-    """Number every committed change that has no feed number yet."""
+    """Number and chain every committed change that is not sealed yet."""
     total = 0
     while True:
         with session_factory() as session:
-            n = feed.sequence(session, wait=True)
+            n = sealing.seal(session, wait=True)
             session.commit()
         total += n
-        if n < feed.SEQUENCE_BATCH:
+        if n < sealing.BATCH:
             return total
 
 
