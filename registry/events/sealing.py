@@ -94,7 +94,7 @@ def _heads(session: Session, phones: list[str]) -> dict[str, str | None]:
     heads: dict[str, str | None] = {}
     for start in range(0, len(phones), _HEAD_CHUNK):
         chunk = phones[start : start + _HEAD_CHUNK]
-        heads.update(session.execute(_HEADS, {"phones": chunk}).tuples().all())
+        heads.update((p, h) for p, h in session.execute(_HEADS, {"phones": chunk}))
     return heads
 
 

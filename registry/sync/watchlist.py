@@ -34,8 +34,8 @@ def watch(session: Session, org_id: int, phones: Sequence[str]) -> int:
             for p in unique[start : start + CHUNK]
         ]
         # ON CONFLICT DO NOTHING: two concurrent calls with the same number both succeed.
-        result = session.execute(insert(w).values(rows).on_conflict_do_nothing())
-        added += max(result.rowcount, 0)  # type: ignore[attr-defined]
+        statement = insert(w).values(rows).on_conflict_do_nothing().returning(w.c.phone)
+        added += len(session.execute(statement).all())
     return added
 
 
