@@ -57,7 +57,7 @@ class DeliveryPolicy:
     @property
     def lease(self) -> timedelta:
         """Return how long a claim lasts: longer than one delivery can take."""
-        return timedelta(seconds=self.timeout + 5)
+        return timedelta(seconds=2 * self.timeout + 1)
 
 
 def create(session: Session, org_id: int, url: str) -> tuple[Webhook, str]:
