@@ -12,7 +12,7 @@ the heads elsewhere — e.g. publish ``heads()`` digests — to catch that too.)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,18 +49,21 @@ class Report:
     digest: str  # sha256 over every phone's head hash, in phone order
 
 
-def _rows(session: Session, batch: int = 5_000) -> Iterator[Any]:
-    result = session.execute(_WALK.execution_options(yield_per=batch))
-    yield from result
-
-
 def verify(session: Session) -> Report:
-    """Walk every phone's chain in id order; stop at the first broken link."""
+    """Walk every phone's chain in feed order; stop at the first broken link."""
+    result = session.execute(_WALK.execution_options(yield_per=5_000))
+    try:
+        return _walk(result)
+    finally:
+        result.close()  # a server-side cursor on PostgreSQL: close it even when we stop early
+
+
+def _walk(rows: Iterable[Any]) -> Report:
     phones = events = 0
     phone = ""
     prev: str | None = None
     heads = hashlib.sha256()
-    for row in _rows(session):
+    for row in rows:
         event_id, prev_hash, stored, *values = row
         fields = dict(zip(CHAINED, values, strict=True))
         if fields["phone"] != phone:
