@@ -54,34 +54,41 @@ def _in_scope(org_id: int) -> ColumnElement[bool]:
     )
 
 
-_principal = Organization.__table__.alias("principal")  # type: ignore[attr-defined]
-_agent = Organization.__table__.alias("agent")  # type: ignore[attr-defined]
+_PAGE_COLUMNS = (
+    e.c.seq, e.c.type, e.c.phone, e.c.sender_id, e.c.channels, e.c.category, e.c.state,
+    e.c.at, e.c.consent_id, e.c.data, e.c.organization_id, e.c.agent_id,
+)  # fmt: skip
 
 
 def _page_query(org_id: int) -> Select[Any]:
+    # No joins: sender codes and organization slugs never change, so they come
+    # from a per-process cache (``_names``); the joins cost more than the scan.
     return (
-        select(
-            e.c.seq,
-            e.c.type,
-            e.c.phone,
-            sd.c.code,
-            e.c.channels,
-            e.c.category,
-            e.c.state,
-            e.c.at,
-            e.c.consent_id,
-            e.c.data,
-            _principal.c.slug,
-            _agent.c.slug,
-        )
-        .select_from(e)
-        .outerjoin(sd, sd.c.id == e.c.sender_id)
-        .outerjoin(_principal, _principal.c.id == e.c.organization_id)
-        .outerjoin(_agent, _agent.c.id == e.c.agent_id)
+        select(*_PAGE_COLUMNS)
         .where(and_(e.c.seq > bindparam("after"), _in_scope(org_id)))
         .order_by(e.c.seq)
         .limit(bindparam("n"))
     )
+
+
+_SENDER_CODES: dict[int, str] = {}
+_ORG_SLUGS: dict[int, str] = {}
+og = Organization.__table__  # type: ignore[attr-defined]
+
+
+def _names(session: Session, rows: list[Any]) -> None:
+    """Fill the caches for the senders and organizations a page names (codes and slugs are fixed)."""
+    senders = {r[3] for r in rows if r[3] is not None} - _SENDER_CODES.keys()
+    if senders:
+        _SENDER_CODES.update(
+            (i, c)
+            for i, c in session.execute(select(sd.c.id, sd.c.code).where(sd.c.id.in_(senders)))
+        )
+    orgs = ({r[10] for r in rows} | {r[11] for r in rows}) - {None} - _ORG_SLUGS.keys()
+    if orgs:
+        _ORG_SLUGS.update(
+            (i, s) for i, s in session.execute(select(og.c.id, og.c.slug).where(og.c.id.in_(orgs)))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,7 @@ class Page:
 
 
 def _item(row: Any) -> dict[str, Any]:
-    seq, type_, phone, sender, channels, category, state, at, consent_id, data, org, agent = row
+    seq, type_, phone, sender_id, channels, category, state, at, consent_id, data, org, agent = row
     item: dict[str, Any] = {
         "seq": seq,
         "type": type_,
@@ -102,9 +109,9 @@ def _item(row: Any) -> dict[str, Any]:
         "state": state,
         "at": iso(at),
     }
-    if sender is not None:
+    if sender_id is not None:
         # A change of one of the reader's senders: say who recorded it.
-        item["sender"] = sender
+        item["sender"] = _SENDER_CODES[sender_id]
         if channels:
             item["channels"] = channels.split(",")
         if category:
@@ -112,9 +119,9 @@ def _item(row: Any) -> dict[str, Any]:
         if consent_id is not None:
             item["consent_id"] = consent_id
         if org is not None:
-            item["organization"] = org
+            item["organization"] = _ORG_SLUGS[org]
         if agent is not None:
-            item["agent"] = agent
+            item["agent"] = _ORG_SLUGS[agent]
     elif type_ == "preferences.changed" and data:
         item["preferences"] = json.loads(data)
     elif type_ == "number.disconnected" and data:
@@ -150,5 +157,7 @@ def read(session: Session, org_id: int, after: int, limit: int) -> Page:
     """Return the changes after ``after`` that ``org_id`` may see, oldest first."""
     rows = session.execute(_page_query(org_id), {"after": after, "n": limit + 1}).all()
     more = len(rows) > limit
-    changes = [_item(r) for r in rows[:limit]]
+    rows = rows[:limit]
+    _names(session, rows)
+    changes = [_item(r) for r in rows]
     return Page(changes, changes[-1]["seq"] if changes else after, more)

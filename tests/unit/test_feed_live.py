@@ -208,7 +208,7 @@ def test_a_platform_following_the_feed_ends_with_the_registrys_state(app: Flask)
     with app.app_context():
         registry = _registry_state(app, world.org_ids["acme"], watched)
     mirror = _replay(seen)
-    assert len(seen) > 500
+    assert len(seen) > 300
     assert mirror["consents"] == registry["consents"]
     assert mirror["optouts"] == registry["optouts"]
     default = {"dnd_voice": False, "dnd_sms": False, "blocked_categories": [], "quiet_hours": None}
