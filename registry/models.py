@@ -8,6 +8,7 @@ from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organizat
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.subscribers.models import Subscriber
+from registry.sync.models import Watch, Webhook
 
 __all__ = [
     "ApiKey",
@@ -25,4 +26,6 @@ __all__ = [
     "SenderAddress",
     "SmsMessage",
     "Subscriber",
+    "Watch",
+    "Webhook",
 ]  # fmt: skip
