@@ -20,8 +20,8 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
-    from registry.cli import checks, db, demo, numbers, orgs, serve, sms
+    from registry.cli import admin, checks, db, demo, numbers, orgs, serve, sms
 
-    for module in (checks, db, demo, numbers, orgs, serve, sms):
+    for module in (admin, checks, db, demo, numbers, orgs, serve, sms):
         for command in module.COMMANDS:
             app.cli.add_command(command)
