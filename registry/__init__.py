@@ -35,7 +35,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Attach the database, CSRF, Babel and the rate limiter."""
+    """Attach the database, CSRF, Babel, the rate limiter and metrics."""
+    from registry import metrics
     from registry.extensions import babel, csrf, db, limiter
     from registry.i18n import select_locale
 
@@ -43,6 +44,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
+    metrics.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -31,6 +31,20 @@ def parse_window(text: str) -> tuple[time, time]:
     return start, end
 
 
+def _psycopg(url: str) -> str:
+    """Accept the libpq-style URL everyone copies; psycopg 3 is the driver."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise ConfigError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -59,6 +73,8 @@ class Settings:
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     max_batch: int = 10_000
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 2.0
     consent_pending_days: int = 7
     # The regulator console (issue 6).
     complaint_answer_days: int = 7
@@ -114,11 +130,17 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if url is None:
         instance.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{instance / 'registry.sqlite3'}"
-    elif url.startswith(("postgresql://", "postgres://")):
-        # psycopg 3 is the driver; accept the libpq-style URL everyone copies.
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    kwargs["database_url"] = url
+    kwargs["database_url"] = _psycopg(url)
     kwargs["secret_key"] = get("SECRET_KEY") or _instance_secret(instance)
+    if (replicas := get("DATABASE_REPLICA_URLS")) is not None:
+        urls = tuple(_psycopg(u.strip()) for u in replicas.split(",") if u.strip())
+        if any(not u.startswith("postgresql") for u in urls):
+            raise ConfigError(
+                "REGISTRY_DATABASE_REPLICA_URLS: only PostgreSQL standbys are supported"
+            )
+        kwargs["replica_urls"] = urls
+    if (lag := get("REPLICA_MAX_LAG")) is not None:
+        kwargs["replica_max_lag"] = check("REPLICA_MAX_LAG", _seconds, lag)
 
     if (policy := get("POLICY")) is not None:
         if policy not in POLICIES:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlmodel import SQLModel
@@ -51,7 +52,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, **kwargs}
+    return create_engine(url, **options)
 
 
 class Database:
@@ -63,14 +65,26 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         """Create the app's engine from its settings and close sessions at teardown."""
-        engine = make_engine(app.config["REGISTRY"].database_url)
+        settings = app.config["REGISTRY"]
+        engine = make_engine(settings.database_url)
+        replicas = Replicas(
+            [make_engine(url, pool_size=5, max_overflow=5) for url in settings.replica_urls],
+            settings.replica_max_lag,
+        )
         app.extensions["registry.db"] = _State(
-            engine, sessionmaker(bind=engine, expire_on_commit=False)
+            engine, sessionmaker(bind=engine, expire_on_commit=False), replicas
         )
         # Close at the end of each request, and of each app context (CLI, jobs):
         # an app context may outlive several requests (tests push one).
         app.teardown_request(_close_session)
         app.teardown_appcontext(_close_session)
+
+    def dispose(self) -> None:
+        """Close every pooled connection of the current app (primary and standbys)."""
+        state = _state()
+        state.engine.dispose()
+        for engine in state.replicas.engines:
+            engine.dispose()
 
     @property
     def engine(self) -> Engine:
@@ -92,10 +106,63 @@ class Database:
             session.close()
 
 
+class Replicas:
+    """PostgreSQL hot standbys for reads that tolerate a bounded lag (checks).
+
+    A standby is used only while it streams from the primary and its replay
+    lag is within ``max_lag`` seconds; the health answer is cached for
+    ``HEALTH_TTL`` seconds per process, so the staleness a check can see is at
+    most ``max_lag + HEALTH_TTL``. A standby that fails is skipped until it
+    answers again; with none healthy, reads go to the primary.
+    """
+
+    HEALTH_TTL = 0.5
+    _LAG = text(
+        "SELECT pg_is_in_recovery(), "
+        "(SELECT status FROM pg_stat_wal_receiver LIMIT 1), "
+        "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+    )
+
+    def __init__(self, engines: list[Engine], max_lag: float) -> None:
+        self.engines = engines
+        self.max_lag = max_lag
+        self._health: dict[int, tuple[float, bool]] = {}
+        self._factories = [sessionmaker(bind=e, expire_on_commit=False) for e in engines]
+
+    def healthy(self, index: int) -> bool:
+        """Tell whether standby ``index`` may serve reads now (cached briefly)."""
+        now = time.monotonic()
+        cached = self._health.get(index)
+        if cached is not None and now - cached[0] < self.HEALTH_TTL:
+            return cached[1]
+        try:
+            with self.engines[index].connect() as conn:
+                in_recovery, receiver, lag = conn.execute(self._LAG).one()
+            ok = (
+                bool(in_recovery)
+                and receiver == "streaming"
+                and lag is not None
+                and float(lag) <= self.max_lag
+            )
+        except Exception:  # a dead standby is simply not used; the primary answers
+            ok = False
+        self._health[index] = (now, ok)
+        return ok
+
+    def session(self) -> Session | None:
+        """Return a session on the first healthy standby, or None."""
+        for index, factory in enumerate(self._factories):
+            if self.healthy(index):
+                return factory()
+        return None
+
+
 class _State:
-    def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
+    def __init__(self, engine: Engine, factory: sessionmaker[Session], replicas: Replicas) -> None:
         self.engine = engine
         self.sessionmaker = factory
+        self.replicas = replicas
 
 
 def _state() -> _State:
@@ -111,7 +178,19 @@ def get_session() -> Session:
     return session
 
 
+def get_read_session() -> tuple[Session, str]:
+    """Return a session for lag-tolerant reads and where it reads: "replica" or "primary"."""
+    state = _state()
+    if state.replicas.engines:
+        if "db_read_session" not in g:
+            g.db_read_session = state.replicas.session()
+        if g.db_read_session is not None:
+            return g.db_read_session, "replica"
+    return get_session(), "primary"
+
+
 def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_session", "db_read_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()

@@ -74,7 +74,7 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     app = make_app(database_url, tmp_path_factory.mktemp("instance"))
     yield app
     with app.app_context():
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -22,9 +22,10 @@ from registry.api.schemas import (
     Strict,
 )
 from registry.checks import services
-from registry.db import get_session
+from registry.db import get_read_session, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
+from registry.metrics import count_decision
 from registry.senders.services import resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -151,9 +152,11 @@ def check() -> Any:
         raise InvalidPhoneError(str(exc), field="phone") from exc
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_one(session, cfg, req, phone)
+    read, source = get_read_session()
+    result = services.check_one(session, cfg, req, phone, read)
     session.commit()
     dec = result.decision
+    count_decision(dec.decision, dec.reason)
     out: dict[str, Any] = {
         "phone": phone,
         "sender": req.sender.code,
@@ -171,7 +174,7 @@ def check() -> Any:
         out["next_allowed_at"] = iso(dec.next_allowed_at)
     if req.sender.agent_slug is not None:
         out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
-    return jsonify(out)
+    return jsonify(out), 200, {"X-Anning-Read-From": source}
 
 
 @route(
@@ -190,8 +193,16 @@ def check_batch() -> Any:
     cfg = settings()
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_batch(session, cfg, req, data.phones)
+    read, source = get_read_session()
+    result = services.check_batch(session, cfg, req, data.phones, read)
     session.commit()
+    tally: dict[tuple[str, str], int] = {}
+    for item in result.items:
+        if item.decision is not None:
+            key = (item.decision.decision, item.decision.reason)
+            tally[key] = tally.get(key, 0) + 1
+    for (decision, reason), amount in tally.items():
+        count_decision(decision, reason, amount)
     rows: list[dict[str, Any]] = []
     for item in result.items:
         if item.error is not None:
@@ -213,12 +224,20 @@ def check_batch() -> Any:
         if dec.next_allowed_at is not None:
             row["next_allowed_at"] = iso(dec.next_allowed_at)
         rows.append(row)
-    return jsonify(
-        {
-            "results": rows,
-            "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
-            "check_id": result.check_id,
-        }
+    return (
+        jsonify(
+            {
+                "results": rows,
+                "summary": {
+                    "allow": result.allowed,
+                    "deny": result.denied,
+                    "invalid": result.invalid,
+                },
+                "check_id": result.check_id,
+            }
+        ),
+        200,
+        {"X-Anning-Read-From": source},
     )
 
 

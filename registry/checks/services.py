@@ -194,9 +194,11 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
     }
 
 
-def check_one(session: Session, settings: Settings, req: CheckRequest, phone: str) -> CheckResult:
-    """Decide one check, write it to the check log, and sign its receipt."""
-    facts = load_facts(session, req.sender, [phone], req.at)[phone]
+def check_one(
+    session: Session, settings: Settings, req: CheckRequest, phone: str, read: Session | None = None
+) -> CheckResult:
+    """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt."""
+    facts = load_facts(read or session, req.sender, [phone], req.at)[phone]
     dec = decide(
         facts,
         channel=req.channel,
@@ -260,7 +262,7 @@ def normalize_many(
 def decide_many(
     session: Session, settings: Settings, req: CheckRequest, phone_list: Sequence[str]
 ) -> dict[str, Decision]:
-    """Decide for many distinct phones at once (batch, scrub)."""
+    """Decide for many distinct phones at once (batch, scrub); ``session`` only reads."""
     facts = load_facts(session, req.sender, phone_list, req.at)
     policy = policy_of(settings)
     return {
@@ -278,14 +280,18 @@ def decide_many(
 
 
 def check_batch(
-    session: Session, settings: Settings, req: CheckRequest, inputs: Sequence[Any]
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    inputs: Sequence[Any],
+    read: Session | None = None,
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place."""
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    decisions = decide_many(session, settings, req, distinct)
+    decisions = decide_many(read or session, settings, req, distinct)
     now = utcnow()
     items = [
         BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)

@@ -304,3 +304,11 @@ def test_openapi_document_and_docs_page(client) -> None:  # type: ignore[no-unty
     page = client.get("/api/v1/docs")
     assert page.status_code == 200
     assert b"/api/v1/check/batch" in page.data
+
+
+def test_metrics_count_requests_and_decisions(client, acme: Api) -> None:  # type: ignore[no-untyped-def]
+    acme.check(HOLDER)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'anning_decisions_total{decision="deny",reason="no_consent"}' in text
+    assert "anning_http_request_duration_seconds" in text
+    assert 'anning_outbox_depth{outbox="sms"}' in text
