@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    SelectChoice,
     EmailField,
     IntegerField,
     PasswordField,
@@ -34,7 +35,11 @@ class ReplyForm(FlaskForm):
     body = TextAreaField("Reply to the holder", validators=[DataRequired(), Length(max=4000)])
     status = SelectField(
         "Then set the status to",
-        choices=[("", "leave as it is"), ("answered", "answered"), ("closed", "closed")],
+        choices=[
+            SelectChoice("", "leave as it is"),
+            SelectChoice("answered", "answered"),
+            SelectChoice("closed", "closed"),
+        ],
         validators=[Optional()],
     )
 
@@ -43,7 +48,12 @@ class StatusForm(FlaskForm):
     """Change a complaint's status."""
 
     status = SelectField(
-        "Status", choices=[("open", "open"), ("answered", "answered"), ("closed", "closed")]
+        "Status",
+        choices=[
+            SelectChoice("open", "open"),
+            SelectChoice("answered", "answered"),
+            SelectChoice("closed", "closed"),
+        ],
     )
 
 
@@ -68,7 +78,7 @@ class OrgForm(FlaskForm):
         validators=[DataRequired(), Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", message="a-z, 0-9, -")],
     )
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    role = SelectField("Role", choices=[(r, r) for r in ROLES], default="sender")
+    role = SelectField("Role", choices=[SelectChoice(r) for r in ROLES], default="sender")
 
 
 class SenderForm(FlaskForm):
@@ -76,7 +86,7 @@ class SenderForm(FlaskForm):
 
     code = StringField("Code", validators=[DataRequired(), Length(min=2, max=64)])
     name = StringField("Display name", validators=[DataRequired(), Length(max=200)])
-    category = SelectField("Category", choices=[(c, c) for c in CATEGORIES])
+    category = SelectField("Category", choices=[SelectChoice(c) for c in CATEGORIES])
     addresses = TextAreaField(
         "Caller numbers and SMS ports (one per line)", validators=[Length(max=2000)]
     )
@@ -96,7 +106,12 @@ class QueueFilter(FlaskForm):
 
     status = SelectField(
         "Status",
-        choices=[("", "any"), ("open", "open"), ("answered", "answered"), ("closed", "closed")],
+        choices=[
+            SelectChoice("", "any"),
+            SelectChoice("open", "open"),
+            SelectChoice("answered", "answered"),
+            SelectChoice("closed", "closed"),
+        ],
         validators=[Optional()],
     )
     org = StringField("Organization (slug)", validators=[Optional(), Length(max=64)])
@@ -104,6 +119,6 @@ class QueueFilter(FlaskForm):
     older_than = IntegerField("Older than (days)", validators=[Optional(), NumberRange(0, 3650)])
     overdue = SelectField(
         "Unanswered past the deadline",
-        choices=[("", "any"), ("1", "only overdue")],
+        choices=[SelectChoice("", "any"), SelectChoice("1", "only overdue")],
         validators=[Optional()],
     )
