@@ -76,7 +76,12 @@ def sign_in(client: FlaskClient, staff: Staff, steps: int = 0) -> None:
     token = csrf(client, "/admin/login")
     resp = client.post(
         "/admin/login",
-        data={"csrf_token": token, "email": staff.email, "password": PASSWORD, "code": staff.code(steps)},
+        data={
+            "csrf_token": token,
+            "email": staff.email,
+            "password": PASSWORD,
+            "code": staff.code(steps),
+        },
     )
     assert resp.status_code == 302, resp.get_data(as_text=True)
 
@@ -85,14 +90,14 @@ def sign_in(client: FlaskClient, staff: Staff, steps: int = 0) -> None:
 def as_officer(client: FlaskClient, officer: Staff) -> Iterator[FlaskClient]:
     """Return a client signed in as an officer."""
     sign_in(client, officer)
-    yield client
+    return client
 
 
 @pytest.fixture
 def as_viewer(client: FlaskClient, viewer: Staff) -> Iterator[FlaskClient]:
     """Return a client signed in as a viewer."""
     sign_in(client, viewer)
-    yield client
+    return client
 
 
 def post_form(client: FlaskClient, page: str, action: str, data: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -31,33 +31,44 @@ def test_cli_creates_staff_with_argon2_hash_and_totp_uri(app: Flask, session: Se
     assert result.exit_code == 0, result.output
     assert "otpauth://totp/" in result.output
     secret = next(
-        line.split(": ", 1)[1] for line in result.output.splitlines() if line.startswith("TOTP secret")
+        line.split(": ", 1)[1]
+        for line in result.output.splitlines()
+        if line.startswith("TOTP secret")
     )
     user = session.scalar(select(StaffUser).where(StaffUser.email == "chief@regulator.example"))
-    assert user is not None and user.role == "officer"
-    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
-    assert user.totp_secret == secret and pyotp.TOTP(secret).now().isdigit()
+    assert user is not None
+    assert user.role == "officer"
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert user.totp_secret == secret
+    assert pyotp.TOTP(secret).now().isdigit()
 
 
 def test_cli_rejects_short_password_and_duplicates(app: Flask, officer: Staff) -> None:
     runner = CliRunner()
     short = runner.invoke(app.cli, ["admin", "create", "a@b.example", "--password", "short"])
-    assert short.exit_code != 0 and "12 characters" in short.output
+    assert short.exit_code != 0
+    assert "12 characters" in short.output
     dup = runner.invoke(app.cli, ["admin", "create", officer.email, "--password", PASSWORD])
-    assert dup.exit_code != 0 and "exists" in dup.output
+    assert dup.exit_code != 0
+    assert "exists" in dup.output
 
 
 def test_console_needs_sign_in(client: FlaskClient) -> None:
     resp = client.get("/admin/stats")
-    assert resp.status_code == 302 and "/admin/login" in resp.headers["Location"]
+    assert resp.status_code == 302
+    assert "/admin/login" in resp.headers["Location"]
 
 
 def test_sign_in_with_password_and_totp(client: FlaskClient, officer: Staff) -> None:
     sign_in(client, officer)
     page = client.get("/admin/")
-    assert page.status_code == 200 and officer.email in page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert officer.email in page.get_data(as_text=True)
     cookie = client.get_cookie("anning_staff", path="/admin")
-    assert cookie is not None and cookie.http_only and cookie.same_site == "Strict"
+    assert cookie is not None
+    assert cookie.http_only
+    assert cookie.same_site == "Strict"
     # The holders' session cookie carries no staff identity.
     holder_session = client.get_cookie("session")
     assert holder_session is None or "staff" not in holder_session.value
@@ -72,17 +83,21 @@ def test_wrong_code_and_reused_code_are_refused(client: FlaskClient, officer: St
     assert _attempt(other, officer.email, PASSWORD, officer.code()).status_code == 401
 
 
-def test_lock_out_after_repeated_failures(client: FlaskClient, officer: Staff, session: Session) -> None:
+def test_lock_out_after_repeated_failures(
+    client: FlaskClient, officer: Staff, session: Session
+) -> None:
     for _ in range(MAX_FAILURES - 1):
         assert _attempt(client, officer.email, "wrong password!", officer.code()).status_code == 401
     locked = _attempt(client, officer.email, "wrong password!", officer.code())
-    assert locked.status_code == 429 and "locked" in locked.get_data(as_text=True)
+    assert locked.status_code == 429
+    assert "locked" in locked.get_data(as_text=True)
     # Even the right password and code are refused while locked.
     right = _attempt(client, officer.email, PASSWORD, officer.code())
     assert right.status_code == 429
     assert client.get("/admin/").status_code == 302
     actions = session.scalars(select(StaffAudit.action)).all()
-    assert actions.count("login.failed") == MAX_FAILURES - 1 and "login.locked" in actions
+    assert actions.count("login.failed") == MAX_FAILURES - 1
+    assert "login.locked" in actions
 
 
 def test_unknown_email_gives_the_same_answer(client: FlaskClient) -> None:
@@ -135,14 +150,22 @@ def test_open_redirect_after_sign_in_is_refused(client: FlaskClient, officer: St
     token = csrf(client, "/admin/login")
     resp = client.post(
         "/admin/login?next=https://evil.example/admin",
-        data={"csrf_token": token, "email": officer.email, "password": PASSWORD, "code": officer.code()},
+        data={
+            "csrf_token": token,
+            "email": officer.email,
+            "password": PASSWORD,
+            "code": officer.code(),
+        },
     )
-    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/"
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == "/admin/"
 
 
 def test_sign_in_is_audited(client: FlaskClient, officer: Staff, session: Session) -> None:
     sign_in(client, officer)
     entry = session.scalar(select(StaffAudit).where(StaffAudit.action == "login"))
-    assert entry is not None and entry.actor == officer.email and entry.ip == "127.0.0.1"
+    assert entry is not None
+    assert entry.actor == officer.email
+    assert entry.ip == "127.0.0.1"
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "login" in page
