@@ -52,9 +52,11 @@ def org_create() -> Any:
 def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
     session = get_session()
     org = orgs.get_org(session, slug)
+    sender_rows = senders.list_senders(session, org.id or 0)
     context = {
         "org": org,
-        "senders": senders.list_senders(session, org.id or 0),
+        "senders": sender_rows,
+        "sender_codes": {s.id: s.code for s, _ in sender_rows},
         "keys": orgs.list_keys(session, org.id or 0),
         "sanctions": history(session, org.id or 0),
         "sender_form": SenderForm(),

@@ -1,0 +1,106 @@
+"""The console in real Chromium: an officer signs in, judges a complaint, replies, suspends.
+
+Runs the app on 127.0.0.1 in a thread (werkzeug) against committed data, and
+drives Debian's Chromium through Playwright. Skipped when Chromium is absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from registry.admin import accounts
+from registry.orgs import services as orgs
+from registry.senders import services as senders
+from tests.admin.conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.live,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+]
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """Serve the app on a free port of 127.0.0.1 for the test's duration."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    """Return a Chromium page (desktop width)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            yield page
+        finally:
+            browser.close()
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"admin-{name}.png"), full_page=True)
+
+
+def test_officer_suspends_sender_and_check_answers_suspended(
+    app: Flask, session: Session, live_server: str, browser_page
+) -> None:  # type: ignore[no-untyped-def]
+    org = orgs.create_org(session, "acme", "Acme Bank")
+    _, key = orgs.create_key(session, org)
+    senders.create_sender(session, org.id or 0, "acme-cards", "Acme Cards", "finance", ["10690001"])
+    staff = accounts.create_staff(session, "officer@regulator.example", PASSWORD, "officer")
+    session.commit()
+    page = browser_page
+
+    page.goto(f"{live_server}/admin/")
+    page.fill("#email", "officer@regulator.example")
+    page.fill("#password", PASSWORD)
+    page.fill("#code", pyotp.TOTP(staff.totp_secret).now())
+    _shot(page, "login")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/admin/")
+
+    page.goto(f"{live_server}/admin/orgs/acme")
+    page.click("#sender-acme-cards summary")
+    page.fill("#reason-acme-cards", "Contacted holders without checking the registry")
+    page.fill("#days-acme-cards", "30")
+    page.click("#sender-acme-cards form.suspend-sender button")
+    page.wait_for_selector("text=is suspended until")
+    _shot(page, "org")
+
+    client = app.test_client()
+    answer = client.post(
+        "/api/v1/check",
+        json={"phone": "+8613800138000", "sender": "acme-cards", "channel": "sms"},
+        headers={"Authorization": f"Bearer {key}"},
+    ).get_json()
+    assert (answer["decision"], answer["reason"]) == ("deny", "sender_suspended")
+
+    page.goto(f"{live_server}/sanctions")
+    assert "Contacted holders without checking the registry" in page.content()
+    _shot(page, "public-sanctions")
