@@ -2,6 +2,7 @@
 
 from registry.admin.models import StaffAudit, StaffUser
 from registry.checks.models import CheckBatch, CheckLog
+from registry.complaints.models import Complaint, ComplaintMessage
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
 from registry.numbers.models import Disconnection
@@ -16,6 +17,8 @@ __all__ = [
     "ApiKey",
     "CheckBatch",
     "CheckLog",
+    "Complaint",
+    "ComplaintMessage",
     "Consent",
     "ConsentRequest",
     "Delegation",

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from registry.complaints import desk
 from registry.config import Settings
 from registry.sanctions import services as sanctions
 
@@ -19,4 +20,5 @@ def dashboard_data(session: Session, settings: Settings, now: datetime) -> dict[
         "suspended_senders": senders,
         "flags": sanctions.flags(session, now, days=settings.sanction_days),
         "answer_days": settings.complaint_answer_days,
+        "complaints": desk.counts(session, now, settings.complaint_answer_days),
     }

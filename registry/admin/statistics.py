@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from registry.admin import bp, charts
 from registry.admin.charts import Series
 from registry.admin.session import record, staff_required
+from registry.complaints import desk
 from registry.db import get_session
 from registry.stats import services as stats
 from registry.timeutil import utcnow
@@ -124,10 +125,66 @@ def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
     )  # fmt: skip
 
 
+def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Complaints per organization per quarter."""
+    per = desk.per_org_quarter(session, *(period or (None, None)))
+    quarters = sorted({q for counts in per.values() for q in counts})
+    orgs = sorted(per, key=lambda slug: (-sum(per[slug].values()), slug))[:40]
+    rows = [
+        [slug, *(per[slug].get(q, 0) for q in quarters), sum(per[slug].values())] for slug in orgs
+    ]
+    chart = (
+        charts.stacked(
+            "Complaints per organization, by quarter",
+            orgs,
+            [Series(q, [per[slug].get(q, 0) for slug in orgs]) for q in quarters],
+        )
+        if orgs
+        else None
+    )
+    return Dataset(
+        "complaints", "Complaints per organization per quarter",
+        ["organization", *quarters, "total"], rows, chart,
+        "Complaints matched to a sender, by the quarter they were filed (UTC).",
+    )  # fmt: skip
+
+
+def answer_times(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Median (and spread of) the time to answer a complaint."""
+    waited, waiting = desk.answer_days_list(session, *(period or (None, None)))
+    med = stats.median(waited)
+    buckets = [
+        ("< 1 day", 0, 1),
+        ("1-3 days", 1, 3),
+        ("3-7 days", 3, 7),
+        ("7-14 days", 7, 14),
+        ("> 14 days", 14, 10**9),
+    ]
+    counts = [sum(1 for w in waited if lo <= w < hi) for _, lo, hi in buckets]
+    rows = [[label, n] for (label, _, _), n in zip(buckets, counts, strict=True)]
+    rows.append(["not answered yet", waiting])
+    chart = charts.hbar(
+        "Time to answer a complaint",
+        [label for label, _, _ in buckets] + ["not answered yet"],
+        [Series("complaints", [*counts, waiting])],
+    )
+    note = (
+        f"Median time to answer: {med:.1f} days over {len(waited):,} answered complaints."
+        if med is not None
+        else "No complaint has been answered in this period."
+    )
+    return Dataset(
+        "answer_times", "Time to answer a complaint", ["waited", "complaints"], rows, chart, note,
+        {"median_days": med},
+    )  # fmt: skip
+
+
 DATASETS: dict[str, Callable[[Session, tuple[date, date] | None], Dataset]] = {
     "willingness": willingness,
     "dnd": dnd,
     "checks": checks,
+    "complaints": complaints_by_org,
+    "answer_times": answer_times,
 }
 
 

@@ -103,3 +103,17 @@ def as_viewer(client: FlaskClient, viewer: Staff) -> Iterator[FlaskClient]:
 def post_form(client: FlaskClient, page: str, action: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
     """POST ``data`` to ``action`` with the CSRF token from ``page``."""
     return client.post(action, data={"csrf_token": csrf(client, page), **data})
+
+
+def file_complaint(  # type: ignore[no-untyped-def]
+    session: Session, phone: str, address: str = "10690001", channel: str = "sms",
+    contacted_at=None, text: str | None = "Unwanted card offer", filed_days_ago: float = 0,
+):  # fmt: skip
+    """File a complaint as the holder would on the site; optionally back-date its filing."""
+    from registry.complaints import services as complaints
+
+    c = complaints.file_complaint(session, phone, address, channel, contacted_at or utcnow(), text)
+    if filed_days_ago:
+        c.created_at = utcnow() - timedelta(days=filed_days_ago)
+    session.commit()
+    return c
