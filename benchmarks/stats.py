@@ -119,9 +119,8 @@ def build(url: str, holders: int, checks: int) -> dict[str, int]:
             org_ids.append(org.id)
             sender, _ = senders.create_sender(session, org.id, f"org-{i:02d}-sms", f"Sender {i:02d}", CATS[i % 12], [f"1069{i:04d}"])  # fmt: skip
             sender_ids.append(sender.id)
-        new = accounts.create_staff(session, "bench@regulator.example", PASSWORD, "officer")
         session.commit()
-        ids["secret"] = new.totp_secret  # type: ignore[assignment]
+    ids["secret"] = staff_account(url)  # type: ignore[assignment]
     reasons = "CASE n % 10 WHEN 0 THEN 'dnd' WHEN 1 THEN 'category_blocked' WHEN 2 THEN 'opted_out' WHEN 3 THEN 'no_consent' WHEN 4 THEN 'quiet_hours' ELSE 'consent' END"
     decision = "CASE WHEN n % 10 < 5 THEN 'deny' ELSE 'allow' END"
     first_org, first_sender = min(org_ids), min(sender_ids)
@@ -133,10 +132,35 @@ def build(url: str, holders: int, checks: int) -> dict[str, int]:
             f"{decision}, {reasons}, {ago.format(x='(' + str(checks) + ' - n) * 11')}, {ago.format(x='(' + str(checks) + ' - n) * 11')} "
             f"FROM {ser(dialect, checks)}"
         )))  # fmt: skip
+        complaints = max(1000, holders // 200)
+        answered = (
+            "CASE WHEN n % 3 <> 0 THEN created + (n % 240) * interval '1 hour' END"
+            if dialect == "postgresql"
+            else "CASE WHEN n % 3 <> 0 THEN strftime('%Y-%m-%d %H:%M:%f', created, '+' || (n % 240) || ' hours') END"
+        )
+        timed(f"{complaints:,} complaints (INSERT ... SELECT)", lambda: conn.execute(text(
+            "INSERT INTO complaint (phone, address, sender_id, organization_id, channel, contacted_at, text, status, created_at, answered_at) "
+            f"SELECT phone, '1069' || printf_n, sid, oid, 'sms', created, 'bench', CASE WHEN n % 3 = 0 THEN 'open' ELSE 'answered' END, created, {answered} "
+            f"FROM (SELECT n, {phone.format(x=f'n * 104729 % {holders} + 1')} AS phone, {first_sender} + n % 20 AS sid, "
+            f"{first_org} + n % 20 AS oid, {ago.format(x='n * 6113')} AS created, "
+            f"{'lpad((n % 20)::text, 4, ' + chr(39) + '0' + chr(39) + ')' if dialect == 'postgresql' else 'printf(' + chr(39) + '%04d' + chr(39) + ', n % 20)'} AS printf_n "
+            f"FROM {ser(dialect, complaints)}) AS c"
+        )))  # fmt: skip
         if dialect == "postgresql":
             conn.execute(text("ANALYZE"))
     engine.dispose()
     return ids
+
+
+def staff_account(url: str) -> str:
+    """Create (or re-create) the benchmark's officer; return its TOTP secret."""
+    app = create_app({"ENVIRON": {"REGISTRY_DATABASE_URL": url, "REGISTRY_SECRET_KEY": "bench"}})
+    with app.app_context(), db.session() as session:
+        session.execute(text("DELETE FROM staff_audit"))
+        session.execute(text("DELETE FROM staff_user WHERE email = 'bench@regulator.example'"))
+        new = accounts.create_staff(session, "bench@regulator.example", PASSWORD, "officer")
+        session.commit()
+        return new.totp_secret
 
 
 def refresh(url: str) -> float:
@@ -189,13 +213,16 @@ def main() -> None:
         "--database-url", default=None, help="postgresql://... (dropped and recreated)"
     )
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the data already in --database-url"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="anning-stats-"))
     url = args.database_url or f"sqlite:///{tmp / 'stats.sqlite3'}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("postgresql"):
+    if url.startswith("postgresql") and not args.reuse:
         import psycopg
 
         name = url.rsplit("/", 1)[1]
@@ -205,8 +232,11 @@ def main() -> None:
             conn.execute(f"CREATE DATABASE {name}")
     print(f"database: {url.split('@')[-1] if '@' in url else 'SQLite (scratch file)'}")
     migrate.upgrade(url)
-    print("building:")
-    ids, _build_s = timed("total build", lambda: build(url, args.holders, args.checks))
+    if args.reuse:
+        ids = {"secret": staff_account(url)}
+    else:
+        print("building:")
+        ids, _build_s = timed("total build", lambda: build(url, args.holders, args.checks))
     full = refresh(url)
     print(f"  {'registry stats refresh (first, full)':<46} {full:8.2f} s")
     again = refresh(url)
@@ -272,7 +302,15 @@ def main() -> None:
         server.wait(timeout=30)
 
 
-EXTRA_PAGES: list[str] = []
+EXTRA_PAGES = [
+    "/admin/complaints",
+    "/admin/complaints?overdue=1",
+    "/admin/complaints?org=org-03&status=open",
+    "/admin/complaints/1",
+    "/admin/complaints/2",
+    "/admin/stats/complaints.csv",
+    "/admin/stats/answer_times.csv",
+]
 
 if __name__ == "__main__":
     main()

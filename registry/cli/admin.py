@@ -92,7 +92,8 @@ def stats_refresh() -> None:
         session.commit()
     click.echo(
         f"read {result.checks_read} new checks, {result.holders} holders, "
-        f"{result.dnd_days} days of DND changes in {time.perf_counter() - started:.1f} s"
+        f"{result.dnd_days} days of DND changes in {time.perf_counter() - started:.1f} s "
+        f"({', '.join(f'{k} {v:.1f} s' for k, v in result.seconds.items())})"
     )
 
 

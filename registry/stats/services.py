@@ -15,6 +15,7 @@ Days are UTC days.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -80,14 +81,22 @@ class RefreshResult:
     checks_read: int
     holders: int
     dnd_days: int
+    seconds: dict[str, float]
 
 
 def refresh(session: Session, now: datetime) -> RefreshResult:
     """Bring every rollup up to date; the caller commits (one transaction)."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     checks_read = _refresh_checks(session, now)
+    seconds["checks"] = time.perf_counter() - started
+    started = time.perf_counter()
     holders = _refresh_willingness(session, now)
+    seconds["willingness"] = time.perf_counter() - started
+    started = time.perf_counter()
     dnd_days = _refresh_dnd(session)
-    return RefreshResult(checks_read, holders, dnd_days)
+    seconds["dnd"] = time.perf_counter() - started
+    return RefreshResult(checks_read, holders, dnd_days, seconds)
 
 
 def _refresh_checks(session: Session, now: datetime) -> int:
