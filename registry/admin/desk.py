@@ -76,8 +76,8 @@ def complaint_reply(complaint_id: int) -> Any:
             complaints.reply(
                 session, complaint, form.body.data or "", author=f"regulator:{current().email}"
             )
-            if form.status.data:
-                complaints.set_status(session, complaint, form.status.data)
+            if form.then_status.data:
+                complaints.set_status(session, complaint, form.then_status.data)
         except RegistryError as exc:
             flash(exc.message, "error")
         else:

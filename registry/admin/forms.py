@@ -33,7 +33,7 @@ class ReplyForm(FlaskForm):
     """A reply to the holder; optionally changes the status in the same step."""
 
     body = TextAreaField("Reply to the holder", validators=[DataRequired(), Length(max=4000)])
-    status = SelectField(
+    then_status = SelectField(
         "Then set the status to",
         choices=[
             SelectChoice("", "leave as it is"),

@@ -13,14 +13,18 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from registry.admin import accounts
+from registry.complaints import services as complaints
 from registry.orgs import services as orgs
 from registry.senders import services as senders
-from tests.admin.conftest import PASSWORD
+from registry.subscribers import services as subscribers
+from tests.admin.conftest import PASSWORD, file_complaint
+from tests.factories import HOLDER
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -67,40 +71,69 @@ def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"admin-{name}.png"), full_page=True)
 
 
-def test_officer_suspends_sender_and_check_answers_suspended(
+def test_officer_judges_a_complaint_replies_and_suspends_the_sender(
     app: Flask, session: Session, live_server: str, browser_page
 ) -> None:  # type: ignore[no-untyped-def]
     org = orgs.create_org(session, "acme", "Acme Bank")
     _, key = orgs.create_key(session, org)
     senders.create_sender(session, org.id or 0, "acme-cards", "Acme Cards", "finance", ["10690001"])
     staff = accounts.create_staff(session, "officer@regulator.example", PASSWORD, "officer")
+    subscribers.set_preferences(session, HOLDER, dnd_sms=True, blocked_categories=["finance"])
     session.commit()
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    check = {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
+    assert api.post("/api/v1/check", json=check, headers=auth).get_json()["decision"] == "deny"
+    # The sender was told deny, texted anyway, and the holder complained on the site.
+    complaint = file_complaint(
+        session, HOLDER, text="Card offer by SMS although I set do-not-disturb"
+    )
+    CliRunner().invoke(app.cli, ["stats", "refresh"])
     page = browser_page
 
     page.goto(f"{live_server}/admin/")
+    assert "/admin/login" in page.url
     page.fill("#email", "officer@regulator.example")
     page.fill("#password", PASSWORD)
     page.fill("#code", pyotp.TOTP(staff.totp_secret).now())
     _shot(page, "login")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server}/admin/")
+    _shot(page, "dashboard")
 
-    page.goto(f"{live_server}/admin/orgs/acme")
+    page.click("nav >> text=Complaints")
+    page.wait_for_selector(f"#complaint-{complaint.id}")
+    _shot(page, "complaints")
+    page.click(f"#complaint-{complaint.id} a")
+    assert page.inner_text("#verdict-code") == "contacted_despite_deny"
+    page.fill("#body", "The sender was told not to text you and did. We have suspended it.")
+    page.select_option("#then_status", "answered")
+    page.click("#reply button[type=submit]")
+    page.wait_for_selector("text=Reply sent")
+    _shot(page, "complaint")
+
+    page.click("text=Suspend this sender")
     page.click("#sender-acme-cards summary")
-    page.fill("#reason-acme-cards", "Contacted holders without checking the registry")
+    page.fill("#reason-acme-cards", "Texted holders after being told deny")
     page.fill("#days-acme-cards", "30")
     page.click("#sender-acme-cards form.suspend-sender button")
     page.wait_for_selector("text=is suspended until")
     _shot(page, "org")
 
-    client = app.test_client()
-    answer = client.post(
-        "/api/v1/check",
-        json={"phone": "+8613800138000", "sender": "acme-cards", "channel": "sms"},
-        headers={"Authorization": f"Bearer {key}"},
-    ).get_json()
+    # The holder reads the same thread the officer answered.
+    session.expire_all()
+    [mine] = complaints.for_phone(session, HOLDER)
+    assert mine.status == "answered"
+    assert [m.body for m in complaints.thread(session, mine.id or 0)] == [
+        "The sender was told not to text you and did. We have suspended it."
+    ]
+    session.rollback()  # end the read: on SQLite every transaction holds the write lock
+    # The next check for that sender answers sender_suspended.
+    answer = api.post("/api/v1/check", json=check, headers=auth).get_json()
     assert (answer["decision"], answer["reason"]) == ("deny", "sender_suspended")
 
+    page.goto(f"{live_server}/admin/stats")
+    _shot(page, "stats")
     page.goto(f"{live_server}/sanctions")
-    assert "Contacted holders without checking the registry" in page.content()
+    assert "Texted holders after being told deny" in page.content()
     _shot(page, "public-sanctions")

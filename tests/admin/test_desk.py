@@ -103,7 +103,7 @@ def test_officer_replies_and_the_holder_sees_it(
     page = as_officer.get(f"/admin/complaints/{c.id}").get_data(as_text=True)
     assert "&lt;b&gt;again&lt;/b&gt;" in page
     resp = post_form(as_officer, f"/admin/complaints/{c.id}", f"/admin/complaints/{c.id}/reply",
-                     {"body": "We have opened a case against the sender.", "status": ""})  # fmt: skip
+                     {"body": "We have opened a case against the sender.", "then_status": ""})  # fmt: skip
     assert resp.status_code == 302
     session.expire_all()
     # What the holder's complaint page reads: the same thread.
