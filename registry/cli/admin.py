@@ -105,25 +105,11 @@ def sanctions_group() -> None:
 @sanctions_group.command("scan")
 def sanctions_scan() -> None:
     """Flag (or suspend, when configured) senders with too many verified complaints."""
-    from registry.complaints import desk
-    from registry.sanctions import services as sanctions
+    from registry.sanctions import trigger
 
     s = _settings()
-    now = utcnow()
     with db.session() as session:
-        hits = sanctions.scan(
-            session,
-            desk.verified_counts(session, s, s.sanction_days, now),
-            threshold=s.sanction_complaints,
-            days=s.sanction_days,
-            auto_suspend=s.sanction_auto_suspend,
-            suspend_days=s.sanction_suspend_days,
-            now=now,
-        )
-        for hit in hits:
-            if hit.action != "already":
-                audit.record(session, None, f"sender.{hit.action}", f"sender:{hit.sender_code}",
-                             {"complaints": hit.complaints}, actor="system")  # fmt: skip
+        hits = trigger.run(session, s, utcnow())
         session.commit()
     for hit in hits:
         click.echo(f"{hit.sender_code}\t{hit.complaints} verified complaints\t{hit.action}")
