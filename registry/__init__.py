@@ -24,6 +24,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
+    from registry.api.openapi import IdConverter
+
+    app.url_map.converters["id"] = IdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import BigInteger, Integer, MetaData, event, text
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlmodel import SQLModel
@@ -23,6 +23,10 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
+# Ids of tables that grow with the population (consents, opt-outs, events,
+# checks...) are BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is
+# the rowid alias, which is 64-bit anyway.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

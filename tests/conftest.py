@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,17 @@ def make_app(database_url: str, instance: Path, **env: str) -> Flask:
     app = create_app({"TESTING": True, "ENVIRON": environ})
     app.instance_path = str(instance)
     return app
+
+
+@contextmanager
+def other_app(database_url: str, instance: Path, **env: str) -> Iterator[Flask]:
+    """Create a second app (other settings), closing its connections afterwards."""
+    extra = make_app(database_url, instance, **env)
+    try:
+        yield extra
+    finally:
+        with extra.app_context():
+            db.dispose()
 
 
 @pytest.fixture(scope="session")

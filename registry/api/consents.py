@@ -325,7 +325,7 @@ def _own_consent(consent_id: int) -> tuple[Consent, SenderRef]:
 
 @route(
     bp,
-    "/consents/<int:consent_id>",
+    "/consents/<id:consent_id>",
     "GET",
     summary="A consent with its history",
     tag="consents",
@@ -339,7 +339,7 @@ def get_consent(consent_id: int) -> Any:
 
 @route(
     bp,
-    "/consents/<int:consent_id>/revoke",
+    "/consents/<id:consent_id>/revoke",
     "POST",
     summary="Revoke a consent",
     tag="consents",

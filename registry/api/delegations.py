@@ -89,7 +89,7 @@ def list_delegations() -> Any:
 
 @route(
     bp,
-    "/delegations/<int:delegation_id>/revoke",
+    "/delegations/<id:delegation_id>/revoke",
     "POST",
     summary="Revoke a delegation",
     tag="delegations",

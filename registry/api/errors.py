@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from registry.errors import RegistryError
@@ -96,9 +96,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(InternalError)
     def _database_down(exc: Exception) -> Any:
         # The database is unreachable or refused the work (down, restarting,
-        # read-only, disk full): say so, and let the client retry. The pool
+        # read-only, disk full, a backend killed): say so, and let the client
+        # retry; nothing was committed. The pool
         # reconnects by itself once the database is back (pool_pre_ping).
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
         if _is_api() or request.path in ("/readyz", "/healthz"):

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from tests.conftest import Api, make_app
+from tests.conftest import Api, other_app
 from tests.factories import HOLDER, World
 
+CHECK = {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
 
-def limited_app(app: Flask, tmp_path: Path, storage: str) -> Flask:
-    return make_app(
+
+def limited_app(app: Flask, tmp_path: Path, storage: str):  # type: ignore[no-untyped-def]
+    return other_app(
         app.config["REGISTRY"].database_url,
         tmp_path,
         REGISTRY_RATELIMIT_CHECK="3 per minute",
@@ -21,37 +23,28 @@ def limited_app(app: Flask, tmp_path: Path, storage: str) -> Flask:
     )
 
 
-def exhaust(api: Api) -> None:
-    for _ in range(3):
-        assert (
-            api.post(
-                "/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
-            ).status_code
-            == 200
-        )
-    resp = api.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
-    assert resp.status_code == 429
-    assert resp.get_json()["error"]["code"] == "rate_limited"
-    assert int(resp.headers["Retry-After"]) > 0
-
-
-@pytest.mark.live
-def test_limit_is_per_key_with_retry_after(app: Flask, tmp_path: Path) -> None:
+def make_world() -> World:
     from registry.extensions import db
     from tests import factories
 
     with db.session() as s:
-        world: World = factories.world(s)
-    limited = limited_app(app, tmp_path, "memory://")
-    exhaust(Api(limited.test_client(), world.keys["acme"]))
-    # Another key of another organization has its own budget.
-    other = Api(limited.test_client(), world.keys["shop"])
-    assert (
-        other.post(
-            "/check", {"phone": HOLDER, "sender": "shop-deals", "channel": "sms"}
-        ).status_code
-        == 200
-    )
+        return factories.world(s)
+
+
+@pytest.mark.live
+def test_limit_is_per_key_with_retry_after(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    with limited_app(app, tmp_path, "memory://") as limited:
+        api = Api(limited.test_client(), world.keys["acme"])
+        for _ in range(3):
+            assert api.post("/check", CHECK).status_code == 200
+        resp = api.post("/check", CHECK)
+        assert resp.status_code == 429
+        assert resp.get_json()["error"]["code"] == "rate_limited"
+        assert int(resp.headers["Retry-After"]) > 0
+        # Another key of another organization has its own budget.
+        other = Api(limited.test_client(), world.keys["shop"])
+        assert other.post("/check", {**CHECK, "sender": "shop-deals"}).status_code == 200
 
 
 @pytest.mark.live
@@ -60,25 +53,15 @@ def test_limit_is_per_key_with_retry_after(app: Flask, tmp_path: Path) -> None:
     reason="set REGISTRY_TEST_REDIS_URL to test Redis storage",
 )
 def test_limit_shared_through_redis(app: Flask, tmp_path: Path) -> None:
-    from registry.extensions import db
-    from tests import factories
-
-    with db.session() as s:
-        world: World = factories.world(s)
+    world = make_world()
     url = os.environ["REGISTRY_TEST_REDIS_URL"]
-    # Two app instances (as two servers) share one budget through Redis.
-    first = limited_app(app, tmp_path / "a", url)
-    second = limited_app(app, tmp_path / "b", url)
     key = world.keys["acme"]
-    api1, api2 = Api(first.test_client(), key), Api(second.test_client(), key)
-    for api in (api1, api2, api1):
-        assert (
-            api.post(
-                "/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
-            ).status_code
-            == 200
-        )
-    assert (
-        api2.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}).status_code
-        == 429
-    )
+    # Two app instances (as two servers) share one budget through Redis.
+    with (
+        limited_app(app, tmp_path / "a", url) as first,
+        limited_app(app, tmp_path / "b", url) as second,
+    ):
+        api1, api2 = Api(first.test_client(), key), Api(second.test_client(), key)
+        for api in (api1, api2, api1):
+            assert api.post("/check", CHECK).status_code == 200
+        assert api2.post("/check", CHECK).status_code == 429

@@ -7,6 +7,7 @@ the suite, where the server binaries are on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -96,10 +97,8 @@ class Cluster:
     def stop(self) -> None:
         for data in (self.standby, self.primary):
             if data.exists():
-                try:
+                with contextlib.suppress(subprocess.CalledProcessError):
                     self._ctl(data, "stop")
-                except subprocess.CalledProcessError:
-                    pass
 
 
 @pytest.fixture(scope="module")
