@@ -105,7 +105,11 @@ def checks_before(
             and_(
                 CheckLog.phone == phone,
                 CheckLog.checked_at <= at,  # type: ignore[operator]
-                CheckLog.sender_id == sender_id,
+                # "+ 0" keeps the planner off (sender_id, checked_at): a busy
+                # sender has millions of checks, a number only a handful, and
+                # SQLite without ANALYZE statistics would otherwise pick the
+                # sender's index (measured: 1.5 s instead of 1 ms at 3M checks).
+                CheckLog.sender_id + 0 == sender_id,
                 CheckLog.channel == channel,
                 CheckLog.purpose == "marketing",
             )
