@@ -15,6 +15,7 @@ from registry.admin.session import (
     end,
     load_staff,
     record,
+    refuse_nul,
     safe_next,
     settings,
     staff_required,
@@ -24,6 +25,7 @@ from registry.db import get_session
 from registry.extensions import limiter
 from registry.timeutil import utcnow
 
+bp.before_request(refuse_nul)
 bp.before_request(load_staff)
 
 

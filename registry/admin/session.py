@@ -31,6 +31,17 @@ def _signer() -> Signer:
     return Signer(settings().secret_key, "staff-session", max_age=MAX_AGE)
 
 
+def refuse_nul() -> None:
+    """Refuse a request with a NUL character anywhere in its path, query or form.
+
+    No person types one, and PostgreSQL refuses it in text: checked once here
+    rather than in every form and lookup.
+    """
+    values = [request.path, *request.args.values(), *request.form.values()]
+    if any("\x00" in v for v in values):
+        abort(400, "the request contains a NUL character")
+
+
 def load_staff() -> None:
     """Put the signed-in staff account (or None) on ``g.staff``."""
     g.staff = None
