@@ -67,7 +67,7 @@ def timed(label: str, fn):  # type: ignore[no-untyped-def]
 def series(dialect: str, n: int) -> str:
     """Return a FROM clause yielding ``n`` rows with a column ``n`` (1..n)."""
     if dialect == "postgresql":
-        return f"generate_series(1, {n}) AS s(n)"
+        return f"generate_series(1::bigint, {n}) AS s(n)"
     return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) SELECT n FROM s) AS s"
 
 
