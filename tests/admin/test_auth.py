@@ -169,3 +169,21 @@ def test_sign_in_is_audited(client: FlaskClient, officer: Staff, session: Sessio
     assert entry.ip == "127.0.0.1"
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "login" in page
+
+
+def test_cli_prompts_for_the_password(app: Flask, session: Session) -> None:
+    result = CliRunner().invoke(
+        app.cli, ["admin", "create", "desk@regulator.example"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "created viewer desk@regulator.example" in result.output
+    listed = CliRunner().invoke(app.cli, ["admin", "list"])
+    assert "desk@regulator.example\tviewer" in listed.output
+
+
+def test_cli_unlocks_a_locked_account(app: Flask, client: FlaskClient, officer: Staff) -> None:
+    for _ in range(MAX_FAILURES):
+        _attempt(client, officer.email, "wrong password!", officer.code())
+    assert "locked" in CliRunner().invoke(app.cli, ["admin", "list"]).output
+    assert CliRunner().invoke(app.cli, ["admin", "unlock", officer.email]).exit_code == 0
+    sign_in(client, officer)
