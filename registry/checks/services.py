@@ -101,7 +101,7 @@ def load_facts(
     cut: dict[str, datetime] = {}
     for start in range(0, len(phone_list), CHUNK):
         params = {"phones": list(phone_list[start : start + CHUNK]), "sender": sender.id, "at": at}
-        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.execute(
+        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.connection().execute(
             _FACTS, params
         ):
             if kind == "c":
@@ -209,7 +209,9 @@ def check_one(
         zone=zone_for(phone, settings),
     )
     now = utcnow()
-    log_id = session.execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    log_id = (
+        session.connection().execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    )
     receipt = {
         "i": log_id,
         "p": phone,
@@ -318,7 +320,7 @@ def check_batch(
     ).scalar_one()
     rows = [{**_log_row(req, p, dec, now), "batch_id": batch_id} for p, dec in decisions.items()]
     if rows:
-        session.execute(_LOG, rows)
+        session.connection().execute(_LOG, rows)
     receipt = {
         "b": batch_id,
         "s": req.sender.code,

@@ -103,7 +103,7 @@ def authenticate(session: Session, key: str) -> Caller:
     parts = key.split("_")
     if len(parts) < 3 or not key.startswith(KEY_PREFIX):
         raise Unauthorized("the API key is malformed")
-    row = session.execute(_AUTH, {"prefix": parts[1]}).first()
+    row = session.connection().execute(_AUTH, {"prefix": parts[1]}).first()
     # Compare in constant time, and hash even when the prefix is unknown so the
     # timing does not tell an attacker which prefixes exist.
     stored = row[0] if row is not None else "0" * 64

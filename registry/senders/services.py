@@ -146,12 +146,12 @@ def resolve_sender(
 
     The owner's call is one indexed query; a delegated call adds exactly one more.
     """
-    row = session.execute(_BY_CODE, {"code": code}).first()
+    row = session.connection().execute(_BY_CODE, {"code": code}).first()
     if row is None:
         raise UnknownSender(f"no sender with code {code!r}", field="sender")
     if row[4] == caller.org_id:
         return _ref(row, now)
-    for scopes, expires_at in session.execute(
+    for scopes, expires_at in session.connection().execute(
         _DELEGATED, {"agent": caller.org_id, "sender": row[0]}
     ):
         if scope in scopes.split(",") and (expires_at is None or expires_at > now):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,23 @@ def test_limit_shared_through_redis(app: Flask, tmp_path: Path) -> None:
         for api in (api1, api2, api1):
             assert api.post("/check", CHECK).status_code == 200
         assert api2.post("/check", CHECK).status_code == 429
+
+
+def test_memory_storage_starts_no_thread_per_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from limits.storage import storage_from_string
+
+    from registry.ratelimit import InProcessStorage
+
+    storage = storage_from_string("memory://")
+    assert isinstance(storage, InProcessStorage)
+    started: list[object] = []
+    monkeypatch.setattr(threading.Timer, "start", lambda self: started.append(self))
+    for _ in range(100):
+        storage.incr("k", expiry=60)
+    assert storage.get("k") == 100
+    assert started == []
+    storage.incr("short", expiry=0.01)
+    time.sleep(0.02)
+    assert storage.get("short") == 0  # expired keys still read as zero

@@ -139,7 +139,7 @@ def _stored(phones: list[str]) -> set[str]:
         return set(s.scalars(select(OptOut.phone).where(OptOut.phone.in_(phones))))  # type: ignore[attr-defined]
 
 
-def _wait_for(writer: Writer, count: int, seconds: float = 30) -> None:
+def _wait_for(writer: Writer, count: int, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while len(writer.acked) < count and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -154,11 +154,11 @@ def test_kill_9_of_the_server_loses_no_acknowledged_write(
     writer = Writer(server.port, world.keys["acme"], "01")
     writer.start()
     try:
-        _wait_for(writer, 30)
+        _wait_for(writer, 20)
         server.kill9()
         acked_before = list(writer.acked)
         server.start()  # a restart on the same database, nothing repaired by hand
-        _wait_for(writer, len(acked_before) + 20)
+        _wait_for(writer, len(acked_before) + 10)
     finally:
         writer.stop.set()
         writer.join(timeout=10)
