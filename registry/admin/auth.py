@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 
 from registry.admin import audit, bp
 from registry.admin.accounts import AccountLocked, SignInFailed, sign_in, sign_out_everywhere
@@ -30,8 +30,8 @@ bp.before_request(load_staff)
 
 
 def _login_limit() -> str:
-    from flask import current_app
-
+    # Per client address, on top of the per-account lock-out: slows password
+    # spraying across many accounts, which the lock-out alone does not.
     return str(current_app.config.get("STAFF_LOGIN_RATE", "30 per minute"))
 
 

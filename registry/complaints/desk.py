@@ -26,6 +26,7 @@ from registry.complaints.models import Complaint
 from registry.config import Settings
 from registry.orgs.models import Organization
 from registry.senders.models import Sender
+from registry.timeutil import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,7 @@ def sender_of(session: Session, complaint: Complaint) -> SenderInfo | None:
     if row is None:
         return None
     sender, org = row
-    now = datetime.now(UTC)
+    now = utcnow()
     suspended = any(
         u is not None and u > now for u in (sender.suspended_until, org.suspended_until)
     )
