@@ -12,6 +12,7 @@ from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatWatermark
 from registry.subscribers.models import Subscriber
+from registry.sync.models import Watch, Webhook
 
 __all__ = [
     "ApiKey",
@@ -36,4 +37,6 @@ __all__ = [
     "StatDaily",
     "StatWatermark",
     "Subscriber",
+    "Watch",
+    "Webhook",
 ]  # fmt: skip

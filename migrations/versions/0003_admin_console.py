@@ -1,7 +1,7 @@
 """regulator console: staff, audit, sanctions, stats rollups
 
 Revision ID: 0003_admin
-Revises: 0001
+Revises: 0002_sync
 Create Date: 2026-11-25 01:59:20.984176
 """
 
@@ -15,7 +15,7 @@ import registry.timeutil
 
 
 revision: str = '0003_admin'
-down_revision: str | None = '0001'
+down_revision: str | None = '0002_sync'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

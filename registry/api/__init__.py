@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from registry.config import Settings
 from registry.db import get_session
-from registry.errors import Forbidden, Unauthorized
+from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
 from registry.orgs.services import Caller, authenticate
@@ -19,6 +19,13 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
 M = TypeVar("M", bound=BaseModel)
 PUBLIC = {"api.openapi_json", "api.docs"}
+
+
+@bp.before_request
+def _refuse_nul() -> None:
+    # Ids and codes from the path or the query reach SQL; PostgreSQL refuses NUL in text.
+    if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+        raise ValidationFailed("the URL must not contain NUL (U+0000) characters")
 
 
 @bp.before_request
@@ -62,4 +69,16 @@ def body(model: type[M]) -> M:
     return model.model_validate_json(request.get_data(cache=False) or b"")
 
 
-from registry.api import checks, consents, delegations, meta, numbers, optouts, senders  # noqa: E402,F401  (routes register on import)
+from registry.api import (  # noqa: E402,F401  (routes register on import)
+    changes,
+    checks,
+    consents,
+    delegations,
+    meta,
+    numbers,
+    optouts,
+    senders,
+    sync,
+    watchlist,
+    webhooks,
+)

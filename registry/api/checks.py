@@ -20,6 +20,7 @@ from registry.api.schemas import (
     Reason,
     SenderCode,
     Strict,
+    Time,
 )
 from registry.checks import services
 from registry.db import get_read_session, get_session
@@ -38,7 +39,7 @@ class CheckIn(Strict):
     channel: Channel
     purpose: Purpose = "marketing"
     category: Category | None = None
-    at: datetime | None = None
+    at: Time | None = None
 
 
 class CheckOut(BaseModel):
@@ -66,7 +67,7 @@ class BatchIn(Strict):
     channel: Channel
     purpose: Purpose = "marketing"
     category: Category | None = None
-    at: datetime | None = None
+    at: Time | None = None
     phones: Annotated[list[Any], Field(min_length=1, max_length=100_000)]
 
 
@@ -111,6 +112,11 @@ class Receipt(BaseModel):
     results: list[dict[str, str]] | None = None
     agent: str | None = None
     on_behalf_of: str | None = None
+    registry_seq: int | None = Field(
+        default=None,
+        description="The change-feed number the registry had reached when it answered: "
+        "every change up to it was part of the decision (replay the log to it).",
+    )
 
 
 def _check_limit() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import jsonify
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from registry.api import body, bp, caller, settings
 from registry.api.openapi import route
-from registry.api.schemas import SenderCode, Strict
+from registry.api.schemas import SenderCode, Strict, Time
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.orgs import delegations
@@ -25,7 +24,7 @@ class DelegationIn(Strict):
     agent: Annotated[str, Field(min_length=2, max_length=64, examples=["bluesky-cc"])]
     senders: Annotated[list[SenderCode], Field(min_length=1, max_length=1000)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=4)]
-    expires_at: datetime | None = None
+    expires_at: Time | None = None
 
 
 class DelegationOut(BaseModel):

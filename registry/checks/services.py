@@ -33,6 +33,7 @@ from registry.config import Settings
 from registry.consent.models import Consent, OptOut
 from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
+from registry.events.sealing import last_seq
 from registry.numbers.models import Disconnection
 from registry.senders.models import Sender
 from registry.senders.services import SenderRef
@@ -198,6 +199,10 @@ def check_one(
     session: Session, settings: Settings, req: CheckRequest, phone: str, read: Session | None = None
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt."""
+    # The receipt names the registry state it rests on: the feed number reached
+    # before the facts were read (an index-only max(), ~20 µs), so every change
+    # up to it was in this decision's view and a regulator can replay it.
+    state = last_seq(read or session)
     facts = load_facts(read or session, req.sender, [phone], req.at)[phone]
     dec = decide(
         facts,
@@ -221,6 +226,7 @@ def check_one(
         "d": dec.decision,
         "r": dec.reason,
         "t": iso(now),
+        "q": state,
     }
     if req.sender.agent_slug is not None:
         receipt["a"], receipt["o"] = req.sender.agent_slug, req.sender.org_slug
@@ -292,6 +298,7 @@ def check_batch(
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
+    state = last_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
     decisions = decide_many(read or session, settings, req, distinct)
     now = utcnow()
@@ -327,6 +334,7 @@ def check_batch(
         "c": req.channel,
         "u": req.purpose,
         "t": iso(now),
+        "q": state,
     }
     return BatchResult(items, allowed, denied, invalid, receipt_signer(settings).dumps(receipt))
 
@@ -347,6 +355,8 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
             "decision": payload["d"],
             "reason": payload["r"],
             "checked_at": payload["t"],
+            # The feed number the decision saw (absent on receipts signed before it existed).
+            "registry_seq": payload.get("q"),
         }
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(
@@ -360,6 +370,7 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         "channel": payload["c"],
         "purpose": payload.get("u"),
         "checked_at": payload["t"],
+        "registry_seq": payload.get("q"),
         "results": [{"phone": p, "decision": dec, "reason": r} for p, dec, r in rows],
     }
 

@@ -27,6 +27,10 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_phone_id", "phone", "id"),
         Index("ix_event_consent_id", "consent_id"),
+        # Unique: the feed's sequence. NULL until the sequencer numbers the
+        # event after its commit (registry/sync/feed.py explains why).
+        Index("ix_event_seq", "seq", unique=True),
+        Index("ix_event_phone_seq", "phone", "seq"),  # a phone's chain head
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
@@ -43,3 +47,8 @@ class Event(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=32)
     state: str | None = Field(default=None, max_length=16)  # the subject's state after the event
     data: str | None = Field(default=None, max_length=4000)  # JSON detail (evidence, settings)
+    # The change feed's number and the per-phone hash chain, given after commit by the
+    # sealer, in commit order (registry/events/sealing.py); never by the writer.
+    seq: int | None = Field(default=None, sa_type=BigId)
+    prev_hash: str | None = Field(default=None, max_length=64)
+    hash: str | None = Field(default=None, max_length=64)

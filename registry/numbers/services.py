@@ -71,6 +71,22 @@ def disconnect(
         sub.language = None
         sub.session_epoch += 1
         sub.updated_at = utcnow()
+        # Say so in the log, so a platform following the number's preferences
+        # through the feed ends with the same (cleared) settings.
+        events.record(
+            session,
+            actor,
+            phone,
+            "preferences.changed",
+            state="reset",
+            data={
+                "dnd_voice": False,
+                "dnd_sms": False,
+                "blocked_categories": [],
+                "quiet_hours": None,
+            },
+            at=sub.updated_at,
+        )
     events.record(
         session,
         actor,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import time
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.config import ConfigError, parse_window
@@ -18,12 +20,24 @@ SUBSCRIBER = Actor("subscriber", "site")
 
 
 def get_or_create(session: Session, phone: str) -> Subscriber:
-    """Return the holder's record, creating an empty one."""
-    sub = session.get(Subscriber, phone)
+    """Return the holder's record, creating an empty one, locked until the caller commits.
+
+    Locked: two changes at once (the site and an SMS STOPALL) would otherwise
+    both read the old settings, and the event of one would not describe the
+    row the other leaves (the feed and the log must end where the table does).
+    Created with ON CONFLICT DO NOTHING: two first changes at once both succeed.
+    """
+    sub = session.get(Subscriber, phone, with_for_update=True)
     if sub is None:
-        sub = Subscriber(phone=phone)
-        session.add(sub)
-        session.flush()
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = utcnow()
+        session.execute(
+            insert(Subscriber.__table__)  # type: ignore[attr-defined]
+            .values(phone=phone, created_at=now, updated_at=now)
+            .on_conflict_do_nothing()
+        )
+        sub = session.get(Subscriber, phone, with_for_update=True, populate_existing=True)
+        assert sub is not None
     return sub
 
 

@@ -1,0 +1,81 @@
+"""``/watchlist``: numbers whose preference and disconnection changes you follow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import jsonify
+from pydantic import BaseModel, Field
+
+from registry import phones
+from registry.api import body, bp, caller, settings
+from registry.api.openapi import route
+from registry.api.schemas import ErrorItem, Strict
+from registry.db import get_session
+from registry.errors import TooLarge
+from registry.sync import watchlist
+
+
+class WatchIn(Strict):
+    """Numbers you already hold, up to 10,000 a call (any form a check accepts)."""
+
+    phones: Annotated[list[Any], Field(min_length=1, max_length=1_000_000)]
+
+
+class Rejected(BaseModel):
+    """An entry that is not a number."""
+
+    index: int
+    error: ErrorItem
+
+
+class WatchOut(BaseModel):
+    """How many numbers changed, how many you watch now (a count: never the numbers)."""
+
+    changed: int
+    watching: int
+    rejected: list[Rejected]
+
+
+def _parse(data: WatchIn) -> tuple[list[str], list[dict[str, Any]]]:
+    if len(data.phones) > watchlist.MAX_PHONES:
+        raise TooLarge(f"at most {watchlist.MAX_PHONES} numbers a call", field="phones")
+    region = settings().default_region
+    good, rejected = [], []
+    for index, raw in enumerate(data.phones):
+        try:
+            if not isinstance(raw, str | int):
+                raise phones.InvalidPhone("not a phone number")
+            good.append(phones.to_e164(str(raw), region))
+        except phones.InvalidPhone as exc:
+            rejected.append(
+                {"index": index, "error": {"code": "invalid_phone", "message": str(exc)}}
+            )
+    return good, rejected
+
+
+@route(
+    bp, "/watchlist", "POST", summary="Watch numbers", tag="sync", body=WatchIn, response=WatchOut
+)
+def watch() -> Any:
+    """Add numbers to your watchlist; invalid entries are rejected by index."""
+    good, rejected = _parse(body(WatchIn))
+    session, org = get_session(), caller().org_id
+    changed = watchlist.watch(session, org, good)
+    session.commit()
+    return jsonify(
+        {"changed": changed, "watching": watchlist.count(session, org), "rejected": rejected}
+    )
+
+
+@route(bp, "/watchlist", "DELETE", summary="Stop watching numbers", tag="sync", body=WatchIn,
+       response=WatchOut)  # fmt: skip
+def unwatch() -> Any:
+    """Remove numbers from your watchlist."""
+    good, rejected = _parse(body(WatchIn))
+    session, org = get_session(), caller().org_id
+    changed = watchlist.unwatch(session, org, good)
+    session.commit()
+    return jsonify(
+        {"changed": changed, "watching": watchlist.count(session, org), "rejected": rejected}
+    )

@@ -1,0 +1,76 @@
+"""``/webhooks``: your changes pushed to your URL, signed (see docs/webhooks.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import jsonify
+from pydantic import BaseModel, Field
+
+from registry.api import body, bp, caller
+from registry.api.openapi import route
+from registry.api.schemas import Strict
+from registry.db import get_session
+from registry.sync import webhooks
+
+
+class WebhookIn(Strict):
+    """Where to deliver."""
+
+    url: Annotated[
+        str, Field(min_length=1, max_length=2000, examples=["https://example.com/anning"])
+    ]
+
+
+class WebhookPublic(BaseModel):
+    """A hook, its delivery cursor and health; ``disabled_reason`` says why it stopped."""
+
+    id: int
+    url: str
+    status: str
+    disabled_reason: str | None
+    cursor: int
+    failures: int
+    last_error: str | None
+    next_attempt_at: str | None
+    last_delivery_at: str | None
+    created_at: str
+
+
+class WebhookCreated(WebhookPublic):
+    """The new hook with its signing secret: shown this once, keep it."""
+
+    secret: str
+
+
+class WebhookList(BaseModel):
+    """Your hooks."""
+
+    webhooks: list[WebhookPublic]
+
+
+@route(bp, "/webhooks", "POST", summary="Add a webhook", tag="sync", body=WebhookIn,
+       response=WebhookCreated, status=201)  # fmt: skip
+def create_webhook() -> Any:
+    """Register a URL; changes from now on are delivered there by the worker."""
+    data = body(WebhookIn)
+    session = get_session()
+    hook, secret = webhooks.create(session, caller().org_id, data.url)
+    session.commit()
+    return jsonify(webhooks.public(hook) | {"secret": secret}), 201
+
+
+@route(bp, "/webhooks", "GET", summary="List your webhooks", tag="sync", response=WebhookList)
+def list_webhooks() -> Any:
+    """Return your hooks with their health."""
+    hooks = webhooks.list_hooks(get_session(), caller().org_id)
+    return jsonify({"webhooks": [webhooks.public(h) for h in hooks]})
+
+
+@route(bp, "/webhooks/<int:hook_id>", "DELETE", summary="Remove a webhook", tag="sync", status=204)
+def delete_webhook(hook_id: int) -> Any:
+    """Stop deliveries to a hook."""
+    session = get_session()
+    webhooks.delete_hook(session, caller().org_id, hook_id)
+    session.commit()
+    return "", 204

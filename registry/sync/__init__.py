@@ -1,0 +1,1 @@
+"""Platform sync: the change feed, watchlists, webhooks, consistency checks."""

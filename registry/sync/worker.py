@@ -1,0 +1,145 @@
+"""The background worker: number the feed, push webhooks, send texts, expire consents.
+
+Each job commits its own work (a job is a commit boundary, STYLE.md habit 2)
+and a failing job is logged and retried on the next tick, never fatal to the
+loop: one receiver that hangs must not stop the SMS gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.consent import services as consents
+from registry.events import sealing
+from registry.sms import services as sms
+from registry.sync import webhooks
+from registry.timeutil import utcnow
+
+log = logging.getLogger("registry.worker")
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass
+class Tick:
+    """What one pass of the worker did."""
+
+    sequenced: int = 0
+    delivered: int = 0
+    failed: int = 0
+    sms_sent: int = 0
+    expired: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def sequence_all(session_factory: SessionFactory) -> int:
+    """Number and chain every committed change that is not sealed yet."""
+    total = 0
+    while True:
+        with session_factory() as session:
+            n = sealing.seal(session, wait=True)
+            session.commit()
+        total += n
+        if n < sealing.BATCH:
+            return total
+
+
+def deliver_webhooks(
+    session_factory: SessionFactory, policy: webhooks.DeliveryPolicy, max_batches: int = 50
+) -> tuple[int, int]:
+    """Push due hooks' pending batches; return (batches delivered, failures)."""
+    delivered = failed = 0
+    with session_factory() as session:
+        claimed = webhooks.claim_due(session, policy, utcnow())
+        session.commit()
+    for hook_id in claimed:
+        for _ in range(max_batches):
+            with session_factory() as session:
+                delivery = webhooks.next_delivery(session, hook_id, policy)
+                if delivery is None:
+                    webhooks.release(session, hook_id)
+                session.commit()  # no transaction stays open while we wait on a receiver
+            if delivery is None:
+                break
+            error = webhooks.post(delivery, policy)
+            with session_factory() as session:
+                webhooks.record_result(session, delivery, error, policy, utcnow())
+                session.commit()
+            if error is not None:
+                log.warning("webhook %s: %s", hook_id, error)
+                failed += 1
+                break
+            delivered += 1
+        else:
+            with session_factory() as session:
+                webhooks.release(session, hook_id)  # more to send: next tick, fairly
+                session.commit()
+    return delivered, failed
+
+
+def tick(
+    session_factory: SessionFactory,
+    settings: Settings,
+    policy: webhooks.DeliveryPolicy,
+    *,
+    expire: bool = True,
+) -> Tick:
+    """Run every job once."""
+    out = Tick()
+    try:
+        out.sequenced = sequence_all(session_factory)
+    except Exception as exc:
+        log.exception("sequencing failed")
+        out.errors.append(f"sequence: {exc}")
+    try:
+        out.delivered, out.failed = deliver_webhooks(session_factory, policy)
+    except Exception as exc:
+        log.exception("webhook delivery failed")
+        out.errors.append(f"webhooks: {exc}")
+    try:
+        with session_factory() as session:
+            out.sms_sent, _ = sms.deliver(session, settings, 1000)
+    except Exception as exc:
+        log.exception("SMS delivery failed")
+        out.errors.append(f"sms: {exc}")
+    if expire:
+        try:
+            with session_factory() as session:
+                out.expired = consents.expire_due(session)
+                session.commit()
+        except Exception as exc:
+            log.exception("consent expiry failed")
+            out.errors.append(f"expiry: {exc}")
+    return out
+
+
+def run(
+    session_factory: SessionFactory,
+    settings: Settings,
+    policy: webhooks.DeliveryPolicy,
+    *,
+    interval: float = 0.5,
+    expire_every: float = 60.0,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Loop until ``stop()``: every job each tick, consent expiry every ``expire_every`` s."""
+    last_expiry = 0.0
+    while not stop():
+        now = time.monotonic()
+        expire = now - last_expiry >= expire_every
+        if expire:
+            last_expiry = now
+        done = tick(session_factory, settings, policy, expire=expire)
+        if done.sequenced or done.delivered or done.failed:
+            log.info(
+                "sequenced %d, delivered %d batches, %d failed, %d texts",
+                done.sequenced, done.delivered, done.failed, done.sms_sent,
+            )  # fmt: skip
+        if not (done.sequenced or done.delivered):
+            time.sleep(interval)
