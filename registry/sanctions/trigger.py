@@ -33,3 +33,20 @@ def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]
             audit.record(session, None, f"sender.{hit.action}", f"sender:{hit.sender_code}",
                          {"complaints": hit.complaints}, actor="system")  # fmt: skip
     return hits
+
+
+def run_jobs(session_factory, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    """Run the console's periodic jobs (for ``registry worker``): the trigger, then the rollups.
+
+    Each is its own transaction; return how many senders were newly flagged or suspended.
+    """
+    from registry.stats import services as stats
+    from registry.timeutil import utcnow
+
+    with session_factory() as session:
+        hits = run(session, settings, utcnow())
+        session.commit()
+    with session_factory() as session:
+        stats.refresh(session, utcnow())
+        session.commit()
+    return sum(1 for h in hits if h.action != "already")

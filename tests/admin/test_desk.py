@@ -216,3 +216,21 @@ def test_complaint_statistics(
     assert "Median time to answer: 2.0 days over 1 answered complaints." in html
     csv_text = as_viewer.get("/admin/stats/complaints.csv").get_data(as_text=True)
     assert csv_text.splitlines()[1].startswith("acme,2")
+
+
+def test_the_worker_runs_the_trigger_and_the_rollups(
+    app: Flask, session: Session, world: World
+) -> None:
+    from registry.extensions import db
+    from registry.stats import services as stats
+    from registry.sync import worker
+    from registry.sync.webhooks import DeliveryPolicy
+
+    _five_verified(session)
+    policy = DeliveryPolicy(100, 1.0, 1.0, 10.0, timedelta(days=1))
+    done = worker.tick(db.session, app.config["REGISTRY"], policy, expire=False, console=True)
+    assert done.errors == []
+    assert done.sanctioned == 1
+    assert stats.last_refresh(session) is not None
+    quiet = worker.tick(db.session, app.config["REGISTRY"], policy, expire=False)
+    assert quiet.sanctioned == 0
