@@ -102,6 +102,12 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
             _truncate(app)
             return
         engine, factory = db.engine, db.sessionmaker
+        # Inside one rolled-back transaction every read must see the test's
+        # writes, so the lock-free SQLite reader (its own connection in
+        # production) reads through the request's session here; live tests,
+        # which commit for real, exercise the reader itself.
+        state = app.extensions["registry.db"]
+        reader, state.reader = state.reader, None
         conn = engine.connect()
         trans = conn.begin()
         factory.configure(bind=conn, join_transaction_mode="create_savepoint")
@@ -110,6 +116,7 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
         finally:
             factory.configure(bind=engine)
             factory.kw.pop("join_transaction_mode", None)
+            state.reader = reader
             trans.rollback()
             conn.close()
 

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel
 
 from registry.config import Settings
-from registry.db import get_session
+from registry.db import get_reader
 from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
@@ -35,7 +35,7 @@ def _authenticate() -> None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    g.caller = authenticate(get_session(), header[7:].strip())
+    g.caller = authenticate(get_reader(), header[7:].strip())
 
 
 def caller() -> Caller:

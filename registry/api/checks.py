@@ -23,7 +23,7 @@ from registry.api.schemas import (
     Time,
 )
 from registry.checks import services
-from registry.db import get_read_session, get_session
+from registry.db import get_read_session, get_reader, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
 from registry.metrics import count_decision
@@ -128,7 +128,7 @@ def _request(
 ) -> services.CheckRequest:
     cfg = settings()
     now = utcnow()
-    sender = resolve_sender(get_session(), caller(), sender_code, "check", now)
+    sender = resolve_sender(get_reader(), caller(), sender_code, "check", now)
     return services.CheckRequest(
         sender=sender,
         channel=channel,

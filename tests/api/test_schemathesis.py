@@ -33,7 +33,7 @@ EXCLUDED = [positive_data_acceptance]
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms(case, world: World) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(
         headers={"Authorization": f"Bearer {world.keys['acme']}"}, excluded_checks=EXCLUDED
