@@ -51,13 +51,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API, the citizen site and the health endpoints."""
+    """Mount the API, the citizen site, the regulator console and the health endpoints."""
+    from registry.admin import bp as admin_bp
+    from registry.admin.public import bp as sanctions_bp
     from registry.api import bp as api_bp
     from registry.sms.services import deliver_after_request
     from registry.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(sanctions_bp)
     app.after_request(deliver_after_request)
 
 

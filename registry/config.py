@@ -114,6 +114,12 @@ class Settings:
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 2.0
     consent_pending_days: int = 7
+    # The regulator console (issue 6).
+    complaint_answer_days: int = 7
+    sanction_complaints: int = 5
+    sanction_days: int = 10
+    sanction_auto_suspend: bool = False
+    sanction_suspend_days: int = 30
 
     @property
     def tz(self) -> ZoneInfo:
@@ -219,4 +225,34 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
         kwargs["ratelimit_write"] = check("RATELIMIT_WRITE", _rate_limit, limit)
+    kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _positive_int(name: str, raw: str, upper: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"REGISTRY_{name}: expected a whole number, got {raw!r}") from exc
+    if not 1 <= value <= upper:
+        raise ConfigError(f"REGISTRY_{name}: expected 1 to {upper}, got {value}")
+    return value
+
+
+def _console_settings(get) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Read the regulator console's settings: complaint ageing and the sanction trigger."""
+    out: dict[str, object] = {}
+    for name, key, upper in (
+        ("COMPLAINT_ANSWER_DAYS", "complaint_answer_days", 365),
+        ("SANCTION_COMPLAINTS", "sanction_complaints", 100_000),
+        ("SANCTION_DAYS", "sanction_days", 365),
+        ("SANCTION_SUSPEND_DAYS", "sanction_suspend_days", 3650),
+    ):
+        if (raw := get(name)) is not None:
+            out[key] = _positive_int(name, raw, upper)
+    if (raw := get("SANCTION_AUTO_SUSPEND")) is not None:
+        try:
+            out["sanction_auto_suspend"] = _bool(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out
