@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -195,6 +195,46 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
     }
 
 
+_LOG_COLUMNS = (
+    "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
+    "decision", "reason", "consent_id", "at", "checked_at", "batch_id",
+)  # fmt: skip
+
+
+def _log_many(
+    session: Session,
+    req: CheckRequest,
+    decisions: dict[str, Decision],
+    now: datetime,
+    batch_id: int,
+) -> None:
+    """Write a batch's check-log rows with the driver's bulk path.
+
+    Ten thousand rows through SQLAlchemy's per-row parameter processing cost
+    more than deciding them; here the rows are plain tuples (times as naive
+    UTC, as UTCDateTime stores them), sent with COPY on PostgreSQL and one
+    executemany on SQLite.
+    """
+    at = req.at.astimezone(UTC).replace(tzinfo=None)
+    checked = now.astimezone(UTC).replace(tzinfo=None)
+    s = req.sender
+    fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
+    rows = [
+        (phone, *fixed, d.decision, d.reason, d.consent_id, at, checked, batch_id)
+        for phone, d in decisions.items()
+    ]
+    conn = session.connection()
+    columns = ", ".join(_LOG_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY check_log ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" * len(_LOG_COLUMNS))
+        conn.exec_driver_sql(f"INSERT INTO check_log ({columns}) VALUES ({marks})", rows)  # noqa: S608 - fixed column names
+
+
 def check_one(
     session: Session, settings: Settings, req: CheckRequest, phone: str, read: Session | None = None
 ) -> CheckResult:
@@ -325,9 +365,8 @@ def check_batch(
             "checked_at": now,
         },
     ).scalar_one()
-    rows = [{**_log_row(req, p, dec, now), "batch_id": batch_id} for p, dec in decisions.items()]
-    if rows:
-        session.connection().execute(_LOG, rows)
+    if decisions:
+        _log_many(session, req, decisions, now, batch_id)
     receipt = {
         "b": batch_id,
         "s": req.sender.code,

@@ -63,7 +63,9 @@ def record(
             "channels": channels,
             "category": category,
             "state": state,
-            "data": json.dumps(data, ensure_ascii=False, default=str, sort_keys=True) if data else None,
+            "data": json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)
+            if data
+            else None,
         },
     )
 
