@@ -94,6 +94,17 @@ def delete_hook(session: Session, org_id: int, hook_id: int) -> None:
     session.flush()
 
 
+def delete_by_url(session: Session, org_id: int, url: str) -> int:
+    """Remove the organization's hooks for ``url``; return how many (NotFound if none)."""
+    hooks = [hook for hook in list_hooks(session, org_id) if hook.url == url]
+    if not hooks:
+        raise NotFound("you have no webhook with that url")
+    for hook in hooks:
+        session.delete(hook)
+    session.flush()
+    return len(hooks)
+
+
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """Return the ``X-Anning-Signature`` value: HMAC-SHA256 over ``"<t>." + body``."""
     mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)

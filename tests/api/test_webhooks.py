@@ -69,6 +69,15 @@ def test_create_list_delete_and_ownership(acme: Api, shop: Api) -> None:
     gone = acme.client.delete(f"/api/v1/webhooks/{created['id']}", headers=acme.headers())
     assert gone.status_code == 204
     assert hooks(acme) == []
+    acme.post("/webhooks", {"url": "https://example.com/a"})
+    acme.post("/webhooks", {"url": "https://example.com/b"})
+    shop.post("/webhooks", {"url": "https://example.com/a"})
+    by_url = acme.client.delete("/api/v1/webhooks", json={"url": "https://example.com/a"}, headers=acme.headers())  # fmt: skip
+    assert by_url.get_json() == {"deleted": 1}
+    assert [h["url"] for h in hooks(acme)] == ["https://example.com/b"]
+    assert [h["url"] for h in hooks(shop)] == ["https://example.com/a"]
+    again = acme.client.delete("/api/v1/webhooks", json={"url": "https://example.com/a"}, headers=acme.headers())  # fmt: skip
+    assert again.status_code == 404
 
 
 @pytest.mark.parametrize(
