@@ -159,6 +159,11 @@ def next_delivery(session: Session, hook_id: int, policy: DeliveryPolicy) -> Del
         return None
     page = feed.read(session, hook.organization_id, hook.cursor, policy.batch)
     if not page.changes:
+        # Nothing of this organization's in the numbers scanned: skip past them
+        # (they are final), so the next look starts further on.
+        if page.next > hook.cursor:
+            hook.cursor = page.next
+            session.flush()
         return None
     first, last = page.changes[0]["seq"], page.changes[-1]["seq"]
     delivery_id = f"whd_{hook_id}_{first}_{last}"

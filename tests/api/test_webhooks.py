@@ -115,7 +115,7 @@ def test_a_receiver_that_fails_times_out_and_recovers_gets_every_change_signed(
     assert hook["last_error"] is None
     ok = [d for d in receiver.deliveries if d.accepted]
     assert [len(d.seqs) for d in ok] == [3, 2]
-    assert hook["cursor"] == ok[-1].seqs[-1]
+    assert hook["cursor"] >= ok[-1].seqs[-1]  # and past what is not acme's
     # Every attempt at the first batch carried the same delivery id: a retry is
     # recognisable, and harmless.
     deadline = time.monotonic() + 5
