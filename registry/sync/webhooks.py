@@ -175,6 +175,17 @@ def next_delivery(session: Session, hook_id: int, policy: DeliveryPolicy) -> Del
     return Delivery(hook_id, hook.url, hook.secret, delivery_id, body, last)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Treat a redirect as a failure: urllib would re-send a POST as a bodiless GET,
+    and that GET's 200 would look like an acknowledgement."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def post(delivery: Delivery, policy: DeliveryPolicy) -> str | None:
     """POST a batch; return None on a 2xx, else what went wrong."""
     timestamp = int(time.time())
@@ -190,7 +201,7 @@ def post(delivery: Delivery, policy: DeliveryPolicy) -> str | None:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=policy.timeout) as resp:  # noqa: S310
+        with _OPENER.open(request, timeout=policy.timeout) as resp:
             resp.read(1024)
             status = resp.status
     except urllib.error.HTTPError as exc:

@@ -155,3 +155,38 @@ def test_backoff_then_disabled_after_a_long_failure(
     assert hook["status"] == "disabled"
     assert "HTTP 500" in hook["disabled_reason"]
     assert len(receiver.deliveries) == 2  # a disabled hook is left alone
+
+
+def test_a_redirect_is_not_an_acknowledgement(
+    app: Flask, acme: Api, world: World, session: Session
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "/elsewhere")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        acme.post("/webhooks", {"url": f"http://127.0.0.1:{server.server_port}/hook"})
+        optouts(session, world, 1)
+        done = worker.tick(
+            db.session, app.config["REGISTRY"], DeliveryPolicy(timeout=1, backoff_base=0)
+        )
+        assert done.failed == 1
+        assert hooks(acme)[0]["last_error"] == "HTTP 302"
+    finally:
+        server.shutdown()
+        server.server_close()
