@@ -36,11 +36,7 @@ class Change(BaseModel):
 
 
 class ChangePage(BaseModel):
-    """A page of changes; resume with ``after=next``. ``has_more``: ask again at once.
-
-    A page scans a bounded stretch of the feed, so when your changes are rare
-    a page may be empty with ``has_more`` true: keep following ``next``.
-    """
+    """A page of changes; resume with ``after=next`` (at once while ``has_more``)."""
 
     changes: list[Change]
     next: int

@@ -24,7 +24,6 @@ from registry.sync.models import Watch
 from registry.timeutil import iso
 
 MAX_LIMIT = 1000
-SCAN_WINDOW = 50_000  # feed numbers one page may scan (see ``read``)
 SEQUENCE_BATCH = 10_000
 # Changes about the number itself rather than about one sender: shown only to
 # organizations that watch the number (they already hold it).
@@ -66,7 +65,7 @@ def _page_query(org_id: int) -> Select[Any]:
     # from a per-process cache (``_names``); the joins cost more than the scan.
     return (
         select(*_PAGE_COLUMNS)
-        .where(and_(e.c.seq > bindparam("after"), e.c.seq <= bindparam("upper"), _in_scope(org_id)))
+        .where(and_(e.c.seq > bindparam("after"), _in_scope(org_id)))
         .order_by(e.c.seq)
         .limit(bindparam("n"))
     )
@@ -157,23 +156,19 @@ def parse_cursor(after: str | None, limit: str | None) -> tuple[int, int]:
 def read(session: Session, org_id: int, after: int, limit: int) -> Page:
     """Return the changes after ``after`` that ``org_id`` may see, oldest first.
 
-    One page scans at most ``SCAN_WINDOW`` feed numbers, so an organization
-    whose changes are rare in a large log never makes one request scan it
-    all. That is safe because numbers up to the newest one, read *before* the
-    page, are final (the sealer gives them contiguously, in one commit): a
-    page that comes back short can move ``next`` to the end of what it
-    scanned, skipping only numbers that are not in the caller's scope.
+    A short page moves ``next`` to the newest feed number rather than to its
+    last change, so a reader whose changes are rare does not rescan the same
+    stretch of other organizations' changes on every poll. That is safe:
+    numbers up to the newest one, read *before* the page, are final (the
+    sealer gives them contiguously, in one commit, in order), and a short page
+    returned every change of the caller's after ``after`` that its snapshot saw.
     """
     top = last_seq(session)
-    upper = min(after + SCAN_WINDOW, top)
-    params = {"after": after, "upper": upper, "n": limit + 1}
-    rows = session.execute(_page_query(org_id), params).all()
-    if len(rows) > limit:
-        rows = rows[:limit]
-        _names(session, rows)
-        changes = [_item(r) for r in rows]
-        return Page(changes, changes[-1]["seq"], True)
+    rows = session.execute(_page_query(org_id), {"after": after, "n": limit + 1}).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
     _names(session, rows)
     changes = [_item(r) for r in rows]
-    end = max(upper, after)
-    return Page(changes, end, end < top)
+    if more:
+        return Page(changes, changes[-1]["seq"], True)
+    return Page(changes, max(top, after, changes[-1]["seq"] if changes else 0), False)
