@@ -24,6 +24,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
+    from registry.api.openapi import IdConverter
+
+    app.url_map.converters["id"] = IdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
@@ -35,7 +38,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    """Attach the database, CSRF, Babel and the rate limiter."""
+    """Attach the database, CSRF, Babel, the rate limiter and metrics."""
+    from registry import metrics
     from registry.extensions import babel, csrf, db, limiter
     from registry.i18n import select_locale
 
@@ -43,16 +47,21 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
+    metrics.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    """Mount the API, the citizen site and the health endpoints."""
+    """Mount the API, the citizen site, the regulator console and the health endpoints."""
+    from registry.admin import bp as admin_bp
+    from registry.admin.public import bp as sanctions_bp
     from registry.api import bp as api_bp
     from registry.sms.services import deliver_after_request
     from registry.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(sanctions_bp)
     app.after_request(deliver_after_request)
 
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import limits
+import limits.storage
 import phonenumbers
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 POLICIES = ("opt-in", "opt-out")
 SMS_BACKENDS = ("console", "http")
@@ -26,9 +33,54 @@ def parse_window(text: str) -> tuple[time, time]:
         start, end = time.fromisoformat(start_s.strip()), time.fromisoformat(end_s.strip())
     except ValueError as exc:
         raise ConfigError(f"expected HH:MM-HH:MM, got {text!r}") from exc
+    if any(t.second or t.microsecond or t.tzinfo for t in (start, end)):
+        # The window is applied by the minute in the number's own zone.
+        raise ConfigError(f"expected HH:MM-HH:MM (no seconds, no offset), got {text!r}")
     if start == end:
         raise ConfigError(f"an empty window {text!r} would forbid every call")
     return start, end
+
+
+def _psycopg(url: str) -> str:
+    """Accept the libpq-style URL everyone copies; psycopg 3 is the driver."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise ConfigError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
+
+
+def _database_url(text: str) -> str:
+    """Return the URL with the psycopg 3 driver for PostgreSQL; only SQLite and PostgreSQL run."""
+    text = _psycopg(text)
+    try:
+        backend = make_url(text).get_backend_name()
+    except ArgumentError as exc:
+        raise ConfigError("not a database URL (value not shown: it may hold a password)") from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"expected a sqlite:// or postgresql:// URL, got {backend!r}")
+    return text
+
+
+def _rate_limit(text: str) -> str:
+    """Check a Flask-Limiter limit such as ``6000 per minute``; a bad one would silently not limit."""
+    try:
+        limits.parse_many(text)
+    except ValueError as exc:
+        raise ConfigError(f"expected a limit such as '6000 per minute', got {text!r}") from exc
+    return text
+
+
+def _storage_url(text: str) -> str:
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme not in limits.storage.SCHEMES:
+        raise ConfigError(f"expected memory:// or redis://host:port, got {text!r}")
+    return text
 
 
 def _bool(text: str) -> bool:
@@ -59,7 +111,15 @@ class Settings:
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     max_batch: int = 10_000
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 2.0
     consent_pending_days: int = 7
+    # The regulator console (issue 6).
+    complaint_answer_days: int = 7
+    sanction_complaints: int = 5
+    sanction_days: int = 10
+    sanction_auto_suspend: bool = False
+    sanction_suspend_days: int = 30
 
     @property
     def tz(self) -> ZoneInfo:
@@ -74,17 +134,25 @@ class Settings:
 def _instance_secret(instance_path: Path) -> str:
     """Return the secret kept in the instance folder, creating it on first use."""
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # O_EXCL: when two workers start at once, one writes and the other reads.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: link()
+        # fails if another process got there first, and nobody ever reads a file
+        # that exists but is not written yet (an empty secret would sign anything).
+        fd, tmp = tempfile.mkstemp(dir=instance_path, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    if len(key) < 16:
+        raise ConfigError(
+            f"REGISTRY_SECRET_KEY: {path} holds no usable key; delete it to make a new one"
+        )
     return key
 
 
@@ -97,7 +165,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         value = env.get(f"REGISTRY_{name}")
         return value if value not in (None, "") else None
 
-    def check(name: str, parse, raw: str):  # type: ignore[no-untyped-def]
+    def check(name: str, parse: Callable[[str], Any], raw: str) -> Any:
         try:
             return parse(raw)
         except (ConfigError, ValueError) as exc:
@@ -108,11 +176,19 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if url is None:
         instance.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{instance / 'registry.sqlite3'}"
-    elif url.startswith(("postgresql://", "postgres://")):
-        # psycopg 3 is the driver; accept the libpq-style URL everyone copies.
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    else:
+        url = check("DATABASE_URL", _database_url, url)
     kwargs["database_url"] = url
     kwargs["secret_key"] = get("SECRET_KEY") or _instance_secret(instance)
+    if (replicas := get("DATABASE_REPLICA_URLS")) is not None:
+        urls = tuple(_psycopg(u.strip()) for u in replicas.split(",") if u.strip())
+        if any(not u.startswith("postgresql") for u in urls):
+            raise ConfigError(
+                "REGISTRY_DATABASE_REPLICA_URLS: only PostgreSQL standbys are supported"
+            )
+        kwargs["replica_urls"] = urls
+    if (lag := get("REPLICA_MAX_LAG")) is not None:
+        kwargs["replica_max_lag"] = check("REPLICA_MAX_LAG", _seconds, lag)
 
     if (policy := get("POLICY")) is not None:
         if policy not in POLICIES:
@@ -144,9 +220,39 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if kwargs.get("sms_backend") == "http" and not kwargs["sms_http_url"]:
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
-        kwargs["ratelimit_storage_url"] = storage
+        kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
     if (limit := get("RATELIMIT_CHECK")) is not None:
-        kwargs["ratelimit_check"] = limit
+        kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
-        kwargs["ratelimit_write"] = limit
+        kwargs["ratelimit_write"] = check("RATELIMIT_WRITE", _rate_limit, limit)
+    kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def _positive_int(name: str, raw: str, upper: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"REGISTRY_{name}: expected a whole number, got {raw!r}") from exc
+    if not 1 <= value <= upper:
+        raise ConfigError(f"REGISTRY_{name}: expected 1 to {upper}, got {value}")
+    return value
+
+
+def _console_settings(get) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Read the regulator console's settings: complaint ageing and the sanction trigger."""
+    out: dict[str, object] = {}
+    for name, key, upper in (
+        ("COMPLAINT_ANSWER_DAYS", "complaint_answer_days", 365),
+        ("SANCTION_COMPLAINTS", "sanction_complaints", 100_000),
+        ("SANCTION_DAYS", "sanction_days", 365),
+        ("SANCTION_SUSPEND_DAYS", "sanction_suspend_days", 3650),
+    ):
+        if (raw := get(name)) is not None:
+            out[key] = _positive_int(name, raw, upper)
+    if (raw := get("SANCTION_AUTO_SUSPEND")) is not None:
+        try:
+            out["sanction_auto_suspend"] = _bool(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy import BigInteger, Integer, MetaData, event, text
+from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlmodel import SQLModel
 
@@ -22,6 +26,10 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 metadata: MetaData = SQLModel.metadata
+# Ids of tables that grow with the population (consents, opt-outs, events,
+# checks...) are BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is
+# the rowid alias, which is 64-bit anyway.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -45,13 +53,92 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # BEGIN IMMEDIATE: a check reads then writes its log row; a deferred
-            # transaction that upgrades to a writer fails with SQLITE_BUSY at once
-            # when another worker wrote in between. Taking the lock first waits.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # BEGIN IMMEDIATE: a deferred transaction that reads and then writes
+            # fails with SQLITE_BUSY at once when another worker wrote in between;
+            # taking the write lock first waits instead. Reads that need no
+            # transaction (the reader, see get_reader) run without one, each
+            # statement on its own WAL snapshot, so they never hold the lock.
+            if not conn.get_execution_options().get("autocommit_reads"):
+                writers.acquire()
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                except BaseException:
+                    writers.release()
+                    raise
 
+        # SQLite makes a writer that finds the lock taken sleep and poll (1, 2,
+        # 5, 10, 25... ms), so under load most of a check's time was spent asleep
+        # after the lock was already free. An OS file lock queues the writers of
+        # every worker process instead and wakes the next one at once; it is
+        # released right after COMMIT or ROLLBACK.
+        writers = _WriterLock(_lock_path(url))
+        dialect = engine.dialect
+        do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+        def _commit(dbapi_conn: Any) -> None:
+            try:
+                do_commit(dbapi_conn)
+            finally:
+                writers.release()
+
+        def _rollback(dbapi_conn: Any) -> None:
+            try:
+                do_rollback(dbapi_conn)
+            finally:
+                writers.release()
+
+        dialect.do_commit = _commit  # type: ignore[method-assign]
+        dialect.do_rollback = _rollback  # type: ignore[method-assign]
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, **kwargs}
+    return create_engine(url, **options)
+
+
+def _lock_path(url: str) -> str | None:
+    """Return the lock file beside a SQLite database file (None for in-memory databases)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + ".writer-lock"
+
+
+class _WriterLock:
+    """One writer at a time across threads and processes, for one SQLite file.
+
+    Reentrant per thread (a savepoint inside a transaction does not wait for
+    itself); a release without a matching acquire is ignored, because
+    SQLAlchemy may roll back a connection that never began a write.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.local = threading.local()
+        self.thread_lock = threading.Lock()
+        self.fd: int | None = None
+        self.pid = os.getpid()
+
+    def acquire(self) -> None:
+        depth = getattr(self.local, "depth", 0)
+        if depth == 0:
+            self.thread_lock.acquire()
+            if self.path is not None:
+                if self.fd is None or self.pid != os.getpid():
+                    # A forked worker needs its own open file: flock locks belong
+                    # to the open file, which a fork would share with the parent.
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                    self.pid = os.getpid()
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.local.depth = depth + 1
+
+    def release(self) -> None:
+        depth = getattr(self.local, "depth", 0)
+        if depth == 0:
+            return
+        self.local.depth = depth - 1
+        if depth == 1:
+            if self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            self.thread_lock.release()
 
 
 class Database:
@@ -63,14 +150,31 @@ class Database:
 
     def init_app(self, app: Flask) -> None:
         """Create the app's engine from its settings and close sessions at teardown."""
-        engine = make_engine(app.config["REGISTRY"].database_url)
+        settings = app.config["REGISTRY"]
+        engine = make_engine(settings.database_url)
+        replicas = Replicas(
+            [make_engine(url, pool_size=5, max_overflow=5) for url in settings.replica_urls],
+            settings.replica_max_lag,
+        )
+        reader = None
+        if engine.dialect.name == "sqlite":
+            reader = sessionmaker(
+                bind=engine.execution_options(autocommit_reads=True), expire_on_commit=False
+            )
         app.extensions["registry.db"] = _State(
-            engine, sessionmaker(bind=engine, expire_on_commit=False)
+            engine, sessionmaker(bind=engine, expire_on_commit=False), replicas, reader
         )
         # Close at the end of each request, and of each app context (CLI, jobs):
         # an app context may outlive several requests (tests push one).
         app.teardown_request(_close_session)
         app.teardown_appcontext(_close_session)
+
+    def dispose(self) -> None:
+        """Close every pooled connection of the current app (primary and standbys)."""
+        state = _state()
+        state.engine.dispose()
+        for engine in state.replicas.engines:
+            engine.dispose()
 
     @property
     def engine(self) -> Engine:
@@ -82,6 +186,11 @@ class Database:
         """Return the current app's session factory."""
         return _state().sessionmaker
 
+    @property
+    def reader(self) -> sessionmaker[Session] | None:
+        """Return the current app's factory for lock-free reads (SQLite), if any."""
+        return _state().reader
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """Open a session outside a request (CLI, worker); commit is the caller's."""
@@ -92,10 +201,70 @@ class Database:
             session.close()
 
 
+class Replicas:
+    """PostgreSQL hot standbys for reads that tolerate a bounded lag (checks).
+
+    A standby is used only while it streams from the primary and its replay
+    lag is within ``max_lag`` seconds; the health answer is cached for
+    ``HEALTH_TTL`` seconds per process, so the staleness a check can see is at
+    most ``max_lag + HEALTH_TTL``. A standby that fails is skipped until it
+    answers again; with none healthy, reads go to the primary.
+    """
+
+    HEALTH_TTL = 0.5
+    _LAG = text(
+        "SELECT pg_is_in_recovery(), "
+        "(SELECT status FROM pg_stat_wal_receiver LIMIT 1), "
+        "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+    )
+
+    def __init__(self, engines: list[Engine], max_lag: float) -> None:
+        self.engines = engines
+        self.max_lag = max_lag
+        self._health: dict[int, tuple[float, bool]] = {}
+        self._factories = [sessionmaker(bind=e, expire_on_commit=False) for e in engines]
+
+    def healthy(self, index: int) -> bool:
+        """Tell whether standby ``index`` may serve reads now (cached briefly)."""
+        now = time.monotonic()
+        cached = self._health.get(index)
+        if cached is not None and now - cached[0] < self.HEALTH_TTL:
+            return cached[1]
+        try:
+            with self.engines[index].connect() as conn:
+                in_recovery, receiver, lag = conn.execute(self._LAG).one()
+            ok = (
+                bool(in_recovery)
+                and receiver == "streaming"
+                and lag is not None
+                and float(lag) <= self.max_lag
+            )
+        except Exception:  # a dead standby is simply not used; the primary answers
+            ok = False
+        self._health[index] = (now, ok)
+        return ok
+
+    def session(self) -> Session | None:
+        """Return a session on the first healthy standby, or None."""
+        for index, factory in enumerate(self._factories):
+            if self.healthy(index):
+                return factory()
+        return None
+
+
 class _State:
-    def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        factory: sessionmaker[Session],
+        replicas: Replicas,
+        reader: sessionmaker[Session] | None,
+    ) -> None:
         self.engine = engine
         self.sessionmaker = factory
+        self.replicas = replicas
+        self.reader = reader
 
 
 def _state() -> _State:
@@ -111,7 +280,34 @@ def get_session() -> Session:
     return session
 
 
+def get_reader() -> Session:
+    """Return a session for this request's reads of current data (keys, senders, facts).
+
+    On SQLite it runs outside any transaction, so a request holds the write
+    lock only for its writes; on PostgreSQL it is the request's own session.
+    """
+    state = _state()
+    if state.reader is None:
+        return get_session()
+    if "db_reader" not in g:
+        g.db_reader = state.reader()
+    session: Session = g.db_reader
+    return session
+
+
+def get_read_session() -> tuple[Session, str]:
+    """Return a session for lag-tolerant reads and where it reads: "replica" or "primary"."""
+    state = _state()
+    if state.replicas.engines:
+        if "db_read_session" not in g:
+            g.db_read_session = state.replicas.session()
+        if g.db_read_session is not None:
+            return g.db_read_session, "replica"
+    return get_reader(), "primary"
+
+
 def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_session", "db_read_session", "db_reader"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()

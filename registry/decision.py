@@ -9,7 +9,8 @@ in order, first match wins. The same function answers live checks and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 REASONS = (
@@ -229,13 +230,69 @@ def next_opening(local: datetime, allowed: list[tuple[int, int]]) -> datetime | 
     if not allowed:
         return None
     zone = local.tzinfo
+    at = local.astimezone(UTC)
+    changes = _offset_changes(zone, at)
+    offset = local.utcoffset() or timedelta(0)
+    today = local.date()
+    candidates: list[datetime] = []
     for days in range(3):
-        day = (local + timedelta(days=days)).date()
+        day = today + timedelta(days=days)
         for start, _end in allowed:
-            opening = datetime.combine(day, time(start // 3600, (start % 3600) // 60), tzinfo=zone)
             # An opening at 00:00 that continues yesterday's interval is not an opening.
             if start == 0 and any(b == DAY for _a, b in allowed):
                 continue
-            if opening > local:
-                return opening.astimezone(UTC)
-    return None
+            wall = time(start // 3600, (start % 3600) // 60)
+            if not changes:
+                # No offset change ahead: every later opening has today's offset.
+                opening = datetime.combine(day, wall, tzinfo=UTC) - offset
+                if opening > at:
+                    return opening
+                continue
+            # Across a DST change a wall time may occur twice (both folds are
+            # candidates) or never (the window then opens at the change itself).
+            opening = datetime.combine(day, wall, tzinfo=zone)
+            candidates.append(opening.astimezone(UTC))
+            candidates.append(opening.replace(fold=1).astimezone(UTC))
+    later = [u for u in (*candidates, *changes) if u > at and _inside(u, zone, allowed)]
+    return min(later, default=None)
+
+
+def _inside(moment: datetime, zone: tzinfo | None, allowed: list[tuple[int, int]]) -> bool:
+    """Tell whether a moment falls in one of the allowed intervals, in local time."""
+    t = moment.astimezone(zone)
+    s = t.hour * 3600 + t.minute * 60 + t.second
+    return any(a <= s < b for a, b in allowed)
+
+
+def _offset_changes(zone: tzinfo | None, at: datetime) -> list[datetime]:
+    """Return the moments (UTC) within three days after ``at`` when the zone's offset changes."""
+    found = _changes_from(zone, at.date())
+    if not found:  # the common case: no change in sight
+        return []
+    end = at + timedelta(days=3)
+    return [c for c in found if at < c <= end]
+
+
+@lru_cache(maxsize=4096)
+def _changes_from(zone: tzinfo | None, day: date) -> tuple[datetime, ...]:
+    """Return a zone's offset changes in the four UTC days from ``day``.
+
+    Offsets are sampled once a day, then bisected to the second: zones change at
+    most once in a day, so no change is missed. Cached per zone and day, since a
+    scrub at night asks the same question for every number.
+    """
+    changes = []
+    for n in range(4):
+        lo = datetime.combine(day + timedelta(days=n), time(), tzinfo=UTC)
+        hi = lo + timedelta(days=1)
+        before = lo.astimezone(zone).utcoffset()
+        if hi.astimezone(zone).utcoffset() == before:
+            continue
+        while hi - lo > timedelta(seconds=1):
+            mid = lo + (hi - lo) / 2
+            if mid.astimezone(zone).utcoffset() == before:
+                lo = mid
+            else:
+                hi = mid
+        changes.append(hi.replace(microsecond=0))  # zones change on whole seconds
+    return tuple(changes)

@@ -8,6 +8,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 
+from registry import ratelimit  # noqa: F401  (memory:// without a thread per hit)
 from registry.db import Database
 
 

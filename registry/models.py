@@ -1,12 +1,16 @@
 """Import every table model so that the metadata (and Alembic) sees them all."""
 
+from registry.admin.models import StaffAudit, StaffUser
 from registry.checks.models import CheckBatch, CheckLog
+from registry.complaints.models import Complaint, ComplaintMessage
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
 from registry.numbers.models import Disconnection
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
+from registry.sanctions.models import Sanction
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
+from registry.stats.models import StatDaily, StatWatermark
 from registry.subscribers.models import Subscriber
 from registry.sync.models import Watch, Webhook
 
@@ -14,6 +18,8 @@ __all__ = [
     "ApiKey",
     "CheckBatch",
     "CheckLog",
+    "Complaint",
+    "ComplaintMessage",
     "Consent",
     "ConsentRequest",
     "Delegation",
@@ -22,9 +28,14 @@ __all__ = [
     "Event",
     "OptOut",
     "Organization",
+    "Sanction",
     "Sender",
     "SenderAddress",
     "SmsMessage",
+    "StaffAudit",
+    "StaffUser",
+    "StatDaily",
+    "StatWatermark",
     "Subscriber",
     "Watch",
     "Webhook",

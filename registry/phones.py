@@ -19,7 +19,9 @@ class InvalidPhone(ValueError):
     code = "invalid_phone"
 
 
-_CLEAN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})")
+# re.ASCII: ``\d`` would otherwise match full-width and other scripts' digits, which
+# the fast path would copy into the "E.164" result instead of normalizing them.
+_CLEAN_MOBILE = re.compile(r"(?:\+86)?(1\d{10})", re.ASCII)
 
 
 @lru_cache(maxsize=32)
@@ -33,9 +35,11 @@ def _mobile_pattern(region: str) -> Pattern[str] | None:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
     if meta is None or meta.mobile is None or meta.mobile.national_number_pattern is None:
         return None
+    if meta.general_desc is None:
+        return None
     general = meta.general_desc.national_number_pattern
     mobile = meta.mobile.national_number_pattern
-    return re.compile(f"(?=(?:{general})$)(?:{mobile})")
+    return re.compile(f"(?=(?:{general})$)(?:{mobile})", re.ASCII)
 
 
 def _fast(text: str, region: str) -> str | None:
@@ -73,6 +77,10 @@ def parse_slow(text: str, region: str) -> str:
         raise InvalidPhone(f"not a phone number: {text!r}") from exc
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"not a valid phone number: {text!r}")
+    # phonenumbers reads letters as a keypad spelling ("1-800-FLOWERS"), which turns
+    # text into somebody's real number; consent must name the number that was given.
+    if str(number.national_number) not in phonenumbers.normalize_digits_only(normalized):
+        raise InvalidPhone(f"letters are not a phone number: {text!r}")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
@@ -122,7 +130,7 @@ def _country_zone(country_code: int) -> str | None:
     zones = pn_timezone.time_zones_for_number(example)
     prefix_zones = {
         z
-        for key, value in pn_timezone.TIMEZONE_DATA.items()
+        for key, value in pn_timezone.TIMEZONE_DATA.items()  # type: ignore[attr-defined]
         if key.startswith(str(country_code))
         for z in value
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,24 @@ def make_app(database_url: str, instance: Path, **env: str) -> Flask:
     return app
 
 
+@contextmanager
+def other_app(database_url: str, instance: Path, **env: str) -> Iterator[Flask]:
+    """Create a second app (other settings), closing its connections afterwards."""
+    extra = make_app(database_url, instance, **env)
+    try:
+        yield extra
+    finally:
+        with extra.app_context():
+            db.dispose()
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """Return the app under test; close its connections at the end."""
     app = make_app(database_url, tmp_path_factory.mktemp("instance"))
     yield app
     with app.app_context():
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +102,12 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
             _truncate(app)
             return
         engine, factory = db.engine, db.sessionmaker
+        # Inside one rolled-back transaction every read must see the test's
+        # writes, so the lock-free SQLite reader (its own connection in
+        # production) reads through the request's session here; live tests,
+        # which commit for real, exercise the reader itself.
+        state = app.extensions["registry.db"]
+        reader, state.reader = state.reader, None
         conn = engine.connect()
         trans = conn.begin()
         factory.configure(bind=conn, join_transaction_mode="create_savepoint")
@@ -98,6 +116,7 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
         finally:
             factory.configure(bind=engine)
             factory.kw.pop("join_transaction_mode", None)
+            state.reader = reader
             trans.rollback()
             conn.close()
 

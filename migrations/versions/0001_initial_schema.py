@@ -30,11 +30,11 @@ def upgrade() -> None:
     sa.Column('suspended_until', registry.timeutil.UTCDateTime(), nullable=True),
     sa.Column('suspension_reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('slug')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_organization')),
+    sa.UniqueConstraint('slug', name=op.f('uq_organization_slug'))
     )
     op.create_table('sms_message',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('body', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('sent_at', registry.timeutil.UTCDateTime(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_message'))
     )
     with op.batch_alter_table('sms_message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sms_message_phone'), ['phone'], unique=False)
@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('session_epoch', sa.Integer(), nullable=False),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('updated_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('phone')
+    sa.PrimaryKeyConstraint('phone', name=op.f('pk_subscriber'))
     )
     op.create_table('api_key',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -68,37 +68,37 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('revoked_at', registry.timeutil.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('prefix')
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_api_key_organization_id_organization')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_key')),
+    sa.UniqueConstraint('prefix', name=op.f('uq_api_key_prefix'))
     )
     with op.batch_alter_table('api_key', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_key_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('delegation',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('principal_id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=False),
     sa.Column('scopes', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('expires_at', registry.timeutil.UTCDateTime(), nullable=True),
     sa.Column('revoked_at', registry.timeutil.UTCDateTime(), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['principal_id'], ['organization.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_delegation_agent_id_organization')),
+    sa.ForeignKeyConstraint(['principal_id'], ['organization.id'], name=op.f('fk_delegation_principal_id_organization')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_delegation'))
     )
     with op.batch_alter_table('delegation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delegation_agent_id'), ['agent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delegation_principal_id'), ['principal_id'], unique=False)
 
     op.create_table('disconnection',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('disconnected_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_disconnection_organization_id_organization')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_disconnection'))
     )
     with op.batch_alter_table('disconnection', schema=None) as batch_op:
         batch_op.create_index('ix_disconnection_phone_at', ['phone', 'disconnected_at'], unique=True)
@@ -112,15 +112,15 @@ def upgrade() -> None:
     sa.Column('suspended_until', registry.timeutil.UTCDateTime(), nullable=True),
     sa.Column('suspension_reason', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('code')
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_sender_organization_id_organization')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sender')),
+    sa.UniqueConstraint('code', name=op.f('uq_sender_code'))
     )
     with op.batch_alter_table('sender', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sender_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('check_batch',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.Column('sender_id', sa.Integer(), nullable=False),
@@ -132,13 +132,13 @@ def upgrade() -> None:
     sa.Column('denied', sa.Integer(), nullable=False),
     sa.Column('invalid', sa.Integer(), nullable=False),
     sa.Column('checked_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_check_batch_agent_id_organization')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_check_batch_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_check_batch_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_batch'))
     )
     op.create_table('consent',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=False),
@@ -158,10 +158,10 @@ def upgrade() -> None:
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('activated_at', registry.timeutil.UTCDateTime(), nullable=True),
     sa.Column('ended_at', registry.timeutil.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id'),
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_consent_agent_id_organization')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_consent_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_consent_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent')),
     sa.UniqueConstraint('organization_id', 'external_id', name='uq_consent_org_external')
     )
     with op.batch_alter_table('consent', schema=None) as batch_op:
@@ -169,13 +169,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_consent_sender_id'), ['sender_id'], unique=False)
 
     op.create_table('delegation_sender',
-    sa.Column('delegation_id', sa.Integer(), nullable=False),
+    sa.Column('delegation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['delegation_id'], ['delegation.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('delegation_id', 'sender_id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_delegation_sender_agent_id_organization')),
+    sa.ForeignKeyConstraint(['delegation_id'], ['delegation.id'], name=op.f('fk_delegation_sender_delegation_id_delegation')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_delegation_sender_sender_id_sender')),
+    sa.PrimaryKeyConstraint('delegation_id', 'sender_id', name=op.f('pk_delegation_sender'))
     )
     with op.batch_alter_table('delegation_sender', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delegation_sender_agent_id'), ['agent_id'], unique=False)
@@ -186,7 +186,7 @@ def upgrade() -> None:
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=True),
-    sa.Column('consent_id', sa.Integer(), nullable=True),
+    sa.Column('consent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('agent_id', sa.Integer(), nullable=True),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -195,10 +195,10 @@ def upgrade() -> None:
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('data', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=True),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_event_agent_id_organization')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_event_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_event_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event'))
     )
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index('ix_event_consent_id', ['consent_id'], unique=False)
@@ -206,7 +206,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_event_sender_id'), ['sender_id'], unique=False)
 
     op.create_table('opt_out',
-    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=True),
@@ -216,10 +216,10 @@ def upgrade() -> None:
     sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('received_at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_opt_out_agent_id_organization')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_opt_out_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_opt_out_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opt_out'))
     )
     with op.batch_alter_table('opt_out', schema=None) as batch_op:
         batch_op.create_index('ix_opt_out_phone_sender', ['phone', 'sender_id'], unique=False)
@@ -229,9 +229,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('address')
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_sender_address_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sender_address')),
+    sa.UniqueConstraint('address', name=op.f('uq_sender_address_address'))
     )
     with op.batch_alter_table('sender_address', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sender_address_sender_id'), ['sender_id'], unique=False)
@@ -247,15 +247,15 @@ def upgrade() -> None:
     sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('consent_id', sa.Integer(), nullable=True),
+    sa.Column('consent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('at', registry.timeutil.UTCDateTime(), nullable=False),
     sa.Column('checked_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.Column('batch_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['batch_id'], ['check_batch.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('batch_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_check_log_agent_id_organization')),
+    sa.ForeignKeyConstraint(['batch_id'], ['check_batch.id'], name=op.f('fk_check_log_batch_id_check_batch')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_check_log_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_check_log_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_check_log'))
     )
     with op.batch_alter_table('check_log', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_check_log_batch_id'), ['batch_id'], unique=False)
@@ -274,13 +274,13 @@ def upgrade() -> None:
     sa.Column('code_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('expires_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.Column('consent_id', sa.Integer(), nullable=True),
+    sa.Column('consent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', registry.timeutil.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['consent_id'], ['consent.id'], ),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ),
-    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.ForeignKeyConstraint(['agent_id'], ['organization.id'], name=op.f('fk_consent_request_agent_id_organization')),
+    sa.ForeignKeyConstraint(['consent_id'], ['consent.id'], name=op.f('fk_consent_request_consent_id_consent')),
+    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_consent_request_organization_id_organization')),
+    sa.ForeignKeyConstraint(['sender_id'], ['sender.id'], name=op.f('fk_consent_request_sender_id_sender')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_request'))
     )
     with op.batch_alter_table('consent_request', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_request_phone'), ['phone'], unique=False)

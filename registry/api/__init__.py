@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel
 
 from registry.config import Settings
-from registry.db import get_session
-from registry.errors import Forbidden, Unauthorized
+from registry.db import get_reader
+from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
 from registry.orgs.services import Caller, authenticate
@@ -22,13 +22,20 @@ PUBLIC = {"api.openapi_json", "api.docs"}
 
 
 @bp.before_request
+def _refuse_nul() -> None:
+    # Ids and codes from the path or the query reach SQL; PostgreSQL refuses NUL in text.
+    if "\x00" in request.path or any("\x00" in v for v in request.args.values()):
+        raise ValidationFailed("the URL must not contain NUL (U+0000) characters")
+
+
+@bp.before_request
 def _authenticate() -> None:
     if request.endpoint in PUBLIC or request.endpoint is None:
         return
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    g.caller = authenticate(get_session(), header[7:].strip())
+    g.caller = authenticate(get_reader(), header[7:].strip())
 
 
 def caller() -> Caller:
@@ -66,6 +73,7 @@ from registry.api import (  # noqa: E402,F401  (routes register on import)
     changes,
     checks,
     consents,
+    delegations,
     meta,
     numbers,
     optouts,

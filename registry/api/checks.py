@@ -20,11 +20,13 @@ from registry.api.schemas import (
     Reason,
     SenderCode,
     Strict,
+    Time,
 )
 from registry.checks import services
-from registry.db import get_session
+from registry.db import get_read_session, get_reader, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
+from registry.metrics import count_decision
 from registry.senders.services import resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -37,7 +39,7 @@ class CheckIn(Strict):
     channel: Channel
     purpose: Purpose = "marketing"
     category: Category | None = None
-    at: datetime | None = None
+    at: Time | None = None
 
 
 class CheckOut(BaseModel):
@@ -54,6 +56,8 @@ class CheckOut(BaseModel):
     next_allowed_at: str | None = None
     check_id: str
     checked_at: str
+    agent: str | None = None
+    on_behalf_of: str | None = None
 
 
 class BatchIn(Strict):
@@ -63,7 +67,7 @@ class BatchIn(Strict):
     channel: Channel
     purpose: Purpose = "marketing"
     category: Category | None = None
-    at: datetime | None = None
+    at: Time | None = None
     phones: Annotated[list[Any], Field(min_length=1, max_length=100_000)]
 
 
@@ -106,6 +110,8 @@ class Receipt(BaseModel):
     decision: str | None = None
     reason: str | None = None
     results: list[dict[str, str]] | None = None
+    agent: str | None = None
+    on_behalf_of: str | None = None
     registry_seq: int | None = Field(
         default=None,
         description="The change-feed number the registry had reached when it answered: "
@@ -122,7 +128,7 @@ def _request(
 ) -> services.CheckRequest:
     cfg = settings()
     now = utcnow()
-    sender = resolve_sender(get_session(), caller(), sender_code, "check", now)
+    sender = resolve_sender(get_reader(), caller(), sender_code, "check", now)
     return services.CheckRequest(
         sender=sender,
         channel=channel,
@@ -152,9 +158,11 @@ def check() -> Any:
         raise InvalidPhoneError(str(exc), field="phone") from exc
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_one(session, cfg, req, phone)
+    read, source = get_read_session()
+    result = services.check_one(session, cfg, req, phone, read)
     session.commit()
     dec = result.decision
+    count_decision(dec.decision, dec.reason)
     out: dict[str, Any] = {
         "phone": phone,
         "sender": req.sender.code,
@@ -170,7 +178,9 @@ def check() -> Any:
         out["consent_id"] = dec.consent_id
     if dec.next_allowed_at is not None:
         out["next_allowed_at"] = iso(dec.next_allowed_at)
-    return jsonify(out)
+    if req.sender.agent_slug is not None:
+        out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
+    return jsonify(out), 200, {"X-Anning-Read-From": source}
 
 
 @route(
@@ -189,8 +199,16 @@ def check_batch() -> Any:
     cfg = settings()
     req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
     session = get_session()
-    result = services.check_batch(session, cfg, req, data.phones)
+    read, source = get_read_session()
+    result = services.check_batch(session, cfg, req, data.phones, read)
     session.commit()
+    tally: dict[tuple[str, str], int] = {}
+    for item in result.items:
+        if item.decision is not None:
+            key = (item.decision.decision, item.decision.reason)
+            tally[key] = tally.get(key, 0) + 1
+    for (decision, reason), amount in tally.items():
+        count_decision(decision, reason, amount)
     rows: list[dict[str, Any]] = []
     for item in result.items:
         if item.error is not None:
@@ -212,12 +230,20 @@ def check_batch() -> Any:
         if dec.next_allowed_at is not None:
             row["next_allowed_at"] = iso(dec.next_allowed_at)
         rows.append(row)
-    return jsonify(
-        {
-            "results": rows,
-            "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
-            "check_id": result.check_id,
-        }
+    return (
+        jsonify(
+            {
+                "results": rows,
+                "summary": {
+                    "allow": result.allowed,
+                    "deny": result.denied,
+                    "invalid": result.invalid,
+                },
+                "check_id": result.check_id,
+            }
+        ),
+        200,
+        {"X-Anning-Read-From": source},
     )
 
 

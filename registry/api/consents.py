@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
 from typing import Annotated, Any
 
 from flask import jsonify, request
@@ -12,7 +12,7 @@ from registry import phones
 from registry.api import actor_for, body, bp, caller, settings
 from registry.api.errors import validation_details
 from registry.api.openapi import route
-from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict
+from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.consent import otp
 from registry.consent import services as consents
 from registry.consent.models import STATUSES, Consent
@@ -31,7 +31,7 @@ class EvidenceIn(Strict):
     """How the holder gave consent, as the sender can prove it."""
 
     method: Annotated[str, Field(min_length=1, max_length=32, examples=["web_form"])]
-    captured_at: datetime
+    captured_at: Time
     wording: Annotated[str, Field(max_length=2000)] | None = None
     reference: Annotated[str, Field(max_length=500)] | None = None
     sha256: Annotated[str, Field(pattern="^[0-9a-fA-F]{64}$")] | None = None
@@ -45,7 +45,7 @@ class ConsentIn(Strict):
     sender: SenderCode
     channels: Channels
     category: Category | None = None
-    expires_at: datetime | None = None
+    expires_at: Time | None = None
     external_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     evidence: EvidenceIn
 
@@ -262,7 +262,8 @@ def bulk_consents() -> Any:
     results: list[dict[str, Any]] = []
     for index, raw in enumerate(data.consents):
         try:
-            item = ConsentIn.model_validate(raw)
+            # Validated as the JSON it came in as, so times obey the same rules as /consents.
+            item = ConsentIn.model_validate_json(json.dumps(raw))
             with session.begin_nested():
                 consent, created, code = _record(item, senders)
             results.append({"index": index, "consent": public(consent, code), "created": created})
@@ -325,7 +326,7 @@ def _own_consent(consent_id: int) -> tuple[Consent, SenderRef]:
 
 @route(
     bp,
-    "/consents/<int:consent_id>",
+    "/consents/<id:consent_id>",
     "GET",
     summary="A consent with its history",
     tag="consents",
@@ -339,7 +340,7 @@ def get_consent(consent_id: int) -> Any:
 
 @route(
     bp,
-    "/consents/<int:consent_id>/revoke",
+    "/consents/<id:consent_id>/revoke",
     "POST",
     summary="Revoke a consent",
     tag="consents",

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from registry.errors import RegistryError
@@ -91,6 +92,28 @@ def register(app: Flask) -> None:
         response, status = envelope(code, message, status)
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response, status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(InternalError)
+    def _database_down(exc: Exception) -> Any:
+        # The database is unreachable or refused the work (down, restarting,
+        # read-only, disk full, a backend killed): say so, and let the client
+        # retry; nothing was committed. The pool
+        # reconnects by itself once the database is back (pool_pre_ping).
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        if _is_api() or request.path in ("/readyz", "/healthz"):
+            response, status = envelope(
+                "unavailable", "the registry's database is unavailable; retry shortly", 503
+            )
+        else:
+            response = render_template_string(
+                _PAGE, status=503, message="Service unavailable, please retry shortly"
+            )
+            status = 503
+        if isinstance(response, Response):
+            response.headers["Retry-After"] = "5"
         return response, status
 
     @app.errorhandler(Exception)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint
 from pydantic import BaseModel
+from werkzeug.routing import IntegerConverter, Map
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +29,14 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
+ID_MAX = 2**63 - 1  # BIGINT
+
+
+class IdConverter(IntegerConverter):
+    """A record id in a URL: a positive BIGINT, so no id can overflow the database (else 404)."""
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=ID_MAX)
 
 
 def route(
@@ -79,7 +88,7 @@ ERROR_SCHEMA = {
 
 
 def _openapi_path(path: str) -> str:
-    # Flask's <name> and <int:name> become OpenAPI's {name}.
+    # Flask's <name> and <id:name> become OpenAPI's {name}.
     out = []
     for part in path.split("/"):
         if part.startswith("<") and part.endswith(">"):
@@ -115,10 +124,10 @@ def document(prefix: str) -> dict[str, Any]:
         for part in op.path.split("/"):
             if part.startswith("<"):
                 name = part[1:-1].split(":")[-1]
-                kind = "integer" if part.startswith("<int:") else "string"
-                params.append(
-                    {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-                )
+                schema: dict[str, Any] = {"type": "string", "maxLength": 512}
+                if part.startswith("<id:"):
+                    schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+                params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
             params.append(
                 {"name": name, "in": "query", "required": False, "schema": {"type": kind}}

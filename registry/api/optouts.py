@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from flask import jsonify
@@ -11,7 +10,7 @@ from pydantic import BaseModel, Field
 from registry import phones
 from registry.api import actor_for, body, bp, caller, settings
 from registry.api.openapi import route
-from registry.api.schemas import Channel, Phone, SenderCode, Strict
+from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.consent import services as consents
 from registry.db import get_session
 from registry.errors import InvalidPhoneError
@@ -27,7 +26,7 @@ class OptOutIn(Strict):
     sender: SenderCode
     channels: Annotated[list[Channel], Field(min_length=1, max_length=2)]
     source: Annotated[str, Field(min_length=1, max_length=32, examples=["call"])]
-    received_at: datetime | None = None
+    received_at: Time | None = None
     text: Annotated[str, Field(max_length=1000)] | None = None
 
 
@@ -49,7 +48,7 @@ class InboundIn(Strict):
     from_: Annotated[str, Field(alias="from", min_length=1, max_length=64)]
     to: Annotated[str, Field(min_length=1, max_length=32)]
     text: Annotated[str, Field(max_length=1600)]
-    received_at: datetime | None = None
+    received_at: Time | None = None
 
 
 class InboundOut(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.senders.models import CATEGORIES
 
@@ -25,6 +25,24 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        # PostgreSQL cannot store NUL in text; refuse it here, as a 422, for
+        # every string of every request on both databases alike.
+        if _has_nul(self.__dict__):
+            raise ValueError("text must not contain NUL (U+0000) characters")
+        return self
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
 
 class ErrorItem(BaseModel):
     """An error in place of one item of a batch."""
@@ -33,4 +51,6 @@ class ErrorItem(BaseModel):
     message: str
 
 
-Time = datetime
+# A time in a request: an ISO 8601 string only (a bare number is not silently read
+# as a Unix timestamp).
+Time = Annotated[datetime, Field(strict=True, examples=["2026-11-25T10:00:00+08:00"])]

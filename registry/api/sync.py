@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import jsonify
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from registry.api import body, bp, caller, settings
 from registry.api.openapi import route
-from registry.api.schemas import Channel, ErrorItem, Phone, SenderCode, Strict
+from registry.api.schemas import Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.db import get_session
 from registry.errors import TooLarge
 from registry.sync import compare
@@ -36,7 +35,7 @@ class CompareIn(Strict):
     """A page of your rows (up to 10,000), compared as of ``at`` (default now)."""
 
     rows: Annotated[list[CompareRow], Field(min_length=1, max_length=1_000_000)]
-    at: datetime | None = None
+    at: Time | None = None
 
 
 class Difference(BaseModel):

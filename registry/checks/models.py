@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 
@@ -15,7 +16,7 @@ class CheckBatch(SQLModel, table=True):
 
     __tablename__ = "check_batch"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     organization_id: int = Field(foreign_key="organization.id")
     agent_id: int | None = Field(default=None, foreign_key="organization.id")
     sender_id: int = Field(foreign_key="sender.id")
@@ -38,11 +39,7 @@ class CheckLog(SQLModel, table=True):
         Index("ix_check_log_sender_checked_at", "sender_id", "checked_at"),
     )
 
-    # BIGINT on PostgreSQL (billions of checks); INTEGER on SQLite, where only
-    # "INTEGER PRIMARY KEY" is the fast rowid alias.
-    id: int | None = Field(
-        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
-    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
     sender_id: int = Field(foreign_key="sender.id")
     organization_id: int = Field(foreign_key="organization.id")  # the sender's owner
@@ -52,7 +49,9 @@ class CheckLog(SQLModel, table=True):
     category: str = Field(max_length=32)
     decision: str = Field(max_length=8)
     reason: str = Field(max_length=32)
-    consent_id: int | None = None
+    consent_id: int | None = Field(default=None, sa_type=BigId)
     at: datetime = Field(sa_type=UTCDateTime)  # the contact time asked about
     checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    batch_id: int | None = Field(default=None, foreign_key="check_batch.id", index=True)
+    batch_id: int | None = Field(
+        default=None, foreign_key="check_batch.id", index=True, sa_type=BigId
+    )

@@ -102,7 +102,7 @@ def load_facts(
     cut: dict[str, datetime] = {}
     for start in range(0, len(phone_list), CHUNK):
         params = {"phones": list(phone_list[start : start + CHUNK]), "sender": sender.id, "at": at}
-        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.execute(
+        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.connection().execute(
             _FACTS, params
         ):
             if kind == "c":
@@ -195,14 +195,16 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
     }
 
 
-def check_one(session: Session, settings: Settings, req: CheckRequest, phone: str) -> CheckResult:
-    """Decide one check, write it to the check log, and sign its receipt."""
+def check_one(
+    session: Session, settings: Settings, req: CheckRequest, phone: str, read: Session | None = None
+) -> CheckResult:
+    """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt."""
     # The receipt names the registry state it rests on: a feed number read before
-    # the facts, so every change up to it was in this decision's view and a
-    # regulator can replay it. Cached per process for 50 ms (events/sealing.py):
-    # a query per check would cost ~7-15% of the check.
-    state = known_seq(session)
-    facts = load_facts(session, req.sender, [phone], req.at)[phone]
+    # the facts, from the same database, so every change up to it was in this
+    # decision's view and a regulator can replay it. Cached per process and
+    # database for 50 ms (events/sealing.py): a query per check would cost more.
+    state = known_seq(read or session)
+    facts = load_facts(read or session, req.sender, [phone], req.at)[phone]
     dec = decide(
         facts,
         channel=req.channel,
@@ -213,7 +215,9 @@ def check_one(session: Session, settings: Settings, req: CheckRequest, phone: st
         zone=zone_for(phone, settings),
     )
     now = utcnow()
-    log_id = session.execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    log_id = (
+        session.connection().execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    )
     receipt = {
         "i": log_id,
         "p": phone,
@@ -225,6 +229,8 @@ def check_one(session: Session, settings: Settings, req: CheckRequest, phone: st
         "t": iso(now),
         "q": state,
     }
+    if req.sender.agent_slug is not None:
+        receipt["a"], receipt["o"] = req.sender.agent_slug, req.sender.org_slug
     return CheckResult(phone, dec, receipt_signer(settings).dumps(receipt), now)
 
 
@@ -265,7 +271,7 @@ def normalize_many(
 def decide_many(
     session: Session, settings: Settings, req: CheckRequest, phone_list: Sequence[str]
 ) -> dict[str, Decision]:
-    """Decide for many distinct phones at once (batch, scrub)."""
+    """Decide for many distinct phones at once (batch, scrub); ``session`` only reads."""
     facts = load_facts(session, req.sender, phone_list, req.at)
     policy = policy_of(settings)
     return {
@@ -283,15 +289,19 @@ def decide_many(
 
 
 def check_batch(
-    session: Session, settings: Settings, req: CheckRequest, inputs: Sequence[Any]
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    inputs: Sequence[Any],
+    read: Session | None = None,
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place."""
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
-    state = known_seq(session)  # as in check_one: the registry state the answers rest on
+    state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    decisions = decide_many(session, settings, req, distinct)
+    decisions = decide_many(read or session, settings, req, distinct)
     now = utcnow()
     items = [
         BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)
@@ -318,7 +328,7 @@ def check_batch(
     ).scalar_one()
     rows = [{**_log_row(req, p, dec, now), "batch_id": batch_id} for p, dec in decisions.items()]
     if rows:
-        session.execute(_LOG, rows)
+        session.connection().execute(_LOG, rows)
     receipt = {
         "b": batch_id,
         "s": req.sender.code,
@@ -335,8 +345,9 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
     payload = receipt_signer(settings).loads(check_id)
     if not isinstance(payload, dict):
         raise NotFound("no such receipt")
+    attribution = {"agent": payload["a"], "on_behalf_of": payload["o"]} if "a" in payload else {}
     if "b" not in payload:
-        return {
+        return attribution | {
             "check_id": check_id,
             "phone": payload["p"],
             "sender": payload["s"],
@@ -354,7 +365,7 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         .where(log.c.batch_id == payload["b"])
         .order_by(log.c.id)
     ).all()
-    return {
+    return attribution | {
         "check_id": check_id,
         "sender": payload["s"],
         "channel": payload["c"],

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
@@ -14,14 +20,27 @@ def _create_app() -> Flask:
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
-def main() -> None:
+def cli() -> None:
     """Anning registry: consent and do-not-disturb."""
+
+
+def main() -> None:
+    """Run the ``registry`` command.
+
+    ``registry serve`` runs several gunicorn workers; their metrics are shared
+    through files, which prometheus_client must know about before it is imported.
+    """
+    if sys.argv[1:2] == ["serve"] and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        path = tempfile.mkdtemp(prefix="anning-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    cli()
 
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
-    from registry.cli import checks, db, demo, numbers, orgs, serve, sms, sync
+    from registry.cli import admin, checks, consent, db, demo, numbers, orgs, serve, sms, sync
 
-    for module in (checks, db, demo, numbers, orgs, serve, sms, sync):
+    for module in (admin, checks, consent, db, demo, numbers, orgs, serve, sms, sync):
         for command in module.COMMANDS:
             app.cli.add_command(command)

@@ -61,22 +61,3 @@ def import_file(file: TextIO, carrier: str) -> None:
 
 
 COMMANDS = [disconnections_group]
-
-
-@click.group("consents")
-def consents_group() -> None:
-    """Consent housekeeping."""
-
-
-@consents_group.command("expire")
-def expire() -> None:
-    """Mark consents past their expiry (or unconfirmed past the pending period) as expired."""
-    from registry.consent import services as consents
-
-    with db.session() as session:
-        count = consents.expire_due(session)
-        session.commit()
-    click.echo(f"{count} consents expired")
-
-
-COMMANDS.append(consents_group)

@@ -6,8 +6,9 @@ import click
 
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.orgs import delegations
 from registry.orgs import services as orgs
-from registry.orgs.models import ROLES
+from registry.orgs.models import ROLES, SCOPES
 from registry.senders import services as senders
 from registry.senders.models import CATEGORIES
 
@@ -98,3 +99,81 @@ def sender_create(
 
 
 COMMANDS = [org_group, key_group, sender_group]
+
+
+@click.group("delegation")
+def delegation_group() -> None:
+    """Delegations: agents acting for a principal's senders."""
+
+
+@delegation_group.command("grant")
+@click.argument("principal")
+@click.argument("agent")
+@click.option("--sender", "senders_", multiple=True, required=True, help="Sender code; repeat.")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES))
+@click.option(
+    "--expires-at", default=None, help="ISO 8601 time; without offset, REGISTRY_TIMEZONE."
+)
+def delegation_grant(
+    principal: str,
+    agent: str,
+    senders_: tuple[str, ...],
+    scopes: tuple[str, ...],
+    expires_at: str | None,
+) -> None:
+    """Let AGENT act for PRINCIPAL's senders within the scopes."""
+    from flask import current_app
+
+    from registry.numbers.services import parse_time
+
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, principal)
+            expires = parse_time(expires_at, current_app.config["REGISTRY"]) if expires_at else None
+            delegation = delegations.grant(
+                session, org.id or 0, agent, list(senders_), list(scopes), expires
+            )
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(
+            f"delegation {delegation.id}: {agent} may {', '.join(sorted(set(scopes)))} for {principal}"
+        )
+
+
+@delegation_group.command("list")
+@click.argument("slug")
+def delegation_list(slug: str) -> None:
+    """List the delegations an organization granted or received."""
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, slug)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        for d in delegations.describe(session, delegations.list_for(session, org.id or 0)):
+            state = "active" if d["active"] else "inactive"
+            click.echo(
+                f"{d['id']}\t{d['principal']} -> {d['agent']}\t{','.join(d['senders'])}\t"  # type: ignore[arg-type]
+                f"{','.join(d['scopes'])}\t{state}"  # type: ignore[arg-type]
+            )
+
+
+@delegation_group.command("revoke")
+@click.argument("delegation_id", type=int)
+def delegation_revoke(delegation_id: int) -> None:
+    """Revoke a delegation at once."""
+    from registry.orgs.models import Delegation
+
+    with db.session() as session:
+        delegation = session.get(Delegation, delegation_id)
+        if delegation is None:
+            raise click.ClickException(f"no delegation {delegation_id}")
+        try:
+            delegations.revoke(session, delegation.principal_id, delegation_id)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"revoked delegation {delegation_id}")
+
+
+COMMANDS.append(delegation_group)

@@ -28,6 +28,13 @@ def _gunicorn(app: Flask, options: dict[str, Any]) -> None:
     Server().run()
 
 
+def _child_exit(_server: object, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -60,7 +67,7 @@ def serve(host: str, port: int, workers: int | None, demo: bool, access_log: boo
             f'-d \'{{"phone": "+86 131 0000 0001", "sender": "acme-cards", "channel": "sms"}}\'\n'
             f"demo login number for the site: +8613100000001 (codes: `.venv/bin/registry sms outbox`)\n"
         )
-    db.engine.dispose()  # workers open their own connections after the fork
+    db.dispose()  # workers open their own connections after the fork
     _gunicorn(
         app,
         {
@@ -70,6 +77,7 @@ def serve(host: str, port: int, workers: int | None, demo: bool, access_log: boo
             "graceful_timeout": 20,
             "accesslog": "-" if access_log else None,
             "preload_app": False,
+            "child_exit": _child_exit,
         },
     )
 

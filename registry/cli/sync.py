@@ -34,7 +34,8 @@ def worker(
     backoff_max: float,
     disable_after: float,
 ) -> None:
-    """Run the background jobs: feed sequencing, webhooks, SMS delivery, consent expiry."""
+    """Run the background jobs: feed sequencing, webhooks, SMS delivery, consent expiry;
+    every 15 minutes the sanction trigger and the statistics rollups."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = current_app.config["REGISTRY"]
     policy = DeliveryPolicy(batch, timeout, backoff, backoff_max, timedelta(seconds=disable_after))

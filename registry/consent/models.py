@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 CHANNELS = ("voice", "sms")
@@ -25,7 +26,7 @@ class Consent(SQLModel, table=True):
         UniqueConstraint("organization_id", "external_id", name="uq_consent_org_external"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
     sender_id: int = Field(foreign_key="sender.id", index=True)
     organization_id: int = Field(foreign_key="organization.id")  # who recorded it
@@ -53,7 +54,7 @@ class OptOut(SQLModel, table=True):
     __tablename__ = "opt_out"
     __table_args__ = (Index("ix_opt_out_phone_sender", "phone", "sender_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
     sender_id: int = Field(foreign_key="sender.id", index=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id")
@@ -81,5 +82,5 @@ class ConsentRequest(SQLModel, table=True):
     code_hash: str = Field(max_length=128)
     attempts: int = 0
     expires_at: datetime = Field(sa_type=UTCDateTime)
-    consent_id: int | None = Field(default=None, foreign_key="consent.id")
+    consent_id: int | None = Field(default=None, foreign_key="consent.id", sa_type=BigId)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -162,8 +162,10 @@ def create_consent(
             raise
         return existing, False
     _event(session, consent, "created", actor, note=evidence.method)
-    if active:
-        _event(session, consent, "confirmed", actor)
+    if confirmed:
+        # Verified by the registry itself (OTP, the holder on the site or by SMS);
+        # a consent active only because confirmation is switched off has no such event.
+        _event(session, consent, "confirmed", actor, at=consent.activated_at)
     else:
         sms.send(session, phone, confirmation_text(sender, chans, category), "consent_confirm")
     return consent, True
@@ -404,3 +406,40 @@ def handle_reply(
         touched = tuple(c.id or 0 for c in done)
         reply_key = "confirm" if done else "confirm_none"
     return ReplyOutcome(action, reply_text(reply_key, sender.name, language), touched)
+
+
+_ENDING = {"consent.revoked": "revoked", "consent.expired": "expired", "consent.voided": "void"}
+
+
+def derive(consent: Consent, history: list[Event]) -> dict[str, object]:
+    """Return the state a consent's events imply: status, activated_at, ended_at."""
+    status: str | None = None
+    activated_at: datetime | None = None
+    ended_at: datetime | None = None
+    for e in history:
+        if e.type == "consent.created":
+            status = e.state or "pending"
+            if status == "active":
+                activated_at = consent.evidence_captured_at
+        elif e.type == "consent.confirmed":
+            status, activated_at = "active", e.at
+        elif e.type in _ENDING:
+            status, ended_at = _ENDING[e.type], e.at
+    return {"status": status, "activated_at": activated_at, "ended_at": ended_at}
+
+
+def rederive(session: Session, fix: bool = False) -> list[tuple[int, str, object, object]]:
+    """Compare every consent with the state its events imply; optionally repair the row.
+
+    Returns (consent id, field, stored, derived) for each difference.
+    """
+    diffs: list[tuple[int, str, object, object]] = []
+    for consent in session.scalars(select(Consent).order_by(Consent.id)):  # type: ignore[arg-type]
+        derived = derive(consent, events.for_consent(session, consent.id or 0))
+        for field, value in derived.items():
+            stored = getattr(consent, field)
+            if stored != value:
+                diffs.append((consent.id or 0, field, stored, value))
+                if fix:
+                    setattr(consent, field, value)
+    return diffs

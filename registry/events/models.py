@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # Event types, by subject:
@@ -32,14 +33,12 @@ class Event(SQLModel, table=True):
         Index("ix_event_phone_seq", "phone", "seq"),  # a phone's chain head
     )
 
-    id: int | None = Field(
-        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer(), "sqlite")
-    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
     type: str = Field(max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sender_id: int | None = Field(default=None, foreign_key="sender.id", index=True)
-    consent_id: int | None = Field(default=None)
+    consent_id: int | None = Field(default=None, sa_type=BigId)
     organization_id: int | None = Field(default=None, foreign_key="organization.id")
     agent_id: int | None = Field(default=None, foreign_key="organization.id")
     actor: str = Field(max_length=100)  # "org:<slug>", "subscriber", "carrier:<slug>", "system"
@@ -50,6 +49,6 @@ class Event(SQLModel, table=True):
     data: str | None = Field(default=None, max_length=4000)  # JSON detail (evidence, settings)
     # The change feed's number and the per-phone hash chain, given after commit by the
     # sealer, in commit order (registry/events/sealing.py); never by the writer.
-    seq: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), "sqlite"))
+    seq: int | None = Field(default=None, sa_type=BigId)
     prev_hash: str | None = Field(default=None, max_length=64)
     hash: str | None = Field(default=None, max_length=64)

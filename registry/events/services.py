@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from registry.events.models import Event
@@ -41,26 +41,36 @@ def record(
     state: str | None = None,
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> Event:
-    """Append an event in the caller's transaction."""
-    event = Event(
-        phone=phone,
-        type=type_,
-        at=at or utcnow(),
-        sender_id=sender_id,
-        consent_id=consent_id,
-        organization_id=organization_id if organization_id is not None else actor.org_id,
-        agent_id=actor.agent_id,
-        actor=actor.label,
-        via=actor.via,
-        channels=channels,
-        category=category,
-        state=state,
-        data=json.dumps(data, ensure_ascii=False, default=str, sort_keys=True) if data else None,
+) -> None:
+    """Append an event in the caller's transaction.
+
+    A plain Core insert on the session's connection: every write path records
+    events, and building and flushing an ORM object for a row nobody reads back
+    in the same transaction costs more than the insert itself.
+    """
+    session.connection().execute(
+        _INSERT,
+        {
+            "phone": phone,
+            "type": type_,
+            "at": at or utcnow(),
+            "sender_id": sender_id,
+            "consent_id": consent_id,
+            "organization_id": organization_id if organization_id is not None else actor.org_id,
+            "agent_id": actor.agent_id,
+            "actor": actor.label,
+            "via": actor.via,
+            "channels": channels,
+            "category": category,
+            "state": state,
+            "data": json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)
+            if data
+            else None,
+        },
     )
-    session.add(event)
-    session.flush()
-    return event
+
+
+_INSERT = insert(Event.__table__)  # type: ignore[attr-defined]
 
 
 def for_consent(session: Session, consent_id: int) -> list[Event]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 
@@ -15,7 +16,7 @@ class Disconnection(SQLModel, table=True):
 
     __table_args__ = (Index("ix_disconnection_phone_at", "phone", "disconnected_at", unique=True),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
     disconnected_at: datetime = Field(sa_type=UTCDateTime)
     organization_id: int | None = Field(default=None, foreign_key="organization.id")

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 ROLES = ("sender", "platform", "carrier", "regulator")
@@ -41,7 +42,7 @@ class ApiKey(SQLModel, table=True):
 class Delegation(SQLModel, table=True):
     """A principal lets an agent act for some of its senders, within scopes."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     principal_id: int = Field(foreign_key="organization.id", index=True)
     agent_id: int = Field(foreign_key="organization.id", index=True)
     scopes: str = Field(max_length=100)  # comma-separated subset of SCOPES
@@ -55,6 +56,6 @@ class DelegationSender(SQLModel, table=True):
 
     __tablename__ = "delegation_sender"
 
-    delegation_id: int = Field(foreign_key="delegation.id", primary_key=True)
+    delegation_id: int = Field(foreign_key="delegation.id", primary_key=True, sa_type=BigId)
     sender_id: int = Field(foreign_key="sender.id", primary_key=True)
     agent_id: int = Field(foreign_key="organization.id", index=True)

@@ -103,10 +103,56 @@ def authenticate(session: Session, key: str) -> Caller:
     parts = key.split("_")
     if len(parts) < 3 or not key.startswith(KEY_PREFIX):
         raise Unauthorized("the API key is malformed")
-    row = session.execute(_AUTH, {"prefix": parts[1]}).first()
+    row = session.connection().execute(_AUTH, {"prefix": parts[1]}).first()
     # Compare in constant time, and hash even when the prefix is unknown so the
     # timing does not tell an attacker which prefixes exist.
     stored = row[0] if row is not None else "0" * 64
     if not hmac.compare_digest(stored, _hash(key)) or row is None:
         raise Unauthorized("the API key is not valid")
     return Caller(row[1], row[2], row[3], row[4], row[5])
+
+
+# --- the regulator console's directory (issue 6) ------------------------------
+
+
+def list_orgs(session: Session) -> list[tuple[Organization, int, int]]:
+    """Return every organization with its number of senders and of live keys, by slug."""
+    from sqlalchemy import func
+
+    from registry.senders.models import Sender
+
+    senders = (
+        select(Sender.organization_id, func.count().label("n"))
+        .group_by(Sender.organization_id)
+        .subquery()
+    )
+    keys = (
+        select(ApiKey.organization_id, func.count().label("n"))
+        .where(ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+        .group_by(ApiKey.organization_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Organization, senders.c.n, keys.c.n)
+        .outerjoin(senders, senders.c.organization_id == Organization.id)
+        .outerjoin(keys, keys.c.organization_id == Organization.id)
+        .order_by(Organization.slug)
+    )
+    return [(org, n_senders or 0, n_keys or 0) for org, n_senders, n_keys in rows]
+
+
+def list_keys(session: Session, org_id: int) -> list[ApiKey]:
+    """Return an organization's API keys (prefixes only), newest first."""
+    return list(
+        session.scalars(
+            select(ApiKey).where(ApiKey.organization_id == org_id).order_by(ApiKey.id.desc())  # type: ignore[union-attr]
+        )
+    )
+
+
+def slug_of(session: Session, org_id: int) -> str:
+    """Return an organization's slug."""
+    slug = session.scalar(select(Organization.slug).where(Organization.id == org_id))
+    if slug is None:
+        raise NotFound(f"no organization {org_id}")
+    return str(slug)

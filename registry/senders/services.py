@@ -34,7 +34,9 @@ class SenderRef:
     category: str
     organization_id: int
     suspended: bool
+    org_slug: str = ""
     agent_id: int | None = None  # set when the caller acts for the owner by delegation
+    agent_slug: str | None = None
 
 
 def create_sender(
@@ -98,6 +100,7 @@ _SENDER = (
         Sender.organization_id,
         Sender.suspended_until,
         Organization.suspended_until,
+        Organization.slug,
     ).join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
 )
 _BY_CODE = _SENDER.where(Sender.code == bindparam("code"))
@@ -122,7 +125,7 @@ def _suspended(until: datetime | None, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def _ref(row: tuple, now: datetime, agent_id: int | None = None) -> SenderRef:  # type: ignore[type-arg]
+def _ref(row: tuple, now: datetime, agent: Caller | None = None) -> SenderRef:  # type: ignore[type-arg]
     return SenderRef(
         id=row[0],
         code=row[1],
@@ -130,7 +133,9 @@ def _ref(row: tuple, now: datetime, agent_id: int | None = None) -> SenderRef:  
         category=row[3],
         organization_id=row[4],
         suspended=_suspended(row[5], now) or _suspended(row[6], now),
-        agent_id=agent_id,
+        org_slug=row[7],
+        agent_id=agent.org_id if agent is not None else None,
+        agent_slug=agent.slug if agent is not None else None,
     )
 
 
@@ -141,16 +146,16 @@ def resolve_sender(
 
     The owner's call is one indexed query; a delegated call adds exactly one more.
     """
-    row = session.execute(_BY_CODE, {"code": code}).first()
+    row = session.connection().execute(_BY_CODE, {"code": code}).first()
     if row is None:
         raise UnknownSender(f"no sender with code {code!r}", field="sender")
     if row[4] == caller.org_id:
         return _ref(row, now)
-    for scopes, expires_at in session.execute(
+    for scopes, expires_at in session.connection().execute(
         _DELEGATED, {"agent": caller.org_id, "sender": row[0]}
     ):
         if scope in scopes.split(",") and (expires_at is None or expires_at > now):
-            ref = _ref(row, now, agent_id=caller.org_id)
+            ref = _ref(row, now, agent=caller)
             # A suspended agent can act for nobody.
             return replace(ref, suspended=True) if caller.suspended(now) else ref
     raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")

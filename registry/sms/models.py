@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 
@@ -14,7 +15,7 @@ class SmsMessage(SQLModel, table=True):
 
     __tablename__ = "sms_message"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16, index=True)
     body: str = Field(max_length=1000)
     kind: str = Field(max_length=32)  # login_code, consent_confirm, consent_otp, reply

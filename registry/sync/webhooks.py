@@ -95,10 +95,8 @@ def delete_hook(session: Session, org_id: int, hook_id: int) -> None:
 
 
 def delete_by_url(session: Session, org_id: int, url: str) -> int:
-    """Remove the organization's hooks for ``url``; return how many (NotFound if none)."""
+    """Remove the organization's hooks for ``url``; return how many (0 is not an error: idempotent)."""
     hooks = [hook for hook in list_hooks(session, org_id) if hook.url == url]
-    if not hooks:
-        raise NotFound("you have no webhook with that url")
     for hook in hooks:
         session.delete(hook)
     session.flush()

@@ -35,6 +35,7 @@ class Tick:
     failed: int = 0
     sms_sent: int = 0
     expired: int = 0
+    sanctioned: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -89,8 +90,9 @@ def tick(
     policy: webhooks.DeliveryPolicy,
     *,
     expire: bool = True,
+    console: bool = False,
 ) -> Tick:
-    """Run every job once."""
+    """Run every job once (the console's trigger and rollups only when ``console``)."""
     out = Tick()
     try:
         out.sequenced = sequence_all(session_factory)
@@ -116,6 +118,14 @@ def tick(
         except Exception as exc:
             log.exception("consent expiry failed")
             out.errors.append(f"expiry: {exc}")
+    if console:
+        try:
+            from registry.sanctions import trigger
+
+            out.sanctioned = trigger.run_jobs(session_factory, settings)
+        except Exception as exc:
+            log.exception("sanction trigger or statistics refresh failed")
+            out.errors.append(f"console: {exc}")
     return out
 
 
@@ -126,16 +136,21 @@ def run(
     *,
     interval: float = 0.5,
     expire_every: float = 60.0,
+    console_every: float = 900.0,
     stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Loop until ``stop()``: every job each tick, consent expiry every ``expire_every`` s."""
-    last_expiry = 0.0
+    """Loop until ``stop()``: every job each tick, consent expiry every ``expire_every`` s,
+    the sanction trigger and statistics rollups every ``console_every`` s."""
+    last_expiry = last_console = 0.0
     while not stop():
         now = time.monotonic()
         expire = now - last_expiry >= expire_every
         if expire:
             last_expiry = now
-        done = tick(session_factory, settings, policy, expire=expire)
+        console = now - last_console >= console_every
+        if console:
+            last_console = now
+        done = tick(session_factory, settings, policy, expire=expire, console=console)
         if done.sequenced or done.delivered or done.failed:
             log.info(
                 "sequenced %d, delivered %d batches, %d failed, %d texts",

@@ -261,7 +261,7 @@ def test_batch_of_10000_answers(acme: Api) -> None:
             422,
             "validation_error",
         ),
-        ('{"phone": "\\u0000", "sender": "acme-cards", "channel": "sms"}', 422, "invalid_phone"),
+        ('{"phone": "\\u0000", "sender": "acme-cards", "channel": "sms"}', 422, "validation_error"),
     ],
 )
 def test_bad_input_gets_the_envelope(acme: Api, payload: str, status: int, code: str) -> None:
@@ -304,3 +304,26 @@ def test_openapi_document_and_docs_page(client) -> None:  # type: ignore[no-unty
     page = client.get("/api/v1/docs")
     assert page.status_code == 200
     assert b"/api/v1/check/batch" in page.data
+
+
+def test_metrics_count_requests_and_decisions(client, acme: Api) -> None:  # type: ignore[no-untyped-def]
+    acme.check(HOLDER)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'anning_decisions_total{decision="deny",reason="no_consent"}' in text
+    assert "anning_http_request_duration_seconds" in text
+    assert 'anning_outbox_depth{outbox="sms"}' in text
+
+
+def test_nul_in_urls_and_codes_is_refused_not_a_500(acme: Api) -> None:
+    for path in (
+        "/consents?sender=a%00b",
+        "/consent-requests/a%00b/confirm",
+        "/numbers/1%00/reassigned?since=2026-01-01",
+    ):
+        resp = acme.get(path) if "confirm" not in path else acme.post(path, {"code": "123456"})
+        assert resp.status_code == 422, path
+        assert resp.get_json()["error"]["code"] == "validation_error"
+    resp = acme.post(
+        "/delegations", {"agent": "a\u0000b", "senders": ["acme-cards"], "scopes": ["check"]}
+    )
+    assert resp.status_code == 422

@@ -1,0 +1,51 @@
+"""The staff audit trail: every console action, appended in the action's transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.admin.models import StaffAudit, StaffUser
+from registry.timeutil import utcnow
+
+
+def record(
+    session: Session,
+    staff: StaffUser | None,
+    action: str,
+    subject: str | None = None,
+    data: dict[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+    ip: str | None = None,
+) -> StaffAudit:
+    """Append one audit entry; the caller commits it with the action itself."""
+    entry = StaffAudit(
+        at=utcnow(),
+        staff_id=staff.id if staff is not None else None,
+        actor=actor or (staff.email if staff is not None else "system"),
+        action=action,
+        subject=subject,
+        data=json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)[:4000]
+        if data
+        else None,
+        ip=ip,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def recent(
+    session: Session, *, staff_id: int | None = None, action: str | None = None, limit: int = 200
+) -> list[StaffAudit]:
+    """Return the newest audit entries, optionally of one account or action prefix."""
+    query = select(StaffAudit).order_by(StaffAudit.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if staff_id is not None:
+        query = query.where(StaffAudit.staff_id == staff_id)
+    if action:
+        query = query.where(StaffAudit.action.startswith(action))  # type: ignore[attr-defined]
+    return list(session.scalars(query))

@@ -1,0 +1,100 @@
+"""Sign in (password + TOTP), sign out, the dashboard and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+
+from registry.admin import audit, bp
+from registry.admin.accounts import AccountLocked, SignInFailed, sign_in, sign_out_everywhere
+from registry.admin.forms import ConfirmForm, LoginForm
+from registry.admin.overview import dashboard_data
+from registry.admin.session import (
+    current,
+    end,
+    load_staff,
+    record,
+    refuse_nul,
+    safe_next,
+    settings,
+    staff_required,
+    start,
+)
+from registry.db import get_session
+from registry.extensions import limiter
+from registry.timeutil import utcnow
+
+bp.before_request(refuse_nul)
+bp.before_request(load_staff)
+
+
+def _login_limit() -> str:
+    # Per client address, on top of the per-account lock-out: slows password
+    # spraying across many accounts, which the lock-out alone does not.
+    return str(current_app.config.get("STAFF_LOGIN_RATE", "30 per minute"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Any:
+    """Sign in with email, password and the authenticator code."""
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        session = get_session()
+        email = form.email.data or ""
+        try:
+            user = sign_in(session, email, form.password.data or "", form.code.data or "", utcnow())
+        except AccountLocked as exc:
+            audit.record(session, None, "login.locked", f"staff:{email[:200]}", actor=email[:254],
+                         ip=request.remote_addr)  # fmt: skip
+            session.commit()
+            form.form_errors.append(
+                f"Too many failed attempts: the account is locked until {exc.until:%H:%M} UTC."
+            )
+            status = 429
+        except SignInFailed as exc:
+            audit.record(session, None, "login.failed", None, {"email": email[:254]},
+                         actor="anonymous", ip=request.remote_addr)  # fmt: skip
+            session.commit()
+            form.form_errors.append(exc.message)
+            status = 401
+        else:
+            audit.record(session, user, "login", f"staff:{user.id}", ip=request.remote_addr)
+            session.commit()
+            response = make_response(redirect(safe_next(request.args.get("next"))))
+            return start(response, user)
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/login.html", form=form), status
+
+
+@bp.post("/logout")
+@staff_required
+def logout() -> Any:
+    """Sign out here and on every other device."""
+    if ConfirmForm().validate_on_submit():
+        session = get_session()
+        sign_out_everywhere(session, current())
+        record("logout", f"staff:{current().id}")
+        session.commit()
+    flash("Signed out.")
+    return end(make_response(redirect(url_for("admin.login"))))
+
+
+@bp.get("/")
+@staff_required
+def dashboard() -> Any:
+    """Show what needs attention: open and overdue complaints, flags, suspensions."""
+    data = dashboard_data(get_session(), settings(), utcnow())
+    return render_template("admin/dashboard.html", **data)
+
+
+@bp.get("/audit")
+@staff_required
+def audit_trail() -> Any:
+    """Show the newest staff actions."""
+    action = request.args.get("action", "")[:48] or None
+    entries = audit.recent(get_session(), action=action, limit=300)
+    return render_template("admin/audit.html", entries=entries, action=action or "")

@@ -1,0 +1,110 @@
+"""The complaint desk: the queue, one complaint with its verdict, reply, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+
+from registry.admin import bp
+from registry.admin.forms import QueueFilter, ReplyForm, StatusForm
+from registry.admin.session import current, officer_required, record, settings, staff_required
+from registry.complaints import desk
+from registry.complaints import services as complaints
+from registry.db import get_session
+from registry.errors import RegistryError
+from registry.timeutil import utcnow
+
+
+@bp.get("/complaints")
+@staff_required
+def complaints_index() -> Any:
+    """Show the complaint queue, filtered by status, organization, sender and age."""
+    form = QueueFilter(request.args)
+    if not form.validate():
+        abort(400, "the filters are not valid")
+    f = desk.QueueFilter(
+        status=form.status.data or None,
+        org=(form.org.data or "").strip() or None,
+        sender=(form.sender.data or "").strip() or None,
+        older_than_days=form.older_than.data,
+        overdue=form.overdue.data == "1",
+    )
+    days = settings().complaint_answer_days
+    rows = desk.queue(get_session(), f, utcnow(), days)
+    return render_template("admin/complaints.html", form=form, rows=rows, answer_days=days)
+
+
+def _complaint(complaint_id: int) -> Any:
+    if not 0 < complaint_id < 2**31:
+        abort(404)
+    return complaints.get(get_session(), complaint_id)
+
+
+@bp.get("/complaints/<int:complaint_id>")
+@staff_required
+def complaint_detail(complaint_id: int) -> Any:
+    """Show one complaint: the facts, the verdict as of the contact time, the thread."""
+    session = get_session()
+    complaint = _complaint(complaint_id)
+    verdict = desk.verdict(session, settings(), complaint)
+    record("complaint.view", f"complaint:{complaint_id}")
+    session.commit()
+    days = settings().complaint_answer_days
+    return render_template(
+        "admin/complaint.html",
+        c=complaint,
+        verdict=verdict,
+        sender=desk.sender_of(session, complaint),
+        thread=complaints.thread(session, complaint_id),
+        overdue=desk.is_overdue(complaint, utcnow(), days),
+        answer_days=days,
+        reply_form=ReplyForm(),
+        status_form=StatusForm(status=complaint.status),
+    )
+
+
+@bp.post("/complaints/<int:complaint_id>/reply")
+@officer_required
+def complaint_reply(complaint_id: int) -> Any:
+    """Reply to the holder (they read it on the site), optionally setting the status."""
+    session = get_session()
+    complaint = _complaint(complaint_id)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        try:
+            complaints.reply(
+                session, complaint, form.body.data or "", author=f"regulator:{current().email}"
+            )
+            if form.then_status.data:
+                complaints.set_status(session, complaint, form.then_status.data)
+        except RegistryError as exc:
+            flash(exc.message, "error")
+        else:
+            record("complaint.reply", f"complaint:{complaint_id}", status=complaint.status,
+                   length=len(form.body.data or ""))  # fmt: skip
+            session.commit()
+            flash("Reply sent; the holder sees it on the site.")
+    else:
+        flash("The reply was empty or too long (4000 characters at most).", "error")
+    return redirect(url_for("admin.complaint_detail", complaint_id=complaint_id))
+
+
+@bp.post("/complaints/<int:complaint_id>/status")
+@officer_required
+def complaint_status(complaint_id: int) -> Any:
+    """Change a complaint's status."""
+    session = get_session()
+    complaint = _complaint(complaint_id)
+    form = StatusForm()
+    if form.validate_on_submit():
+        before = complaint.status
+        complaints.set_status(session, complaint, form.status.data or "")
+        record(
+            "complaint.status", f"complaint:{complaint_id}", before=before, after=complaint.status
+        )
+        session.commit()
+        flash(f"Status: {complaint.status}.")
+    else:
+        flash("Choose open, answered or closed.", "error")
+    return redirect(url_for("admin.complaint_detail", complaint_id=complaint_id))

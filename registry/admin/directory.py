@@ -1,0 +1,135 @@
+"""Organizations, senders and API keys, through the same services as the CLI."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import flash, redirect, render_template, url_for
+
+from registry.admin import bp
+from registry.admin.forms import ConfirmForm, KeyForm, OrgForm, SenderForm, SuspendForm
+from registry.admin.session import officer_required, record, staff_required
+from registry.db import get_session
+from registry.errors import RegistryError
+from registry.orgs import services as orgs
+from registry.sanctions.services import history
+from registry.senders import services as senders
+from registry.timeutil import utcnow
+
+
+@bp.get("/orgs")
+@staff_required
+def orgs_index() -> Any:
+    """List organizations; officers see the form to create one."""
+    return render_template(
+        "admin/orgs.html", rows=orgs.list_orgs(get_session()), form=OrgForm(), now=utcnow()
+    )
+
+
+@bp.post("/orgs")
+@officer_required
+def org_create() -> Any:
+    """Create an organization."""
+    form = OrgForm()
+    session = get_session()
+    if form.validate_on_submit():
+        try:
+            org = orgs.create_org(
+                session, form.slug.data or "", form.name.data or "", form.role.data
+            )
+        except RegistryError as exc:
+            form.slug.errors = [*form.slug.errors, exc.message]
+        else:
+            record("org.create", f"org:{org.slug}", name=org.name, role=org.role)
+            session.commit()
+            flash(f"Created {org.slug}.")
+            return redirect(url_for("admin.org_detail", slug=org.slug))
+    rows = orgs.list_orgs(session)
+    return render_template("admin/orgs.html", rows=rows, form=form, now=utcnow()), 422
+
+
+def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
+    session = get_session()
+    org = orgs.get_org(session, slug)
+    sender_rows = senders.list_senders(session, org.id or 0)
+    context = {
+        "org": org,
+        "senders": sender_rows,
+        "sender_codes": {s.id: s.code for s, _ in sender_rows},
+        "keys": orgs.list_keys(session, org.id or 0),
+        "sanctions": history(session, org.id or 0),
+        "sender_form": SenderForm(),
+        "key_form": KeyForm(),
+        "suspend_form": SuspendForm(),
+        "confirm": ConfirmForm(),
+        "now": utcnow(),
+        "new_key": None,
+        **forms,
+    }
+    return render_template("admin/org.html", **context), status
+
+
+@bp.get("/orgs/<slug>")
+@staff_required
+def org_detail(slug: str) -> Any:
+    """Show an organization: senders, keys, suspensions."""
+    return _detail(slug)
+
+
+@bp.post("/orgs/<slug>/senders")
+@officer_required
+def sender_create(slug: str) -> Any:
+    """Register a sender for the organization."""
+    session = get_session()
+    org = orgs.get_org(session, slug)
+    form = SenderForm()
+    if form.validate_on_submit():
+        addresses = [a for a in re.split(r"[\s,;]+", form.addresses.data or "") if a]
+        try:
+            sender, cleaned = senders.create_sender(
+                session, org.id or 0, (form.code.data or "").strip(), form.name.data or "",
+                form.category.data or "", addresses,
+            )  # fmt: skip
+        except RegistryError as exc:
+            form.code.errors = [*form.code.errors, exc.message]
+        else:
+            record("sender.create", f"sender:{sender.code}", org=slug, addresses=cleaned)
+            session.commit()
+            flash(f"Registered sender {sender.code}.")
+            return redirect(url_for("admin.org_detail", slug=slug))
+    return _detail(slug, 422, sender_form=form)
+
+
+@bp.post("/orgs/<slug>/keys")
+@officer_required
+def key_create(slug: str) -> Any:
+    """Create an API key and show it once."""
+    session = get_session()
+    org = orgs.get_org(session, slug)
+    form = KeyForm()
+    if not form.validate_on_submit():
+        return _detail(slug, 422, key_form=form)
+    row, key = orgs.create_key(session, org, form.name.data or "")
+    record("key.create", f"key:{row.prefix}", org=slug, name=row.name)
+    session.commit()
+    # Shown in this response only (never stored in clear, never put in the URL).
+    return _detail(slug, 201, new_key=key)
+
+
+@bp.post("/orgs/<slug>/keys/<prefix>/revoke")
+@officer_required
+def key_revoke(slug: str, prefix: str) -> Any:
+    """Revoke an API key at once."""
+    session = get_session()
+    org = orgs.get_org(session, slug)
+    if ConfirmForm().validate_on_submit():
+        keys = {k.prefix for k in orgs.list_keys(session, org.id or 0)}
+        if prefix not in keys:
+            flash(f"{slug} has no key {prefix}.", "error")
+        else:
+            orgs.revoke_key(session, prefix)
+            record("key.revoke", f"key:{prefix}", org=slug)
+            session.commit()
+            flash(f"Revoked key {prefix}.")
+    return redirect(url_for("admin.org_detail", slug=slug))

@@ -1,0 +1,127 @@
+"""Sanctions: suspend and lift senders and organizations; the trigger's flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, url_for
+
+from registry.admin import bp
+from registry.admin.forms import ConfirmForm, SuspendForm
+from registry.admin.session import current, officer_required, record, staff_required
+from registry.db import get_session
+from registry.errors import RegistryError
+from registry.orgs.services import get_org, slug_of
+from registry.sanctions import services as sanctions
+from registry.timeutil import utcnow
+
+
+@bp.get("/sanctions")
+@staff_required
+def sanctions_index() -> Any:
+    """List running suspensions and the trigger's recent flags."""
+    session = get_session()
+    now = utcnow()
+    orgs, senders = sanctions.suspended_now(session, now)
+    return render_template(
+        "admin/sanctions.html",
+        orgs=orgs,
+        senders=senders,
+        flags=sanctions.flags(session, now),
+        register=sanctions.public_register(session, now),
+        confirm=ConfirmForm(),
+        now=now,
+    )
+
+
+@bp.post("/senders/<code>/suspend")
+@officer_required
+def suspend_sender(code: str) -> Any:
+    """Suspend a sender: its next check answers ``sender_suspended``."""
+    session = get_session()
+    sender = sanctions.by_code(session, code)
+    form = SuspendForm()
+    if not form.validate_on_submit():
+        flash(_errors(form), "error")
+        return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
+    try:
+        row = sanctions.suspend_sender(
+            session, sender, form.reason.data or "", form.days.data or 0, current().email, utcnow()
+        )
+    except RegistryError as exc:
+        flash(exc.message, "error")
+    else:
+        record("sender.suspend", f"sender:{code}", reason=row.reason, until=row.ends_at)
+        session.commit()
+        flash(f"Sender {code} is suspended until {row.ends_at:%Y-%m-%d %H:%M} UTC.")
+    return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
+
+
+@bp.post("/senders/<code>/lift")
+@officer_required
+def lift_sender(code: str) -> Any:
+    """End a sender's suspension now."""
+    session = get_session()
+    sender = sanctions.by_code(session, code)
+    if ConfirmForm().validate_on_submit():
+        try:
+            sanctions.lift_sender(session, sender, utcnow())
+        except RegistryError as exc:
+            flash(exc.message, "error")
+        else:
+            record("sender.lift", f"sender:{code}")
+            session.commit()
+            flash(f"Sender {code} may be checked again.")
+    return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
+
+
+@bp.post("/orgs/<slug>/suspend")
+@officer_required
+def suspend_org(slug: str) -> Any:
+    """Suspend a whole organization: every one of its senders is refused."""
+    session = get_session()
+    org = get_org(session, slug)
+    form = SuspendForm()
+    if not form.validate_on_submit():
+        flash(_errors(form), "error")
+        return redirect(url_for("admin.org_detail", slug=slug))
+    try:
+        row = sanctions.suspend_org(
+            session, org, form.reason.data or "", form.days.data or 0, current().email, utcnow()
+        )
+    except RegistryError as exc:
+        flash(exc.message, "error")
+    else:
+        record("org.suspend", f"org:{slug}", reason=row.reason, until=row.ends_at)
+        session.commit()
+        flash(f"{org.name} is suspended until {row.ends_at:%Y-%m-%d %H:%M} UTC.")
+    return redirect(url_for("admin.org_detail", slug=slug))
+
+
+@bp.post("/orgs/<slug>/lift")
+@officer_required
+def lift_org(slug: str) -> Any:
+    """End an organization's suspension now."""
+    session = get_session()
+    org = get_org(session, slug)
+    if ConfirmForm().validate_on_submit():
+        try:
+            sanctions.lift_org(session, org, utcnow())
+        except RegistryError as exc:
+            flash(exc.message, "error")
+        else:
+            record("org.lift", f"org:{slug}")
+            session.commit()
+            flash(f"{org.name} may be checked again.")
+    return redirect(url_for("admin.org_detail", slug=slug))
+
+
+def _errors(form: Any) -> str:
+    messages = [
+        f"{getattr(form, name).label.text}: {'; '.join(errs)}" for name, errs in form.errors.items()
+    ]
+    return " ".join(messages) or "The form was not valid; try again."
+
+
+def _slug(org_id: int) -> str:
+    return slug_of(get_session(), org_id)

@@ -1,0 +1,251 @@
+"""Statistics pages: SVG charts beside their tables, CSV downloads, the quarterly report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from flask import Response, abort, render_template, request
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from registry.admin import bp, charts
+from registry.admin.charts import Series
+from registry.admin.session import record, staff_required
+from registry.complaints import desk
+from registry.db import get_session
+from registry.stats import services as stats
+from registry.timeutil import utcnow
+
+
+@dataclass
+class Dataset:
+    """One statistic: a title, a table, and the chart drawn from the same rows."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    chart: Markup | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1f}%"
+
+
+def willingness(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Share of holders blocking each category, per channel (latest snapshot)."""
+    w = stats.willingness(session, period[1] if period else None)
+    share = [
+        (
+            cat,
+            100 * voice / w.holders if w.holders else 0.0,
+            100 * sms / w.holders if w.holders else 0.0,
+        )
+        for cat, voice, sms in w.rows
+    ]
+    rows = [
+        [cat, voice, f"{pv:.1f}", sms, f"{ps:.1f}"]
+        for (cat, voice, sms), (_, pv, ps) in zip(w.rows, share, strict=True)
+    ]
+    chart = charts.hbar(
+        "Share of holders blocking each category",
+        [c for c, _, _ in share],
+        [Series("voice", [v for _, v, _ in share]), Series("sms", [s for _, _, s in share])],
+        fmt=_pct,
+        maximum=100,
+    )
+    note = (
+        f"Snapshot of {w.day} over {w.holders:,} holders; do-not-disturb on a channel blocks "
+        "every category on it."
+        if w.day
+        else "No snapshot yet: run `registry stats refresh`."
+    )
+    return Dataset(
+        "willingness", "Willingness by category",
+        ["category", "blocking voice", "% voice", "blocking sms", "% sms"], rows, chart, note,
+    )  # fmt: skip
+
+
+def dnd(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Do-not-disturb registrations per month, with the running total."""
+    points = stats.dnd_series(session, *(period or (None, None)))
+    rows = [
+        [p.period, p.on_voice, p.on_sms, p.off_voice, p.off_sms, p.total_voice, p.total_sms]
+        for p in points
+    ]
+    chart = (
+        charts.line(
+            "Holders with do-not-disturb on, by month",
+            [p.period for p in points],
+            [
+                Series("voice", [p.total_voice for p in points]),
+                Series("sms", [p.total_sms for p in points]),
+            ],
+        )
+        if points
+        else None
+    )
+    return Dataset(
+        "dnd", "Do-not-disturb registrations over time",
+        ["month", "on voice", "on sms", "off voice", "off sms", "total voice", "total sms"],
+        rows, chart, "Turn-ons and turn-offs per month; totals are holders with DND on.",
+    )  # fmt: skip
+
+
+def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Checks per organization, with deny rates by reason."""
+    per = stats.checks_by_org(session, *(period or (None, None)))
+    reasons = sorted({r for o in per for r in o.deny_reasons})
+    rows = [
+        [o.slug, o.total, o.allowed, o.denied, f"{100 * o.deny_rate:.1f}"]
+        + [o.deny_reasons.get(r, 0) for r in reasons]
+        for o in per
+    ]
+    chart = (
+        charts.stacked(
+            "Checks per organization: allowed, and denied by reason",
+            [o.slug for o in per],
+            [Series("allow", [o.allowed for o in per])]
+            + [Series(f"deny: {r}", [o.deny_reasons.get(r, 0) for o in per]) for r in reasons],
+        )
+        if per
+        else None
+    )
+    return Dataset(
+        "checks", "Checks per organization",
+        ["organization", "checks", "allowed", "denied", "deny %", *(f"deny: {r}" for r in reasons)],
+        rows, chart,
+    )  # fmt: skip
+
+
+def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Complaints per organization per quarter."""
+    per = desk.per_org_quarter(session, *(period or (None, None)))
+    quarters = sorted({q for counts in per.values() for q in counts})
+    orgs = sorted(per, key=lambda slug: (-sum(per[slug].values()), slug))[:40]
+    rows = [
+        [slug, *(per[slug].get(q, 0) for q in quarters), sum(per[slug].values())] for slug in orgs
+    ]
+    chart = (
+        charts.stacked(
+            "Complaints per organization, by quarter",
+            orgs,
+            [Series(q, [per[slug].get(q, 0) for slug in orgs]) for q in quarters],
+        )
+        if orgs
+        else None
+    )
+    return Dataset(
+        "complaints", "Complaints per organization per quarter",
+        ["organization", *quarters, "total"], rows, chart,
+        "Complaints matched to a sender, by the quarter they were filed (UTC).",
+    )  # fmt: skip
+
+
+def answer_times(session: Session, period: tuple[date, date] | None) -> Dataset:
+    """Median (and spread of) the time to answer a complaint."""
+    waited, waiting = desk.answer_days_list(session, *(period or (None, None)))
+    med = stats.median(waited)
+    buckets = [
+        ("< 1 day", 0, 1),
+        ("1-3 days", 1, 3),
+        ("3-7 days", 3, 7),
+        ("7-14 days", 7, 14),
+        ("> 14 days", 14, 10**9),
+    ]
+    counts = [sum(1 for w in waited if lo <= w < hi) for _, lo, hi in buckets]
+    rows = [[label, n] for (label, _, _), n in zip(buckets, counts, strict=True)]
+    rows.append(["not answered yet", waiting])
+    chart = charts.hbar(
+        "Time to answer a complaint",
+        [label for label, _, _ in buckets] + ["not answered yet"],
+        [Series("complaints", [*counts, waiting])],
+    )
+    note = (
+        f"Median time to answer: {med:.1f} days over {len(waited):,} answered complaints."
+        if med is not None
+        else "No complaint has been answered in this period."
+    )
+    return Dataset(
+        "answer_times", "Time to answer a complaint", ["waited", "complaints"], rows, chart, note,
+        {"median_days": med},
+    )  # fmt: skip
+
+
+DATASETS: dict[str, Callable[[Session, tuple[date, date] | None], Dataset]] = {
+    "willingness": willingness,
+    "dnd": dnd,
+    "checks": checks,
+    "complaints": complaints_by_org,
+    "answer_times": answer_times,
+}
+
+
+def _period() -> tuple[str, tuple[date, date] | None]:
+    label = request.args.get("q", "").strip().upper()
+    if not label:
+        return "", None
+    try:
+        return label, stats.quarter_bounds(label)
+    except ValueError:
+        abort(400, "the quarter must look like 2026Q4")
+
+
+@bp.get("/stats")
+@staff_required
+def stats_index() -> Any:
+    """Show every statistic with its chart and table."""
+    label, period = _period()
+    session = get_session()
+    datasets = [build(session, period) for build in DATASETS.values()]
+    return render_template(
+        "admin/stats.html",
+        datasets=datasets,
+        quarter=label,
+        refreshed=stats.last_refresh(session),
+    )
+
+
+@bp.get("/stats/<name>.csv")
+@staff_required
+def stats_csv(name: str) -> Any:
+    """Download one statistic as CSV."""
+    build = DATASETS.get(name)
+    if build is None:
+        abort(404)
+    label, period = _period()
+    data = build(get_session(), period)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(data.columns)
+    writer.writerows(data.rows)
+    record("stats.export", f"stats:{name}", quarter=label or None)
+    get_session().commit()
+    filename = f"anning-{name}{'-' + label if label else ''}.csv"
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@bp.get("/reports/quarterly")
+@staff_required
+def quarterly_report() -> Any:
+    """Show the quarterly report: every statistic for one quarter, made to print."""
+    label, period = _period()
+    if period is None:
+        label = stats.quarter_of(utcnow().date())
+        period = stats.quarter_bounds(label)
+    session = get_session()
+    datasets = [build(session, period) for build in DATASETS.values()]
+    return render_template(
+        "admin/report.html", datasets=datasets, quarter=label, period=period, generated=utcnow()
+    )

@@ -1,0 +1,229 @@
+"""The regulator's complaint desk: the queue, ageing, verdicts, and complaint statistics.
+
+Kept apart from the site's complaint services: these functions only read
+complaints (and call ``verdict_for_contact``); answering goes through the
+domain's own ``reply`` and ``set_status``.
+
+A complaint is *overdue* when it is still ``open`` with no regulator reply
+``REGISTRY_COMPLAINT_ANSWER_DAYS`` days after it was filed. A complaint is
+*verified* when the registry's own records corroborate it: its verdict is
+``no_check`` or ``contacted_despite_deny``. The sanction trigger counts
+verified complaints only, so that a sender that checked and held a valid
+consent is not sanctioned by a holder who forgot they agreed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import String, and_, func, select
+from sqlalchemy.orm import Session
+
+from registry.checks.verdict import Verdict, verdict_for_contact
+from registry.complaints.models import Complaint
+from registry.config import Settings
+from registry.orgs.models import Organization
+from registry.senders.models import Sender
+from registry.timeutil import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What the officer narrowed the queue to."""
+
+    status: str | None = None
+    org: str | None = None  # organization slug
+    sender: str | None = None  # sender code
+    older_than_days: int | None = None
+    overdue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One complaint in the queue."""
+
+    complaint: Complaint
+    sender_code: str | None
+    org_slug: str | None
+    age_days: float
+    overdue: bool
+
+
+def _overdue_clause(now: datetime, answer_days: int):  # type: ignore[no-untyped-def]
+    return and_(
+        Complaint.status == "open",
+        Complaint.answered_at.is_(None),  # type: ignore[union-attr]
+        Complaint.created_at < now - timedelta(days=answer_days),  # type: ignore[operator]
+    )
+
+
+def is_overdue(complaint: Complaint, now: datetime, answer_days: int) -> bool:
+    """Tell whether the complaint is past its answer deadline without a reply."""
+    return (
+        complaint.status == "open"
+        and complaint.answered_at is None
+        and complaint.created_at < now - timedelta(days=answer_days)
+    )
+
+
+def queue(
+    session: Session, f: QueueFilter, now: datetime, answer_days: int, limit: int = 200
+) -> list[QueueRow]:
+    """Return the complaints that match ``f``: overdue first, then oldest first."""
+    query = (
+        select(Complaint, Sender.code, Organization.slug)
+        .outerjoin(Sender, Sender.id == Complaint.sender_id)  # type: ignore[arg-type]
+        .outerjoin(Organization, Organization.id == Complaint.organization_id)  # type: ignore[arg-type]
+    )
+    if f.status:
+        query = query.where(Complaint.status == f.status)
+    if f.org:
+        query = query.where(Organization.slug == f.org)
+    if f.sender:
+        query = query.where(Sender.code == f.sender)
+    if f.older_than_days is not None:
+        query = query.where(Complaint.created_at < now - timedelta(days=f.older_than_days))  # type: ignore[operator]
+    if f.overdue:
+        query = query.where(_overdue_clause(now, answer_days))
+    query = query.order_by(Complaint.created_at, Complaint.id).limit(limit)  # type: ignore[arg-type]
+    rows = [
+        QueueRow(
+            c,
+            code,
+            slug,
+            (now - c.created_at).total_seconds() / 86_400,
+            is_overdue(c, now, answer_days),
+        )
+        for c, code, slug in session.execute(query)
+    ]
+    rows.sort(key=lambda r: (not r.overdue, r.complaint.created_at))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DeskCounts:
+    """The dashboard's complaint figures."""
+
+    open: int
+    answered: int
+    closed: int
+    overdue: int
+
+
+def counts(session: Session, now: datetime, answer_days: int) -> DeskCounts:
+    """Return how many complaints are open, answered, closed and overdue."""
+    by_status = dict(
+        session.execute(select(Complaint.status, func.count()).group_by(Complaint.status)).all()
+    )
+    overdue = session.scalar(
+        select(func.count()).select_from(Complaint).where(_overdue_clause(now, answer_days))
+    )
+    return DeskCounts(
+        int(by_status.get("open", 0)),
+        int(by_status.get("answered", 0)),
+        int(by_status.get("closed", 0)),
+        int(overdue or 0),
+    )
+
+
+def verdict(session: Session, settings: Settings, complaint: Complaint) -> Verdict:
+    """Return the automatic verdict on a complaint, as of its contact time."""
+    return verdict_for_contact(
+        session,
+        settings,
+        phone=complaint.phone,
+        sender_id=complaint.sender_id,
+        channel=complaint.channel,
+        contacted_at=complaint.contacted_at,
+    )
+
+
+def verified_counts(
+    session: Session, settings: Settings, days: int, now: datetime
+) -> list[tuple[int, int]]:
+    """Return (sender id, verified complaints filed in the last ``days`` days) per sender."""
+    complaints = session.scalars(
+        select(Complaint).where(
+            Complaint.sender_id.is_not(None),  # type: ignore[union-attr]
+            Complaint.created_at >= now - timedelta(days=days),  # type: ignore[operator]
+        )
+    ).all()
+    tally: Counter[int] = Counter()
+    for c in complaints:
+        if verdict(session, settings, c).verified:
+            tally[c.sender_id or 0] += 1
+    return sorted(tally.items())
+
+
+def _bounds(start: date | None, end: date | None):  # type: ignore[no-untyped-def]
+    clauses = []
+    if start is not None:
+        clauses.append(Complaint.created_at >= datetime.combine(start, time(), UTC))  # type: ignore[operator]
+    if end is not None:
+        clauses.append(Complaint.created_at < datetime.combine(end, time(), UTC))  # type: ignore[operator]
+    return clauses
+
+
+def per_org_quarter(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Return complaints per organization slug per quarter (``YYYYQn``) in [start, end).
+
+    Groups by organization and month in SQL (one pass over the indexed
+    ``created_at``), folds months into quarters here.
+    """
+    month = func.substr(func.cast(Complaint.created_at, String()), 1, 7)
+    rows = session.execute(
+        select(Organization.slug, month, func.count())
+        .join(Organization, Organization.id == Complaint.organization_id)  # type: ignore[arg-type]
+        .where(*_bounds(start, end))
+        .group_by(Organization.slug, month)
+    )
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for slug, ym, n in rows:
+        year, mon = int(ym[:4]), int(ym[5:7])
+        out[slug][f"{year}Q{(mon - 1) // 3 + 1}"] += int(n)
+    return out
+
+
+def answer_days_list(
+    session: Session, start: date | None = None, end: date | None = None
+) -> tuple[list[float], int]:
+    """Return the days each answered complaint filed in [start, end) waited, and how many wait still."""
+    rows = session.execute(
+        select(Complaint.created_at, Complaint.answered_at).where(*_bounds(start, end))
+    ).all()
+    waited = [(a - c).total_seconds() / 86_400 for c, a in rows if a is not None]
+    return waited, sum(1 for _, a in rows if a is None)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderInfo:
+    """The matched sender as the desk shows it."""
+
+    code: str
+    name: str
+    org_slug: str
+    org_name: str
+    suspended: bool
+
+
+def sender_of(session: Session, complaint: Complaint) -> SenderInfo | None:
+    """Return the complaint's matched sender and its organization."""
+    if complaint.sender_id is None:
+        return None
+    row = session.execute(
+        select(Sender, Organization)
+        .join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
+        .where(Sender.id == complaint.sender_id)
+    ).first()
+    if row is None:
+        return None
+    sender, org = row
+    now = utcnow()
+    suspended = any(
+        u is not None and u > now for u in (sender.suspended_until, org.suspended_until)
+    )
+    return SenderInfo(sender.code, sender.name, org.slug, org.name, suspended)

@@ -1,0 +1,125 @@
+"""Delegations: a principal lets an agent (call center, SMS port) act for some of its senders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from registry.orgs.models import SCOPES, Delegation, DelegationSender, Organization
+from registry.senders.models import Sender
+from registry.timeutil import utcnow
+
+
+def grant(
+    session: Session,
+    principal_id: int,
+    agent_slug: str,
+    sender_codes: list[str],
+    scopes: list[str],
+    expires_at: datetime | None = None,
+) -> Delegation:
+    """Let ``agent_slug`` act for the principal's ``sender_codes`` within ``scopes``."""
+    agent = session.scalar(select(Organization).where(Organization.slug == agent_slug))
+    if agent is None:
+        raise ValidationFailed(f"no organization {agent_slug!r}", field="agent")
+    if agent.id == principal_id:
+        raise ValidationFailed("an organization cannot delegate to itself", field="agent")
+    chosen = sorted(set(scopes))
+    if not chosen or any(s not in SCOPES for s in chosen):
+        raise ValidationFailed(
+            f"scopes must be a non-empty subset of {', '.join(SCOPES)}", field="scopes"
+        )
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed("expires_at must be in the future", field="expires_at")
+    codes = sorted(set(sender_codes))
+    if not codes:
+        raise ValidationFailed("name at least one sender", field="senders")
+    senders = session.execute(
+        select(Sender.id, Sender.code, Sender.organization_id).where(Sender.code.in_(codes))  # type: ignore[attr-defined]
+    ).all()
+    found = {code for _id, code, _org in senders}
+    missing = [c for c in codes if c not in found]
+    if missing:
+        raise ValidationFailed(f"unknown senders: {', '.join(missing)}", field="senders")
+    foreign = [code for _id, code, org in senders if org != principal_id]
+    if foreign:
+        raise Forbidden(
+            f"only the owner may delegate these senders: {', '.join(foreign)}", field="senders"
+        )
+    delegation = Delegation(
+        principal_id=principal_id,
+        agent_id=agent.id,  # type: ignore[arg-type]
+        scopes=",".join(chosen),
+        expires_at=expires_at,
+    )
+    session.add(delegation)
+    session.flush()
+    for sender_id, _code, _org in senders:
+        session.add(
+            DelegationSender(delegation_id=delegation.id, sender_id=sender_id, agent_id=agent.id)  # type: ignore[arg-type]
+        )
+    session.flush()
+    return delegation
+
+
+def revoke(session: Session, principal_id: int, delegation_id: int) -> Delegation:
+    """Revoke a delegation; the agent's next call is refused."""
+    delegation = session.get(Delegation, delegation_id)
+    if delegation is None:
+        raise NotFound(f"no delegation {delegation_id}")
+    if delegation.principal_id != principal_id:
+        raise Forbidden("only the principal may revoke a delegation")
+    if delegation.revoked_at is not None:
+        raise Conflict("the delegation is already revoked")
+    delegation.revoked_at = utcnow()
+    return delegation
+
+
+def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, object]]:
+    """Return delegations as plain data: principal, agent, senders, scopes, times."""
+    if not delegations:
+        return []
+    ids = [d.id for d in delegations]
+    rows = session.execute(
+        select(DelegationSender.delegation_id, Sender.code)
+        .join(Sender, Sender.id == DelegationSender.sender_id)  # type: ignore[arg-type]
+        .where(DelegationSender.delegation_id.in_(ids))  # type: ignore[attr-defined]
+    ).all()
+    codes: dict[int, list[str]] = {}
+    for delegation_id, code in rows:
+        codes.setdefault(delegation_id, []).append(code)
+    org_ids = {d.principal_id for d in delegations} | {d.agent_id for d in delegations}
+    slugs = dict(
+        session.execute(
+            select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))
+        ).all()  # type: ignore[union-attr]
+    )
+    now = utcnow()
+    return [
+        {
+            "id": d.id,
+            "principal": slugs[d.principal_id],
+            "agent": slugs[d.agent_id],
+            "senders": sorted(codes.get(d.id or 0, [])),
+            "scopes": d.scopes.split(","),
+            "expires_at": d.expires_at,
+            "revoked_at": d.revoked_at,
+            "created_at": d.created_at,
+            "active": d.revoked_at is None and (d.expires_at is None or d.expires_at > now),
+        }
+        for d in delegations
+    ]
+
+
+def list_for(session: Session, org_id: int) -> list[Delegation]:
+    """Return the delegations an organization granted or received, newest first."""
+    return list(
+        session.scalars(
+            select(Delegation)
+            .where((Delegation.principal_id == org_id) | (Delegation.agent_id == org_id))
+            .order_by(Delegation.id.desc())  # type: ignore[union-attr]
+        )
+    )

@@ -1,0 +1,1 @@
+"""Sanctions: suspensions of senders and organizations, and the complaint trigger."""

@@ -1,0 +1,287 @@
+"""Suspend and lift senders and organizations; the N-complaints-in-D-days trigger.
+
+A suspension writes ``suspended_until`` and ``suspension_reason`` on the sender
+or organization (what every check reads: SPEC §3 step 1, for every sender of
+a suspended organization) and a row in the sanction register (the history and
+the public page). Commit is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from registry.errors import Conflict, NotFound, ValidationFailed
+from registry.orgs.models import Organization
+from registry.sanctions.models import Sanction
+from registry.senders.models import Sender
+
+MAX_DAYS = 3650
+MAX_REASON = 500
+
+
+def _check(reason: str, days: int) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("a sanction needs a reason", field="reason")
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(f"the reason is longer than {MAX_REASON} characters", field="reason")
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationFailed(f"the duration must be 1 to {MAX_DAYS} days", field="days")
+    return reason
+
+
+def suspend_sender(
+    session: Session,
+    sender: Sender,
+    reason: str,
+    days: int,
+    by: str,
+    now: datetime,
+    *,
+    automatic: bool = False,
+) -> Sanction:
+    """Suspend one sender for ``days``: its checks answer ``sender_suspended`` at once."""
+    reason = _check(reason, days)
+    until = now + timedelta(days=days)
+    sender.suspended_until = until
+    sender.suspension_reason = reason
+    row = Sanction(
+        kind="suspension",
+        organization_id=sender.organization_id,
+        sender_id=sender.id,
+        reason=reason,
+        starts_at=now,
+        ends_at=until,
+        automatic=automatic,
+        created_by=by,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def suspend_org(
+    session: Session, org: Organization, reason: str, days: int, by: str, now: datetime
+) -> Sanction:
+    """Suspend a whole organization: every one of its senders answers ``sender_suspended``."""
+    reason = _check(reason, days)
+    until = now + timedelta(days=days)
+    org.suspended_until = until
+    org.suspension_reason = reason
+    row = Sanction(
+        kind="suspension",
+        organization_id=org.id,  # type: ignore[arg-type]
+        reason=reason,
+        starts_at=now,
+        ends_at=until,
+        created_by=by,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _open_suspensions(
+    session: Session, org_id: int, sender_id: int | None, now: datetime
+) -> list[Sanction]:
+    target = Sanction.sender_id == sender_id if sender_id else Sanction.sender_id.is_(None)  # type: ignore[union-attr]
+    return list(
+        session.scalars(
+            select(Sanction).where(
+                Sanction.kind == "suspension",
+                Sanction.organization_id == org_id,
+                target,
+                Sanction.lifted_at.is_(None),  # type: ignore[union-attr]
+                or_(Sanction.ends_at.is_(None), Sanction.ends_at > now),  # type: ignore[union-attr,operator]
+            )
+        )
+    )
+
+
+def lift_sender(session: Session, sender: Sender, now: datetime) -> list[Sanction]:
+    """End a sender's suspension now; return the register rows that were lifted."""
+    if sender.suspended_until is None or sender.suspended_until <= now:
+        raise Conflict(f"sender {sender.code!r} is not suspended")
+    sender.suspended_until = None
+    sender.suspension_reason = None
+    rows = _open_suspensions(session, sender.organization_id, sender.id, now)
+    for row in rows:
+        row.lifted_at = now
+    session.flush()
+    return rows
+
+
+def lift_org(session: Session, org: Organization, now: datetime) -> list[Sanction]:
+    """End an organization's suspension now (its senders' own suspensions stay)."""
+    if org.suspended_until is None or org.suspended_until <= now:
+        raise Conflict(f"organization {org.slug!r} is not suspended")
+    org.suspended_until = None
+    org.suspension_reason = None
+    rows = _open_suspensions(session, org.id or 0, None, now)
+    for row in rows:
+        row.lifted_at = now
+    session.flush()
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterEntry:
+    """One line of the public sanction register."""
+
+    organization: str
+    organization_slug: str
+    sender: str | None
+    reason: str
+    starts_at: datetime
+    ends_at: datetime | None
+    lifted_at: datetime | None
+    active: bool
+
+
+def public_register(session: Session, now: datetime, limit: int = 500) -> list[RegisterEntry]:
+    """Return suspensions, newest first: current ones and those of the past year."""
+    rows = session.execute(
+        select(
+            Organization.name,
+            Organization.slug,
+            Sender.name,
+            Sanction.reason,
+            Sanction.starts_at,
+            Sanction.ends_at,
+            Sanction.lifted_at,
+        )
+        .join(Organization, Organization.id == Sanction.organization_id)  # type: ignore[arg-type]
+        .outerjoin(Sender, Sender.id == Sanction.sender_id)  # type: ignore[arg-type]
+        .where(
+            Sanction.kind == "suspension",
+            Sanction.starts_at >= now - timedelta(days=365),  # type: ignore[operator]
+        )
+        .order_by(Sanction.starts_at.desc(), Sanction.id.desc())  # type: ignore[attr-defined,union-attr]
+        .limit(limit)
+    )
+    return [
+        RegisterEntry(
+            org_name,
+            slug,
+            sender_name,
+            reason,
+            starts,
+            ends,
+            lifted,
+            lifted is None and (ends is None or ends > now),
+        )
+        for org_name, slug, sender_name, reason, starts, ends, lifted in rows
+    ]
+
+
+def history(session: Session, org_id: int) -> list[Sanction]:
+    """Return an organization's sanction register rows (its own and its senders'), newest first."""
+    return list(
+        session.scalars(
+            select(Sanction).where(Sanction.organization_id == org_id).order_by(Sanction.id.desc())  # type: ignore[union-attr]
+        )
+    )
+
+
+def flags(session: Session, now: datetime, days: int = 90) -> list[tuple[Sanction, str, str]]:
+    """Return the trigger's recent flags and automatic suspensions with org and sender names."""
+    rows = session.execute(
+        select(Sanction, Organization.slug, Sender.code)
+        .join(Organization, Organization.id == Sanction.organization_id)  # type: ignore[arg-type]
+        .join(Sender, Sender.id == Sanction.sender_id)  # type: ignore[arg-type]
+        .where(
+            Sanction.automatic.is_(True),  # type: ignore[attr-defined]
+            Sanction.created_at >= now - timedelta(days=days),  # type: ignore[operator]
+        )
+        .order_by(Sanction.id.desc())  # type: ignore[union-attr]
+    )
+    return [(s, slug, code) for s, slug, code in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerHit:
+    """A sender that reached the threshold, and what the scan did about it."""
+
+    sender_id: int
+    sender_code: str
+    complaints: int
+    action: str  # "flagged", "suspended", or "already" (flagged or suspended in the window)
+
+
+def scan(
+    session: Session,
+    counts: Iterable[tuple[int, int]],
+    *,
+    threshold: int,
+    days: int,
+    auto_suspend: bool,
+    suspend_days: int,
+    now: datetime,
+) -> list[TriggerHit]:
+    """Flag (or suspend) every sender with ``threshold`` verified complaints in ``days`` days.
+
+    ``counts`` is (sender id, verified complaints in the window) — computed by
+    the complaints desk, so that this stays about sanctions. A sender already
+    flagged or suspended by the trigger inside the window is not flagged again.
+    """
+    hits: list[TriggerHit] = []
+    since = now - timedelta(days=days)
+    for sender_id, count in counts:
+        if count < threshold:
+            continue
+        sender = session.get(Sender, sender_id)
+        if sender is None:
+            continue
+        recent = session.scalar(
+            select(Sanction.id).where(
+                Sanction.sender_id == sender_id,
+                Sanction.automatic.is_(True),  # type: ignore[attr-defined]
+                Sanction.created_at >= since,  # type: ignore[operator]
+            )
+        )
+        if recent is not None:
+            hits.append(TriggerHit(sender_id, sender.code, count, "already"))
+            continue
+        reason = f"{count} verified complaints in {days} days (threshold {threshold})"
+        if auto_suspend:
+            suspend_sender(session, sender, reason, suspend_days, "system", now, automatic=True)
+            hits.append(TriggerHit(sender_id, sender.code, count, "suspended"))
+        else:
+            session.add(
+                Sanction(
+                    kind="flag",
+                    organization_id=sender.organization_id,
+                    sender_id=sender_id,
+                    reason=reason,
+                    starts_at=now,
+                    automatic=True,
+                    created_by="system",
+                )
+            )
+            session.flush()
+            hits.append(TriggerHit(sender_id, sender.code, count, "flagged"))
+    return hits
+
+
+def by_code(session: Session, code: str) -> Sender:
+    """Return the sender with this code or raise NotFound."""
+    sender = session.scalar(select(Sender).where(Sender.code == code))
+    if sender is None:
+        raise NotFound(f"no sender {code!r}")
+    return sender
+
+
+def suspended_now(session: Session, now: datetime) -> tuple[list[Organization], list[Sender]]:
+    """Return the organizations and senders whose suspension is running."""
+    orgs = session.scalars(
+        select(Organization).where(Organization.suspended_until > now)  # type: ignore[operator]
+    ).all()
+    senders = session.scalars(
+        select(Sender).where(and_(Sender.suspended_until > now))  # type: ignore[operator]
+    ).all()
+    return list(orgs), list(senders)

@@ -1,0 +1,52 @@
+"""The automatic trigger: N verified complaints in D days flag (or suspend) a sender.
+
+One call is one pass; ``registry sanctions scan`` runs it once, and a worker
+loop calls ``run`` on its schedule (each pass is idempotent: a sender already
+flagged or suspended by the trigger inside the window is left alone).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from registry.admin import audit
+from registry.complaints import desk
+from registry.config import Settings
+from registry.sanctions.services import TriggerHit, scan
+
+
+def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]:
+    """Scan the complaints of the window and act; the caller commits."""
+    hits = scan(
+        session,
+        desk.verified_counts(session, settings, settings.sanction_days, now),
+        threshold=settings.sanction_complaints,
+        days=settings.sanction_days,
+        auto_suspend=settings.sanction_auto_suspend,
+        suspend_days=settings.sanction_suspend_days,
+        now=now,
+    )
+    for hit in hits:
+        if hit.action != "already":
+            audit.record(session, None, f"sender.{hit.action}", f"sender:{hit.sender_code}",
+                         {"complaints": hit.complaints}, actor="system")  # fmt: skip
+    return hits
+
+
+def run_jobs(session_factory, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+    """Run the console's periodic jobs (for ``registry worker``): the trigger, then the rollups.
+
+    Each is its own transaction; return how many senders were newly flagged or suspended.
+    """
+    from registry.stats import services as stats
+    from registry.timeutil import utcnow
+
+    with session_factory() as session:
+        hits = run(session, settings, utcnow())
+        session.commit()
+    with session_factory() as session:
+        stats.refresh(session, utcnow())
+        session.commit()
+    return sum(1 for h in hits if h.action != "already")

@@ -1,0 +1,1 @@
+"""Statistics: daily rollups refreshed by a command, read by the console's charts."""

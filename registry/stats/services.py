@@ -1,0 +1,395 @@
+"""Refresh the rollups and read the statistics the console charts.
+
+Why rollups: at a million holders and tens of millions of checks, an
+aggregate over the live tables takes seconds on SQLite and competes with the
+check path on PostgreSQL. ``refresh`` (``registry stats refresh``, run by cron
+or the worker) reads only what is new since the last run — the check log by
+its primary key past a watermark — and adds it into ``stat_daily``; pages then
+read a few hundred rows. Two figures are recomputed whole on each refresh,
+because they are not append-only: the holders' category blocks (a snapshot of
+the subscriber table, one scan) and do-not-disturb registrations (turn-ons
+found with a window function over preference events).
+
+Days are UTC days.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from registry.checks.models import CheckLog
+from registry.consent.models import CHANNELS
+from registry.events.models import Event
+from registry.orgs.models import Organization
+from registry.senders.models import CATEGORIES
+from registry.stats.models import StatDaily, StatWatermark
+from registry.subscribers.models import Subscriber
+
+CHUNK = 500_000
+
+
+def _day(value: Any) -> date:
+    """Return a ``date`` from what ``date()`` gives back (a date on PostgreSQL, text on SQLite)."""
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _add(session: Session, counts: dict[tuple[str, date, str, str], int]) -> None:
+    """Add counts into ``stat_daily`` (insert, or add to the existing row)."""
+    if not counts:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [
+        {"metric": m, "day": d, "key1": k1, "key2": k2, "value": v}
+        for (m, d, k1, k2), v in counts.items()
+    ]
+    stmt = insert(StatDaily)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["metric", "day", "key1", "key2"],
+        set_={"value": StatDaily.value + stmt.excluded.value},
+    )
+    for start in range(0, len(rows), 5000):
+        session.execute(stmt, rows[start : start + 5000])
+
+
+def _watermark(session: Session, source: str) -> StatWatermark:
+    mark = session.scalar(
+        select(StatWatermark).where(StatWatermark.source == source).with_for_update()
+    )
+    if mark is None:
+        mark = StatWatermark(source=source, last_id=0)
+        session.add(mark)
+        session.flush()
+    return mark
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What a refresh read and wrote."""
+
+    checks_read: int
+    holders: int
+    dnd_days: int
+    seconds: dict[str, float]
+
+
+def refresh(session: Session, now: datetime) -> RefreshResult:
+    """Bring every rollup up to date; the caller commits (one transaction)."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    checks_read = _refresh_checks(session, now)
+    seconds["checks"] = time.perf_counter() - started
+    started = time.perf_counter()
+    holders = _refresh_willingness(session, now)
+    seconds["willingness"] = time.perf_counter() - started
+    started = time.perf_counter()
+    dnd_days = _refresh_dnd(session)
+    seconds["dnd"] = time.perf_counter() - started
+    return RefreshResult(checks_read, holders, dnd_days, seconds)
+
+
+def _refresh_checks(session: Session, now: datetime) -> int:
+    """Add the check log rows past the watermark: per day, organization, decision and reason."""
+    mark = _watermark(session, "check_log")
+    top = session.scalar(select(func.max(CheckLog.id))) or 0
+    read = 0
+    day = func.date(CheckLog.checked_at)
+    while mark.last_id < top:
+        upper = min(mark.last_id + CHUNK, top)
+        counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
+        rows = session.execute(
+            select(day, CheckLog.organization_id, CheckLog.decision, CheckLog.reason, func.count())
+            .where(and_(CheckLog.id > mark.last_id, CheckLog.id <= upper))  # type: ignore[operator]
+            .group_by(day, CheckLog.organization_id, CheckLog.decision, CheckLog.reason)
+        )
+        for d, org_id, decision, reason, n in rows:
+            counts[("checks", _day(d), str(org_id), f"{decision}:{reason}")] += n
+            read += n
+        _add(session, counts)
+        mark.last_id = upper
+    mark.refreshed_at = now
+    session.flush()
+    return read
+
+
+def _refresh_willingness(session: Session, now: datetime) -> int:
+    """Snapshot, for today, how many holders block each category on each channel.
+
+    A holder blocks category K on channel C when K is among their blocked
+    categories or they set do-not-disturb on C (which blocks every category).
+    One scan of the subscriber table computes all 24 counts.
+    """
+    s = Subscriber
+    cols = [func.count().label("holders")]
+    keys: list[tuple[str, str]] = []
+    for cat in CATEGORIES:
+        # blocked_categories is a comma list of category names; none is a prefix of another.
+        blocked = s.blocked_categories.like(f"%{cat}%")  # type: ignore[attr-defined]
+        for channel, dnd in (("voice", s.dnd_voice), ("sms", s.dnd_sms)):
+            cols.append(func.sum(case((blocked | dnd, 1), else_=0)))  # type: ignore[arg-type]
+            keys.append((cat, channel))
+    for channel, dnd in (("voice", s.dnd_voice), ("sms", s.dnd_sms)):
+        cols.append(func.sum(case((dnd, 1), else_=0)))  # type: ignore[arg-type]
+        keys.append(("dnd", channel))
+    row = session.execute(select(*cols).select_from(Subscriber)).one()
+    today = now.date()
+    session.execute(
+        delete(StatDaily).where(
+            StatDaily.metric.in_(("holders", "blocking")),  # type: ignore[attr-defined]
+            StatDaily.day == today,
+        )
+    )
+    counts: dict[tuple[str, date, str, str], int] = {("holders", today, "", ""): int(row[0] or 0)}
+    for (k1, k2), value in zip(keys, row[1:], strict=True):
+        counts[("blocking", today, k1, k2)] = int(value or 0)
+    _add(session, counts)
+    return int(row[0] or 0)
+
+
+def _flag(channel: str) -> Any:
+    # Preference events carry the settings as sorted JSON (events.services.record).
+    return case(
+        (Event.data.like(f'%"dnd_{channel}": true%'), 1),  # type: ignore[union-attr]
+        else_=0,
+    )
+
+
+def _refresh_dnd(session: Session) -> int:
+    """Recompute do-not-disturb turn-ons and turn-offs per day and channel."""
+    inner = select(
+        Event.at.label("at"),
+        *(_flag(ch).label(ch) for ch in CHANNELS),
+        *(
+            func.lag(_flag(ch), 1, 0)
+            .over(partition_by=Event.phone, order_by=Event.id)
+            .label(f"prev_{ch}")
+            for ch in CHANNELS
+        ),
+    ).where(Event.type == "preferences.changed")
+    sub = inner.subquery()
+    day = func.date(sub.c.at)
+    cols = []
+    for ch in CHANNELS:
+        on, prev = sub.c[ch], sub.c[f"prev_{ch}"]
+        cols.append(func.sum(case((and_(on == 1, prev == 0), 1), else_=0)))
+        cols.append(func.sum(case((and_(on == 0, prev == 1), 1), else_=0)))
+    rows = session.execute(select(day, *cols).group_by(day)).all()
+    session.execute(
+        delete(StatDaily).where(StatDaily.metric.in_(("dnd_on", "dnd_off")))  # type: ignore[attr-defined]
+    )
+    counts: dict[tuple[str, date, str, str], int] = {}
+    for d, *values in rows:
+        it = iter(values)
+        for ch in CHANNELS:
+            on, off = int(next(it) or 0), int(next(it) or 0)
+            if on:
+                counts[("dnd_on", _day(d), ch, "")] = on
+            if off:
+                counts[("dnd_off", _day(d), ch, "")] = off
+    _add(session, counts)
+    return len(rows)
+
+
+# --- reading -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Willingness:
+    """Share of holders blocking each category, per channel, on the snapshot day."""
+
+    day: date | None
+    holders: int
+    rows: list[tuple[str, int, int]]  # category, blocking on voice, blocking on sms
+
+
+def willingness(session: Session, on: date | None = None) -> Willingness:
+    """Return the latest snapshot (or the last one on or before ``on``)."""
+    query = select(func.max(StatDaily.day)).where(StatDaily.metric == "holders")
+    if on is not None:
+        query = query.where(StatDaily.day <= on)  # type: ignore[operator]
+    day = session.scalar(query)
+    if day is None:
+        return Willingness(None, 0, [])
+    values = {
+        (m, k1, k2): v
+        for m, k1, k2, v in session.execute(
+            select(StatDaily.metric, StatDaily.key1, StatDaily.key2, StatDaily.value).where(
+                StatDaily.metric.in_(("holders", "blocking")),  # type: ignore[attr-defined]
+                StatDaily.day == day,
+            )
+        )
+    }
+    rows = [
+        (cat, values.get(("blocking", cat, "voice"), 0), values.get(("blocking", cat, "sms"), 0))
+        for cat in (*CATEGORIES, "dnd")
+    ]
+    return Willingness(_day(day), values.get(("holders", "", ""), 0), rows)
+
+
+def month_of(d: date) -> str:
+    """Return ``YYYY-MM``."""
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def quarter_of(d: date) -> str:
+    """Return ``YYYYQn``."""
+    return f"{d.year:04d}Q{(d.month - 1) // 3 + 1}"
+
+
+def quarter_bounds(label: str) -> tuple[date, date]:
+    """Return the first day of quarter ``YYYYQn`` and the first day of the next one."""
+    try:
+        year, q = int(label[:4]), int(label[5:])
+        if label[4] not in "Qq" or not 1 <= q <= 4 or not 2000 <= year <= 2200 or len(label) != 6:
+            raise ValueError(label)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"not a quarter like 2026Q4: {label!r}") from exc
+    start = date(year, 3 * q - 2, 1)
+    end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    return start, end
+
+
+@dataclass(frozen=True, slots=True)
+class DndPoint:
+    """Do-not-disturb turn-ons and turn-offs in one period, and the running total."""
+
+    period: str
+    on_voice: int
+    on_sms: int
+    off_voice: int
+    off_sms: int
+    total_voice: int
+    total_sms: int
+
+
+def dnd_series(
+    session: Session, start: date | None = None, end: date | None = None
+) -> list[DndPoint]:
+    """Return DND registrations per month (within [start, end) when given), with running totals."""
+    rows = session.execute(
+        select(StatDaily.metric, StatDaily.day, StatDaily.key1, StatDaily.value)
+        .where(StatDaily.metric.in_(("dnd_on", "dnd_off")))  # type: ignore[attr-defined]
+        .order_by(StatDaily.day)
+    )
+    per: dict[str, dict[str, int]] = {}
+    totals = {"voice": 0, "sms": 0}
+    before = {"voice": 0, "sms": 0}
+    for metric, day, channel, value in rows:
+        d = _day(day)
+        sign = 1 if metric == "dnd_on" else -1
+        if start is not None and d < start:
+            before[channel] += sign * value
+            continue
+        if end is not None and d >= end:
+            continue
+        bucket = per.setdefault(month_of(d), defaultdict(int))
+        bucket[f"{metric[4:]}_{channel}"] += value
+    out = []
+    totals.update(before)
+    for period in sorted(per):
+        b = per[period]
+        totals["voice"] += b["on_voice"] - b["off_voice"]
+        totals["sms"] += b["on_sms"] - b["off_sms"]
+        out.append(
+            DndPoint(
+                period,
+                b["on_voice"],
+                b["on_sms"],
+                b["off_voice"],
+                b["off_sms"],
+                totals["voice"],
+                totals["sms"],
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OrgChecks:
+    """One organization's checks in a period: totals and denials by reason."""
+
+    slug: str
+    name: str
+    total: int
+    allowed: int
+    denied: int
+    deny_reasons: dict[str, int]
+
+    @property
+    def deny_rate(self) -> float:
+        """Return the share of checks answered deny."""
+        return self.denied / self.total if self.total else 0.0
+
+
+def checks_by_org(
+    session: Session, start: date | None = None, end: date | None = None, limit: int = 50
+) -> list[OrgChecks]:
+    """Return checks per organization in [start, end), busiest first."""
+    query = (
+        select(StatDaily.key1, StatDaily.key2, func.sum(StatDaily.value))
+        .where(StatDaily.metric == "checks")
+        .group_by(StatDaily.key1, StatDaily.key2)
+    )
+    if start is not None:
+        query = query.where(StatDaily.day >= start)  # type: ignore[operator]
+    if end is not None:
+        query = query.where(StatDaily.day < end)  # type: ignore[operator]
+    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for org_id, key, n in session.execute(query):
+        per[org_id][key] += int(n)
+    names = _org_names(session, [int(k) for k in per])
+    out = []
+    for org_id, keys in per.items():
+        allowed = sum(n for k, n in keys.items() if k.startswith("allow:"))
+        denied = sum(n for k, n in keys.items() if k.startswith("deny:"))
+        reasons = {k[5:]: n for k, n in sorted(keys.items()) if k.startswith("deny:")}
+        slug, name = names.get(int(org_id), (org_id, org_id))
+        out.append(OrgChecks(slug, name, allowed + denied, allowed, denied, reasons))
+    out.sort(key=lambda o: (-o.total, o.slug))
+    return out[:limit]
+
+
+def _org_names(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    return {
+        i: (slug, name)
+        for i, slug, name in session.execute(
+            select(Organization.id, Organization.slug, Organization.name).where(
+                Organization.id.in_(ids)  # type: ignore[union-attr]
+            )
+        )
+    }
+
+
+def last_refresh(session: Session) -> datetime | None:
+    """Return when the rollups were last refreshed."""
+    return session.scalar(
+        select(StatWatermark.refreshed_at).where(StatWatermark.source == "check_log")
+    )
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Return the median, or None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def timedelta_days(value: timedelta) -> float:
+    """Return a duration in days."""
+    return value.total_seconds() / 86_400

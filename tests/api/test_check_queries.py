@@ -1,0 +1,76 @@
+"""The hot path's statement count: a regression here is a slower registry for everyone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from registry.events import sealing
+from registry.extensions import db
+from tests.conftest import Api
+from tests.factories import HOLDER
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Collect the data statements (not BEGIN/SAVEPOINT bookkeeping) sent to the database."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"):
+            seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture(autouse=True)
+def _feed_position_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The receipt's feed position is read at most every KNOWN_TTL (50 ms) per
+    # process; on a slow machine two checks may straddle a refresh. Pin it.
+    monkeypatch.setattr(sealing, "KNOWN_TTL", 3600.0)
+
+
+def test_single_check_is_four_statements(app: Flask, acme: Api) -> None:
+    acme.check(HOLDER)  # warm caches that are not per request (incl. the feed position)
+    with statements(app) as seen:
+        acme.check(HOLDER)
+    # key, sender, the facts (one UNION ALL), the log row; the receipt's feed
+    # position comes from a per-process cache (registry/events/sealing.py)
+    assert len(seen) == 4, "\n---\n".join(seen)
+    assert sum("UNION ALL" in s for s in seen) == 1
+
+
+def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, session) -> None:  # type: ignore[no-untyped-def]
+    from registry.orgs import services as orgs
+
+    org = orgs.create_org(session, "agent-cc", "Agent", "sender")
+    _, key = orgs.create_key(session, org)
+    session.commit()
+    acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
+    agent = Api(client, key)
+    agent.check(HOLDER)
+    with statements(app) as seen:
+        agent.check(HOLDER)
+    assert len(seen) == 5, "\n---\n".join(seen)
+
+
+def test_batch_of_thousands_is_a_handful_of_statements(app: Flask, acme: Api) -> None:
+    phones = [f"+86138{i:08d}" for i in range(5_000)]
+    with statements(app) as seen:
+        resp = acme.post(
+            "/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": phones}
+        )
+    assert resp.status_code == 200
+    # key, sender, facts in chunks of 2,000 (3), the batch row, the log rows (one executemany)
+    assert len(seen) <= 8, "\n---\n".join(seen)

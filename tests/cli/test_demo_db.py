@@ -1,0 +1,148 @@
+"""``registry demo`` and ``registry db check`` (models and migrations agree: ``alembic check``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+from flask.testing import FlaskClient
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.orm import Session
+
+from registry.cli.demo import DEMO_HOLDERS, DEMO_LOGIN
+from registry.consent.models import Consent
+from registry.db import metadata
+from registry.orgs.models import Organization
+from registry.senders.models import Sender
+from tests.conftest import NOON
+from tests.factories import World
+
+Cli = Callable[..., Result]
+
+
+def test_demo_fills_an_empty_registry_with_working_keys(
+    cli: Cli, client: FlaskClient, session: Session
+) -> None:
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    keys = dict(re.findall(r"API key for ([\w-]+): (\S+)", result.output))
+    assert {"acme-bank", "shopmall", "citytel", "regulator"} <= set(keys)
+    assert DEMO_LOGIN in result.output
+    assert session.scalar(select(func.count()).select_from(Sender)) >= 3
+    assert session.scalar(select(func.count()).select_from(Consent)) >= len(DEMO_HOLDERS)
+
+    # The printed key answers checks, and the demo data decides them.
+    headers = {"Authorization": f"Bearer {keys['acme-bank']}"}
+    body = {"phone": DEMO_HOLDERS[0], "sender": "acme-cards", "channel": "sms", "at": NOON}
+    answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
+    assert (answer["decision"], answer["reason"]) == ("allow", "consent")
+    body["phone"] = DEMO_HOLDERS[1]  # do-not-disturb, and consent to another sender only
+    answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
+    assert (answer["decision"], answer["reason"]) == ("deny", "dnd")
+
+
+def test_demo_refuses_a_registry_that_is_not_empty(cli: Cli, session: Session) -> None:
+    assert cli("demo").exit_code == 0
+    orgs = session.scalar(select(func.count()).select_from(Organization))
+    again = cli("demo")
+    assert again.exit_code == 1
+    assert "not empty" in again.output
+    assert "API key" not in again.output
+    assert session.scalar(select(func.count()).select_from(Organization)) == orgs
+
+
+def test_demo_leaves_existing_data_alone(cli: Cli, session: Session, world: World) -> None:
+    result = cli("demo")
+    assert result.exit_code == 1
+    slugs = session.scalars(select(Organization.slug).order_by(Organization.slug)).all()
+    assert slugs == sorted(world.org_ids)
+
+
+def test_db_check_passes_when_models_and_migrations_agree(cli: Cli) -> None:
+    result = cli("db", "check")
+    assert result.exit_code == 0, result.output
+    assert "agree" in result.output
+
+
+def drifted(change: Callable[[MetaData], None]) -> MetaData:
+    """Return a copy of the models' metadata with one change the migrations do not have."""
+    copy = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(copy)
+    change(copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("change", "mentioned"),
+    [
+        (lambda m: m.tables["sender"].append_column(Column("motto", String(40))), "motto"),
+        (lambda m: Table("throwaway", m, Column("id", Integer, primary_key=True)), "throwaway"),
+        (lambda m: m.remove(m.tables["check_batch"]), "check_batch"),
+    ],
+    ids=["added column", "added table", "dropped table"],
+)
+def test_db_check_fails_when_a_model_changes_without_a_migration(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, change: Callable[[MetaData], None], mentioned: str
+) -> None:
+    # migrations/env.py reads registry.db.metadata each time Alembic runs it.
+    monkeypatch.setattr("registry.db.metadata", drifted(change))
+    result = cli("db", "check")
+    assert result.exit_code == 1
+    assert mentioned in result.output
+    assert "agree" not in result.output
+
+
+def test_demo_generates_synthetic_holders_that_checks_read(app, session) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from registry.consent.models import Consent, OptOut
+    from registry.subscribers.models import Subscriber
+
+    result = app.test_cli_runner().invoke(args=["demo", "--holders", "300"])
+    assert result.exit_code == 0, result.output
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Subscriber).where(Subscriber.phone.like("+86139%"))
+        )
+        == 100
+    )
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Consent).where(Consent.evidence_method == "synthetic")
+        )
+        == 150
+    )
+    assert (
+        session.scalar(select(func.count()).select_from(OptOut).where(OptOut.source == "synthetic"))
+        == 30
+    )
+    # Holder 0 has SMS do-not-disturb, quiet hours at noon and a consent from the first sender:
+    # at 10:00 the consent wins over do-not-disturb.
+    key = next(
+        line for line in result.output.splitlines() if line.startswith("API key for acme-bank")
+    ).split()[-1]
+    resp = app.test_client().post(
+        "/api/v1/check",
+        json={
+            "phone": "+8613900000000",
+            "sender": "acme-cards",
+            "channel": "sms",
+            "at": "2030-01-15T10:00:00+08:00",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.get_json()["reason"] == "consent"
+    resp = app.test_client().post(
+        "/api/v1/check",
+        json={
+            "phone": "+8613900000007",
+            "sender": "shopmall-deals",
+            "channel": "sms",
+            "at": "2030-01-15T10:00:00+08:00",
+        },
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert resp.status_code == 403  # acme's key may not ask for ShopMall's sender

@@ -1,0 +1,154 @@
+"""Settings from the REGISTRY_* environment: every one is checked at start."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from pathlib import Path
+
+import pytest
+
+from registry import create_app
+from registry.config import ConfigError, Settings, load_settings
+
+BASE = {"REGISTRY_SECRET_KEY": "test-secret", "REGISTRY_DATABASE_URL": "sqlite:///:memory:"}
+
+
+def load(tmp_path: Path, **env: str) -> Settings:
+    """Load settings from BASE plus ``env`` (names without the REGISTRY_ prefix)."""
+    return load_settings(tmp_path, {**BASE, **{f"REGISTRY_{k}": v for k, v in env.items()}})
+
+
+def test_defaults_follow_the_spec(tmp_path: Path) -> None:
+    s = load_settings(tmp_path, {})
+    assert s.policy == "opt-in"
+    assert s.default_region == "CN"
+    assert s.timezone == "Asia/Shanghai"
+    assert s.calling_hours == (time(8), time(21))
+    assert s.require_confirmation is True
+    assert s.disconnect_data_since is None
+    assert s.sms_backend == "console"
+    assert s.ratelimit_storage_url == "memory://"
+    assert s.database_url == f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+
+
+def test_good_values_are_read(tmp_path: Path) -> None:
+    s = load(
+        tmp_path,
+        POLICY="opt-out",
+        DEFAULT_REGION="us",
+        TIMEZONE="America/New_York",
+        CALLING_HOURS=" 09:30 - 20:00 ",
+        REQUIRE_CONFIRMATION="no",
+        DISCONNECT_DATA_SINCE="2024-01-01",
+        SMS_BACKEND="http",
+        SMS_HTTP_URL="http://127.0.0.1:9/sms",
+        RATELIMIT_STORAGE_URL="redis://127.0.0.1:6379/0",
+        RATELIMIT_CHECK="100 per second",
+        DATABASE_URL="postgresql://user@127.0.0.1:5432/anning",
+    )
+    assert (s.policy, s.default_region, s.tz.key) == ("opt-out", "US", "America/New_York")
+    assert s.calling_hours == (time(9, 30), time(20))
+    assert s.require_confirmation is False
+    assert s.disconnect_data_since == date(2024, 1, 1)
+    assert (s.sms_backend, s.sms_http_url) == ("http", "http://127.0.0.1:9/sms")
+    assert s.ratelimit_check == "100 per second"
+    # psycopg 3 is the driver for the libpq-style URL people copy.
+    assert s.database_url == "postgresql+psycopg://user@127.0.0.1:5432/anning"
+
+
+def test_calling_hours_may_wrap_midnight(tmp_path: Path) -> None:
+    assert load(tmp_path, CALLING_HOURS="22:00-02:00").calling_hours == (time(22), time(2))
+
+
+@pytest.mark.parametrize("value", ["true", "1", "YES", "on"])
+def test_booleans_true(tmp_path: Path, value: str) -> None:
+    assert load(tmp_path, REQUIRE_CONFIRMATION=value).require_confirmation is True
+
+
+@pytest.mark.parametrize("value", ["false", "0", "No", "off"])
+def test_booleans_false(tmp_path: Path, value: str) -> None:
+    assert load(tmp_path, REQUIRE_CONFIRMATION=value).require_confirmation is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POLICY", "opt_in"),
+        ("POLICY", "whitelist"),
+        ("DEFAULT_REGION", "XX"),
+        ("DEFAULT_REGION", "China"),
+        ("TIMEZONE", "Mars/Olympus_Mons"),
+        ("TIMEZONE", "../../etc/passwd"),
+        ("CALLING_HOURS", "8-21"),
+        ("CALLING_HOURS", "08:00"),
+        ("CALLING_HOURS", "08:00-21:00-22:00"),
+        ("CALLING_HOURS", "25:00-08:00"),
+        ("CALLING_HOURS", "08:00-08:00"),
+        ("CALLING_HOURS", "08:00:30-21:00"),
+        ("REQUIRE_CONFIRMATION", "maybe"),
+        ("DISCONNECT_DATA_SINCE", "last year"),
+        ("SMS_BACKEND", "carrier-pigeon"),
+        ("DATABASE_URL", "not a url"),
+        ("DATABASE_URL", "mysql://user@127.0.0.1/anning"),
+        ("RATELIMIT_STORAGE_URL", "bogus://127.0.0.1"),
+        ("RATELIMIT_CHECK", "lots"),
+        ("RATELIMIT_WRITE", "100 per fortnight"),
+    ],
+)
+def test_a_bad_value_is_a_config_error_naming_the_variable(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"REGISTRY_{name}"):
+        load(tmp_path, **{name: value})
+
+
+def test_the_http_sms_backend_needs_a_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="REGISTRY_SMS_HTTP_URL"):
+        load(tmp_path, SMS_BACKEND="http")
+
+
+def test_a_database_url_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, DATABASE_URL="postgresql+psycopg2:/secret-password@")
+    assert "secret-password" not in str(info.value)
+
+
+def test_the_app_refuses_to_start_on_a_bad_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="REGISTRY_POLICY"):
+        create_app({"TESTING": True, "ENVIRON": {**BASE, "REGISTRY_POLICY": "sometimes"}})
+
+
+def test_the_secret_key_is_generated_once_and_kept_in_the_instance_folder(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    env = {"REGISTRY_DATABASE_URL": "sqlite:///:memory:"}
+    first = load_settings(instance, env).secret_key
+    assert len(first) >= 32
+    path = instance / "secret_key"
+    assert path.read_text().strip() == first
+    assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
+    assert [p.name for p in instance.iterdir()] == ["secret_key"]  # no temporary files left
+    # A restart keeps the key, so sessions and signed receipts stay valid.
+    assert load_settings(instance, env).secret_key == first
+    # Another instance gets its own.
+    assert load_settings(tmp_path / "other", env).secret_key != first
+
+
+def test_an_empty_secret_file_is_refused_not_used(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("\n")
+    with pytest.raises(ConfigError, match="REGISTRY_SECRET_KEY"):
+        load_settings(tmp_path, {"REGISTRY_DATABASE_URL": "sqlite://"})
+
+
+def test_a_given_secret_key_wins_and_nothing_is_written(tmp_path: Path) -> None:
+    env = {"REGISTRY_SECRET_KEY": "from-the-environment", "REGISTRY_DATABASE_URL": "sqlite://"}
+    assert load_settings(tmp_path, env).secret_key == "from-the-environment"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_an_empty_variable_means_the_default(tmp_path: Path) -> None:
+    s = load(tmp_path, POLICY="", TIMEZONE="", CALLING_HOURS="")
+    assert (s.policy, s.timezone, s.calling_hours) == (
+        "opt-in",
+        "Asia/Shanghai",
+        (time(8), time(21)),
+    )
