@@ -36,7 +36,7 @@ class Change(BaseModel):
 
 
 class ChangePage(BaseModel):
-    """A page of changes; resume with ``after=next``."""
+    """A page of changes; resume with ``after=next`` (at once while ``has_more``)."""
 
     changes: list[Change]
     next: int

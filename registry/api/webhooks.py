@@ -67,6 +67,23 @@ def list_webhooks() -> Any:
     return jsonify({"webhooks": [webhooks.public(h) for h in hooks]})
 
 
+class WebhookDeleted(BaseModel):
+    """How many hooks were removed."""
+
+    deleted: int
+
+
+@route(bp, "/webhooks", "DELETE", summary="Remove your webhooks for a URL", tag="sync",
+       body=WebhookIn, response=WebhookDeleted)  # fmt: skip
+def delete_webhooks_by_url() -> Any:
+    """Stop deliveries to a URL (``DELETE /webhooks/<id>`` removes one hook by id)."""
+    data = body(WebhookIn)
+    session = get_session()
+    deleted = webhooks.delete_by_url(session, caller().org_id, data.url)
+    session.commit()
+    return jsonify({"deleted": deleted})
+
+
 @route(bp, "/webhooks/<int:hook_id>", "DELETE", summary="Remove a webhook", tag="sync", status=204)
 def delete_webhook(hook_id: int) -> Any:
     """Stop deliveries to a hook."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
@@ -161,3 +162,30 @@ def seal(session: Session, *, wait: bool = True, batch: int = BATCH) -> int:
 def last_seq(session: Session) -> int:
     """Return the newest feed number (0 for an empty log)."""
     return int(session.execute(_TOP).scalar() or 0)
+
+
+# engine -> (read at, feed number): see ``known_seq``.
+_KNOWN: dict[int, tuple[float, int]] = {}
+KNOWN_TTL = 0.05
+
+
+def known_seq(session: Session) -> int:
+    """Return a feed number every change up to which is committed and visible: cheap, for receipts.
+
+    Read with ``max(seq)`` at most every ``KNOWN_TTL`` seconds per process and
+    database, so a check pays no query for it. A value read earlier is still a
+    true statement — the changes up to it were committed before this check
+    read its facts — just a less precise one; it lags by at most the TTL, well
+    inside the sealer's own lag (a change is numbered within one worker tick).
+    """
+    key = id(session.get_bind().engine)
+    now = time.monotonic()
+    known = _KNOWN.get(key)
+    if known is None or now - known[0] > KNOWN_TTL:
+        known = _KNOWN[key] = (now, last_seq(session))
+    return known[1]
+
+
+def forget_known() -> None:
+    """Drop the cached feed numbers (tests that roll back the log use this)."""
+    _KNOWN.clear()

@@ -94,6 +94,15 @@ def delete_hook(session: Session, org_id: int, hook_id: int) -> None:
     session.flush()
 
 
+def delete_by_url(session: Session, org_id: int, url: str) -> int:
+    """Remove the organization's hooks for ``url``; return how many (0 is not an error: idempotent)."""
+    hooks = [hook for hook in list_hooks(session, org_id) if hook.url == url]
+    for hook in hooks:
+        session.delete(hook)
+    session.flush()
+    return len(hooks)
+
+
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """Return the ``X-Anning-Signature`` value: HMAC-SHA256 over ``"<t>." + body``."""
     mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
@@ -148,6 +157,11 @@ def next_delivery(session: Session, hook_id: int, policy: DeliveryPolicy) -> Del
         return None
     page = feed.read(session, hook.organization_id, hook.cursor, policy.batch)
     if not page.changes:
+        # Nothing of this organization's in the numbers scanned: skip past them
+        # (they are final), so the next look starts further on.
+        if page.next > hook.cursor:
+            hook.cursor = page.next
+            session.flush()
         return None
     first, last = page.changes[0]["seq"], page.changes[-1]["seq"]
     delivery_id = f"whd_{hook_id}_{first}_{last}"
@@ -157,6 +171,17 @@ def next_delivery(session: Session, hook_id: int, policy: DeliveryPolicy) -> Del
         separators=(",", ":"),
     ).encode()
     return Delivery(hook_id, hook.url, hook.secret, delivery_id, body, last)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Treat a redirect as a failure: urllib would re-send a POST as a bodiless GET,
+    and that GET's 200 would look like an acknowledgement."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def post(delivery: Delivery, policy: DeliveryPolicy) -> str | None:
@@ -174,7 +199,7 @@ def post(delivery: Delivery, policy: DeliveryPolicy) -> str | None:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=policy.timeout) as resp:  # noqa: S310
+        with _OPENER.open(request, timeout=policy.timeout) as resp:
             resp.read(1024)
             status = resp.status
     except urllib.error.HTTPError as exc:
