@@ -110,7 +110,10 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
+    ratelimit_login_number: str = "5 per 10 minutes"
+    ratelimit_login_client: str = "30 per hour"
     max_batch: int = 10_000
+    cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 2.0
     consent_pending_days: int = 7
@@ -207,6 +210,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["timezone"] = tz
     if (hours := get("CALLING_HOURS")) is not None:
         kwargs["calling_hours"] = check("CALLING_HOURS", parse_window, hours)
+    if (secure := get("COOKIE_SECURE")) is not None:
+        kwargs["cookie_secure"] = check("COOKIE_SECURE", _bool, secure)
     if (confirm := get("REQUIRE_CONFIRMATION")) is not None:
         kwargs["require_confirmation"] = check("REQUIRE_CONFIRMATION", _bool, confirm)
     if (since := get("DISCONNECT_DATA_SINCE")) is not None:
@@ -225,6 +230,10 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
         kwargs["ratelimit_write"] = check("RATELIMIT_WRITE", _rate_limit, limit)
+    if (limit := get("RATELIMIT_LOGIN_NUMBER")) is not None:
+        kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
+    if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:
+        kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

@@ -29,6 +29,8 @@ TEST_ENV = {
     "REGISTRY_SECRET_KEY": "test-secret-not-for-production",
     "REGISTRY_RATELIMIT_CHECK": "100000 per minute",
     "REGISTRY_RATELIMIT_WRITE": "100000 per minute",
+    "REGISTRY_RATELIMIT_LOGIN_NUMBER": "100000 per minute",
+    "REGISTRY_RATELIMIT_LOGIN_CLIENT": "100000 per minute",
 }
 
 

@@ -416,13 +416,28 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
 
 
 def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dict[str, Any]]:
-    """Return who checked this number, newest first (for the holder)."""
+    """Return who checked this number, newest first: sender, its organization, and any agent."""
+    from sqlalchemy.orm import aliased
+
+    from registry.orgs.models import Organization
+
     log = CheckLog.__table__  # type: ignore[attr-defined]
+    owner, agent = aliased(Organization), aliased(Organization)
     rows = session.execute(
         select(
-            log.c.checked_at, log.c.channel, log.c.decision, log.c.reason, Sender.code, Sender.name
+            log.c.checked_at,
+            log.c.channel,
+            log.c.purpose,
+            log.c.decision,
+            log.c.reason,
+            Sender.code.label("sender_code"),
+            Sender.name.label("sender_name"),  # type: ignore[attr-defined]
+            owner.name.label("organization"),
+            agent.name.label("agent"),
         )
         .join(Sender, Sender.id == log.c.sender_id)  # type: ignore[arg-type]
+        .join(owner, owner.id == log.c.organization_id)  # type: ignore[arg-type]
+        .outerjoin(agent, agent.id == log.c.agent_id)  # type: ignore[arg-type]
         .where(log.c.phone == phone)
         .order_by(log.c.checked_at.desc())
         .limit(limit)

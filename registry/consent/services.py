@@ -443,3 +443,36 @@ def rederive(session: Session, fix: bool = False) -> list[tuple[int, str, object
                 if fix:
                     setattr(consent, field, value)
     return diffs
+
+
+def for_holder(session: Session, phone: str) -> list[dict[str, object]]:
+    """Return, per sender, what the registry holds for this number: consents and opt-outs."""
+    from registry.senders.models import Sender
+
+    senders: dict[int, dict[str, object]] = {}
+
+    def entry(sender_id: int) -> dict[str, object]:
+        if sender_id not in senders:
+            sender = session.get(Sender, sender_id)
+            senders[sender_id] = {
+                "sender": sender,
+                "consents": [],
+                "optouts": [],
+            }
+        return senders[sender_id]
+
+    for consent in session.scalars(
+        select(Consent).where(Consent.phone == phone).order_by(Consent.id)
+    ):  # type: ignore[arg-type]
+        entry(consent.sender_id)["consents"].append(consent)  # type: ignore[attr-defined]
+    for optout in session.scalars(select(OptOut).where(OptOut.phone == phone).order_by(OptOut.id)):  # type: ignore[arg-type]
+        entry(optout.sender_id)["optouts"].append(optout)  # type: ignore[attr-defined]
+    return list(senders.values())
+
+
+def holder_consent(session: Session, phone: str, consent_id: int) -> Consent:
+    """Return one of this number's consents; another number's is simply not found."""
+    consent = session.get(Consent, consent_id)
+    if consent is None or consent.phone != phone:
+        raise NotFound("no such consent for your number")
+    return consent

@@ -176,3 +176,23 @@ def code_of(session: Session, sender_id: int) -> str:
     if code is None:
         raise UnknownSender(f"no sender {sender_id}", field="sender")
     return str(code)
+
+
+def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
+    """Find the sender a holder means: by code, by the number or port it used, or by name."""
+    text = query.strip()
+    if not text:
+        raise UnknownSender("tell us the sender's name, code or number", field="query")
+    row = session.execute(_BY_CODE, {"code": text}).first()
+    if row is None:
+        cleaned = text.replace(" ", "").replace("-", "")
+        row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
+    if row is None:
+        rows = session.execute(_SENDER.where(Sender.name.ilike(f"%{text}%")).limit(2)).all()  # type: ignore[attr-defined]
+        if len(rows) == 1:
+            row = rows[0]
+        elif len(rows) > 1:
+            raise UnknownSender("several senders match; use the code or the number", field="query")
+    if row is None:
+        raise UnknownSender(f"no sender matches {text!r}", field="query")
+    return _ref(row, now)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 
@@ -21,3 +22,17 @@ class Subscriber(SQLModel, table=True):
     session_epoch: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LoginCode(SQLModel, table=True):
+    """A 6-digit sign-in code texted to a number: stored hashed, short-lived, few tries."""
+
+    __tablename__ = "login_code"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    phone: str = Field(max_length=16, index=True)
+    code_hash: str = Field(max_length=64)
+    attempts: int = 0
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

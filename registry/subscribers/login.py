@@ -1,0 +1,75 @@
+"""Sign-in by SMS code: prove you hold the number, nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.errors import Conflict, ValidationFailed
+from registry.sms import services as sms
+from registry.subscribers.models import LoginCode
+from registry.subscribers.services import get_or_create
+from registry.timeutil import utcnow
+
+CODE_TTL = timedelta(minutes=5)
+MAX_TRIES = 5
+
+
+def _hash(settings: Settings, phone: str, code: str) -> str:
+    return hmac.new(
+        settings.secret_key.encode(), f"login:{phone}:{code}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def send_code(session: Session, settings: Settings, phone: str, language: str | None) -> None:
+    """Text a fresh 6-digit code; earlier unused codes for the number stop working."""
+    now = utcnow()
+    for old in session.scalars(
+        select(LoginCode).where(LoginCode.phone == phone, LoginCode.used_at.is_(None))  # type: ignore[union-attr]
+    ):
+        old.used_at = now
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    session.add(
+        LoginCode(phone=phone, code_hash=_hash(settings, phone, code), expires_at=now + CODE_TTL)
+    )
+    body = (
+        f"Anning sign-in code: {code}. It expires in 5 minutes. Never share it."
+        if language == "en"
+        else f"【Anning】登录验证码 {code}，5 分钟内有效。请勿告诉他人。"
+    )
+    sms.send(session, phone, body, "login_code")
+
+
+def verify_code(session: Session, settings: Settings, phone: str, code: str) -> int:
+    """Check the code; return the holder's session epoch. Wrong tries count even if the caller then fails."""
+    row = session.scalars(
+        select(LoginCode)
+        .where(LoginCode.phone == phone, LoginCode.used_at.is_(None))  # type: ignore[union-attr]
+        .order_by(LoginCode.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+    if row is None:
+        raise Conflict("no code is waiting for this number; ask for a new one")
+    if row.attempts >= MAX_TRIES:
+        raise Conflict("too many wrong codes; ask for a new one")
+    if row.expires_at <= utcnow():
+        raise Conflict("the code has expired; ask for a new one")
+    if not hmac.compare_digest(row.code_hash, _hash(settings, phone, code.strip())):
+        row.attempts += 1
+        session.flush()
+        raise ValidationFailed("that code is not right", field="code")
+    row.used_at = utcnow()
+    holder = get_or_create(session, phone)
+    return holder.session_epoch
+
+
+def sign_out_everywhere(session: Session, phone: str) -> None:
+    """End every session of this number (each carries the epoch it was opened at)."""
+    holder = get_or_create(session, phone)
+    holder.session_epoch += 1

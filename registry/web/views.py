@@ -1,0 +1,377 @@
+"""The holder's pages: sign in by SMS code, preferences, senders, checks, complaints, data.
+
+Views parse the form, call one service, and render; every change commits here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from registry import phones
+from registry.checks.services import checks_for_phone
+from registry.complaints import desk
+from registry.complaints import services as complaints
+from registry.config import Settings
+from registry.consent import services as consents
+from registry.db import get_session
+from registry.errors import RegistryError
+from registry.events import services as events
+from registry.events.services import Actor
+from registry.extensions import limiter
+from registry.i18n import LOCALES
+from registry.senders.services import find_sender
+from registry.subscribers import login
+from registry.subscribers import services as subscribers
+from registry.subscribers.models import Subscriber
+from registry.timeutil import to_utc, utcnow
+from registry.web import bp
+from registry.web.forms import (
+    BlockForm,
+    CodeForm,
+    ComplaintForm,
+    ConsentActionForm,
+    EmptyForm,
+    PhoneForm,
+    PreferencesForm,
+    ReplyForm,
+)
+
+HOLDER = Actor("subscriber", "site")
+
+
+def _settings() -> Settings:
+    s: Settings = current_app.config["REGISTRY"]
+    return s
+
+
+def holder_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Let only a signed-in holder through, with a session still valid for the number."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        phone = session.get("phone")
+        if phone:
+            holder = get_session().get(Subscriber, phone)
+            # Signed out everywhere, or the number was disconnected since: start again.
+            if holder is not None and holder.session_epoch == session.get("epoch"):
+                g.phone = phone
+                return view(*args, **kwargs)
+        session.pop("phone", None)
+        return redirect(url_for("web.sign_in"))
+
+    return wrapped
+
+
+def _phone_key() -> str:
+    raw = request.form.get("phone", "")
+    try:
+        return "login-phone:" + phones.to_e164(raw, _settings().default_region)
+    except phones.InvalidPhone:
+        return "login-phone:invalid"
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+def set_language(code: str) -> Any:
+    """Remember the holder's language."""
+    form = EmptyForm()
+    if form.validate_on_submit() and code in LOCALES:
+        session["lang"] = code
+    return redirect(request.referrer or url_for("web.index"))
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: _settings().ratelimit_login_number,
+    key_func=_phone_key,
+    methods=["POST"],
+    error_message="Too many codes were asked for this number. Wait a few minutes, then try again.",
+)
+@limiter.limit(
+    lambda: _settings().ratelimit_login_client,
+    methods=["POST"],
+    error_message="Too many sign-in attempts from this connection. Wait a while, then try again.",
+)
+def sign_in() -> Any:
+    """Ask for the number and text it a code."""
+    form = PhoneForm()
+    if form.validate_on_submit():
+        try:
+            phone = phones.to_e164(form.phone.data or "", _settings().default_region)
+        except phones.InvalidPhone:
+            form.phone.errors = [
+                _("That is not a mobile number we can text. Check it and try again.")
+            ]
+        else:
+            db = get_session()
+            login.send_code(db, _settings(), phone, session.get("lang"))
+            db.commit()
+            return redirect(url_for("web.enter_code", phone=phone))
+    return render_template("web/sign_in.html", form=form)
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@limiter.limit("20 per 10 minutes", methods=["POST"])
+def enter_code() -> Any:
+    """Check the code and start the holder's session."""
+    form = CodeForm()
+    if request.method == "GET":
+        form.phone.data = request.args.get("phone", "")
+    if form.validate_on_submit():
+        phone = form.phone.data or ""
+        db = get_session()
+        try:
+            epoch = login.verify_code(db, _settings(), phone, form.code.data or "")
+        except RegistryError as exc:
+            db.commit()  # a wrong code counts as a try
+            form.code.errors = [_message(exc)]
+        else:
+            db.commit()
+            # A new session for the signed-in holder (no fixation), with a new CSRF token.
+            session.clear()
+            g.pop("csrf_token", None)
+            session["phone"], session["epoch"] = phone, epoch
+            session.permanent = False
+            return redirect(url_for("web.preferences"))
+    return render_template("web/code.html", form=form)
+
+
+def _submitted(form: Any, field: str) -> bool:
+    """Tell which of a page's forms was posted."""
+    return request.method == "POST" and field in request.form
+
+
+def _message(exc: RegistryError) -> str:
+    messages = {
+        "that code is not right": _(
+            "That code is not right. Check the text message and try again."
+        ),
+        "the code has expired; ask for a new one": _("That code has expired. Ask for a new one."),
+        "too many wrong codes; ask for a new one": _("Too many wrong codes. Ask for a new one."),
+        "no code is waiting for this number; ask for a new one": _(
+            "There is no code waiting for this number. Ask for a new one."
+        ),
+    }
+    return messages.get(exc.message, exc.message)
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out() -> Any:
+    """End this session."""
+    if EmptyForm().validate_on_submit():
+        session.pop("phone", None)
+    return redirect(url_for("web.index"))
+
+
+@bp.route("/sign-out-everywhere", methods=["POST"])
+@holder_required
+def sign_out_everywhere() -> Any:
+    """End every session of this number, on every device."""
+    if EmptyForm().validate_on_submit():
+        db = get_session()
+        login.sign_out_everywhere(db, g.phone)
+        db.commit()
+        session.pop("phone", None)
+    return redirect(url_for("web.index"))
+
+
+@bp.route("/me", methods=["GET", "POST"])
+@holder_required
+def preferences() -> Any:
+    """Do-not-disturb, category blocks, quiet hours."""
+    db = get_session()
+    holder = subscribers.get_or_create(db, g.phone)
+    form = PreferencesForm()
+    if request.method == "GET":
+        form.dnd_sms.data, form.dnd_voice.data = holder.dnd_sms, holder.dnd_voice
+        form.categories.data = [c for c in holder.blocked_categories.split(",") if c]
+        form.quiet_hours.data = holder.quiet_hours or ""
+    elif form.validate_on_submit():
+        try:
+            subscribers.set_preferences(
+                db,
+                g.phone,
+                HOLDER,
+                dnd_sms=form.dnd_sms.data,
+                dnd_voice=form.dnd_voice.data,
+                blocked_categories=list(form.categories.data or []),
+                quiet_hours=(form.quiet_hours.data or "").replace(" ", "") or None,
+            )
+        except RegistryError:
+            db.rollback()
+            form.quiet_hours.errors = [_("Write quiet hours like 12:00-14:00.")]
+        else:
+            db.commit()
+            flash(
+                _("Saved. From now on every sender that asks the registry gets this answer."), "ok"
+            )
+            return redirect(url_for("web.preferences"))
+    return render_template("web/preferences.html", form=form, phone=g.phone)
+
+
+@bp.route("/me/senders", methods=["GET", "POST"])
+@holder_required
+def senders() -> Any:
+    """Every sender that holds a consent or refusal for this number; confirm, revoke, block."""
+    db = get_session()
+    action, block = ConsentActionForm(prefix="c"), BlockForm(prefix="b")
+    if _submitted(action, "c-action") and action.validate():
+        consent = consents.holder_consent(db, g.phone, int(action.consent_id.data or 0))
+        try:
+            if action.action.data == "confirm":
+                consents.confirm(db, consent, HOLDER)
+                flash(_("Confirmed: this sender may now contact you as you agreed."), "ok")
+            else:
+                consents.revoke(db, consent, HOLDER)
+                flash(_("Revoked: this sender may no longer contact you for marketing."), "ok")
+            db.commit()
+        except RegistryError as exc:
+            db.rollback()
+            flash(exc.message, "error")
+        return redirect(url_for("web.senders"))
+    if _submitted(block, "b-query") and block.validate():
+        try:
+            sender = find_sender(db, block.query.data or "", utcnow())
+            consents.record_optout(db, HOLDER, sender, g.phone, ["sms", "voice"], "site")
+            db.commit()
+            flash(
+                _(
+                    "Blocked %(name)s: it may no longer call or text you for marketing.",
+                    name=sender.name,
+                ),
+                "ok",
+            )
+            return redirect(url_for("web.senders"))
+        except RegistryError:
+            db.rollback()
+            block.query.errors = [
+                _("We found no single sender for that. Try its code or the exact number.")
+            ]
+    rows = consents.for_holder(db, g.phone)
+    return render_template("web/senders.html", rows=rows, block=block, form=EmptyForm())
+
+
+@bp.get("/me/checks")
+@holder_required
+def checks() -> Any:
+    """Who asked the registry about this number, and what it answered."""
+    return render_template("web/checks.html", rows=checks_for_phone(get_session(), g.phone))
+
+
+@bp.route("/me/complaints", methods=["GET", "POST"])
+@holder_required
+def complaint_list() -> Any:
+    """File a complaint; see every complaint and its status."""
+    db = get_session()
+    form = ComplaintForm()
+    if form.validate_on_submit():
+        assert form.contacted_at.data is not None
+        try:
+            complaint = complaints.file_complaint(
+                db,
+                g.phone,
+                form.address.data or "",
+                form.channel.data or "",
+                to_utc(form.contacted_at.data, _settings().tz),
+                form.text.data,
+            )
+            db.commit()
+            flash(
+                _(
+                    "Complaint filed. The regulator answers every complaint; you will see the reply here."
+                ),
+                "ok",
+            )
+            return redirect(url_for("web.complaint_detail", complaint_id=complaint.id))
+        except RegistryError:
+            db.rollback()
+            form.contacted_at.errors = [_("The time of the contact cannot be in the future.")]
+    return render_template(
+        "web/complaints.html", form=form, items=complaints.for_phone(db, g.phone)
+    )
+
+
+@bp.route("/me/complaints/<id:complaint_id>", methods=["GET", "POST"])
+@holder_required
+def complaint_detail(complaint_id: int) -> Any:
+    """One complaint: what the check log says, and the thread with the regulator."""
+    db = get_session()
+    complaint = complaints.get(db, complaint_id)
+    if complaint.phone != g.phone:
+        abort(404)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        complaints.reply(db, complaint, form.body.data or "", author="holder")
+        db.commit()
+        return redirect(url_for("web.complaint_detail", complaint_id=complaint_id))
+    return render_template(
+        "web/complaint.html",
+        complaint=complaint,
+        thread=complaints.thread(db, complaint_id),
+        form=form,
+        verdict=desk.verdict(db, _settings(), complaint),
+        sender=desk.sender_of(db, complaint),
+    )
+
+
+@bp.get("/me/data")
+@holder_required
+def my_data() -> Any:
+    """Every change to this number's record, oldest first."""
+    return render_template("web/data.html", items=events.for_phone(get_session(), g.phone))
+
+
+@bp.get("/me/data.json")
+@holder_required
+def my_data_json() -> Response:
+    """Download everything the registry holds about this number."""
+    db = get_session()
+    holder = subscribers.get_or_create(db, g.phone)
+
+    def plain(obj: Any) -> dict[str, Any]:
+        return {
+            k: (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in obj.model_dump().items()
+        }
+
+    data = {
+        "phone": g.phone,
+        "preferences": subscribers.preferences_of(holder),
+        "senders": [
+            {
+                "sender": row["sender"].code if row["sender"] else None,  # type: ignore[union-attr]
+                "consents": [plain(c) for c in row["consents"]],  # type: ignore[attr-defined]
+                "optouts": [plain(o) for o in row["optouts"]],  # type: ignore[attr-defined]
+            }
+            for row in consents.for_holder(db, g.phone)
+        ],
+        "checks": [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+            for r in checks_for_phone(db, g.phone, 10_000)
+        ],
+        "complaints": [plain(c) for c in complaints.for_phone(db, g.phone)],
+        "events": [plain(e) for e in events.for_phone(db, g.phone)],
+    }
+    body = json.dumps(data, ensure_ascii=False, indent=2)
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": "attachment; filename=anning-my-data.json"},
+    )
