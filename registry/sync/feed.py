@@ -12,16 +12,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, literal, or_, select
 from sqlalchemy.orm import Session
 
 from registry.errors import ValidationFailed
 from registry.events import sealing
 from registry.events.models import Event
-from registry.orgs.models import Organization
+from registry.orgs.models import Delegation, DelegationSender, Organization
 from registry.senders.models import Sender
 from registry.sync.models import Watch
-from registry.timeutil import iso
+from registry.timeutil import UTCDateTime, iso, utcnow
 
 MAX_LIMIT = 1000
 SEQUENCE_BATCH = 10_000
@@ -31,6 +31,8 @@ NUMBER_TYPES = ("preferences.changed", "number.disconnected")
 e = Event.__table__  # type: ignore[attr-defined]
 sd = Sender.__table__  # type: ignore[attr-defined]
 wt = Watch.__table__  # type: ignore[attr-defined]
+dl = Delegation.__table__  # type: ignore[attr-defined]
+ds = DelegationSender.__table__  # type: ignore[attr-defined]
 sequence = sealing.seal
 last_seq = sealing.last_seq
 
@@ -38,12 +40,21 @@ last_seq = sealing.last_seq
 def scope_senders(org_id: int) -> Select[Any]:
     """Return the ids of the senders whose changes ``org_id`` sees.
 
-    Today: the senders it owns. Delegations extend this with a UNION of the
-    senders delegated to it with scope ``changes`` (see
-    ``registry.senders.services.resolve_sender``); the feed query needs no
-    other change.
+    The senders it owns, and those a principal delegated to it with scope
+    ``changes`` (live: not revoked, not expired). An agent without that scope
+    sees nothing of the principal's senders, including other agents' records.
     """
-    return select(sd.c.id).where(sd.c.organization_id == org_id)
+    delegated = (
+        select(ds.c.sender_id)
+        .join(dl, dl.c.id == ds.c.delegation_id)
+        .where(
+            ds.c.agent_id == org_id,
+            dl.c.revoked_at.is_(None),
+            or_(dl.c.expires_at.is_(None), dl.c.expires_at > literal(utcnow(), UTCDateTime())),
+            dl.c.scopes.like("%changes%"),
+        )
+    )
+    return select(sd.c.id).where(sd.c.organization_id == org_id).union(delegated)
 
 
 def _in_scope(org_id: int) -> ColumnElement[bool]:

@@ -225,3 +225,25 @@ def test_cli_grant_list_revoke(app: Flask, acme: Api, agents: tuple[Api, Api]) -
         b.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}).status_code
         == 403
     )
+
+
+def test_agent_sees_changes_only_with_the_changes_scope(
+    acme: Api, agents: tuple[Api, Api], session: Session
+) -> None:
+    from registry.events import sealing
+
+    a, b = agents
+    grant(acme, "callcenter-a", ["check", "optout", "changes"])
+    grant(acme, "callcenter-b", ["check", "optout"])
+    assert (
+        b.post(
+            "/optouts",
+            {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"},
+        ).status_code
+        == 201
+    )
+    sealing.seal(session)
+    session.commit()
+    seen_by_a = a.get("/changes?after=0").get_json()["changes"]
+    assert [(c["type"], c["sender"]) for c in seen_by_a] == [("optout.recorded", "acme-cards")]
+    assert b.get("/changes?after=0").get_json()["changes"] == []  # agent B lacks "changes"
