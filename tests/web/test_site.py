@@ -113,7 +113,10 @@ def test_malformed_number_and_missing_csrf(client: FlaskClient, world: World, ap
     )
     no_token = client.post("/sign-in", data={"phone": HOLDER})
     assert no_token.status_code == 400
-    assert "reload the page" in no_token.get_data(as_text=True)
+    # In the holder's language: zh-CN by default, English when the browser asks for it.
+    assert "刷新页面" in no_token.get_data(as_text=True)
+    english = client.post("/sign-in", data={"phone": HOLDER}, headers={"Accept-Language": "en"})
+    assert "reload the page" in english.get_data(as_text=True)
     assert client.get("/me").status_code == 302  # not signed in: sent to sign in
 
 
