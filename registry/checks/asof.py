@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from registry.checks.services import CheckRequest, policy_of, zone_for
@@ -89,6 +89,7 @@ def facts_as_of(
                 OptOut.phone == phone,
                 OptOut.sender_id == sender_id,
                 OptOut.created_at <= at,  # type: ignore[operator]
+                or_(OptOut.withdrawn_at.is_(None), OptOut.withdrawn_at > at),  # type: ignore[union-attr,operator]
             )
         )
     )

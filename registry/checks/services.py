@@ -61,7 +61,13 @@ _FACTS = union_all(
     select(
         literal("o"), o.c.phone, _NULL_INT, o.c.channels, _NULL_TXT, _NULL_TXT,
         o.c.received_at, o.c.created_at, _NULL_TS, _NULL_TS, _NULL_TS,
-    ).where(and_(o.c.phone.in_(_phones), o.c.sender_id == bindparam("sender"))),
+    ).where(
+        and_(
+            o.c.phone.in_(_phones),
+            o.c.sender_id == bindparam("sender"),
+            o.c.withdrawn_at.is_(None),
+        )
+    ),
     select(
         literal("s"), s.c.phone, _NULL_INT, s.c.blocked_categories, s.c.quiet_hours,
         case(

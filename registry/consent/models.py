@@ -64,6 +64,8 @@ class OptOut(SQLModel, table=True):
     text: str | None = Field(default=None, max_length=1000)
     received_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set when the holder lifts their own block on the site; the row stays as history.
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ConsentRequest(SQLModel, table=True):

@@ -476,3 +476,31 @@ def holder_consent(session: Session, phone: str, consent_id: int) -> Consent:
     if consent is None or consent.phone != phone:
         raise NotFound("no such consent for your number")
     return consent
+
+
+def withdraw_optouts(session: Session, actor: Actor, phone: str, sender_id: int) -> int:
+    """Lift the holder's own blocks of a sender (an unblock on the site); return how many."""
+    now = utcnow()
+    rows = session.scalars(
+        select(OptOut).where(
+            OptOut.phone == phone,
+            OptOut.sender_id == sender_id,
+            OptOut.withdrawn_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    if not rows:
+        raise NotFound("that sender is not blocked for your number")
+    for optout in rows:
+        optout.withdrawn_at = now
+    events.record(
+        session,
+        actor,
+        phone,
+        "optout.withdrawn",
+        sender_id=sender_id,
+        organization_id=rows[0].organization_id,
+        channels=",".join(sorted({c for o in rows for c in o.channels.split(",")})),
+        state="withdrawn",
+        at=now,
+    )
+    return len(rows)

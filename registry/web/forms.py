@@ -98,6 +98,12 @@ class BlockForm(FlaskForm):
     )
 
 
+class UnblockForm(FlaskForm):
+    """Lift your own block of a sender."""
+
+    sender_id = HiddenField(validators=[DataRequired(), Regexp(r"^\d{1,18}$")])
+
+
 class ComplaintForm(FlaskForm):
     """Report an unwanted call or text."""
 

@@ -52,6 +52,7 @@ from registry.web.forms import (
     PhoneForm,
     PreferencesForm,
     ReplyForm,
+    UnblockForm,
 )
 
 HOLDER = Actor("subscriber", "site")
@@ -245,6 +246,16 @@ def senders() -> Any:
         except RegistryError as exc:
             db.rollback()
             flash(exc.message, "error")
+        return redirect(url_for("web.senders"))
+    unblock = UnblockForm(prefix="u")
+    if _submitted(unblock, "u-sender_id") and unblock.validate():
+        try:
+            consents.withdraw_optouts(db, HOLDER, g.phone, int(unblock.sender_id.data or 0))
+            db.commit()
+            flash(_("Unblocked: this sender is back to what your other settings say."), "ok")
+        except RegistryError:
+            db.rollback()
+            flash(_("That sender is not blocked for your number."), "error")
         return redirect(url_for("web.senders"))
     if _submitted(block, "b-query") and block.validate():
         try:

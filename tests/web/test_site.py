@@ -233,3 +233,23 @@ def test_codes_are_rate_limited_per_number_with_a_clear_message(app, tmp_path) -
             ).status_code
             == 302
         )
+
+
+def test_unblock_lifts_only_the_block(holder: FlaskClient, acme: Api, world: World) -> None:
+    holder.post(
+        "/me/senders", data={"b-query": "acme-cards", "b-csrf_token": csrf(holder, "/me/senders")}
+    )
+    assert acme.check(HOLDER)["reason"] == "opted_out"
+    page = holder.get("/me/senders").get_data(as_text=True)
+    sender_id = re.search(r'name="u-sender_id" value="(\d+)"', page).group(1)  # type: ignore[union-attr]
+    holder.post(
+        "/me/senders", data={"u-sender_id": sender_id, "u-csrf_token": csrf(holder, "/me/senders")}
+    )
+    assert acme.check(HOLDER)["reason"] == "no_consent"
+    assert 'name="u-sender_id"' not in holder.get("/me/senders").get_data(as_text=True)
+    again = holder.post(
+        "/me/senders",
+        data={"u-sender_id": sender_id, "u-csrf_token": csrf(holder, "/me/senders")},
+        follow_redirects=True,
+    )
+    assert again.status_code == 200
