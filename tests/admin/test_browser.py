@@ -7,18 +7,16 @@ drives Debian's Chromium through Playwright. Skipped when Chromium is absent.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from registry.admin import accounts
 from registry.complaints import services as complaints
@@ -26,48 +24,22 @@ from registry.orgs import services as orgs
 from registry.senders import services as senders
 from registry.subscribers import services as subscribers
 from tests.admin.conftest import PASSWORD, file_complaint
+from tests.conftest import needs_chromium
 from tests.factories import HOLDER
 
-CHROMIUM = "/usr/bin/chromium"
 # Screenshots for the docs are refreshed on request (ANNING_SCREENSHOTS=1), so
 # that an ordinary run leaves the working tree clean.
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.live,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
 
 
 @pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    """Serve the app on a free port of 127.0.0.1 for the test's duration."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
+def browser_page(chromium: Any) -> Iterator[object]:
     """Return a Chromium page (desktop width)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            yield page
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    page.close()
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
