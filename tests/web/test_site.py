@@ -253,3 +253,16 @@ def test_unblock_lifts_only_the_block(holder: FlaskClient, acme: Api, world: Wor
         follow_redirects=True,
     )
     assert again.status_code == 200
+
+
+def test_a_used_code_cannot_sign_in_again(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    sign_in(client, session)
+    code = last_code(session, HOLDER)
+    client.post("/sign-out", data={"csrf_token": csrf(client, "/me")})
+    assert client.get("/me").status_code == 302
+    token = csrf(client, f"/sign-in/code?phone={HOLDER}")
+    resp = client.post("/sign-in/code", data={"phone": HOLDER, "code": code, "csrf_token": token})
+    assert resp.status_code == 200  # the form again, with the reason
+    assert client.get("/me").status_code == 302
