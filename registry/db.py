@@ -11,7 +11,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import BigInteger, Integer, MetaData, event, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    MetaData,
+    String,
+    cast,
+    event,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlmodel import SQLModel
@@ -30,6 +41,67 @@ metadata: MetaData = SQLModel.metadata
 # checks...) are BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is
 # the rowid alias, which is 64-bit anyway.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Prepared:
+    """A fixed Core statement, compiled once per dialect and sent as driver SQL.
+
+    SQLAlchemy walks a statement's whole tree on every execution to find it in
+    its compiled cache; for the preflight check's UNION of seven selects that
+    walk cost more than the query (benchmarks in docs/performance.md). This
+    compiles once and applies the same bind and result processors SQLAlchemy
+    would, through ``exec_driver_sql`` (so events, errors and transactions are
+    SQLAlchemy's as usual). For statements without expanding (``IN``) parameters.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._by_dialect: dict[str, Any] = {}
+
+    def _compile(self, dialect: Any) -> Any:
+        compiled = self.statement.compile(dialect=dialect)
+        binds = {
+            name: bp.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bp in compiled.binds.items()
+        }
+        results = [
+            col.type.dialect_impl(dialect).result_processor(dialect, None)
+            for col in self.statement.selected_columns
+        ]
+        names = tuple(compiled.positiontup) if dialect.positional else None
+        entry = self._by_dialect[dialect.name] = (compiled, binds, results, names)
+        return entry
+
+    def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement on ``conn`` (a SQLAlchemy Connection); return processed rows."""
+        entry = self._by_dialect.get(conn.dialect.name) or self._compile(conn.dialect)
+        compiled, binds, results, names = entry
+        values = compiled.construct_params(params)
+        for name, proc in binds.items():
+            if proc is not None:
+                values[name] = proc(values[name])
+        args = tuple(values[n] for n in names) if names is not None else values
+        raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+        return [
+            tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
+            for row in raw
+        ]
+
+
+def fingerprint(*columns: Any) -> ColumnElement[str]:
+    """One text value, computed by the database, that changes whenever any of ``columns`` does.
+
+    Hot paths keep per-process copies of rarely changing rows (keys, senders,
+    delegations) and check them with this value inside a query they run
+    anyway, so a copy is never used past a change (see checks/services.py).
+    """
+    # The separators are inlined, not bound: fewer parameters on every check.
+    none, bar = literal_column("'~'", String), literal_column("'|'", String)
+    parts = [func.coalesce(cast(c, String), none) for c in columns]
+    expr: ColumnElement[str] = parts[0]
+    for part in parts[1:]:
+        expr = expr.concat(bar).concat(part)
+    return expr
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

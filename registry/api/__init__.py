@@ -12,7 +12,7 @@ from registry.db import get_reader
 from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
-from registry.orgs.services import Caller, authenticate
+from registry.orgs.services import Caller, authenticate, authenticate_cached, forget_caller
 from registry.senders.services import SenderRef
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -28,6 +28,11 @@ def _refuse_nul() -> None:
         raise ValidationFailed("the URL must not contain NUL (U+0000) characters")
 
 
+# The preflight checks take the caller from a per-process copy and verify it in
+# the query that reads their facts (see checks/services.py, ``Directory``).
+CACHED = {"api.check", "api.check_batch"}
+
+
 @bp.before_request
 def _authenticate() -> None:
     if request.endpoint in PUBLIC or request.endpoint is None:
@@ -35,7 +40,20 @@ def _authenticate() -> None:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    g.caller = authenticate(get_reader(), header[7:].strip())
+    key = header[7:].strip()
+    if request.endpoint in CACHED:
+        g.caller = authenticate_cached(get_reader(), key)
+    else:
+        g.caller = authenticate(get_reader(), key)
+    g.api_key = key
+
+
+def reauthenticate() -> Caller:
+    """Forget this process's copy of the caller and authenticate afresh (401 if revoked)."""
+    key: str = g.api_key
+    forget_caller(key)
+    g.caller = authenticate(get_reader(), key)
+    return caller()
 
 
 def caller() -> Caller:

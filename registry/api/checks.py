@@ -9,7 +9,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, settings
+from registry.api import body, bp, caller, reauthenticate, settings
 from registry.api.openapi import route
 from registry.api.schemas import (
     Category,
@@ -27,7 +27,7 @@ from registry.db import get_read_session, get_reader, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
 from registry.metrics import count_decision
-from registry.senders.services import resolve_sender
+from registry.senders.services import forget_sender, resolve_sender, resolve_sender_cached
 from registry.timeutil import iso, to_utc, utcnow
 
 
@@ -124,17 +124,39 @@ def _check_limit() -> str:
 
 
 def _request(
-    sender_code: str, channel: str, purpose: str, category: str | None, at: datetime | None
+    sender_code: str,
+    channel: str,
+    purpose: str,
+    category: str | None,
+    at: datetime | None,
+    fresh: bool = False,
 ) -> services.CheckRequest:
+    """Build the check request, from per-process copies of the caller and sender unless ``fresh``.
+
+    The facts query verifies the copies (``services.Directory``); when they have
+    changed, the view builds the request again with ``fresh`` (and a revoked
+    key is refused then).
+    """
     cfg = settings()
     now = utcnow()
-    sender = resolve_sender(get_reader(), caller(), sender_code, "check", now)
+    if fresh:
+        forget_sender(caller().org_id, sender_code)
+        who = reauthenticate()
+        sender = resolve_sender(get_reader(), who, sender_code, "check", now)
+        directory = None
+    else:
+        who = caller()
+        sender = resolve_sender_cached(get_reader(), who, sender_code, "check", now)
+        directory = services.Directory(
+            who.key_prefix, who.fingerprint, sender.agent_id, sender.fingerprint
+        )
     return services.CheckRequest(
         sender=sender,
         channel=channel,
         purpose=purpose,
         category=category or sender.category,
         at=to_utc(at, cfg.tz) if at is not None else now,
+        directory=directory,
     )
 
 
@@ -156,10 +178,15 @@ def check() -> Any:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field="phone") from exc
-    req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
+    args = (data.sender, data.channel, data.purpose, data.category, data.at)
+    req = _request(*args)
     session = get_session()
     read, source = get_read_session()
-    result = services.check_one(session, cfg, req, phone, read)
+    try:
+        result = services.check_one(session, cfg, req, phone, read)
+    except services.StaleDirectory:
+        req = _request(*args, fresh=True)
+        result = services.check_one(session, cfg, req, phone, read)
     session.commit()
     dec = result.decision
     count_decision(dec.decision, dec.reason)
@@ -197,10 +224,15 @@ def check_batch() -> Any:
     """Answer a batch in input order; an invalid number never fails the batch."""
     data = body(BatchIn)
     cfg = settings()
-    req = _request(data.sender, data.channel, data.purpose, data.category, data.at)
+    args = (data.sender, data.channel, data.purpose, data.category, data.at)
+    req = _request(*args)
     session = get_session()
     read, source = get_read_session()
-    result = services.check_batch(session, cfg, req, data.phones, read)
+    try:
+        result = services.check_batch(session, cfg, req, data.phones, read)
+    except services.StaleDirectory:
+        req = _request(*args, fresh=True)
+        result = services.check_batch(session, cfg, req, data.phones, read)
     session.commit()
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:

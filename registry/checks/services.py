@@ -6,7 +6,7 @@ objects would cost more than the rest of the request (STYLE.md, habit 5).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     bindparam,
     case,
@@ -31,12 +32,15 @@ from registry import phones
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.consent.models import Consent, OptOut
+from registry.db import Prepared
 from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
 from registry.numbers.models import Disconnection
+from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
+from registry.orgs.services import KEY_FINGERPRINT
 from registry.senders.models import Sender
-from registry.senders.services import SenderRef
+from registry.senders.services import DELEGATION_FINGERPRINT, SENDER_FINGERPRINT, SenderRef
 from registry.subscribers.models import Subscriber
 from registry.timeutil import UTCDateTime, iso, utcnow
 from registry.tokens import Signer
@@ -51,40 +55,107 @@ _NULL_TS: ColumnElement[Any] = cast(null(), UTCDateTime())
 _NULL_TXT: ColumnElement[Any] = cast(null(), c.c.channels.type)
 _NULL_INT: ColumnElement[Any] = cast(null(), c.c.id.type)
 
-# One round trip: every fact for (phones, sender) at or before :at, tagged by kind.
-_FACTS = union_all(
-    select(
-        literal("c").label("kind"), c.c.phone, c.c.id, c.c.channels, c.c.category, c.c.status,
-        c.c.evidence_captured_at.label("t1"), c.c.created_at.label("t2"),
-        c.c.activated_at.label("t3"), c.c.expires_at.label("t4"), c.c.pending_until.label("t5"),
-    ).where(and_(c.c.phone.in_(_phones), c.c.sender_id == bindparam("sender"))),
-    select(
-        literal("o"), o.c.phone, _NULL_INT, o.c.channels, _NULL_TXT, _NULL_TXT,
-        o.c.received_at, o.c.created_at, _NULL_TS, _NULL_TS, _NULL_TS,
-    ).where(
+
+# Every fact for (phones, sender) at or before :at, tagged by kind.
+def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any], ...]:
+    return (
+        select(
+            literal("c").label("kind"), c.c.phone, c.c.id, c.c.channels, c.c.category, c.c.status,
+            c.c.evidence_captured_at.label("t1"), c.c.created_at.label("t2"),
+            c.c.activated_at.label("t3"), c.c.expires_at.label("t4"), c.c.pending_until.label("t5"),
+        ).where(and_(match(c.c.phone), c.c.sender_id == bindparam("sender"))),
+        select(
+            literal("o"), o.c.phone, _NULL_INT, o.c.channels, _NULL_TXT, _NULL_TXT,
+            o.c.received_at, o.c.created_at, _NULL_TS, _NULL_TS, _NULL_TS,
+        ).where(
+            and_(
+                match(o.c.phone),
+                o.c.sender_id == bindparam("sender"),
+                o.c.withdrawn_at.is_(None),
+            )
+        ),
+        select(
+            literal("s"), s.c.phone, _NULL_INT, s.c.blocked_categories, s.c.quiet_hours,
+            case(
+                (and_(s.c.dnd_voice, s.c.dnd_sms), "sms,voice"),
+                (s.c.dnd_voice, "voice"),
+                (s.c.dnd_sms, "sms"),
+                else_="",
+            ),
+            s.c.updated_at, _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
+        ).where(match(s.c.phone)),
+        select(
+            literal("d"), d.c.phone, _NULL_INT, _NULL_TXT, _NULL_TXT, _NULL_TXT,
+            func.max(d.c.disconnected_at), _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
+        )
+        .where(and_(match(d.c.phone), d.c.disconnected_at <= bindparam("at", type_=UTCDateTime())))
+        .group_by(d.c.phone),
+    )  # fmt: skip
+
+
+_BY_PHONES = _branches(lambda col: col.in_(_phones))
+_BY_PHONE = _branches(lambda col: col == bindparam("phone"))
+# One round trip: the facts, for a list of numbers (batches) or for one.
+_FACTS = union_all(*_BY_PHONES)
+_FACTS_ONE = Prepared(union_all(*_BY_PHONE))
+# The facts, and the key, sender and delegation rows the request took from this
+# process's copies, as fingerprints read in the same statement (so from the same
+# snapshot): a copy is used only while it matches the database (see ``Directory``).
+k, og, snd, dl, ds = (
+    t.__table__
+    for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)  # type: ignore[attr-defined]
+)
+_NULLS = (
+    _NULL_INT,
+    _NULL_TXT,
+    _NULL_TXT,
+    _NULL_TXT,
+    _NULL_TS,
+    _NULL_TS,
+    _NULL_TS,
+    _NULL_TS,
+    _NULL_TS,
+)
+_VERIFY = (
+    select(literal("k"), KEY_FINGERPRINT, *_NULLS)
+    .select_from(k.join(og, og.c.id == k.c.organization_id))
+    .where(and_(k.c.prefix == bindparam("key_prefix"), k.c.revoked_at.is_(None))),
+    select(literal("x"), SENDER_FINGERPRINT, *_NULLS)
+    .select_from(snd.join(og, og.c.id == snd.c.organization_id))
+    .where(snd.c.id == bindparam("sender")),
+    select(literal("g"), DELEGATION_FINGERPRINT, *_NULLS)
+    .select_from(dl.join(ds, ds.c.delegation_id == dl.c.id))
+    .where(
         and_(
-            o.c.phone.in_(_phones),
-            o.c.sender_id == bindparam("sender"),
-            o.c.withdrawn_at.is_(None),
+            ds.c.agent_id == bindparam("agent"),
+            ds.c.sender_id == bindparam("sender"),
+            dl.c.revoked_at.is_(None),
         )
     ),
-    select(
-        literal("s"), s.c.phone, _NULL_INT, s.c.blocked_categories, s.c.quiet_hours,
-        case(
-            (and_(s.c.dnd_voice, s.c.dnd_sms), "sms,voice"),
-            (s.c.dnd_voice, "voice"),
-            (s.c.dnd_sms, "sms"),
-            else_="",
-        ),
-        s.c.updated_at, _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
-    ).where(s.c.phone.in_(_phones)),
-    select(
-        literal("d"), d.c.phone, _NULL_INT, _NULL_TXT, _NULL_TXT, _NULL_TXT,
-        func.max(d.c.disconnected_at), _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
-    )
-    .where(and_(d.c.phone.in_(_phones), d.c.disconnected_at <= bindparam("at", type_=UTCDateTime())))
-    .group_by(d.c.phone),
-)  # fmt: skip
+)
+_FACTS_VERIFIED = union_all(*_BY_PHONES, *_VERIFY)
+_FACTS_ONE_VERIFIED = Prepared(union_all(*_BY_PHONE, *_VERIFY))
+
+
+class StaleDirectory(Exception):
+    """A per-process copy of a key, sender or delegation no longer matches the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """The key and sender a check took from per-process copies, to verify with its facts."""
+
+    key_prefix: str
+    key_fingerprint: str
+    agent_id: int | None
+    sender_fingerprint: tuple[str, ...]
+
+    def verify(self, seen: dict[str, list[str]]) -> None:
+        """Raise StaleDirectory unless the database still holds exactly these rows."""
+        if seen.get("k") != [self.key_fingerprint] or (
+            seen.get("x", []) + sorted(seen.get("g", []))
+        ) != list(self.sender_fingerprint):
+            raise StaleDirectory
 
 
 def _split(text: str | None) -> frozenset[str]:
@@ -99,18 +170,37 @@ def _quiet(text: str | None) -> tuple[time, time] | None:
 
 
 def load_facts(
-    session: Session, sender: SenderRef, phone_list: Sequence[str], at: datetime
+    session: Session,
+    sender: SenderRef,
+    phone_list: Sequence[str],
+    at: datetime,
+    directory: Directory | None = None,
 ) -> dict[str, Facts]:
-    """Return the facts for each phone about ``sender`` at ``at``: one query per chunk."""
+    """Return the facts for each phone about ``sender`` at ``at``: one query per chunk.
+
+    With ``directory``, the first query also verifies the per-process copies the
+    request used, and StaleDirectory is raised when they are out of date.
+    """
+    seen: dict[str, list[str]] = {}
     consents: dict[str, list[ConsentFact]] = {}
     optouts: dict[str, list[OptOutFact]] = {}
     prefs: dict[str, Preferences] = {}
     cut: dict[str, datetime] = {}
-    for start in range(0, len(phone_list), CHUNK):
-        params = {"phones": list(phone_list[start : start + CHUNK]), "sender": sender.id, "at": at}
-        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in session.connection().execute(
-            _FACTS, params
-        ):
+    conn = session.connection()
+    # With a directory to verify, the first query runs even for no phones at all.
+    for start in range(0, max(len(phone_list), directory is not None), CHUNK):
+        params: dict[str, Any] = {"sender": sender.id, "at": at}
+        if directory is not None and start == 0:
+            params["key_prefix"] = directory.key_prefix
+            params["agent"] = directory.agent_id
+        if len(phone_list) == 1:  # the single check: a precompiled statement
+            params["phone"] = phone_list[0]
+            rows = (_FACTS_ONE_VERIFIED if directory is not None else _FACTS_ONE).rows(conn, params)
+        else:
+            params["phones"] = list(phone_list[start : start + CHUNK])
+            query = _FACTS_VERIFIED if directory is not None and start == 0 else _FACTS
+            rows = conn.execute(query, params).all()
+        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in rows:
             if kind == "c":
                 consents.setdefault(phone, []).append(
                     ConsentFact(id_, _split(chan), status, t1, t2, cat, t3, t4, t5)
@@ -119,8 +209,13 @@ def load_facts(
                 optouts.setdefault(phone, []).append(OptOutFact(_split(chan), t1, t2))
             elif kind == "s":
                 prefs[phone] = Preferences(t1, _split(status), _split(chan), _quiet(cat))
-            elif t1 is not None:
-                cut[phone] = t1
+            elif kind == "d":
+                if t1 is not None:
+                    cut[phone] = t1
+            else:
+                seen.setdefault(kind, []).append(phone)
+    if directory is not None:
+        directory.verify(seen)
     empty = Facts(sender_suspended=sender.suspended)
     result = {}
     for phone in phone_list:
@@ -163,6 +258,7 @@ class CheckRequest:
     purpose: str
     category: str
     at: datetime
+    directory: Directory | None = None  # per-process copies to verify with the facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +346,7 @@ def check_one(
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     state = known_seq(read or session)
-    facts = load_facts(read or session, req.sender, [phone], req.at)[phone]
+    facts = load_facts(read or session, req.sender, [phone], req.at, req.directory)[phone]
     dec = decide(
         facts,
         channel=req.channel,
@@ -318,7 +414,7 @@ def decide_many(
     session: Session, settings: Settings, req: CheckRequest, phone_list: Sequence[str]
 ) -> dict[str, Decision]:
     """Decide for many distinct phones at once (batch, scrub); ``session`` only reads."""
-    facts = load_facts(session, req.sender, phone_list, req.at)
+    facts = load_facts(session, req.sender, phone_list, req.at, req.directory)
     policy = policy_of(settings)
     return {
         p: decide(

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from registry.db import fingerprint
 from registry.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from registry.orgs.models import ROLES, ApiKey, Organization
 from registry.timeutil import utcnow
@@ -29,6 +30,8 @@ class Caller:
     name: str
     role: str
     suspended_until: datetime | None
+    key_prefix: str = ""
+    fingerprint: str = ""  # of the key and organization rows, see ``authenticate_cached``
 
     def suspended(self, now: datetime) -> bool:
         """Tell whether the organization is under a suspension at ``now``."""
@@ -83,6 +86,16 @@ def revoke_key(session: Session, prefix: str) -> ApiKey:
     return row
 
 
+# Changes whenever the key is revoked (the row then no longer matches) or the
+# organization's role, name or suspension changes.
+KEY_FINGERPRINT = fingerprint(
+    ApiKey.id,
+    Organization.id,
+    Organization.slug,
+    Organization.name,
+    Organization.role,
+    Organization.suspended_until,
+)
 _AUTH = (
     select(
         ApiKey.key_hash,
@@ -91,6 +104,7 @@ _AUTH = (
         Organization.name,
         Organization.role,
         Organization.suspended_until,
+        KEY_FINGERPRINT,
     )
     .join(Organization, Organization.id == ApiKey.organization_id)  # type: ignore[arg-type]
     .where(ApiKey.prefix == bindparam("prefix"))
@@ -109,7 +123,35 @@ def authenticate(session: Session, key: str) -> Caller:
     stored = row[0] if row is not None else "0" * 64
     if not hmac.compare_digest(stored, _hash(key)) or row is None:
         raise Unauthorized("the API key is not valid")
-    return Caller(row[1], row[2], row[3], row[4], row[5])
+    return Caller(row[1], row[2], row[3], row[4], row[5], parts[1], row[6])
+
+
+# sha256 of a key -> its caller, per process: see ``authenticate_cached``.
+_CALLERS: dict[str, Caller] = {}
+CACHE_SIZE = 10_000
+
+
+def authenticate_cached(session: Session, key: str) -> Caller:
+    """Return the caller for a bearer key from this process's copy, else as ``authenticate``.
+
+    Only for the preflight checks, which verify the copy in the same query that
+    reads their facts (``Caller.fingerprint``) and start again with
+    ``forget_caller`` and ``authenticate`` when it no longer matches: a revoked
+    key or a suspension is honoured from the next check on, in every process.
+    """
+    digest = _hash(key)
+    found = _CALLERS.get(digest)
+    if found is None:
+        found = authenticate(session, key)
+        if len(_CALLERS) >= CACHE_SIZE:
+            _CALLERS.clear()
+        _CALLERS[digest] = found
+    return found
+
+
+def forget_caller(key: str) -> None:
+    """Drop this process's copy of a key's caller."""
+    _CALLERS.pop(_hash(key), None)
 
 
 # --- the regulator console's directory (issue 6) ------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
+from registry.db import fingerprint
 from registry.errors import (
     Conflict,
     Forbidden,
@@ -37,6 +39,8 @@ class SenderRef:
     org_slug: str = ""
     agent_id: int | None = None  # set when the caller acts for the owner by delegation
     agent_slug: str | None = None
+    # Of the sender, owner and delegation rows this rests on (see ``resolve_sender_cached``).
+    fingerprint: tuple[str, ...] = ()
 
 
 def create_sender(
@@ -91,6 +95,17 @@ def list_senders(session: Session, org_id: int) -> list[tuple[Sender, list[str]]
     return [(s, sorted(addresses.get(s.id or 0, []))) for s in senders]
 
 
+SENDER_FINGERPRINT = fingerprint(
+    Sender.id,
+    Sender.code,
+    Sender.name,
+    Sender.category,
+    Sender.organization_id,
+    Sender.suspended_until,
+    Organization.suspended_until,
+    Organization.slug,
+)
+DELEGATION_FINGERPRINT = fingerprint(Delegation.id, Delegation.scopes, Delegation.expires_at)
 _SENDER = (
     select(
         Sender.id,
@@ -101,6 +116,7 @@ _SENDER = (
         Sender.suspended_until,
         Organization.suspended_until,
         Organization.slug,
+        SENDER_FINGERPRINT,
     ).join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
 )
 _BY_CODE = _SENDER.where(Sender.code == bindparam("code"))
@@ -109,7 +125,7 @@ _BY_ADDRESS = _SENDER.join(
     SenderAddress.sender_id == Sender.id,  # type: ignore[arg-type]
 ).where(SenderAddress.address == bindparam("address"))
 _DELEGATED = (
-    select(Delegation.scopes, Delegation.expires_at)
+    select(Delegation.scopes, Delegation.expires_at, DELEGATION_FINGERPRINT)
     .join(DelegationSender, DelegationSender.delegation_id == Delegation.id)  # type: ignore[arg-type]
     .where(
         and_(
@@ -127,6 +143,7 @@ def _suspended(until: datetime | None, now: datetime) -> bool:
 
 def _ref(row: tuple, now: datetime, agent: Caller | None = None) -> SenderRef:  # type: ignore[type-arg]
     return SenderRef(
+        fingerprint=(row[8],),
         id=row[0],
         code=row[1],
         name=row[2],
@@ -139,6 +156,37 @@ def _ref(row: tuple, now: datetime, agent: Caller | None = None) -> SenderRef:  
     )
 
 
+Rows = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
+
+
+def _lookup(session: Session, caller: Caller, code: str) -> Rows:
+    """Read the sender ``code`` and, if the caller does not own it, the caller's grants for it."""
+    conn = session.connection()
+    row = conn.execute(_BY_CODE, {"code": code}).first()
+    if row is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    if row[4] == caller.org_id:
+        return tuple(row), []
+    grants = conn.execute(_DELEGATED, {"agent": caller.org_id, "sender": row[0]}).all()
+    return tuple(row), [tuple(g) for g in grants]
+
+
+def _grant(rows: Rows, caller: Caller, code: str, scope: str, now: datetime) -> SenderRef:
+    """Return the sender as the caller may use it for ``scope`` at ``now``; else Forbidden."""
+    row, grants = rows
+    if row[4] == caller.org_id:
+        return _ref(row, now)
+    for scopes, expires_at, _ in grants:
+        if scope in scopes.split(",") and (expires_at is None or expires_at > now):
+            ref = replace(
+                _ref(row, now, agent=caller),
+                fingerprint=(row[8], *sorted(g[2] for g in grants)),
+            )
+            # A suspended agent can act for nobody.
+            return replace(ref, suspended=True) if caller.suspended(now) else ref
+    raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
+
+
 def resolve_sender(
     session: Session, caller: Caller, code: str, scope: str, now: datetime
 ) -> SenderRef:
@@ -146,19 +194,41 @@ def resolve_sender(
 
     The owner's call is one indexed query; a delegated call adds exactly one more.
     """
-    row = session.connection().execute(_BY_CODE, {"code": code}).first()
-    if row is None:
-        raise UnknownSender(f"no sender with code {code!r}", field="sender")
-    if row[4] == caller.org_id:
-        return _ref(row, now)
-    for scopes, expires_at in session.connection().execute(
-        _DELEGATED, {"agent": caller.org_id, "sender": row[0]}
-    ):
-        if scope in scopes.split(",") and (expires_at is None or expires_at > now):
-            ref = _ref(row, now, agent=caller)
-            # A suspended agent can act for nobody.
-            return replace(ref, suspended=True) if caller.suspended(now) else ref
-    raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
+    return _grant(_lookup(session, caller, code), caller, code, scope, now)
+
+
+# (caller organization, sender code) -> the rows ``_lookup`` read, per process.
+_SENDERS: dict[tuple[int, str], Rows] = {}
+CACHE_SIZE = 10_000
+
+
+def resolve_sender_cached(
+    session: Session, caller: Caller, code: str, scope: str, now: datetime
+) -> SenderRef:
+    """Return what ``resolve_sender`` would, from this process's copy of the rows when it has one.
+
+    Only for the preflight checks, which verify ``SenderRef.fingerprint`` in the
+    query that reads their facts, and call ``forget_sender`` and start again
+    when it no longer matches. Suspensions and expiries are judged at ``now``.
+    """
+    key = (caller.org_id, code)
+    rows = _SENDERS.get(key)
+    if rows is not None:
+        try:
+            return _grant(rows, caller, code, scope, now)
+        except Forbidden:
+            _SENDERS.pop(key, None)  # a refusal is never served from a copy: read again
+    rows = _lookup(session, caller, code)  # an unknown sender raises: nothing is kept
+    ref = _grant(rows, caller, code, scope, now)
+    if len(_SENDERS) >= CACHE_SIZE:
+        _SENDERS.clear()
+    _SENDERS[key] = rows
+    return ref
+
+
+def forget_sender(org_id: int, code: str) -> None:
+    """Drop this process's copy of a sender as one caller resolved it."""
+    _SENDERS.pop((org_id, code), None)
 
 
 def sender_by_address(session: Session, address: str, now: datetime) -> SenderRef:

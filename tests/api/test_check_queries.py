@@ -11,6 +11,8 @@ from sqlalchemy import event
 
 from registry.events import sealing
 from registry.extensions import db
+from registry.orgs import services as orgs_services
+from registry.senders import services as senders_services
 from tests.conftest import Api
 from tests.factories import HOLDER
 
@@ -41,14 +43,27 @@ def _feed_position_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sealing, "KNOWN_TTL", 3600.0)
 
 
-def test_single_check_is_four_statements(app: Flask, acme: Api) -> None:
-    acme.check(HOLDER)  # warm caches that are not per request (incl. the feed position)
+@pytest.fixture(autouse=True)
+def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Start each test without per-process copies of keys and senders.
+    monkeypatch.setattr(orgs_services, "_CALLERS", {})
+    monkeypatch.setattr(senders_services, "_SENDERS", {})
+
+
+def test_single_check_is_four_statements_then_two(app: Flask, acme: Api) -> None:
     with statements(app) as seen:
         acme.check(HOLDER)
     # key, sender, the facts (one UNION ALL), the log row; the receipt's feed
     # position comes from a per-process cache (registry/events/sealing.py)
     assert len(seen) == 4, "\n---\n".join(seen)
     assert sum("UNION ALL" in s for s in seen) == 1
+    with statements(app) as seen:
+        acme.check(HOLDER)
+    # The key and sender now come from this process's copies, verified by the
+    # facts query itself: the facts and the log row.
+    assert len(seen) == 2, "\n---\n".join(seen)
+    assert "api_key" in seen[0]
+    assert "sender" in seen[0]
 
 
 def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, session) -> None:  # type: ignore[no-untyped-def]
@@ -59,10 +74,13 @@ def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, se
     session.commit()
     acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
     agent = Api(client, key)
-    agent.check(HOLDER)
     with statements(app) as seen:
         agent.check(HOLDER)
-    assert len(seen) == 5, "\n---\n".join(seen)
+    assert len(seen) == 5, "\n---\n".join(seen)  # the owner's four and the delegation
+    with statements(app) as seen:
+        agent.check(HOLDER)
+    assert len(seen) == 2, "\n---\n".join(seen)
+    assert "delegation_sender" in seen[0]
 
 
 def test_batch_of_thousands_is_a_handful_of_statements(app: Flask, acme: Api) -> None:
