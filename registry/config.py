@@ -83,6 +83,13 @@ def _storage_url(text: str) -> str:
     return text
 
 
+def _http_url(text: str) -> str:
+    """Accept only http(s) URLs: urllib would also open file:// and ftp:// ones."""
+    if not text.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"expected an http:// or https:// URL, got {text.split(':', 1)[0]!r}")
+    return text
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -220,9 +227,10 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         if backend not in SMS_BACKENDS:
             raise ConfigError(f"REGISTRY_SMS_BACKEND: expected one of {SMS_BACKENDS}")
         kwargs["sms_backend"] = backend
-    kwargs["sms_http_url"] = get("SMS_HTTP_URL")
+    if (gateway := get("SMS_HTTP_URL")) is not None:
+        kwargs["sms_http_url"] = check("SMS_HTTP_URL", _http_url, gateway)
     kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
-    if kwargs.get("sms_backend") == "http" and not kwargs["sms_http_url"]:
+    if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
