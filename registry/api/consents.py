@@ -9,7 +9,7 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, settings
+from registry.api import actor_for, body, bp, caller, settings, write_limit
 from registry.api.errors import validation_details
 from registry.api.openapi import route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
@@ -140,10 +140,6 @@ class CodeIn(Strict):
     code: Annotated[str, Field(min_length=1, max_length=16)]
 
 
-def _write_limit() -> str:
-    return settings().ratelimit_write
-
-
 def public(
     consent: Consent, sender_code: str, history: list[Event] | None = None
 ) -> dict[str, Any]:
@@ -233,7 +229,7 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     response=ConsentOut,
     status=201,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def create_consent() -> Any:
     """Record a consent; the same external_id returns the existing one (200)."""
     data = body(ConsentIn)
@@ -251,7 +247,7 @@ def create_consent() -> Any:
     body=BulkIn,
     response=BulkOut,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def bulk_consents() -> Any:
     """Record each item on its own; one bad item never fails the rest."""
     data = body(BulkIn)
@@ -346,7 +342,7 @@ def get_consent(consent_id: int) -> Any:
     tag="consents",
     response=ConsentOut,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def revoke_consent(consent_id: int) -> Any:
     """Revoke a consent at once (the sender heard the holder withdraw it)."""
     consent, sender = _own_consent(consent_id)
@@ -358,7 +354,7 @@ def revoke_consent(consent_id: int) -> Any:
 
 @route(bp, "/consent-requests", "POST", summary="Text the holder a one-time consent code", tag="consents",
        body=ConsentRequestIn, response=ConsentRequestOut, status=201)  # fmt: skip
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def create_consent_request() -> Any:
     """Start an OTP-confirmed consent: the registry texts the code, never the caller."""
     data = body(ConsentRequestIn)
