@@ -119,6 +119,7 @@ class Settings:
     ratelimit_write: str = "1200 per minute"
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
+    ratelimit_consent_number: str = "10 per hour"
     max_batch: int = 10_000
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
@@ -242,6 +243,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:
         kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
+    if (limit := get("RATELIMIT_CONSENT_NUMBER")) is not None:
+        kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

@@ -19,7 +19,7 @@ from registry.consent.models import STATUSES, Consent
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, RegistryError, TooLarge, ValidationFailed
 from registry.events.models import Event
-from registry.extensions import limiter
+from registry.extensions import limiter, rate_limit_key
 from registry.senders.services import SenderRef, code_of, resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -352,9 +352,23 @@ def revoke_consent(consent_id: int) -> Any:
     return jsonify(public(consent, sender.code, consents.history(session, consent_id)))
 
 
+def _requested_number() -> str:
+    # Per number, whichever key asks: without it a sender could text one holder
+    # code after code, and spread guesses over many requests (5 tries each).
+    # The body is parsed whatever its Content-Type, as body() does, so leaving the
+    # header out does not dodge the limit.
+    try:
+        data = json.loads(request.get_data(cache=True))
+        return "consent-number:" + phones.to_e164(str(data["phone"]), settings().default_region)
+    except (ValueError, TypeError, KeyError, phones.InvalidPhone):
+        # Refused before any text is sent; counted against the caller, not one shared bucket.
+        return "consent-number:unparsed:" + rate_limit_key()
+
+
 @route(bp, "/consent-requests", "POST", summary="Text the holder a one-time consent code", tag="consents",
        body=ConsentRequestIn, response=ConsentRequestOut, status=201)  # fmt: skip
 @limiter.limit(write_limit)
+@limiter.limit(lambda: settings().ratelimit_consent_number, key_func=_requested_number)
 def create_consent_request() -> Any:
     """Start an OTP-confirmed consent: the registry texts the code, never the caller."""
     data = body(ConsentRequestIn)

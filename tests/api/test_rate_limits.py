@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -11,7 +12,7 @@ import pytest
 from flask import Flask
 
 from tests.conftest import Api, other_app
-from tests.factories import HOLDER, World
+from tests.factories import HOLDER, HOLDER2, World
 from tests.web.test_site import csrf
 
 CHECK = {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
@@ -121,6 +122,9 @@ def test_every_api_write_route_is_rate_limited(app: Flask, tmp_path: Path) -> No
         tmp_path,
         REGISTRY_RATELIMIT_WRITE=f"{WRITE_LIMIT} per minute",
         REGISTRY_RATELIMIT_CHECK=f"{CHECK_LIMIT} per minute",
+        # Consent requests also have a per-number limit; the headers name the limit with
+        # the shortest window, so this one (tested below) keeps out of the way here.
+        REGISTRY_RATELIMIT_CONSENT_NUMBER="1000 per hour",
     ) as limited:
         client = limited.test_client()
         headers = {"Authorization": f"Bearer {world.keys['acme']}"}
@@ -195,3 +199,32 @@ def test_guessing_a_consent_code_is_cut_off_at_30_a_minute(app: Flask, tmp_path:
         ]
         assert 429 not in answers[:30]
         assert answers[30] == 429
+
+
+@pytest.mark.live
+def test_consent_codes_texted_to_one_number_are_limited_whoever_asks(
+    app: Flask, tmp_path: Path
+) -> None:
+    world = make_world()
+    ask = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "Card offers"}
+    with other_app(
+        app.config["REGISTRY"].database_url,
+        tmp_path,
+        REGISTRY_RATELIMIT_CONSENT_NUMBER="2 per hour",
+    ) as limited:
+        client = limited.test_client()
+        acme, shop = Api(client, world.keys["acme"]), Api(client, world.keys["shop"])
+        assert acme.post("/consent-requests", ask).status_code == 201
+        # No Content-Type: the body is still read (as the API reads it), and still counted.
+        plain = client.post(
+            "/api/v1/consent-requests", data=json.dumps(ask), headers=acme.headers()
+        )
+        assert plain.status_code == 201
+        # Another key, the same number written another way: over the number's budget.
+        again = {**ask, "phone": "0086 138-0013-8000", "sender": "shop-deals"}
+        resp = shop.post("/consent-requests", again)
+        assert resp.status_code == 429
+        assert resp.get_json()["error"]["code"] == "rate_limited"
+        assert int(resp.headers["Retry-After"]) > 0
+        # Another number is not affected.
+        assert acme.post("/consent-requests", {**ask, "phone": HOLDER2}).status_code == 201

@@ -93,6 +93,7 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("RATELIMIT_STORAGE_URL", "bogus://127.0.0.1"),
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
+        ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(
