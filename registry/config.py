@@ -83,6 +83,13 @@ def _storage_url(text: str) -> str:
     return text
 
 
+def _http_url(text: str) -> str:
+    """Accept only http(s) URLs: urllib would also open file:// and ftp:// ones."""
+    if not text.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"expected an http:// or https:// URL, got {text.split(':', 1)[0]!r}")
+    return text
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -112,6 +119,7 @@ class Settings:
     ratelimit_write: str = "1200 per minute"
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
+    ratelimit_consent_number: str = "10 per hour"
     max_batch: int = 10_000
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
@@ -220,9 +228,10 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         if backend not in SMS_BACKENDS:
             raise ConfigError(f"REGISTRY_SMS_BACKEND: expected one of {SMS_BACKENDS}")
         kwargs["sms_backend"] = backend
-    kwargs["sms_http_url"] = get("SMS_HTTP_URL")
+    if (gateway := get("SMS_HTTP_URL")) is not None:
+        kwargs["sms_http_url"] = check("SMS_HTTP_URL", _http_url, gateway)
     kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
-    if kwargs.get("sms_backend") == "http" and not kwargs["sms_http_url"]:
+    if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
@@ -234,6 +243,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:
         kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
+    if (limit := get("RATELIMIT_CONSENT_NUMBER")) is not None:
+        kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

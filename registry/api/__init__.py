@@ -82,6 +82,11 @@ def settings() -> Settings:
     return s
 
 
+def write_limit() -> str:
+    """Return the rate limit for every route that changes something (REGISTRY_RATELIMIT_WRITE)."""
+    return settings().ratelimit_write
+
+
 def body(model: type[M]) -> M:
     """Validate the JSON body against ``model`` (pydantic parses the JSON itself)."""
     return model.model_validate_json(request.get_data(cache=False) or b"")

@@ -9,7 +9,7 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, settings
+from registry.api import actor_for, body, bp, caller, settings, write_limit
 from registry.api.errors import validation_details
 from registry.api.openapi import route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
@@ -19,7 +19,7 @@ from registry.consent.models import STATUSES, Consent
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, RegistryError, TooLarge, ValidationFailed
 from registry.events.models import Event
-from registry.extensions import limiter
+from registry.extensions import limiter, rate_limit_key
 from registry.senders.services import SenderRef, code_of, resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -140,10 +140,6 @@ class CodeIn(Strict):
     code: Annotated[str, Field(min_length=1, max_length=16)]
 
 
-def _write_limit() -> str:
-    return settings().ratelimit_write
-
-
 def public(
     consent: Consent, sender_code: str, history: list[Event] | None = None
 ) -> dict[str, Any]:
@@ -233,7 +229,7 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     response=ConsentOut,
     status=201,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def create_consent() -> Any:
     """Record a consent; the same external_id returns the existing one (200)."""
     data = body(ConsentIn)
@@ -251,7 +247,7 @@ def create_consent() -> Any:
     body=BulkIn,
     response=BulkOut,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def bulk_consents() -> Any:
     """Record each item on its own; one bad item never fails the rest."""
     data = body(BulkIn)
@@ -346,7 +342,7 @@ def get_consent(consent_id: int) -> Any:
     tag="consents",
     response=ConsentOut,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def revoke_consent(consent_id: int) -> Any:
     """Revoke a consent at once (the sender heard the holder withdraw it)."""
     consent, sender = _own_consent(consent_id)
@@ -356,9 +352,23 @@ def revoke_consent(consent_id: int) -> Any:
     return jsonify(public(consent, sender.code, consents.history(session, consent_id)))
 
 
+def _requested_number() -> str:
+    # Per number, whichever key asks: without it a sender could text one holder
+    # code after code, and spread guesses over many requests (5 tries each).
+    # The body is parsed whatever its Content-Type, as body() does, so leaving the
+    # header out does not dodge the limit.
+    try:
+        data = json.loads(request.get_data(cache=True))
+        return "consent-number:" + phones.to_e164(str(data["phone"]), settings().default_region)
+    except (ValueError, TypeError, KeyError, phones.InvalidPhone):
+        # Refused before any text is sent; counted against the caller, not one shared bucket.
+        return "consent-number:unparsed:" + rate_limit_key()
+
+
 @route(bp, "/consent-requests", "POST", summary="Text the holder a one-time consent code", tag="consents",
        body=ConsentRequestIn, response=ConsentRequestOut, status=201)  # fmt: skip
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
+@limiter.limit(lambda: settings().ratelimit_consent_number, key_func=_requested_number)
 def create_consent_request() -> Any:
     """Start an OTP-confirmed consent: the registry texts the code, never the caller."""
     data = body(ConsentRequestIn)

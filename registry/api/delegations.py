@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, settings
+from registry.api import body, bp, caller, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import SenderCode, Strict, Time
 from registry.db import get_session
@@ -58,7 +58,7 @@ def _out(item: dict[str, Any]) -> dict[str, Any]:
 
 @route(bp, "/delegations", "POST", summary="Delegate senders to an agent", tag="delegations",
        body=DelegationIn, response=DelegationOut, status=201)  # fmt: skip
-@limiter.limit(lambda: settings().ratelimit_write)
+@limiter.limit(write_limit)
 def create_delegation() -> Any:
     """Grant an agent the right to act for your senders within scopes."""
     data = body(DelegationIn)
@@ -94,7 +94,7 @@ def list_delegations() -> Any:
     tag="delegations",
     response=DelegationOut,
 )
-@limiter.limit(lambda: settings().ratelimit_write)
+@limiter.limit(write_limit)
 def revoke_delegation(delegation_id: int) -> Any:
     """Revoke at once: the agent's next call is refused."""
     session = get_session()

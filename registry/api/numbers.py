@@ -9,7 +9,7 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, require_role, settings
+from registry.api import body, bp, caller, require_role, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import ErrorItem, Strict
 from registry.db import get_session
@@ -51,7 +51,7 @@ class ReassignedOut(BaseModel):
 
 @route(bp, "/numbers/disconnections", "POST", summary="Report disconnected numbers", tag="numbers",
        body=DisconnectionsIn, response=DisconnectionsOut, status=202)  # fmt: skip
-@limiter.limit(lambda: settings().ratelimit_write)
+@limiter.limit(write_limit)
 def report_disconnections() -> Any:
     """Record disconnections (carrier role); bad rows are rejected by index."""
     carrier = require_role("carrier")

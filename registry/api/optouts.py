@@ -8,7 +8,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, settings
+from registry.api import actor_for, body, bp, caller, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.consent import services as consents
@@ -59,10 +59,6 @@ class InboundOut(BaseModel):
     reply: str
 
 
-def _write_limit() -> str:
-    return settings().ratelimit_write
-
-
 def _phone(raw: str, field: str) -> str:
     try:
         return phones.to_e164(raw, settings().default_region)
@@ -80,7 +76,7 @@ def _phone(raw: str, field: str) -> str:
     response=OptOutOut,
     status=201,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def create_optout() -> Any:
     """Record a refusal; every check after this answers opted_out."""
     data = body(OptOutIn)
@@ -121,7 +117,7 @@ def create_optout() -> Any:
     body=InboundIn,
     response=InboundOut,
 )
-@limiter.limit(_write_limit)
+@limiter.limit(write_limit)
 def inbound_sms() -> Any:
     """Read a reply (STOP, 退订, Y, START, HELP...) and act on it for the sender behind ``to``."""
     data = body(InboundIn)

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller
+from registry.api import body, bp, caller, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Category, SenderCode, Strict
 from registry.db import get_session
+from registry.extensions import limiter
 from registry.senders import services
 from registry.senders.models import Sender
 from registry.timeutil import iso
@@ -68,6 +69,7 @@ def list_senders() -> Any:
     response=SenderPublic,
     status=201,
 )
+@limiter.limit(write_limit)
 def create_sender() -> Any:
     """Register a sender for the caller's organization."""
     data = body(SenderCreate)

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, settings
+from registry.api import body, bp, caller, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.db import get_session
 from registry.errors import TooLarge
+from registry.extensions import limiter
 from registry.sync import compare
 from registry.timeutil import to_utc, utcnow
 
@@ -67,6 +68,7 @@ class CompareOut(BaseModel):
 
 @route(bp, "/sync/compare", "POST", summary="Compare your rows with the registry", tag="sync",
        body=CompareIn, response=CompareOut)  # fmt: skip
+@limiter.limit(write_limit)
 def compare_rows() -> Any:
     """Return the rows of the page that differ from the registry."""
     data = body(CompareIn)

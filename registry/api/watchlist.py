@@ -8,11 +8,12 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, settings
+from registry.api import body, bp, caller, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import ErrorItem, Strict
 from registry.db import get_session
 from registry.errors import TooLarge
+from registry.extensions import limiter
 from registry.sync import watchlist
 
 
@@ -57,6 +58,7 @@ def _parse(data: WatchIn) -> tuple[list[str], list[dict[str, Any]]]:
 @route(
     bp, "/watchlist", "POST", summary="Watch numbers", tag="sync", body=WatchIn, response=WatchOut
 )
+@limiter.limit(write_limit)
 def watch() -> Any:
     """Add numbers to your watchlist; invalid entries are rejected by index."""
     good, rejected = _parse(body(WatchIn))
@@ -70,6 +72,7 @@ def watch() -> Any:
 
 @route(bp, "/watchlist", "DELETE", summary="Stop watching numbers", tag="sync", body=WatchIn,
        response=WatchOut)  # fmt: skip
+@limiter.limit(write_limit)
 def unwatch() -> Any:
     """Remove numbers from your watchlist."""
     good, rejected = _parse(body(WatchIn))

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller
+from registry.api import body, bp, caller, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Strict
 from registry.db import get_session
+from registry.extensions import limiter
 from registry.sync import webhooks
 
 
@@ -51,6 +52,7 @@ class WebhookList(BaseModel):
 
 @route(bp, "/webhooks", "POST", summary="Add a webhook", tag="sync", body=WebhookIn,
        response=WebhookCreated, status=201)  # fmt: skip
+@limiter.limit(write_limit)
 def create_webhook() -> Any:
     """Register a URL; changes from now on are delivered there by the worker."""
     data = body(WebhookIn)
@@ -75,6 +77,7 @@ class WebhookDeleted(BaseModel):
 
 @route(bp, "/webhooks", "DELETE", summary="Remove your webhooks for a URL", tag="sync",
        body=WebhookIn, response=WebhookDeleted)  # fmt: skip
+@limiter.limit(write_limit)
 def delete_webhooks_by_url() -> Any:
     """Stop deliveries to a URL (``DELETE /webhooks/<id>`` removes one hook by id)."""
     data = body(WebhookIn)
@@ -85,6 +88,7 @@ def delete_webhooks_by_url() -> Any:
 
 
 @route(bp, "/webhooks/<int:hook_id>", "DELETE", summary="Remove a webhook", tag="sync", status=204)
+@limiter.limit(write_limit)
 def delete_webhook(hook_id: int) -> Any:
     """Stop deliveries to a hook."""
     session = get_session()

@@ -148,7 +148,7 @@ def bulk_holders(session: Session, count: int) -> None:
     # Subscribers: DND on SMS for every 7th, finance blocked for every 5th, quiet hours for every 9th.
     session.execute(
         text(
-            "INSERT INTO subscriber (phone, dnd_voice, dnd_sms, blocked_categories, quiet_hours, "  # noqa: S608 - constants and integer ids only
+            "INSERT INTO subscriber (phone, dnd_voice, dnd_sms, blocked_categories, quiet_hours, "  # noqa: S608 - constants and integer ids only  # nosec B608
             "session_epoch, created_at, updated_at) "
             f"SELECT {phone}, n % 11 = 0, n % 7 = 0, CASE WHEN n % 5 = 0 THEN 'finance' ELSE '' END, "
             "CASE WHEN n % 9 = 0 THEN '12:00-14:00' END, 0, :now, :now "
@@ -168,7 +168,7 @@ def bulk_holders(session: Session, count: int) -> None:
     )
     session.execute(
         text(
-            "INSERT INTO consent (phone, sender_id, organization_id, channels, status, "  # noqa: S608 - constants and integer ids only
+            "INSERT INTO consent (phone, sender_id, organization_id, channels, status, "  # noqa: S608 - constants and integer ids only  # nosec B608
             "evidence_method, evidence_captured_at, created_at, activated_at) "
             f"SELECT {phone}, {case_sender}, {case_org}, 'sms,voice', 'active', 'synthetic', :now, :now, :now "
             f"FROM ({series}) AS g WHERE n % 2 = 0"
@@ -177,7 +177,7 @@ def bulk_holders(session: Session, count: int) -> None:
     )
     session.execute(
         text(
-            "INSERT INTO opt_out (phone, sender_id, organization_id, channels, source, received_at, created_at) "  # noqa: S608 - constants and integer ids only
+            "INSERT INTO opt_out (phone, sender_id, organization_id, channels, source, received_at, created_at) "  # noqa: S608 - constants and integer ids only  # nosec B608
             f"SELECT {phone}, {case_sender}, {case_org}, 'sms', 'synthetic', :now, :now "
             f"FROM ({series}) AS g WHERE n % 10 = 1"
         ),

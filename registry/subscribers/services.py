@@ -37,7 +37,8 @@ def get_or_create(session: Session, phone: str) -> Subscriber:
             .on_conflict_do_nothing()
         )
         sub = session.get(Subscriber, phone, with_for_update=True, populate_existing=True)
-        assert sub is not None
+        if sub is None:  # the row was just inserted (or by a concurrent request)
+            raise RuntimeError(f"subscriber {phone} vanished right after its insert")
     return sub
 
 

@@ -49,6 +49,7 @@ def compare(
         raise TooLarge(f"a page holds at most {MAX_ROWS} rows", field="rows")
     errors: list[dict[str, Any]] = []
     senders: dict[str, SenderRef | RegistryError] = {}
+    resolved: dict[str, SenderRef] = {}
     groups: dict[tuple[str, str], list[tuple[int, str, Row]]] = defaultdict(list)
     for index, row in enumerate(rows):
         try:
@@ -65,11 +66,11 @@ def compare(
         if isinstance(ref, RegistryError):
             errors.append({"index": index, "error": {"code": ref.code, "message": ref.message}})
             continue
+        resolved[row.sender] = ref
         groups[(row.sender, row.channel)].append((index, phone, row))
     differences: list[dict[str, Any]] = []
     for (code, channel), items in groups.items():
-        ref = senders[code]
-        assert isinstance(ref, SenderRef)
+        ref = resolved[code]
         req = CheckRequest(ref, channel, "marketing", ref.category, at)
         decisions = decide_many(session, settings, req, list(dict.fromkeys(p for _, p, _ in items)))
         for index, phone, row in items:

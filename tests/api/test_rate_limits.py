@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 from flask import Flask
 
 from tests.conftest import Api, other_app
-from tests.factories import HOLDER, World
+from tests.factories import HOLDER, HOLDER2, World
+from tests.web.test_site import csrf
 
 CHECK = {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
 
@@ -86,3 +89,142 @@ def test_memory_storage_starts_no_thread_per_hit(monkeypatch: pytest.MonkeyPatch
     storage.incr("short", expiry=0.01)
     time.sleep(0.02)
     assert storage.get("short") == 0  # expired keys still read as zero
+
+
+# --- every write route is limited (issue 7) -----------------------------------
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+WRITE_LIMIT, CHECK_LIMIT = "7", "9"  # distinct budgets, so a header names the limit that applied
+# Routes limited by something other than REGISTRY_RATELIMIT_WRITE, and why.
+OWN_LIMITS = {
+    "api.check": CHECK_LIMIT,  # REGISTRY_RATELIMIT_CHECK: checks are the volume traffic
+    "api.check_batch": CHECK_LIMIT,
+    "api.confirm_consent_request": "30",  # guesses at a holder's one-time code
+}
+
+
+def api_write_routes(app: Flask) -> list[tuple[str, str, str]]:
+    """Return (endpoint, method, path) for every /api/v1 route that changes something."""
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        for method in sorted((rule.methods or set()) & WRITE_METHODS):
+            routes.append((rule.endpoint, method, re.sub(r"<[^>]+>", "1", rule.rule)))
+    return routes
+
+
+@pytest.mark.live
+def test_every_api_write_route_is_rate_limited(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    with other_app(
+        app.config["REGISTRY"].database_url,
+        tmp_path,
+        REGISTRY_RATELIMIT_WRITE=f"{WRITE_LIMIT} per minute",
+        REGISTRY_RATELIMIT_CHECK=f"{CHECK_LIMIT} per minute",
+        # Consent requests also have a per-number limit; the headers name the limit with
+        # the shortest window, so this one (tested below) keeps out of the way here.
+        REGISTRY_RATELIMIT_CONSENT_NUMBER="1000 per hour",
+    ) as limited:
+        client = limited.test_client()
+        headers = {"Authorization": f"Bearer {world.keys['acme']}"}
+        routes = api_write_routes(limited)
+        # The enumeration sees the API: checks, consents, opt-outs, webhooks, watchlist...
+        assert {"api.check", "api.create_optout", "api.unwatch", "api.delete_webhook"} <= {
+            endpoint for endpoint, _, _ in routes
+        }
+        wrong = []
+        for endpoint, method, path in routes:
+            # An empty body fails validation; the limiter has counted the call all the same.
+            resp = client.open(path, method=method, json={}, headers=headers)
+            expected = OWN_LIMITS.get(endpoint, WRITE_LIMIT)
+            got = resp.headers.get("X-RateLimit-Limit")
+            if got != expected:
+                wrong.append(f"{method} {path} ({endpoint}): limit {got}, expected {expected}")
+        assert wrong == []
+
+
+@pytest.mark.live
+def test_the_sites_sign_in_code_endpoints_are_limited(app: Flask, tmp_path: Path) -> None:
+    with other_app(
+        app.config["REGISTRY"].database_url,
+        tmp_path,
+        REGISTRY_RATELIMIT_LOGIN_NUMBER="3 per 10 minutes",
+        REGISTRY_RATELIMIT_LOGIN_CLIENT="4 per hour",
+    ) as limited:
+        client = limited.test_client()
+        # Asking for a code: per number and per client address (the header names the tighter).
+        token = csrf(client, "/sign-in")
+        asked = client.post("/sign-in", data={"phone": HOLDER, "csrf_token": token})
+        assert asked.status_code == 302
+        assert asked.headers.get("X-RateLimit-Limit") == "3"
+        # Entering the code: 20 guesses per 10 minutes per client, on top of the code's own lock.
+        token = csrf(client, f"/sign-in/code?phone={HOLDER}")
+        guess = {"phone": HOLDER, "code": "000000", "csrf_token": token}
+        guessed = client.post("/sign-in/code", data=guess)
+        assert guessed.headers.get("X-RateLimit-Limit") == "20"
+
+
+@pytest.mark.live
+def test_exceeding_the_write_limit_is_429_in_the_error_envelope(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    optout = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"}
+    with other_app(
+        app.config["REGISTRY"].database_url, tmp_path, REGISTRY_RATELIMIT_WRITE="2 per minute"
+    ) as limited:
+        api = Api(limited.test_client(), world.keys["acme"])
+        for _ in range(2):
+            assert api.post("/optouts", optout).status_code == 201
+        resp = api.post("/optouts", optout)
+        assert resp.status_code == 429
+        assert resp.headers["Content-Type"] == "application/json"
+        error = resp.get_json()["error"]
+        assert error["code"] == "rate_limited"
+        assert "2 per 1 minute" in error["message"]
+        assert error["details"] == []
+        assert 0 < int(resp.headers["Retry-After"]) <= 60
+        assert resp.headers["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.live
+def test_guessing_a_consent_code_is_cut_off_at_30_a_minute(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    with other_app(app.config["REGISTRY"].database_url, tmp_path) as limited:
+        api = Api(limited.test_client(), world.keys["acme"])
+        # Each guess names another request id: the per-request lock after 5 wrong codes
+        # does not stop an attacker who spreads guesses; the rate limit does.
+        answers = [
+            api.post(f"/consent-requests/{n}/confirm", {"code": "000000"}).status_code
+            for n in range(31)
+        ]
+        assert 429 not in answers[:30]
+        assert answers[30] == 429
+
+
+@pytest.mark.live
+def test_consent_codes_texted_to_one_number_are_limited_whoever_asks(
+    app: Flask, tmp_path: Path
+) -> None:
+    world = make_world()
+    ask = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "wording": "Card offers"}
+    with other_app(
+        app.config["REGISTRY"].database_url,
+        tmp_path,
+        REGISTRY_RATELIMIT_CONSENT_NUMBER="2 per hour",
+    ) as limited:
+        client = limited.test_client()
+        acme, shop = Api(client, world.keys["acme"]), Api(client, world.keys["shop"])
+        assert acme.post("/consent-requests", ask).status_code == 201
+        # No Content-Type: the body is still read (as the API reads it), and still counted.
+        plain = client.post(
+            "/api/v1/consent-requests", data=json.dumps(ask), headers=acme.headers()
+        )
+        assert plain.status_code == 201
+        # Another key, the same number written another way: over the number's budget.
+        again = {**ask, "phone": "0086 138-0013-8000", "sender": "shop-deals"}
+        resp = shop.post("/consent-requests", again)
+        assert resp.status_code == 429
+        assert resp.get_json()["error"]["code"] == "rate_limited"
+        assert int(resp.headers["Retry-After"]) > 0
+        # Another number is not affected.
+        assert acme.post("/consent-requests", {**ask, "phone": HOLDER2}).status_code == 201

@@ -93,6 +93,7 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("RATELIMIT_STORAGE_URL", "bogus://127.0.0.1"),
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
+        ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(
@@ -105,6 +106,14 @@ def test_a_bad_value_is_a_config_error_naming_the_variable(
 def test_the_http_sms_backend_needs_a_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="REGISTRY_SMS_HTTP_URL"):
         load(tmp_path, SMS_BACKEND="http")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://gateway/sms", "gateway:9000"])
+def test_the_sms_gateway_url_must_be_http(tmp_path: Path, url: str) -> None:
+    # urllib.request.urlopen would read file:// and ftp:// URLs as readily as http://.
+    with pytest.raises(ConfigError, match="REGISTRY_SMS_HTTP_URL"):
+        load(tmp_path, SMS_BACKEND="http", SMS_HTTP_URL=url)
+    assert load(tmp_path, SMS_HTTP_URL="HTTPS://sms.example/send").sms_http_url
 
 
 def test_a_database_url_is_not_echoed_in_the_error(tmp_path: Path) -> None:
