@@ -259,7 +259,7 @@ def _positive_int(name: str, raw: str, upper: int) -> int:
     return value
 
 
-def _console_settings(get) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
     """Read the regulator console's settings: complaint ageing and the sanction trigger."""
     out: dict[str, object] = {}
     for name, key, upper in (

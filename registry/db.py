@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from flask import Flask, current_app, g
 from sqlalchemy import (
@@ -23,8 +23,9 @@ from sqlalchemy import (
     literal_column,
     text,
 )
-from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.engine import Engine, Row, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import SQLModel
 
 # One naming convention so that Alembic's autogenerate and batch mode on
@@ -41,6 +42,9 @@ metadata: MetaData = SQLModel.metadata
 # checks...) are BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is
 # the rowid alias, which is 64-bit anyway.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A name the Database class can use in annotations: its ``sessionmaker``
+# property shadows the class inside the class body.
+SessionFactory: TypeAlias = "sessionmaker[Session]"
 
 
 class Prepared:
@@ -147,20 +151,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         dialect = engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
-        def _commit(dbapi_conn: Any) -> None:
+        def _commit(dbapi_conn: PoolProxiedConnection) -> None:
             try:
                 do_commit(dbapi_conn)
             finally:
                 writers.release()
 
-        def _rollback(dbapi_conn: Any) -> None:
+        def _rollback(dbapi_conn: PoolProxiedConnection) -> None:
             try:
                 do_rollback(dbapi_conn)
             finally:
                 writers.release()
 
-        dialect.do_commit = _commit  # type: ignore[method-assign]
-        dialect.do_rollback = _rollback  # type: ignore[method-assign]
+        # Patching a method of the instance: mypy compares against the unbound signature.
+        dialect.do_commit = _commit  # type: ignore[method-assign,assignment]
+        dialect.do_rollback = _rollback  # type: ignore[method-assign,assignment]
         return engine
     options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, **kwargs}
     return create_engine(url, **options)
@@ -254,12 +259,12 @@ class Database:
         return _state().engine
 
     @property
-    def sessionmaker(self) -> sessionmaker[Session]:
+    def sessionmaker(self) -> SessionFactory:
         """Return the current app's session factory."""
         return _state().sessionmaker
 
     @property
-    def reader(self) -> sessionmaker[Session] | None:
+    def reader(self) -> SessionFactory | None:
         """Return the current app's factory for lock-free reads (SQLite), if any."""
         return _state().reader
 
@@ -305,7 +310,9 @@ class Replicas:
             return cached[1]
         try:
             with self.engines[index].connect() as conn:
-                in_recovery, receiver, lag = conn.execute(self._LAG).one()
+                # A text query: its three columns are untyped.
+                row: Row[Any, Any, Any] = conn.execute(self._LAG).one()
+                in_recovery, receiver, lag = row
             ok = (
                 bool(in_recovery)
                 and receiver == "streaming"

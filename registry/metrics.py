@@ -29,6 +29,7 @@ class QueueDepth(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield the outbox depth gauge."""
         from sqlalchemy import func, select
+        from sqlmodel import col
 
         from registry.db import get_session
         from registry.sms.models import SmsMessage
@@ -38,7 +39,9 @@ class QueueDepth(Collector):
         )
         try:
             queued = get_session().scalar(
-                select(func.count()).select_from(SmsMessage).where(SmsMessage.status == "queued")
+                select(func.count())
+                .select_from(SmsMessage)
+                .where(col(SmsMessage.status) == "queued")
             )
         except Exception:  # a scrape must not fail because the database is down
             return
@@ -52,7 +55,7 @@ def init_app(app: Flask) -> None:
         from prometheus_client import generate_latest, multiprocess
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-        class Metrics(GunicornInternalPrometheusMetrics):  # type: ignore[misc]
+        class Metrics(GunicornInternalPrometheusMetrics):
             def generate_metrics(
                 self, accept_header: str | None = None, names: object = None
             ) -> tuple[str, str]:

@@ -103,6 +103,7 @@ def register(app: Flask) -> None:
         # retry; nothing was committed. The pool
         # reconnects by itself once the database is back (pool_pre_ping).
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        response: Response | str
         if _is_api() or request.path in ("/readyz", "/healthz"):
             response, status = envelope(
                 "unavailable", "the registry's database is unavailable; retry shortly", 503

@@ -141,7 +141,9 @@ def bulk_holders(session: Session, count: int) -> None:
     dialect = session.get_bind().dialect.name
     series, phone = _SERIES[dialect], _PHONE[dialect]
     sender_ids = [row[0] for row in session.execute(text("SELECT id FROM sender ORDER BY id"))]
-    org_of = dict(session.execute(text("SELECT id, organization_id FROM sender")).all())
+    org_of: dict[int, int] = dict(
+        session.execute(text("SELECT id, organization_id FROM sender")).all()
+    )
     now = utcnow().replace(tzinfo=None)
     k = len(sender_ids)
     params = {"count": count, "now": now}

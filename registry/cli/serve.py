@@ -17,7 +17,7 @@ from registry.orgs.models import Organization
 def _gunicorn(app: Flask, options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

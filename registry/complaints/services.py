@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.complaints.models import STATUSES, Complaint, ComplaintMessage
 from registry.errors import NotFound, UnknownAddress, ValidationFailed
@@ -32,6 +33,8 @@ def file_complaint(
     now = utcnow()
     if contacted_at > now:
         raise ValidationFailed("the contact time is in the future", field="contacted_at")
+    sender_id: int | None
+    org_id: int | None
     try:
         sender = sender_by_address(session, address, now)
         sender_id, org_id = sender.id, sender.organization_id
@@ -64,7 +67,9 @@ def for_phone(session: Session, phone: str) -> list[Complaint]:
     """Return a holder's complaints, newest first."""
     return list(
         session.scalars(
-            select(Complaint).where(Complaint.phone == phone).order_by(Complaint.id.desc())  # type: ignore[union-attr]
+            select(Complaint)
+            .where(col(Complaint.phone) == phone)
+            .order_by(col(Complaint.id).desc())
         )
     )
 
@@ -74,8 +79,8 @@ def thread(session: Session, complaint_id: int) -> list[ComplaintMessage]:
     return list(
         session.scalars(
             select(ComplaintMessage)
-            .where(ComplaintMessage.complaint_id == complaint_id)
-            .order_by(ComplaintMessage.id)  # type: ignore[arg-type]
+            .where(col(ComplaintMessage.complaint_id) == complaint_id)
+            .order_by(col(ComplaintMessage.id))
         )
     )
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.config import Settings
 from registry.consent.models import CHANNELS, Consent, OptOut
@@ -19,6 +21,7 @@ from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
 from registry.events.models import Event
 from registry.events.services import SYSTEM, Actor
+from registry.senders.models import Sender
 from registry.senders.services import SenderRef
 from registry.sms import services as sms
 from registry.timeutil import utcnow
@@ -173,7 +176,9 @@ def create_consent(
 
 def _by_external(session: Session, org_id: int, external_id: str) -> Consent | None:
     return session.scalar(
-        select(Consent).where(Consent.organization_id == org_id, Consent.external_id == external_id)
+        select(Consent).where(
+            col(Consent.organization_id) == org_id, col(Consent.external_id) == external_id
+        )
     )
 
 
@@ -221,7 +226,9 @@ def confirm_pending_for(
     """Confirm every pending consent of this number for this sender (a Y reply)."""
     pending = session.scalars(
         select(Consent).where(
-            Consent.phone == phone, Consent.sender_id == sender_id, Consent.status == "pending"
+            col(Consent.phone) == phone,
+            col(Consent.sender_id) == sender_id,
+            col(Consent.status) == "pending",
         )
     ).all()
     done = []
@@ -259,8 +266,8 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
     now = now or utcnow()
     due = session.scalars(
         select(Consent).where(
-            ((Consent.status == "pending") & (Consent.pending_until <= now))  # type: ignore[operator]
-            | ((Consent.status == "active") & (Consent.expires_at <= now))  # type: ignore[operator]
+            ((col(Consent.status) == "pending") & (col(Consent.pending_until) <= now))
+            | ((col(Consent.status) == "active") & (col(Consent.expires_at) <= now))
         )
     ).all()
     for consent in due:
@@ -273,9 +280,9 @@ def void_before(session: Session, phone: str, disconnected_at: datetime, actor: 
     rows = session.scalars(
         select(Consent).where(
             and_(
-                Consent.phone == phone,
-                Consent.status.in_(("pending", "active")),  # type: ignore[attr-defined]
-                Consent.evidence_captured_at <= disconnected_at,  # type: ignore[operator]
+                col(Consent.phone) == phone,
+                col(Consent.status).in_(("pending", "active")),
+                col(Consent.evidence_captured_at) <= disconnected_at,
             )
         )
     ).all()
@@ -338,16 +345,16 @@ def list_consents(
     limit: int = 100,
 ) -> list[Consent]:
     """Return consents for an organization's senders (or one sender), oldest first, paged by id."""
-    query = select(Consent).where(Consent.id > after)  # type: ignore[operator]
+    query = select(Consent).where(col(Consent.id) > after)
     if org_id is not None:
-        query = query.where(Consent.organization_id == org_id)
+        query = query.where(col(Consent.organization_id) == org_id)
     if phone is not None:
-        query = query.where(Consent.phone == phone)
+        query = query.where(col(Consent.phone) == phone)
     if sender_id is not None:
-        query = query.where(Consent.sender_id == sender_id)
+        query = query.where(col(Consent.sender_id) == sender_id)
     if status is not None:
-        query = query.where(Consent.status == status)
-    return list(session.scalars(query.order_by(Consent.id).limit(limit)))  # type: ignore[arg-type]
+        query = query.where(col(Consent.status) == status)
+    return list(session.scalars(query.order_by(col(Consent.id)).limit(limit)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +441,7 @@ def rederive(session: Session, fix: bool = False) -> list[tuple[int, str, object
     Returns (consent id, field, stored, derived) for each difference.
     """
     diffs: list[tuple[int, str, object, object]] = []
-    for consent in session.scalars(select(Consent).order_by(Consent.id)):  # type: ignore[arg-type]
+    for consent in session.scalars(select(Consent).order_by(col(Consent.id))):
         derived = derive(consent, events.for_consent(session, consent.id or 0))
         for field, value in derived.items():
             stored = getattr(consent, field)
@@ -445,13 +452,19 @@ def rederive(session: Session, fix: bool = False) -> list[tuple[int, str, object
     return diffs
 
 
-def for_holder(session: Session, phone: str) -> list[dict[str, object]]:
+class HolderSender(TypedDict):
+    """One sender's part of ``for_holder``: the sender and this number's rows with it."""
+
+    sender: Sender | None
+    consents: list[Consent]
+    optouts: list[OptOut]
+
+
+def for_holder(session: Session, phone: str) -> list[HolderSender]:
     """Return, per sender, what the registry holds for this number: consents and opt-outs."""
-    from registry.senders.models import Sender
+    senders: dict[int, HolderSender] = {}
 
-    senders: dict[int, dict[str, object]] = {}
-
-    def entry(sender_id: int) -> dict[str, object]:
+    def entry(sender_id: int) -> HolderSender:
         if sender_id not in senders:
             sender = session.get(Sender, sender_id)
             senders[sender_id] = {
@@ -462,11 +475,13 @@ def for_holder(session: Session, phone: str) -> list[dict[str, object]]:
         return senders[sender_id]
 
     for consent in session.scalars(
-        select(Consent).where(Consent.phone == phone).order_by(Consent.id)
-    ):  # type: ignore[arg-type]
-        entry(consent.sender_id)["consents"].append(consent)  # type: ignore[attr-defined]
-    for optout in session.scalars(select(OptOut).where(OptOut.phone == phone).order_by(OptOut.id)):  # type: ignore[arg-type]
-        entry(optout.sender_id)["optouts"].append(optout)  # type: ignore[attr-defined]
+        select(Consent).where(col(Consent.phone) == phone).order_by(col(Consent.id))
+    ):
+        entry(consent.sender_id)["consents"].append(consent)
+    for optout in session.scalars(
+        select(OptOut).where(col(OptOut.phone) == phone).order_by(col(OptOut.id))
+    ):
+        entry(optout.sender_id)["optouts"].append(optout)
     return list(senders.values())
 
 
@@ -483,9 +498,9 @@ def withdraw_optouts(session: Session, actor: Actor, phone: str, sender_id: int)
     now = utcnow()
     rows = session.scalars(
         select(OptOut).where(
-            OptOut.phone == phone,
-            OptOut.sender_id == sender_id,
-            OptOut.withdrawn_at.is_(None),  # type: ignore[union-attr]
+            col(OptOut.phone) == phone,
+            col(OptOut.sender_id) == sender_id,
+            col(OptOut.withdrawn_at).is_(None),
         )
     ).all()
     if not rows:

@@ -107,11 +107,11 @@ def _heads(session: Session, phones: list[str]) -> dict[str, str | None]:
     heads: dict[str, str | None] = {}
     if session.get_bind().dialect.name == "postgresql":
         # One backward index probe on (phone, seq) per phone.
-        heads.update((p, h) for p, h in session.execute(_HEADS_PG, {"phones": phones}))
+        heads.update(session.execute(_HEADS_PG, {"phones": phones}).all())
         return heads
     for start in range(0, len(phones), _HEAD_CHUNK):
         chunk = phones[start : start + _HEAD_CHUNK]
-        heads.update((p, h) for p, h in session.execute(_HEADS, {"phones": chunk}))
+        heads.update(session.execute(_HEADS, {"phones": chunk}).all())
     return heads
 
 

@@ -9,8 +9,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.db import fingerprint
 from registry.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -44,7 +45,10 @@ def create_org(session: Session, slug: str, name: str, role: str = "sender") -> 
         raise ValidationFailed("slug: lowercase letters, digits and dashes, 2-63", field="slug")
     if role not in ROLES:
         raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
-    if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
+    if (
+        session.scalar(select(col(Organization.id)).where(col(Organization.slug) == slug))
+        is not None
+    ):
         raise Conflict(f"organization {slug!r} exists", field="slug")
     org = Organization(slug=slug, name=name.strip() or slug, role=role)
     session.add(org)
@@ -54,7 +58,7 @@ def create_org(session: Session, slug: str, name: str, role: str = "sender") -> 
 
 def get_org(session: Session, slug: str) -> Organization:
     """Return the organization with this slug or raise NotFound."""
-    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    org = session.scalar(select(Organization).where(col(Organization.slug) == slug))
     if org is None:
         raise NotFound(f"no organization {slug!r}")
     return org
@@ -78,7 +82,7 @@ def create_key(session: Session, org: Organization, name: str = "") -> tuple[Api
 
 def revoke_key(session: Session, prefix: str) -> ApiKey:
     """Revoke a key at once."""
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    row = session.scalar(select(ApiKey).where(col(ApiKey.prefix) == prefix))
     if row is None:
         raise NotFound(f"no key {prefix!r}")
     if row.revoked_at is None:
@@ -98,17 +102,17 @@ KEY_FINGERPRINT = fingerprint(
 )
 _AUTH = (
     select(
-        ApiKey.key_hash,
-        Organization.id,
-        Organization.slug,
-        Organization.name,
-        Organization.role,
-        Organization.suspended_until,
+        col(ApiKey.key_hash),
+        col(Organization.id),
+        col(Organization.slug),
+        col(Organization.name),
+        col(Organization.role),
+        col(Organization.suspended_until),
         KEY_FINGERPRINT,
     )
-    .join(Organization, Organization.id == ApiKey.organization_id)  # type: ignore[arg-type]
-    .where(ApiKey.prefix == bindparam("prefix"))
-    .where(ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    .join(Organization, col(Organization.id) == ApiKey.organization_id)
+    .where(col(ApiKey.prefix) == bindparam("prefix"))
+    .where(col(ApiKey.revoked_at).is_(None))
 )
 
 
@@ -123,7 +127,8 @@ def authenticate(session: Session, key: str) -> Caller:
     stored = row[0] if row is not None else "0" * 64
     if not hmac.compare_digest(stored, _hash(key)) or row is None:
         raise Unauthorized("the API key is not valid")
-    return Caller(row[1], row[2], row[3], row[4], row[5], parts[1], row[6])
+    # Organization.id is typed optional (unset before insert); a joined row always has one.
+    return Caller(row[1], row[2], row[3], row[4], row[5], parts[1], row[6])  # type: ignore[arg-type]
 
 
 # sha256 of a key -> its caller, per process: see ``authenticate_cached``.
@@ -164,21 +169,24 @@ def list_orgs(session: Session) -> list[tuple[Organization, int, int]]:
     from registry.senders.models import Sender
 
     senders = (
-        select(Sender.organization_id, func.count().label("n"))
-        .group_by(Sender.organization_id)
+        select(col(Sender.organization_id), func.count().label("n"))
+        .group_by(col(Sender.organization_id))
         .subquery()
     )
     keys = (
-        select(ApiKey.organization_id, func.count().label("n"))
-        .where(ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
-        .group_by(ApiKey.organization_id)
+        select(col(ApiKey.organization_id), func.count().label("n"))
+        .where(col(ApiKey.revoked_at).is_(None))
+        .group_by(col(ApiKey.organization_id))
         .subquery()
     )
+    # None where the outer join finds no sender or no live key.
+    sender_count: ColumnElement[int | None] = senders.c.n
+    key_count: ColumnElement[int | None] = keys.c.n
     rows = session.execute(
-        select(Organization, senders.c.n, keys.c.n)
+        select(Organization, sender_count, key_count)
         .outerjoin(senders, senders.c.organization_id == Organization.id)
         .outerjoin(keys, keys.c.organization_id == Organization.id)
-        .order_by(Organization.slug)
+        .order_by(col(Organization.slug))
     )
     return [(org, n_senders or 0, n_keys or 0) for org, n_senders, n_keys in rows]
 
@@ -187,14 +195,16 @@ def list_keys(session: Session, org_id: int) -> list[ApiKey]:
     """Return an organization's API keys (prefixes only), newest first."""
     return list(
         session.scalars(
-            select(ApiKey).where(ApiKey.organization_id == org_id).order_by(ApiKey.id.desc())  # type: ignore[union-attr]
+            select(ApiKey)
+            .where(col(ApiKey.organization_id) == org_id)
+            .order_by(col(ApiKey.id).desc())
         )
     )
 
 
 def slug_of(session: Session, org_id: int) -> str:
     """Return an organization's slug."""
-    slug = session.scalar(select(Organization.slug).where(Organization.id == org_id))
+    slug = session.scalar(select(col(Organization.slug)).where(col(Organization.id) == org_id))
     if slug is None:
         raise NotFound(f"no organization {org_id}")
     return str(slug)

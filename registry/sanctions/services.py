@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.errors import Conflict, NotFound, ValidationFailed
 from registry.orgs.models import Organization
@@ -89,15 +90,17 @@ def suspend_org(
 def _open_suspensions(
     session: Session, org_id: int, sender_id: int | None, now: datetime
 ) -> list[Sanction]:
-    target = Sanction.sender_id == sender_id if sender_id else Sanction.sender_id.is_(None)  # type: ignore[union-attr]
+    target = (
+        col(Sanction.sender_id) == sender_id if sender_id else col(Sanction.sender_id).is_(None)
+    )
     return list(
         session.scalars(
             select(Sanction).where(
-                Sanction.kind == "suspension",
-                Sanction.organization_id == org_id,
+                col(Sanction.kind) == "suspension",
+                col(Sanction.organization_id) == org_id,
                 target,
-                Sanction.lifted_at.is_(None),  # type: ignore[union-attr]
-                or_(Sanction.ends_at.is_(None), Sanction.ends_at > now),  # type: ignore[union-attr,operator]
+                col(Sanction.lifted_at).is_(None),
+                or_(col(Sanction.ends_at).is_(None), col(Sanction.ends_at) > now),
             )
         )
     )
@@ -147,21 +150,21 @@ def public_register(session: Session, now: datetime, limit: int = 500) -> list[R
     """Return suspensions, newest first: current ones and those of the past year."""
     rows = session.execute(
         select(
-            Organization.name,
-            Organization.slug,
-            Sender.name,
-            Sanction.reason,
-            Sanction.starts_at,
-            Sanction.ends_at,
-            Sanction.lifted_at,
+            col(Organization.name),
+            col(Organization.slug),
+            col(Sender.name),
+            col(Sanction.reason),
+            col(Sanction.starts_at),
+            col(Sanction.ends_at),
+            col(Sanction.lifted_at),
         )
-        .join(Organization, Organization.id == Sanction.organization_id)  # type: ignore[arg-type]
-        .outerjoin(Sender, Sender.id == Sanction.sender_id)  # type: ignore[arg-type]
+        .join(Organization, col(Organization.id) == Sanction.organization_id)
+        .outerjoin(Sender, col(Sender.id) == Sanction.sender_id)
         .where(
-            Sanction.kind == "suspension",
-            Sanction.starts_at >= now - timedelta(days=365),  # type: ignore[operator]
+            col(Sanction.kind) == "suspension",
+            col(Sanction.starts_at) >= now - timedelta(days=365),
         )
-        .order_by(Sanction.starts_at.desc(), Sanction.id.desc())  # type: ignore[attr-defined,union-attr]
+        .order_by(col(Sanction.starts_at).desc(), col(Sanction.id).desc())
         .limit(limit)
     )
     return [
@@ -183,7 +186,9 @@ def history(session: Session, org_id: int) -> list[Sanction]:
     """Return an organization's sanction register rows (its own and its senders'), newest first."""
     return list(
         session.scalars(
-            select(Sanction).where(Sanction.organization_id == org_id).order_by(Sanction.id.desc())  # type: ignore[union-attr]
+            select(Sanction)
+            .where(col(Sanction.organization_id) == org_id)
+            .order_by(col(Sanction.id).desc())
         )
     )
 
@@ -191,14 +196,14 @@ def history(session: Session, org_id: int) -> list[Sanction]:
 def flags(session: Session, now: datetime, days: int = 90) -> list[tuple[Sanction, str, str]]:
     """Return the trigger's recent flags and automatic suspensions with org and sender names."""
     rows = session.execute(
-        select(Sanction, Organization.slug, Sender.code)
-        .join(Organization, Organization.id == Sanction.organization_id)  # type: ignore[arg-type]
-        .join(Sender, Sender.id == Sanction.sender_id)  # type: ignore[arg-type]
+        select(Sanction, col(Organization.slug), col(Sender.code))
+        .join(Organization, col(Organization.id) == Sanction.organization_id)
+        .join(Sender, col(Sender.id) == Sanction.sender_id)
         .where(
-            Sanction.automatic.is_(True),  # type: ignore[attr-defined]
-            Sanction.created_at >= now - timedelta(days=days),  # type: ignore[operator]
+            col(Sanction.automatic).is_(True),
+            col(Sanction.created_at) >= now - timedelta(days=days),
         )
-        .order_by(Sanction.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Sanction.id).desc())
     )
     return [(s, slug, code) for s, slug, code in rows]
 
@@ -238,10 +243,10 @@ def scan(
         if sender is None:
             continue
         recent = session.scalar(
-            select(Sanction.id).where(
-                Sanction.sender_id == sender_id,
-                Sanction.automatic.is_(True),  # type: ignore[attr-defined]
-                Sanction.created_at >= since,  # type: ignore[operator]
+            select(col(Sanction.id)).where(
+                col(Sanction.sender_id) == sender_id,
+                col(Sanction.automatic).is_(True),
+                col(Sanction.created_at) >= since,
             )
         )
         if recent is not None:
@@ -270,7 +275,7 @@ def scan(
 
 def by_code(session: Session, code: str) -> Sender:
     """Return the sender with this code or raise NotFound."""
-    sender = session.scalar(select(Sender).where(Sender.code == code))
+    sender = session.scalar(select(Sender).where(col(Sender.code) == code))
     if sender is None:
         raise NotFound(f"no sender {code!r}")
     return sender
@@ -279,9 +284,7 @@ def by_code(session: Session, code: str) -> Sender:
 def suspended_now(session: Session, now: datetime) -> tuple[list[Organization], list[Sender]]:
     """Return the organizations and senders whose suspension is running."""
     orgs = session.scalars(
-        select(Organization).where(Organization.suspended_until > now)  # type: ignore[operator]
+        select(Organization).where(col(Organization.suspended_until) > now)
     ).all()
-    senders = session.scalars(
-        select(Sender).where(and_(Sender.suspended_until > now))  # type: ignore[operator]
-    ).all()
+    senders = session.scalars(select(Sender).where(and_(col(Sender.suspended_until) > now))).all()
     return list(orgs), list(senders)

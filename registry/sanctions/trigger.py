@@ -7,6 +7,8 @@ flagged or suspended by the trigger inside the window is left alone).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -35,7 +37,9 @@ def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]
     return hits
 
 
-def run_jobs(session_factory, settings: Settings) -> int:  # type: ignore[no-untyped-def]
+def run_jobs(
+    session_factory: Callable[[], AbstractContextManager[Session]], settings: Settings
+) -> int:
     """Run the console's periodic jobs (for ``registry worker``): the trigger, then the rollups.
 
     Each is its own transaction; return how many senders were newly flagged or suspended.

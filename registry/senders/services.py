@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.db import fingerprint
 from registry.errors import (
@@ -61,10 +62,10 @@ def create_sender(
                 f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}"
             )
         cleaned.append(address)
-    if session.scalar(select(Sender.id).where(Sender.code == code)) is not None:
+    if session.scalar(select(col(Sender.id)).where(col(Sender.code) == code)) is not None:
         raise Conflict(f"sender code {code!r} is taken", field="code")
     taken = session.scalars(
-        select(SenderAddress.address).where(SenderAddress.address.in_(cleaned))  # type: ignore[attr-defined]
+        select(col(SenderAddress.address)).where(col(SenderAddress.address).in_(cleaned))
     ).all()
     if taken:
         raise Conflict(f"address already registered: {', '.join(taken)}", field="addresses")
@@ -81,13 +82,13 @@ def create_sender(
 def list_senders(session: Session, org_id: int) -> list[tuple[Sender, list[str]]]:
     """Return an organization's senders with their addresses."""
     senders = session.scalars(
-        select(Sender).where(Sender.organization_id == org_id).order_by(Sender.code)
+        select(Sender).where(col(Sender.organization_id) == org_id).order_by(col(Sender.code))
     ).all()
     addresses: dict[int, list[str]] = {}
     if senders:
         rows = session.execute(
-            select(SenderAddress.sender_id, SenderAddress.address).where(
-                SenderAddress.sender_id.in_([s.id for s in senders])  # type: ignore[attr-defined]
+            select(col(SenderAddress.sender_id), col(SenderAddress.address)).where(
+                col(SenderAddress.sender_id).in_([s.id for s in senders])
             )
         )
         for sender_id, address in rows:
@@ -106,32 +107,30 @@ SENDER_FINGERPRINT = fingerprint(
     Organization.slug,
 )
 DELEGATION_FINGERPRINT = fingerprint(Delegation.id, Delegation.scopes, Delegation.expires_at)
-_SENDER = (
-    select(
-        Sender.id,
-        Sender.code,
-        Sender.name,
-        Sender.category,
-        Sender.organization_id,
-        Sender.suspended_until,
-        Organization.suspended_until,
-        Organization.slug,
-        SENDER_FINGERPRINT,
-    ).join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
-)
-_BY_CODE = _SENDER.where(Sender.code == bindparam("code"))
+_SENDER = select(
+    col(Sender.id),
+    col(Sender.code),
+    col(Sender.name),
+    col(Sender.category),
+    col(Sender.organization_id),
+    col(Sender.suspended_until),
+    col(Organization.suspended_until),
+    col(Organization.slug),
+    SENDER_FINGERPRINT,
+).join(Organization, col(Organization.id) == Sender.organization_id)
+_BY_CODE = _SENDER.where(col(Sender.code) == bindparam("code"))
 _BY_ADDRESS = _SENDER.join(
     SenderAddress,
-    SenderAddress.sender_id == Sender.id,  # type: ignore[arg-type]
-).where(SenderAddress.address == bindparam("address"))
+    col(SenderAddress.sender_id) == Sender.id,
+).where(col(SenderAddress.address) == bindparam("address"))
 _DELEGATED = (
-    select(Delegation.scopes, Delegation.expires_at, DELEGATION_FINGERPRINT)
-    .join(DelegationSender, DelegationSender.delegation_id == Delegation.id)  # type: ignore[arg-type]
+    select(col(Delegation.scopes), col(Delegation.expires_at), DELEGATION_FINGERPRINT)
+    .join(DelegationSender, col(DelegationSender.delegation_id) == Delegation.id)
     .where(
         and_(
-            DelegationSender.agent_id == bindparam("agent"),
-            DelegationSender.sender_id == bindparam("sender"),
-            Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
+            col(DelegationSender.agent_id) == bindparam("agent"),
+            col(DelegationSender.sender_id) == bindparam("sender"),
+            col(Delegation.revoked_at).is_(None),
         )
     )
 )
@@ -141,7 +140,7 @@ def _suspended(until: datetime | None, now: datetime) -> bool:
     return until is not None and until > now
 
 
-def _ref(row: tuple, now: datetime, agent: Caller | None = None) -> SenderRef:  # type: ignore[type-arg]
+def _ref(row: tuple[Any, ...], now: datetime, agent: Caller | None = None) -> SenderRef:
     return SenderRef(
         fingerprint=(row[8],),
         id=row[0],
@@ -242,7 +241,7 @@ def sender_by_address(session: Session, address: str, now: datetime) -> SenderRe
 
 def code_of(session: Session, sender_id: int) -> str:
     """Return a sender's code."""
-    code = session.scalar(select(Sender.code).where(Sender.id == sender_id))
+    code = session.scalar(select(col(Sender.code)).where(col(Sender.id) == sender_id))
     if code is None:
         raise UnknownSender(f"no sender {sender_id}", field="sender")
     return str(code)
@@ -258,7 +257,7 @@ def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
         cleaned = text.replace(" ", "").replace("-", "")
         row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
     if row is None:
-        rows = session.execute(_SENDER.where(Sender.name.ilike(f"%{text}%")).limit(2)).all()  # type: ignore[attr-defined]
+        rows = session.execute(_SENDER.where(col(Sender.name).ilike(f"%{text}%")).limit(2)).all()
         if len(rows) == 1:
             row = rows[0]
         elif len(rows) > 1:

@@ -19,6 +19,7 @@ from datetime import timedelta
 from flask import Response, current_app, g, has_request_context
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.config import Settings
 from registry.sms.models import SmsMessage
@@ -80,9 +81,9 @@ def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int
     now = utcnow()
     due = session.scalars(
         select(SmsMessage)
-        .where(SmsMessage.status == "queued")
-        .where(or_(SmsMessage.sent_at.is_(None), SmsMessage.sent_at <= now))  # type: ignore[union-attr,operator]
-        .order_by(SmsMessage.id)  # type: ignore[arg-type]
+        .where(col(SmsMessage.status) == "queued")
+        .where(or_(col(SmsMessage.sent_at).is_(None), col(SmsMessage.sent_at) <= now))
+        .order_by(col(SmsMessage.id))
         .limit(limit)
     ).all()
     sent = failed = 0
@@ -113,7 +114,7 @@ def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int
 
 def outbox(session: Session, phone: str | None = None, limit: int = 50) -> list[SmsMessage]:
     """Return the newest messages, optionally for one phone."""
-    query = select(SmsMessage).order_by(SmsMessage.id.desc()).limit(limit)  # type: ignore[union-attr]
+    query = select(SmsMessage).order_by(col(SmsMessage.id).desc()).limit(limit)
     if phone is not None:
-        query = query.where(SmsMessage.phone == phone)
+        query = query.where(col(SmsMessage.phone) == phone)
     return list(session.scalars(query))

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.config import Settings
 from registry.errors import Conflict, ValidationFailed
@@ -31,7 +32,7 @@ def send_code(session: Session, settings: Settings, phone: str, language: str | 
     """Text a fresh 6-digit code; earlier unused codes for the number stop working."""
     now = utcnow()
     for old in session.scalars(
-        select(LoginCode).where(LoginCode.phone == phone, LoginCode.used_at.is_(None))  # type: ignore[union-attr]
+        select(LoginCode).where(col(LoginCode.phone) == phone, col(LoginCode.used_at).is_(None))
     ):
         old.used_at = now
     code = f"{secrets.randbelow(1_000_000):06d}"
@@ -50,8 +51,8 @@ def verify_code(session: Session, settings: Settings, phone: str, code: str) -> 
     """Check the code; return the holder's session epoch. Wrong tries count even if the caller then fails."""
     row = session.scalars(
         select(LoginCode)
-        .where(LoginCode.phone == phone, LoginCode.used_at.is_(None))  # type: ignore[union-attr]
-        .order_by(LoginCode.id.desc())  # type: ignore[union-attr]
+        .where(col(LoginCode.phone) == phone, col(LoginCode.used_at).is_(None))
+        .order_by(col(LoginCode.id).desc())
         .limit(1)
     ).first()
     if row is None:

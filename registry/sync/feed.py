@@ -9,10 +9,21 @@ disconnection changes only for numbers on its watchlist.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from registry.errors import ValidationFailed
@@ -28,16 +39,16 @@ SEQUENCE_BATCH = 10_000
 # Changes about the number itself rather than about one sender: shown only to
 # organizations that watch the number (they already hold it).
 NUMBER_TYPES = ("preferences.changed", "number.disconnected")
-e = Event.__table__  # type: ignore[attr-defined]
-sd = Sender.__table__  # type: ignore[attr-defined]
-wt = Watch.__table__  # type: ignore[attr-defined]
-dl = Delegation.__table__  # type: ignore[attr-defined]
-ds = DelegationSender.__table__  # type: ignore[attr-defined]
+e: Table = Event.__table__  # type: ignore[attr-defined]
+sd: Table = Sender.__table__  # type: ignore[attr-defined]
+wt: Table = Watch.__table__  # type: ignore[attr-defined]
+dl: Table = Delegation.__table__  # type: ignore[attr-defined]
+ds: Table = DelegationSender.__table__  # type: ignore[attr-defined]
 sequence = sealing.seal
 last_seq = sealing.last_seq
 
 
-def scope_senders(org_id: int) -> Select[Any]:
+def scope_senders(org_id: int) -> CompoundSelect[Any]:
     """Return the ids of the senders whose changes ``org_id`` sees.
 
     The senders it owns, and those a principal delegated to it with scope
@@ -82,7 +93,7 @@ def _page_query(org_id: int) -> Select[Any]:
     )
 
 
-og = Organization.__table__  # type: ignore[attr-defined]
+og: Table = Organization.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +102,7 @@ class _Names:
     orgs: dict[int, str]
 
 
-def _names(session: Session, rows: list[Any]) -> _Names:
+def _names(session: Session, rows: Sequence[Any]) -> _Names:
     """Return the codes and slugs of the senders and organizations a page names.
 
     Two small lookups by primary key for the page's distinct ids: cheaper than
@@ -103,10 +114,10 @@ def _names(session: Session, rows: list[Any]) -> _Names:
     slugs: dict[int, str] = {}
     if senders:
         query = select(sd.c.id, sd.c.code).where(sd.c.id.in_(senders))
-        codes.update((i, c) for i, c in session.execute(query))
+        codes.update(session.execute(query).all())
     if orgs:
         query = select(og.c.id, og.c.slug).where(og.c.id.in_(orgs))
-        slugs.update((i, c) for i, c in session.execute(query))
+        slugs.update(session.execute(query).all())
     return _Names(codes, slugs)
 
 

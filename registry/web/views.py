@@ -367,9 +367,9 @@ def my_data_json() -> Response:
         "preferences": subscribers.preferences_of(holder),
         "senders": [
             {
-                "sender": row["sender"].code if row["sender"] else None,  # type: ignore[union-attr]
-                "consents": [plain(c) for c in row["consents"]],  # type: ignore[attr-defined]
-                "optouts": [plain(o) for o in row["optouts"]],  # type: ignore[attr-defined]
+                "sender": row["sender"].code if row["sender"] else None,
+                "consents": [plain(c) for c in row["consents"]],
+                "optouts": [plain(o) for o in row["optouts"]],
             }
             for row in consents.for_holder(db, g.phone)
         ],
