@@ -1,4 +1,4 @@
-"""The regulator console, ``/admin``: complaints, sanctions, statistics, organizations.
+"""The regulator console, ``/admin``: complaints, sanctions, statistics, organizations, delegations.
 
 Staff sign in with a password and a TOTP code; their identity travels in a
 cookie of its own (``anning_staff``, path ``/admin``), never in the holders'
@@ -32,4 +32,4 @@ def security_headers(response: Response) -> Response:
 
 bp.after_request(security_headers)
 
-from registry.admin import auth, desk, directory, enforcement, statistics  # noqa: E402,F401  (routes register on import)
+from registry.admin import auth, delegations, desk, directory, enforcement, statistics  # noqa: E402,F401  (routes register on import)

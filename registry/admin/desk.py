@@ -56,6 +56,7 @@ def complaint_detail(complaint_id: int) -> Any:
         c=complaint,
         verdict=verdict,
         sender=desk.sender_of(session, complaint),
+        agent=desk.agent_of(session, verdict, complaint),
         thread=complaints.thread(session, complaint_id),
         overdue=desk.is_overdue(complaint, utcnow(), days),
         answer_days=days,

@@ -12,6 +12,7 @@ from registry.admin.forms import ConfirmForm, KeyForm, OrgForm, SenderForm, Susp
 from registry.admin.session import officer_required, record, staff_required
 from registry.db import get_session
 from registry.errors import RegistryError
+from registry.orgs import delegations
 from registry.orgs import services as orgs
 from registry.sanctions.services import history
 from registry.senders import services as senders
@@ -59,6 +60,7 @@ def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
         "sender_codes": {s.id: s.code for s, _ in sender_rows},
         "keys": orgs.list_keys(session, org.id or 0),
         "sanctions": history(session, org.id or 0),
+        "delegations": delegations.describe(session, delegations.list_for(session, org.id or 0)),
         "sender_form": SenderForm(),
         "key_form": KeyForm(),
         "suspend_form": SuspendForm(),

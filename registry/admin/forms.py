@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
+    DateTimeLocalField,
     EmailField,
     IntegerField,
     PasswordField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.widgets import CheckboxInput, ListWidget
 
-from registry.orgs.models import ROLES
+from registry.orgs.models import ROLES, SCOPES
 from registry.senders.models import CATEGORIES
 
 
@@ -120,5 +124,67 @@ class QueueFilter(FlaskForm):
     overdue = SelectField(
         "Unanswered past the deadline",
         choices=[SelectChoice("", "any"), SelectChoice("1", "only overdue")],
+        validators=[Optional()],
+    )
+
+
+class MultiCheckbox(SelectMultipleField):
+    """Checkboxes for a multiple choice, so the page needs no JavaScript."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+SLUG = Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", message=_l("a-z, 0-9, -"))
+
+SCOPE_LABELS = {
+    "check": _l("check: ask the registry before contacting"),
+    "optout": _l("optout: record opt-outs"),
+    "consent": _l("consent: record consents"),
+    "changes": _l("changes: read the change feed"),
+}
+
+
+class DelegationForm(FlaskForm):
+    """Let an agent organization act for some of a principal's senders (same rules as the API)."""
+
+    principal = StringField(
+        _l("Principal (slug of the organization that owns the senders)"),
+        validators=[DataRequired(), SLUG],
+    )
+    agent = StringField(
+        _l("Agent (slug of the call center or SMS port)"), validators=[DataRequired(), SLUG]
+    )
+    senders = TextAreaField(
+        _l("Sender codes of the principal (one per line or comma-separated)"),
+        validators=[DataRequired(), Length(max=4000)],
+    )
+    scopes = MultiCheckbox(
+        _l("Scopes"),
+        choices=[SelectChoice(s, SCOPE_LABELS[s]) for s in SCOPES],
+        default=["check"],
+        validators=[DataRequired(message=_l("Choose at least one scope."))],
+    )
+    expires_at = DateTimeLocalField(
+        _l("Expires at (UTC, optional)"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+
+
+class DelegationFilter(FlaskForm):
+    """Filters of the delegation list (GET: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    principal = StringField(_l("Principal (slug)"), validators=[Optional(), Length(max=64)])
+    agent = StringField(_l("Agent (slug)"), validators=[Optional(), Length(max=64)])
+    state = SelectField(
+        _l("State"),
+        choices=[
+            SelectChoice("", _l("any")),
+            SelectChoice("active", _l("active")),
+            SelectChoice("revoked", _l("revoked")),
+            SelectChoice("expired", _l("expired")),
+        ],
         validators=[Optional()],
     )

@@ -39,6 +39,15 @@ def _pct(value: float) -> str:
     return f"{value:.1f}%"
 
 
+def _label(slug: str, as_agent: bool) -> str:
+    """Name an organization's row; an agent's own row says so (its principal has the other)."""
+    return f"{slug} (as agent)" if as_agent else slug
+
+
+def _as(as_agent: bool) -> str:
+    return "agent" if as_agent else "principal"
+
+
 def willingness(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Share of holders blocking each category, per channel (latest snapshot)."""
     w = stats.willingness(session, period[1] if period else None)
@@ -100,18 +109,19 @@ def dnd(session: Session, period: tuple[date, date] | None) -> Dataset:
 
 
 def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
-    """Checks per organization, with deny rates by reason."""
+    """Checks per organization, with deny rates by reason; agents' checks also as agent."""
     per = stats.checks_by_org(session, *(period or (None, None)))
     reasons = sorted({r for o in per for r in o.deny_reasons})
     rows = [
-        [o.slug, o.total, o.allowed, o.denied, f"{100 * o.deny_rate:.1f}"]
+        [_label(o.slug, o.as_agent), o.total, o.allowed, o.denied, f"{100 * o.deny_rate:.1f}"]
         + [o.deny_reasons.get(r, 0) for r in reasons]
+        + [_as(o.as_agent)]
         for o in per
     ]
     chart = (
         charts.stacked(
             "Checks per organization: allowed, and denied by reason",
-            [o.slug for o in per],
+            [_label(o.slug, o.as_agent) for o in per],
             [Series("allow", [o.allowed for o in per])]
             + [Series(f"deny: {r}", [o.deny_reasons.get(r, 0) for o in per]) for r in reasons],
         )
@@ -120,32 +130,42 @@ def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
     )
     return Dataset(
         "checks", "Checks per organization",
-        ["organization", "checks", "allowed", "denied", "deny %", *(f"deny: {r}" for r in reasons)],
+        ["organization", "checks", "allowed", "denied", "deny %", *(f"deny: {r}" for r in reasons),
+         "as"],
         rows, chart,
+        "A check an agent made for another organization's sender counts for that organization "
+        "(the principal) and again for the agent, in its row marked \"as agent\".",
     )  # fmt: skip
 
 
 def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dataset:
-    """Complaints per organization per quarter."""
-    per = desk.per_org_quarter(session, *(period or (None, None)))
+    """Complaints per organization per quarter; those an agent checked for count for it too."""
+    bounds = period or (None, None)
+    per = {(slug, False): counts for slug, counts in desk.per_org_quarter(session, *bounds).items()}
+    per |= {
+        (slug, True): counts for slug, counts in desk.per_agent_quarter(session, *bounds).items()
+    }
     quarters = sorted({q for counts in per.values() for q in counts})
-    orgs = sorted(per, key=lambda slug: (-sum(per[slug].values()), slug))[:40]
+    orgs = sorted(per, key=lambda k: (-sum(per[k].values()), k[0], k[1]))[:40]
     rows = [
-        [slug, *(per[slug].get(q, 0) for q in quarters), sum(per[slug].values())] for slug in orgs
+        [_label(*k), *(per[k].get(q, 0) for q in quarters), sum(per[k].values()), _as(k[1])]
+        for k in orgs
     ]
     chart = (
         charts.stacked(
             "Complaints per organization, by quarter",
-            orgs,
-            [Series(q, [per[slug].get(q, 0) for slug in orgs]) for q in quarters],
+            [_label(*k) for k in orgs],
+            [Series(q, [per[k].get(q, 0) for k in orgs]) for q in quarters],
         )
         if orgs
         else None
     )
     return Dataset(
         "complaints", "Complaints per organization per quarter",
-        ["organization", *quarters, "total"], rows, chart,
-        "Complaints matched to a sender, by the quarter they were filed (UTC).",
+        ["organization", *quarters, "total", "as"], rows, chart,
+        "Complaints matched to a sender, by the quarter they were filed (UTC). When the check the "
+        "verdict rests on was made by an agent for the sender, the complaint counts for the "
+        "sender's organization and again for the agent, in its row marked \"as agent\".",
     )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ class DelegationOut(BaseModel):
     revoked_at: str | None = None
     created_at: str
     active: bool
+    state: Literal["active", "revoked", "expired"]
 
 
 class DelegationList(BaseModel):

@@ -16,6 +16,10 @@ Order, first match wins:
    about, and T's answer was deny;
 5. otherwise → ``allowed``, with the consent's evidence when a consent was
    what allowed it.
+
+Checks an agent made for S under a delegation are S's checks (the agent used
+S's code); the latest check names the agent (``Verdict.agent_id``), and the
+complaint then counts against the agent as well as S's organization.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class CheckSeen:
     decision: str
     reason: str
     consent_id: int | None
+    agent_id: int | None = None  # the agent that asked, for the sender's organization
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,11 @@ class Verdict:
     checks_before: int = 0
     at_contact: Decision | None = None  # what the registry would have answered at T
     consent: dict[str, Any] | None = None  # the consent's evidence when ``allowed`` by one
+
+    @property
+    def agent_id(self) -> int | None:
+        """Return the agent organization whose check the verdict rests on, if an agent asked."""
+        return self.last_check.agent_id if self.last_check is not None else None
 
     @property
     def verified(self) -> bool:
@@ -100,6 +110,7 @@ def checks_before(
             CheckLog.decision,
             CheckLog.reason,
             CheckLog.consent_id,
+            CheckLog.agent_id,
         )
         .where(
             and_(

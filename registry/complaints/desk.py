@@ -10,6 +10,11 @@ A complaint is *overdue* when it is still ``open`` with no regulator reply
 ``no_check`` or ``contacted_despite_deny``. The sanction trigger counts
 verified complaints only, so that a sender that checked and held a valid
 consent is not sanctioned by a holder who forgot they agreed.
+
+A complaint whose verdict rests on a check an agent made for the principal's
+sender (``Complaint.agent_id``) counts against both organizations: the queue
+finds it under either, and the statistics count it for the principal and,
+separately marked, for the agent.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import String, and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from registry.checks.verdict import Verdict, verdict_for_contact
 from registry.complaints.models import Complaint
@@ -49,6 +55,7 @@ class QueueRow:
     org_slug: str | None
     age_days: float
     overdue: bool
+    agent_slug: str | None = None  # the agent that checked for the sender, if one did
 
 
 def _overdue_clause(now: datetime, answer_days: int):  # type: ignore[no-untyped-def]
@@ -71,16 +78,21 @@ def is_overdue(complaint: Complaint, now: datetime, answer_days: int) -> bool:
 def queue(
     session: Session, f: QueueFilter, now: datetime, answer_days: int, limit: int = 200
 ) -> list[QueueRow]:
-    """Return the complaints that match ``f``: overdue first, then oldest first."""
+    """Return the complaints that match ``f``: overdue first, then oldest first.
+
+    ``f.org`` matches a complaint against the organization as principal or as agent.
+    """
+    agent = aliased(Organization)
     query = (
-        select(Complaint, Sender.code, Organization.slug)
+        select(Complaint, Sender.code, Organization.slug, agent.slug)
         .outerjoin(Sender, Sender.id == Complaint.sender_id)  # type: ignore[arg-type]
         .outerjoin(Organization, Organization.id == Complaint.organization_id)  # type: ignore[arg-type]
+        .outerjoin(agent, agent.id == Complaint.agent_id)  # type: ignore[arg-type]
     )
     if f.status:
         query = query.where(Complaint.status == f.status)
     if f.org:
-        query = query.where(Organization.slug == f.org)
+        query = query.where((Organization.slug == f.org) | (agent.slug == f.org))
     if f.sender:
         query = query.where(Sender.code == f.sender)
     if f.older_than_days is not None:
@@ -95,8 +107,9 @@ def queue(
             slug,
             (now - c.created_at).total_seconds() / 86_400,
             is_overdue(c, now, answer_days),
+            agent_slug,
         )
-        for c, code, slug in session.execute(query)
+        for c, code, slug, agent_slug in session.execute(query)
     ]
     rows.sort(key=lambda r: (not r.overdue, r.complaint.created_at))
     return rows
@@ -166,18 +179,13 @@ def _bounds(start: date | None, end: date | None):  # type: ignore[no-untyped-de
     return clauses
 
 
-def per_org_quarter(
-    session: Session, start: date | None = None, end: date | None = None
+def _per_quarter(
+    session: Session, org_column: Any, start: date | None, end: date | None
 ) -> dict[str, dict[str, int]]:
-    """Return complaints per organization slug per quarter (``YYYYQn``) in [start, end).
-
-    Groups by organization and month in SQL (one pass over the indexed
-    ``created_at``), folds months into quarters here.
-    """
     month = func.substr(func.cast(Complaint.created_at, String()), 1, 7)
     rows = session.execute(
         select(Organization.slug, month, func.count())
-        .join(Organization, Organization.id == Complaint.organization_id)  # type: ignore[arg-type]
+        .join(Organization, Organization.id == org_column)
         .where(*_bounds(start, end))
         .group_by(Organization.slug, month)
     )
@@ -186,6 +194,25 @@ def per_org_quarter(
         year, mon = int(ym[:4]), int(ym[5:7])
         out[slug][f"{year}Q{(mon - 1) // 3 + 1}"] += int(n)
     return out
+
+
+def per_org_quarter(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Return complaints per organization slug per quarter (``YYYYQn``) in [start, end).
+
+    Counts each complaint against the organization that owns the sender,
+    whoever checked for it. Groups by organization and month in SQL (one pass
+    over the indexed ``created_at``), folds months into quarters here.
+    """
+    return _per_quarter(session, Complaint.organization_id, start, end)
+
+
+def per_agent_quarter(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Return complaints per agent slug per quarter in [start, end): those an agent checked for."""
+    return _per_quarter(session, Complaint.agent_id, start, end)
 
 
 def answer_days_list(
@@ -197,6 +224,32 @@ def answer_days_list(
     ).all()
     waited = [(a - c).total_seconds() / 86_400 for c, a in rows if a is not None]
     return waited, sum(1 for _, a in rows if a is None)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """The agent whose check a verdict rests on, and the principal it acted for."""
+
+    slug: str
+    name: str
+    principal_slug: str
+    principal_name: str
+
+
+def agent_of(session: Session, verdict: Verdict, complaint: Complaint) -> AgentInfo | None:
+    """Return the agent that checked for the complaint's sender, when the verdict rests on one."""
+    if verdict.agent_id is None or complaint.organization_id is None:
+        return None
+    names = {
+        i: (slug, name)
+        for i, slug, name in session.execute(
+            select(Organization.id, Organization.slug, Organization.name).where(
+                Organization.id.in_((verdict.agent_id, complaint.organization_id))  # type: ignore[union-attr]
+            )
+        )
+    }
+    agent, principal = names[verdict.agent_id], names[complaint.organization_id]
+    return AgentInfo(agent[0], agent[1], principal[0], principal[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,10 @@ class Complaint(SQLModel, table=True):
     address: str = Field(max_length=32)  # the number or SMS port the contact came from
     sender_id: int | None = Field(default=None, foreign_key="sender.id", index=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    # The agent (call center, SMS port) whose check the verdict rests on, when
+    # an agent checked for the principal's sender: the complaint then counts
+    # against both. Set when filed, from the check log as of the contact time.
+    agent_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     channel: str = Field(max_length=8)
     contacted_at: datetime = Field(sa_type=UTCDateTime)
     text: str | None = Field(default=None, max_length=2000)

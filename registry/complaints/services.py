@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from registry.checks.verdict import checks_before
 from registry.complaints.models import STATUSES, Complaint, ComplaintMessage
 from registry.errors import NotFound, UnknownAddress, ValidationFailed
 from registry.senders.services import sender_by_address
@@ -27,7 +28,11 @@ def file_complaint(
     contacted_at: datetime,
     text: str | None = None,
 ) -> Complaint:
-    """Record a holder's complaint, matched to the sender that uses ``address``."""
+    """Record a holder's complaint, matched to the sender that uses ``address``.
+
+    When the sender's latest check of the number before the contact was made
+    by an agent for it, the complaint names that agent too.
+    """
     if channel not in CHANNELS:
         raise ValidationFailed("channel must be voice or sms", field="channel")
     now = utcnow()
@@ -40,11 +45,16 @@ def file_complaint(
         sender_id, org_id = sender.id, sender.organization_id
     except UnknownAddress:
         sender_id = org_id = None
+    agent_id = None
+    if sender_id is not None:
+        last, _ = checks_before(session, phone, sender_id, channel, contacted_at)
+        agent_id = last.agent_id if last is not None else None
     complaint = Complaint(
         phone=phone,
         address=address.replace(" ", "").replace("-", "")[:32],
         sender_id=sender_id,
         organization_id=org_id,
+        agent_id=agent_id,
         channel=channel,
         contacted_at=contacted_at,
         text=(text or "").strip()[:2000] or None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.orgs.models import SCOPES, Delegation, DelegationSender, Organization
@@ -72,10 +72,31 @@ def revoke(session: Session, principal_id: int, delegation_id: int) -> Delegatio
         raise NotFound(f"no delegation {delegation_id}")
     if delegation.principal_id != principal_id:
         raise Forbidden("only the principal may revoke a delegation")
+    return _revoke(delegation)
+
+
+def revoke_by_regulator(session: Session, delegation_id: int) -> Delegation:
+    """Revoke any delegation, as the regulator; the agent's next call is refused."""
+    delegation = session.get(Delegation, delegation_id)
+    if delegation is None:
+        raise NotFound(f"no delegation {delegation_id}")
+    return _revoke(delegation)
+
+
+def _revoke(delegation: Delegation) -> Delegation:
     if delegation.revoked_at is not None:
         raise Conflict("the delegation is already revoked")
     delegation.revoked_at = utcnow()
     return delegation
+
+
+def state_of(delegation: Delegation, now: datetime) -> str:
+    """Return ``active``, ``revoked`` or ``expired`` (a revoked delegation is revoked, expired or not)."""
+    if delegation.revoked_at is not None:
+        return "revoked"
+    if delegation.expires_at is not None and delegation.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, object]]:
@@ -108,7 +129,8 @@ def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, 
             "expires_at": d.expires_at,
             "revoked_at": d.revoked_at,
             "created_at": d.created_at,
-            "active": d.revoked_at is None and (d.expires_at is None or d.expires_at > now),
+            "active": state_of(d, now) == "active",
+            "state": state_of(d, now),
         }
         for d in delegations
     ]
@@ -123,3 +145,50 @@ def list_for(session: Session, org_id: int) -> list[Delegation]:
             .order_by(Delegation.id.desc())  # type: ignore[union-attr]
         )
     )
+
+
+def _state_clause(state: str, now: datetime) -> ColumnElement[bool]:
+    revoked = Delegation.revoked_at.is_not(None)  # type: ignore[union-attr]
+    expired = and_(
+        Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
+        Delegation.expires_at.is_not(None),  # type: ignore[union-attr]
+        Delegation.expires_at <= now,  # type: ignore[operator]
+    )
+    if state == "revoked":
+        return revoked
+    if state == "expired":
+        return expired
+    if state == "active":
+        return and_(
+            Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
+            or_(Delegation.expires_at.is_(None), Delegation.expires_at > now),  # type: ignore[union-attr,operator]
+        )
+    raise ValidationFailed("state must be active, revoked or expired", field="state")
+
+
+def search(
+    session: Session,
+    *,
+    principal: str | None = None,
+    agent: str | None = None,
+    state: str | None = None,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> list[Delegation]:
+    """Return delegations between any organizations, newest first (the regulator's view).
+
+    ``principal`` and ``agent`` are organization slugs; ``state`` is
+    ``active``, ``revoked`` or ``expired``.
+    """
+    query = select(Delegation).order_by(Delegation.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if principal:
+        owner = aliased(Organization)
+        on_owner = owner.id == Delegation.principal_id
+        query = query.join(owner, on_owner).where(owner.slug == principal)
+    if agent:
+        acting = aliased(Organization)
+        on_agent = acting.id == Delegation.agent_id
+        query = query.join(acting, on_agent).where(acting.slug == agent)
+    if state:
+        query = query.where(_state_clause(state, now or utcnow()))
+    return list(session.scalars(query))

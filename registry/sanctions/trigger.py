@@ -3,6 +3,17 @@
 One call is one pass; ``registry sanctions scan`` runs it once, and a worker
 loop calls ``run`` on its schedule (each pass is idempotent: a sender already
 flagged or suspended by the trigger inside the window is left alone).
+
+Delegations: the trigger counts verified complaints per *sender*, whoever
+checked for it, and flags or suspends the principal's sender — the principal
+answers for its senders and chose the agent, and a suspended sender stops the
+agent as well (the agent uses the sender's code, and its checks answer
+``sender_suspended``). It does not flag the agent organization on its own: an
+agent serves many principals, the sanction register has no per-organization
+flag, and an automatic sanction of a whole call center on complaints about
+one principal's sender would be out of proportion. The officer sees the agent
+on the complaint desk and in the statistics ("as agent" rows) and can suspend
+it by hand.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ the subscriber table, one scan) and do-not-disturb registrations (turn-ons
 found with a window function over preference events).
 
 Days are UTC days.
+
+A check an agent made for a principal's sender (a delegation) is counted for
+the principal under ``checks`` and again for the agent under
+``checks_agent``: both answer for it, and the console shows the agent's row
+marked "as agent".
 """
 
 from __future__ import annotations
@@ -100,7 +105,10 @@ def refresh(session: Session, now: datetime) -> RefreshResult:
 
 
 def _refresh_checks(session: Session, now: datetime) -> int:
-    """Add the check log rows past the watermark: per day, organization, decision and reason."""
+    """Add the check log rows past the watermark: per day, organization, decision and reason.
+
+    Delegated checks also count for the agent (metric ``checks_agent``).
+    """
     mark = _watermark(session, "check_log")
     top = session.scalar(select(func.max(CheckLog.id))) or 0
     read = 0
@@ -109,12 +117,24 @@ def _refresh_checks(session: Session, now: datetime) -> int:
         upper = min(mark.last_id + CHUNK, top)
         counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
         rows = session.execute(
-            select(day, CheckLog.organization_id, CheckLog.decision, CheckLog.reason, func.count())
+            select(
+                day,
+                CheckLog.organization_id,
+                CheckLog.agent_id,
+                CheckLog.decision,
+                CheckLog.reason,
+                func.count(),
+            )
             .where(and_(CheckLog.id > mark.last_id, CheckLog.id <= upper))  # type: ignore[operator]
-            .group_by(day, CheckLog.organization_id, CheckLog.decision, CheckLog.reason)
+            .group_by(
+                day, CheckLog.organization_id, CheckLog.agent_id, CheckLog.decision, CheckLog.reason
+            )
         )
-        for d, org_id, decision, reason, n in rows:
-            counts[("checks", _day(d), str(org_id), f"{decision}:{reason}")] += n
+        for d, org_id, agent_id, decision, reason, n in rows:
+            key = f"{decision}:{reason}"
+            counts[("checks", _day(d), str(org_id), key)] += n
+            if agent_id is not None:
+                counts[("checks_agent", _day(d), str(agent_id), key)] += n
             read += n
         _add(session, counts)
         mark.last_id = upper
@@ -317,7 +337,11 @@ def dnd_series(
 
 @dataclass(frozen=True, slots=True)
 class OrgChecks:
-    """One organization's checks in a period: totals and denials by reason."""
+    """One organization's checks in a period: totals and denials by reason.
+
+    ``as_agent``: the checks it made as an agent for other organizations'
+    senders (also counted in each principal's own row).
+    """
 
     slug: str
     name: str
@@ -325,6 +349,7 @@ class OrgChecks:
     allowed: int
     denied: int
     deny_reasons: dict[str, int]
+    as_agent: bool = False
 
     @property
     def deny_rate(self) -> float:
@@ -335,28 +360,32 @@ class OrgChecks:
 def checks_by_org(
     session: Session, start: date | None = None, end: date | None = None, limit: int = 50
 ) -> list[OrgChecks]:
-    """Return checks per organization in [start, end), busiest first."""
+    """Return checks per organization in [start, end), busiest first.
+
+    An organization that checked as an agent has a second row, ``as_agent``.
+    """
     query = (
-        select(StatDaily.key1, StatDaily.key2, func.sum(StatDaily.value))
-        .where(StatDaily.metric == "checks")
-        .group_by(StatDaily.key1, StatDaily.key2)
+        select(StatDaily.metric, StatDaily.key1, StatDaily.key2, func.sum(StatDaily.value))
+        .where(StatDaily.metric.in_(("checks", "checks_agent")))  # type: ignore[attr-defined]
+        .group_by(StatDaily.metric, StatDaily.key1, StatDaily.key2)
     )
     if start is not None:
         query = query.where(StatDaily.day >= start)  # type: ignore[operator]
     if end is not None:
         query = query.where(StatDaily.day < end)  # type: ignore[operator]
-    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for org_id, key, n in session.execute(query):
-        per[org_id][key] += int(n)
-    names = _org_names(session, [int(k) for k in per])
+    per: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for metric, org_id, key, n in session.execute(query):
+        per[(org_id, metric)][key] += int(n)
+    names = _org_names(session, {int(org_id) for org_id, _ in per})
     out = []
-    for org_id, keys in per.items():
+    for (org_id, metric), keys in per.items():
         allowed = sum(n for k, n in keys.items() if k.startswith("allow:"))
         denied = sum(n for k, n in keys.items() if k.startswith("deny:"))
         reasons = {k[5:]: n for k, n in sorted(keys.items()) if k.startswith("deny:")}
         slug, name = names.get(int(org_id), (org_id, org_id))
-        out.append(OrgChecks(slug, name, allowed + denied, allowed, denied, reasons))
-    out.sort(key=lambda o: (-o.total, o.slug))
+        as_agent = metric == "checks_agent"
+        out.append(OrgChecks(slug, name, allowed + denied, allowed, denied, reasons, as_agent))
+    out.sort(key=lambda o: (-o.total, o.slug, o.as_agent))
     return out[:limit]
 
 
