@@ -243,16 +243,16 @@ def check_batch() -> Any:
         count_decision(decision, reason, amount)
     rows: list[dict[str, Any]] = []
     for item in result.items:
-        if item.error is not None:
+        dec = item.decision
+        if dec is None:  # an entry is either decided or carries its error
+            error = item.error
             rows.append(
                 {
                     "input": item.input,
-                    "error": {"code": item.error.code, "message": item.error.message},
+                    "error": {"code": error.code, "message": error.message} if error else None,
                 }
             )
             continue
-        dec = item.decision
-        assert dec is not None
         row = {
             "input": item.input,
             "phone": item.phone,
