@@ -78,6 +78,7 @@ def prepare(url: str, workdir: Path) -> tuple[dict[str, str], str]:
         "REGISTRY_DATABASE_URL": url,
         "REGISTRY_SECRET_KEY": "benchmark-secret",
         "REGISTRY_RATELIMIT_CHECK": "100000000 per minute",
+        "REGISTRY_RATELIMIT_COLD_CHECK": "100000000 per minute",
         "REGISTRY_RATELIMIT_WRITE": "100000000 per minute",
     }
     registry(env, "db", "upgrade")

@@ -120,6 +120,8 @@ class Settings:
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
     ratelimit_consent_number: str = "10 per hour"
+    # Checks on numbers the sender has no record with, per organization (anti-enumeration).
+    ratelimit_cold_check: str = "50000 per hour"
     max_batch: int = 10_000
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
@@ -245,6 +247,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
     if (limit := get("RATELIMIT_CONSENT_NUMBER")) is not None:
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
+    if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
+        kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

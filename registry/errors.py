@@ -75,3 +75,14 @@ class TooLarge(RegistryError):
 
     code = "too_large"
     status = 413
+
+
+class RateLimited(RegistryError):
+    """Too many requests of one kind; ``retry_after`` seconds until the window reopens."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)

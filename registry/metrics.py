@@ -21,6 +21,12 @@ DECISIONS = Counter(
     ["decision", "reason"],
     registry=None,
 )
+COLD_REFUSALS = Counter(
+    "anning_cold_check_refusals_total",
+    "Checks refused because an organization checked too many numbers it has no record with",
+    ["organization"],
+    registry=None,
+)
 
 
 class QueueDepth(Collector):
@@ -73,6 +79,7 @@ def init_app(app: Flask) -> None:
 
         registry = CollectorRegistry()
         registry.register(DECISIONS)
+        registry.register(COLD_REFUSALS)
         registry.register(QueueDepth())
         metrics = PrometheusMetrics(
             app, group_by="endpoint", defaults_prefix="anning", registry=registry
@@ -83,3 +90,8 @@ def init_app(app: Flask) -> None:
 def count_decision(decision: str, reason: str, amount: int = 1) -> None:
     """Count answered checks."""
     DECISIONS.labels(decision, reason).inc(amount)
+
+
+def count_cold_refusal(organization: str) -> None:
+    """Count a request refused by the limit on checks of numbers without a record."""
+    COLD_REFUSALS.labels(organization).inc()

@@ -28,6 +28,7 @@ NOON = "2030-01-15T12:00:00+08:00"  # inside the default calling hours, local ti
 TEST_ENV = {
     "REGISTRY_SECRET_KEY": "test-secret-not-for-production",
     "REGISTRY_RATELIMIT_CHECK": "100000 per minute",
+    "REGISTRY_RATELIMIT_COLD_CHECK": "10000000 per minute",
     "REGISTRY_RATELIMIT_WRITE": "100000 per minute",
     "REGISTRY_RATELIMIT_LOGIN_NUMBER": "100000 per minute",
     "REGISTRY_RATELIMIT_LOGIN_CLIENT": "100000 per minute",

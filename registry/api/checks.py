@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from flask import jsonify
+from limits import parse as parse_limit
 from pydantic import BaseModel, Field
 
 from registry import phones
@@ -24,9 +27,9 @@ from registry.api.schemas import (
 )
 from registry.checks import services
 from registry.db import get_read_session, get_reader, get_session
-from registry.errors import InvalidPhoneError
+from registry.errors import InvalidPhoneError, RateLimited
 from registry.extensions import limiter
-from registry.metrics import count_decision
+from registry.metrics import count_cold_refusal, count_decision
 from registry.senders.services import forget_sender, resolve_sender, resolve_sender_cached
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -123,6 +126,39 @@ def _check_limit() -> str:
     return settings().ratelimit_check
 
 
+log = logging.getLogger(__name__)
+
+
+def _cold_gate(req: services.CheckRequest) -> services.ColdGate:
+    """Return the gate for checks on numbers the sender has no record with.
+
+    Counted per acting organization (the agent when there is one), in the rate
+    limiter's storage (memory or Redis, as configured); every refusal is
+    logged and counted in the metrics, so mining attempts are visible.
+    """
+    who = caller()
+
+    def gate(amount: int) -> None:
+        if amount <= 0:
+            return
+        item = parse_limit(settings().ratelimit_cold_check)
+        if limiter.limiter.hit(item, "cold-check", who.slug, cost=amount):
+            return
+        reset = limiter.limiter.get_window_stats(item, "cold-check", who.slug).reset_time
+        count_cold_refusal(who.slug)
+        log.warning(
+            "cold checks refused: organization %s, sender %s, %d numbers (limit %s)",
+            who.slug, req.sender.code, amount, item,
+        )  # fmt: skip
+        raise RateLimited(
+            f"too many checks on numbers sender {req.sender.code!r} has no consent or "
+            f"opt-out with (limit {item}); the registry is not a directory of numbers",
+            retry_after=int(reset - time.time()) + 1,
+        )
+
+    return gate
+
+
 def _request(
     sender_code: str,
     channel: str,
@@ -183,10 +219,10 @@ def check() -> Any:
     session = get_session()
     read, source = get_read_session()
     try:
-        result = services.check_one(session, cfg, req, phone, read)
+        result = services.check_one(session, cfg, req, phone, read, _cold_gate(req))
     except services.StaleDirectory:
         req = _request(*args, fresh=True)
-        result = services.check_one(session, cfg, req, phone, read)
+        result = services.check_one(session, cfg, req, phone, read, _cold_gate(req))
     session.commit()
     dec = result.decision
     count_decision(dec.decision, dec.reason)
@@ -229,10 +265,10 @@ def check_batch() -> Any:
     session = get_session()
     read, source = get_read_session()
     try:
-        result = services.check_batch(session, cfg, req, data.phones, read)
+        result = services.check_batch(session, cfg, req, data.phones, read, _cold_gate(req))
     except services.StaleDirectory:
         req = _request(*args, fresh=True)
-        result = services.check_batch(session, cfg, req, data.phones, read)
+        result = services.check_batch(session, cfg, req, data.phones, read, _cold_gate(req))
     session.commit()
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from registry.errors import RegistryError
+from registry.errors import RateLimited, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(RegistryError)
     def _domain(exc: RegistryError) -> Any:
         if _is_api():
-            return envelope(exc.code, exc.message, exc.status, exc.details)
+            response, status = envelope(exc.code, exc.message, exc.status, exc.details)
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response, status
         return render_template_string(_PAGE, status=exc.status, message=exc.message), exc.status
 
     @app.errorhandler(ValidationError)

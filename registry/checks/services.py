@@ -339,15 +339,25 @@ def _log_many(
 
 
 def check_one(
-    session: Session, settings: Settings, req: CheckRequest, phone: str, read: Session | None = None
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    phone: str,
+    read: Session | None = None,
+    gate: ColdGate | None = None,
 ) -> CheckResult:
-    """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt."""
+    """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
+
+    ``gate`` is asked first when the sender has no record with the number.
+    """
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     state = known_seq(read or session)
     facts = load_facts(read or session, req.sender, [phone], req.at, req.directory)[phone]
+    if gate is not None and cold(facts):
+        gate(1)
     dec = decide(
         facts,
         channel=req.channel,
@@ -415,7 +425,28 @@ def decide_many(
     session: Session, settings: Settings, req: CheckRequest, phone_list: Sequence[str]
 ) -> dict[str, Decision]:
     """Decide for many distinct phones at once (batch, scrub); ``session`` only reads."""
-    facts = load_facts(session, req.sender, phone_list, req.at, req.directory)
+    return decide_all(
+        settings, req, load_facts(session, req.sender, phone_list, req.at, req.directory)
+    )
+
+
+def cold(facts: Facts) -> bool:
+    """Tell whether the sender has no record at all with this number (no consent, no opt-out).
+
+    Checks on such numbers are what mining the registry looks like; they have
+    their own, lower rate limit (``REGISTRY_RATELIMIT_COLD_CHECK``).
+    """
+    return not facts.consents and not facts.optouts
+
+
+# Called with the number of cold checks a request is about to answer; raises to refuse.
+ColdGate = Callable[[int], None]
+
+
+def decide_all(
+    settings: Settings, req: CheckRequest, facts: dict[str, Facts]
+) -> dict[str, Decision]:
+    """Decide every (phone, facts) pair of a request."""
     policy = policy_of(settings)
     return {
         p: decide(
@@ -437,6 +468,7 @@ def check_batch(
     req: CheckRequest,
     inputs: Sequence[Any],
     read: Session | None = None,
+    gate: ColdGate | None = None,
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place."""
     if len(inputs) > settings.max_batch:
@@ -444,7 +476,10 @@ def check_batch(
     parsed = normalize_many(inputs, settings.default_region)
     state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    decisions = decide_many(read or session, settings, req, distinct)
+    facts = load_facts(read or session, req.sender, distinct, req.at, req.directory)
+    if gate is not None:
+        gate(sum(1 for f in facts.values() if cold(f)))
+    decisions = decide_all(settings, req, facts)
     now = utcnow()
     items = [
         BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)

@@ -228,3 +228,54 @@ def test_consent_codes_texted_to_one_number_are_limited_whoever_asks(
         assert int(resp.headers["Retry-After"]) > 0
         # Another number is not affected.
         assert acme.post("/consent-requests", {**ask, "phone": HOLDER2}).status_code == 201
+
+
+@pytest.mark.live
+def test_checks_on_numbers_without_a_record_have_their_own_limit(
+    app: Flask, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mining the registry looks like checks on numbers the sender never had: limited, logged."""
+    world = make_world()
+    with other_app(
+        app.config["REGISTRY"].database_url, tmp_path, REGISTRY_RATELIMIT_COLD_CHECK="3 per minute"
+    ) as limited:
+        api = Api(limited.test_client(), world.keys["acme"])
+        # A number with a consent from this sender is not cold: never counted.
+        resp = api.post("/consents", {"phone": HOLDER2, "sender": "acme-cards", "channels": ["sms"],
+                                      "evidence": {"method": "web_form", "captured_at": "2026-01-01T00:00:00Z"}})  # fmt: skip
+        assert resp.status_code == 201, resp.get_json()
+        cold = [f"+8613900000{i:03d}" for i in range(10)]
+        for phone in cold[:3]:
+            assert api.post("/check", {**CHECK, "phone": phone}).status_code == 200
+        with caplog.at_level("WARNING"):
+            resp = api.post("/check", {**CHECK, "phone": cold[3]})
+        assert resp.status_code == 429
+        error = resp.get_json()["error"]
+        assert error["code"] == "rate_limited"
+        assert "no consent or opt-out" in error["message"]
+        assert int(resp.headers["Retry-After"]) > 0
+        assert any("cold checks refused" in r.getMessage() for r in caplog.records)
+        # known numbers still answer, singly and in a batch with no cold number
+        assert api.post("/check", {**CHECK, "phone": HOLDER2}).status_code == 200
+        batch = {"sender": "acme-cards", "channel": "sms", "phones": [HOLDER2, "not a number"]}
+        assert api.post("/check/batch", batch).status_code == 200
+        # a batch with cold numbers is refused whole, and nothing of it is logged
+        resp = api.post("/check/batch", {**batch, "phones": [HOLDER2, *cold[4:]]})
+        assert resp.status_code == 429
+        from sqlalchemy import text
+
+        from registry.extensions import db
+
+        with db.session() as s:
+            logged = s.scalar(
+                text("SELECT count(*) FROM check_log WHERE phone = :p"), {"p": cold[4]}
+            )
+        assert logged == 0
+        # another organization has its own budget
+        other = Api(limited.test_client(), world.keys["shop"])
+        assert (
+            other.post("/check", {**CHECK, "sender": "shop-deals", "phone": cold[5]}).status_code
+            == 200
+        )
+        metrics = limited.test_client().get("/metrics").get_data(as_text=True)
+        assert 'anning_cold_check_refusals_total{organization="acme"} 2.0' in metrics
