@@ -233,13 +233,18 @@ class Database:
             [make_engine(url, pool_size=5, max_overflow=5) for url in settings.replica_urls],
             settings.replica_max_lag,
         )
-        reader = None
+        reader = autocommit = None
         if engine.dialect.name == "sqlite":
             reader = sessionmaker(
                 bind=engine.execution_options(autocommit_reads=True), expire_on_commit=False
             )
+        else:
+            autocommit = sessionmaker(
+                bind=engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
         app.extensions["registry.db"] = _State(
-            engine, sessionmaker(bind=engine, expire_on_commit=False), replicas, reader
+            engine, sessionmaker(bind=engine, expire_on_commit=False), replicas, reader, autocommit
         )
         # Close at the end of each request, and of each app context (CLI, jobs):
         # an app context may outlive several requests (tests push one).
@@ -339,11 +344,13 @@ class _State:
         factory: sessionmaker[Session],
         replicas: Replicas,
         reader: sessionmaker[Session] | None,
+        autocommit: sessionmaker[Session] | None = None,
     ) -> None:
         self.engine = engine
         self.sessionmaker = factory
         self.replicas = replicas
         self.reader = reader
+        self.autocommit = autocommit
 
 
 def _state() -> _State:
@@ -374,6 +381,23 @@ def get_reader() -> Session:
     return session
 
 
+def get_autocommit() -> Session | None:
+    """Return a session whose every statement commits by itself (PostgreSQL), else None.
+
+    For the single check, whose only write is one log row: without BEGIN and
+    COMMIT it is three round trips instead of five. Never for work that must be
+    atomic across statements. None on SQLite (writes queue on the writer lock)
+    and inside the tests' rolled-back transaction.
+    """
+    state = _state()
+    if state.autocommit is None:
+        return None
+    if "db_autocommit" not in g:
+        g.db_autocommit = state.autocommit()
+    session: Session = g.db_autocommit
+    return session
+
+
 def get_read_session() -> tuple[Session, str]:
     """Return a session for lag-tolerant reads and where it reads: "replica" or "primary"."""
     state = _state()
@@ -386,7 +410,7 @@ def get_read_session() -> tuple[Session, str]:
 
 
 def _close_session(_exc: BaseException | None) -> None:
-    for name in ("db_session", "db_read_session", "db_reader"):
+    for name in ("db_session", "db_read_session", "db_reader", "db_autocommit"):
         session = g.pop(name, None)
         if session is not None:
             session.close()

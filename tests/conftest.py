@@ -112,6 +112,7 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
         # which commit for real, exercise the reader itself.
         state = app.extensions["registry.db"]
         reader, state.reader = state.reader, None
+        autocommit, state.autocommit = state.autocommit, None
         conn = engine.connect()
         trans = conn.begin()
         factory.configure(bind=conn, join_transaction_mode="create_savepoint")
@@ -120,7 +121,7 @@ def _transaction(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
         finally:
             factory.configure(bind=engine)
             factory.kw.pop("join_transaction_mode", None)
-            state.reader = reader
+            state.reader, state.autocommit = reader, autocommit
             trans.rollback()
             conn.close()
 

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel
 
 from registry.config import Settings
-from registry.db import get_reader
+from registry.db import get_autocommit, get_reader
 from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
@@ -42,7 +42,7 @@ def _authenticate() -> None:
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
     key = header[7:].strip()
     if request.endpoint in CACHED:
-        g.caller = authenticate_cached(get_reader(), key)
+        g.caller = authenticate_cached(get_autocommit() or get_reader(), key)
     else:
         g.caller = authenticate(get_reader(), key)
     g.api_key = key

@@ -26,7 +26,7 @@ from registry.api.schemas import (
     Time,
 )
 from registry.checks import services
-from registry.db import get_read_session, get_reader, get_session
+from registry.db import get_autocommit, get_read_session, get_reader, get_session
 from registry.errors import InvalidPhoneError, RateLimited
 from registry.extensions import limiter
 from registry.metrics import count_cold_refusal, count_decision
@@ -182,7 +182,9 @@ def _request(
         directory = None
     else:
         who = caller()
-        sender = resolve_sender_cached(get_reader(), who, sender_code, "check", now)
+        sender = resolve_sender_cached(
+            get_autocommit() or get_reader(), who, sender_code, "check", now
+        )
         directory = services.Directory(
             who.key_prefix, who.fingerprint, sender.agent_id, sender.fingerprint
         )
@@ -216,8 +218,13 @@ def check() -> Any:
         raise InvalidPhoneError(str(exc), field="phone") from exc
     args = (data.sender, data.channel, data.purpose, data.category, data.at)
     req = _request(*args)
-    session = get_session()
+    # One log row is the only write: on PostgreSQL it commits by itself (no
+    # BEGIN/COMMIT round trips); on SQLite it queues for the writer lock.
+    auto = get_autocommit()
+    session = auto or get_session()
     read, source = get_read_session()
+    if auto is not None and source == "primary":
+        read = auto  # one connection for the facts and the log row
     try:
         result = services.check_one(session, cfg, req, phone, read, _cold_gate(req))
     except services.StaleDirectory:

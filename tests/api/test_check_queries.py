@@ -50,7 +50,8 @@ def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(senders_services, "_SENDERS", {})
 
 
-def test_single_check_is_four_statements_then_two(app: Flask, acme: Api) -> None:
+def test_single_check_is_four_statements_then_two(app: Flask, acme: Api, session) -> None:  # type: ignore[no-untyped-def]
+    sealing.known_seq(session)  # the feed position is per process, not per request
     with statements(app) as seen:
         acme.check(HOLDER)
     # key, sender, the facts (one UNION ALL), the log row; the receipt's feed
@@ -74,6 +75,7 @@ def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, se
     session.commit()
     acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
     agent = Api(client, key)
+    sealing.known_seq(session)
     with statements(app) as seen:
         agent.check(HOLDER)
     assert len(seen) == 5, "\n---\n".join(seen)  # the owner's four and the delegation
@@ -92,3 +94,29 @@ def test_batch_of_thousands_is_a_handful_of_statements(app: Flask, acme: Api) ->
     assert resp.status_code == 200
     # key, sender, facts in chunks of 2,000 (3), the batch row, the log rows (one executemany)
     assert len(seen) <= 8, "\n---\n".join(seen)
+
+
+@pytest.mark.live
+def test_single_check_on_postgresql_commits_its_log_row_by_itself(app: Flask) -> None:
+    """On PostgreSQL the check's one write runs without BEGIN/COMMIT: visible at once elsewhere."""
+    from sqlalchemy import text
+
+    from registry.db import get_autocommit
+    from tests import factories
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite queues writes on the writer lock instead")
+        with db.session() as s:
+            world = factories.world(s)
+    api = Api(app.test_client(), world.keys["acme"])
+    answer = api.check(HOLDER)
+    with app.app_context(), db.engine.connect() as other:
+        found = other.execute(
+            text("SELECT decision FROM check_log WHERE phone = :p"), {"p": HOLDER}
+        ).scalar_one()
+    assert found == answer["decision"]
+    with app.test_request_context():
+        auto = get_autocommit()
+        assert auto is not None
+        assert auto.connection().connection.driver_connection.autocommit is True
