@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import BindParameter
+from sqlmodel import col
 
 from registry import phones
 from registry.checks.models import CheckBatch, CheckLog
@@ -49,8 +52,14 @@ from registry.tokens import Signer
 # take the chunk's phones, so a chunk stays well under that.
 CHUNK = 2_000
 
-c, o, s, d = (t.__table__ for t in (Consent, OptOut, Subscriber, Disconnection))  # type: ignore[attr-defined]
-_phones = bindparam("phones", expanding=True)
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+c, o, s, d = (_table(t) for t in (Consent, OptOut, Subscriber, Disconnection))
+_phones: BindParameter[list[str]] = bindparam("phones", expanding=True)
 _NULL_TS: ColumnElement[Any] = cast(null(), UTCDateTime())
 _NULL_TXT: ColumnElement[Any] = cast(null(), c.c.channels.type)
 _NULL_INT: ColumnElement[Any] = cast(null(), c.c.id.type)
@@ -102,8 +111,7 @@ _FACTS_ONE = Prepared(union_all(*_BY_PHONE))
 # process's copies, as fingerprints read in the same statement (so from the same
 # snapshot): a copy is used only while it matches the database (see ``Directory``).
 k, og, snd, dl, ds = (
-    t.__table__
-    for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)  # type: ignore[attr-defined]
+    _table(t) for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)
 )
 _NULLS = (
     _NULL_INT,
@@ -193,6 +201,7 @@ def load_facts(
         if directory is not None and start == 0:
             params["key_prefix"] = directory.key_prefix
             params["agent"] = directory.agent_id
+        rows: Sequence[Any]
         if len(phone_list) == 1:  # the single check: a precompiled statement
             params["phone"] = phone_list[0]
             rows = (_FACTS_ONE_VERIFIED if directory is not None else _FACTS_ONE).rows(conn, params)
@@ -368,7 +377,7 @@ def check_one(
         zone=zone_for(phone, settings),
     )
     now = utcnow()
-    log_id = (
+    log_id: int = (
         session.connection().execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
     )
     receipt = {
@@ -568,14 +577,14 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
             log.c.purpose,
             log.c.decision,
             log.c.reason,
-            Sender.code.label("sender_code"),
-            Sender.name.label("sender_name"),  # type: ignore[attr-defined]
-            owner.name.label("organization"),
-            agent.name.label("agent"),
+            col(Sender.code).label("sender_code"),
+            col(Sender.name).label("sender_name"),
+            col(owner.name).label("organization"),
+            col(agent.name).label("agent"),
         )
-        .join(Sender, Sender.id == log.c.sender_id)  # type: ignore[arg-type]
-        .join(owner, owner.id == log.c.organization_id)  # type: ignore[arg-type]
-        .outerjoin(agent, agent.id == log.c.agent_id)  # type: ignore[arg-type]
+        .join(Sender, col(Sender.id) == log.c.sender_id)
+        .join(owner, col(owner.id) == log.c.organization_id)
+        .outerjoin(agent, col(agent.id) == log.c.agent_id)
         .where(log.c.phone == phone)
         .order_by(log.c.checked_at.desc())
         .limit(limit)
@@ -587,7 +596,7 @@ def sender_owner(session: Session, code: str) -> int:
     """Return the id of the organization that owns sender ``code``."""
     from registry.errors import UnknownSender
 
-    owner = session.scalar(select(Sender.organization_id).where(Sender.code == code))
+    owner = session.scalar(select(col(Sender.organization_id)).where(col(Sender.code) == code))
     if owner is None:
         raise UnknownSender(f"no sender with code {code!r}", field="sender")
     return int(owner)
