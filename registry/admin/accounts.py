@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.admin.models import STAFF_ROLES, StaffUser
 from registry.errors import Conflict, RegistryError, ValidationFailed
@@ -72,7 +73,7 @@ def create_staff(session: Session, email: str, password: str, role: str = "viewe
         raise ValidationFailed(
             f"the password needs at least {MIN_PASSWORD} characters", field="password"
         )
-    if session.scalar(select(StaffUser.id).where(StaffUser.email == email)) is not None:
+    if session.scalar(select(col(StaffUser.id)).where(col(StaffUser.email) == email)) is not None:
         raise Conflict(f"a staff account {email!r} exists", field="email")
     secret = pyotp.random_base32()
     user = StaffUser(
@@ -92,7 +93,7 @@ def get_staff(session: Session, staff_id: int) -> StaffUser | None:
 
 def list_staff(session: Session) -> list[StaffUser]:
     """Return every staff account, by email."""
-    return list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
+    return list(session.scalars(select(StaffUser).order_by(col(StaffUser.email))))
 
 
 def count_staff(session: Session) -> int:
@@ -122,7 +123,7 @@ def sign_in(session: Session, email: str, password: str, code: str, now: datetim
         email = normalize_email(email)
     except ValidationFailed:
         email = ""
-    user = session.scalar(select(StaffUser).where(StaffUser.email == email)) if email else None
+    user = session.scalar(select(StaffUser).where(col(StaffUser.email) == email)) if email else None
     if user is None or user.disabled:
         _verify(_DUMMY_HASH, password)
         raise SignInFailed("the email, password or code is wrong")

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.admin.models import StaffAudit, StaffUser
 from registry.timeutil import utcnow
@@ -43,9 +44,9 @@ def recent(
     session: Session, *, staff_id: int | None = None, action: str | None = None, limit: int = 200
 ) -> list[StaffAudit]:
     """Return the newest audit entries, optionally of one account or action prefix."""
-    query = select(StaffAudit).order_by(StaffAudit.id.desc()).limit(limit)  # type: ignore[union-attr]
+    query = select(StaffAudit).order_by(col(StaffAudit.id).desc()).limit(limit)
     if staff_id is not None:
-        query = query.where(StaffAudit.staff_id == staff_id)
+        query = query.where(col(StaffAudit.staff_id) == staff_id)
     if action:
-        query = query.where(StaffAudit.action.startswith(action))  # type: ignore[attr-defined]
+        query = query.where(col(StaffAudit.action).startswith(action))
     return list(session.scalars(query))

@@ -15,6 +15,7 @@ from datetime import datetime, time
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.checks.services import CheckRequest, policy_of, zone_for
 from registry.config import Settings
@@ -37,9 +38,7 @@ def facts_as_of(
 ) -> Facts:
     """Return the facts about (phone, sender) as the registry knew them at ``at``."""
     events = session.scalars(
-        select(Event)
-        .where(Event.phone == phone, Event.at <= at)  # type: ignore[arg-type,operator]
-        .order_by(Event.id)  # type: ignore[arg-type]
+        select(Event).where(col(Event.phone) == phone, col(Event.at) <= at).order_by(col(Event.id))
     ).all()
     status: dict[int, str] = {}
     activated: dict[int, datetime] = {}
@@ -64,7 +63,7 @@ def facts_as_of(
             prefs = Preferences(e.at, dnd, frozenset(data.get("blocked_categories") or ()), quiet)
     consents = []
     if status:
-        rows = session.scalars(select(Consent).where(Consent.id.in_(status))).all()  # type: ignore[union-attr]
+        rows = session.scalars(select(Consent).where(col(Consent.id).in_(status))).all()
         for c in rows:
             cid = c.id or 0
             consents.append(
@@ -86,21 +85,21 @@ def facts_as_of(
         OptOutFact(frozenset(o.channels.split(",")), o.received_at, o.created_at)
         for o in session.scalars(
             select(OptOut).where(
-                OptOut.phone == phone,
-                OptOut.sender_id == sender_id,
-                OptOut.created_at <= at,  # type: ignore[operator]
-                or_(OptOut.withdrawn_at.is_(None), OptOut.withdrawn_at > at),  # type: ignore[union-attr,operator]
+                col(OptOut.phone) == phone,
+                col(OptOut.sender_id) == sender_id,
+                col(OptOut.created_at) <= at,
+                or_(col(OptOut.withdrawn_at).is_(None), col(OptOut.withdrawn_at) > at),
             )
         )
     )
     cut = session.scalars(
-        select(Disconnection.disconnected_at)
+        select(col(Disconnection.disconnected_at))
         .where(
-            Disconnection.phone == phone,
-            Disconnection.disconnected_at <= at,  # type: ignore[operator]
-            Disconnection.created_at <= at,  # type: ignore[operator]
+            col(Disconnection.phone) == phone,
+            col(Disconnection.disconnected_at) <= at,
+            col(Disconnection.created_at) <= at,
         )
-        .order_by(Disconnection.disconnected_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(Disconnection.disconnected_at).desc())
         .limit(1)
     ).first()
     return Facts(suspended, tuple(consents), optouts, prefs, cut)

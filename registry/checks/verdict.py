@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.checks.asof import decide_as_of
 from registry.checks.models import CheckLog
@@ -81,14 +82,14 @@ class Verdict:
 def _suspended_at(session: Session, sender: Sender, at: datetime) -> bool:
     """Tell whether the sender or its organization was under a suspension at ``at``."""
     hit = session.scalar(
-        select(Sanction.id)
+        select(col(Sanction.id))
         .where(
-            Sanction.kind == "suspension",
-            Sanction.organization_id == sender.organization_id,
-            or_(Sanction.sender_id == sender.id, Sanction.sender_id.is_(None)),  # type: ignore[union-attr]
-            Sanction.starts_at <= at,  # type: ignore[operator]
-            or_(Sanction.ends_at.is_(None), Sanction.ends_at > at),  # type: ignore[union-attr,operator]
-            or_(Sanction.lifted_at.is_(None), Sanction.lifted_at > at),  # type: ignore[union-attr,operator]
+            col(Sanction.kind) == "suspension",
+            col(Sanction.organization_id) == sender.organization_id,
+            or_(col(Sanction.sender_id) == sender.id, col(Sanction.sender_id).is_(None)),
+            col(Sanction.starts_at) <= at,
+            or_(col(Sanction.ends_at).is_(None), col(Sanction.ends_at) > at),
+            or_(col(Sanction.lifted_at).is_(None), col(Sanction.lifted_at) > at),
         )
         .limit(1)
     )
@@ -104,32 +105,34 @@ def checks_before(
     """
     rows = session.execute(
         select(
-            CheckLog.id,
-            CheckLog.checked_at,
-            CheckLog.at,
-            CheckLog.decision,
-            CheckLog.reason,
-            CheckLog.consent_id,
-            CheckLog.agent_id,
+            col(CheckLog.id),
+            col(CheckLog.checked_at),
+            col(CheckLog.at),
+            col(CheckLog.decision),
+            col(CheckLog.reason),
+            col(CheckLog.consent_id),
+            col(CheckLog.agent_id),
         )
         .where(
             and_(
-                CheckLog.phone == phone,
-                CheckLog.checked_at <= at,  # type: ignore[operator]
+                col(CheckLog.phone) == phone,
+                col(CheckLog.checked_at) <= at,
                 # "+ 0" keeps the planner off (sender_id, checked_at): a busy
                 # sender has millions of checks, a number only a handful, and
                 # SQLite without ANALYZE statistics would otherwise pick the
                 # sender's index (measured: 1.5 s instead of 1 ms at 3M checks).
-                CheckLog.sender_id + 0 == sender_id,
-                CheckLog.channel == channel,
-                CheckLog.purpose == "marketing",
+                col(CheckLog.sender_id) + 0 == sender_id,
+                col(CheckLog.channel) == channel,
+                col(CheckLog.purpose) == "marketing",
             )
         )
-        .order_by(CheckLog.checked_at.desc(), CheckLog.id.desc())  # type: ignore[attr-defined,union-attr]
+        .order_by(col(CheckLog.checked_at).desc(), col(CheckLog.id).desc())
     ).all()
     if not rows:
         return None, 0
-    return CheckSeen(*rows[0]), len(rows)
+    check_id, checked_at, asked_at, decision, reason, consent_id, agent_id = rows[0]
+    seen = CheckSeen(check_id or 0, checked_at, asked_at, decision, reason, consent_id, agent_id)
+    return seen, len(rows)
 
 
 def evidence(session: Session, consent_id: int) -> dict[str, Any] | None:

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
-from sqlalchemy import String, and_, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, String, and_, func, select
+from sqlalchemy.orm import Mapped, Session, aliased
+from sqlmodel import col
 
 from registry.checks.verdict import Verdict, verdict_for_contact
 from registry.complaints.models import Complaint
@@ -58,11 +58,11 @@ class QueueRow:
     agent_slug: str | None = None  # the agent that checked for the sender, if one did
 
 
-def _overdue_clause(now: datetime, answer_days: int):  # type: ignore[no-untyped-def]
+def _overdue_clause(now: datetime, answer_days: int) -> ColumnElement[bool]:
     return and_(
-        Complaint.status == "open",
-        Complaint.answered_at.is_(None),  # type: ignore[union-attr]
-        Complaint.created_at < now - timedelta(days=answer_days),  # type: ignore[operator]
+        col(Complaint.status) == "open",
+        col(Complaint.answered_at).is_(None),
+        col(Complaint.created_at) < now - timedelta(days=answer_days),
     )
 
 
@@ -84,22 +84,22 @@ def queue(
     """
     agent = aliased(Organization)
     query = (
-        select(Complaint, Sender.code, Organization.slug, agent.slug)
-        .outerjoin(Sender, Sender.id == Complaint.sender_id)  # type: ignore[arg-type]
-        .outerjoin(Organization, Organization.id == Complaint.organization_id)  # type: ignore[arg-type]
-        .outerjoin(agent, agent.id == Complaint.agent_id)  # type: ignore[arg-type]
+        select(Complaint, col(Sender.code), col(Organization.slug), col(agent.slug))
+        .outerjoin(Sender, col(Sender.id) == col(Complaint.sender_id))
+        .outerjoin(Organization, col(Organization.id) == col(Complaint.organization_id))
+        .outerjoin(agent, col(agent.id) == col(Complaint.agent_id))
     )
     if f.status:
-        query = query.where(Complaint.status == f.status)
+        query = query.where(col(Complaint.status) == f.status)
     if f.org:
-        query = query.where((Organization.slug == f.org) | (agent.slug == f.org))
+        query = query.where((col(Organization.slug) == f.org) | (col(agent.slug) == f.org))
     if f.sender:
-        query = query.where(Sender.code == f.sender)
+        query = query.where(col(Sender.code) == f.sender)
     if f.older_than_days is not None:
-        query = query.where(Complaint.created_at < now - timedelta(days=f.older_than_days))  # type: ignore[operator]
+        query = query.where(col(Complaint.created_at) < now - timedelta(days=f.older_than_days))
     if f.overdue:
         query = query.where(_overdue_clause(now, answer_days))
-    query = query.order_by(Complaint.created_at, Complaint.id).limit(limit)  # type: ignore[arg-type]
+    query = query.order_by(col(Complaint.created_at), col(Complaint.id)).limit(limit)
     rows = [
         QueueRow(
             c,
@@ -128,7 +128,9 @@ class DeskCounts:
 def counts(session: Session, now: datetime, answer_days: int) -> DeskCounts:
     """Return how many complaints are open, answered, closed and overdue."""
     by_status = dict(
-        session.execute(select(Complaint.status, func.count()).group_by(Complaint.status)).all()
+        session.execute(
+            select(col(Complaint.status), func.count()).group_by(col(Complaint.status))
+        ).all()
     )
     overdue = session.scalar(
         select(func.count()).select_from(Complaint).where(_overdue_clause(now, answer_days))
@@ -159,8 +161,8 @@ def verified_counts(
     """Return (sender id, verified complaints filed in the last ``days`` days) per sender."""
     complaints = session.scalars(
         select(Complaint).where(
-            Complaint.sender_id.is_not(None),  # type: ignore[union-attr]
-            Complaint.created_at >= now - timedelta(days=days),  # type: ignore[operator]
+            col(Complaint.sender_id).is_not(None),
+            col(Complaint.created_at) >= now - timedelta(days=days),
         )
     ).all()
     tally: Counter[int] = Counter()
@@ -170,24 +172,24 @@ def verified_counts(
     return sorted(tally.items())
 
 
-def _bounds(start: date | None, end: date | None):  # type: ignore[no-untyped-def]
+def _bounds(start: date | None, end: date | None) -> list[ColumnElement[bool]]:
     clauses = []
     if start is not None:
-        clauses.append(Complaint.created_at >= datetime.combine(start, time(), UTC))  # type: ignore[operator]
+        clauses.append(col(Complaint.created_at) >= datetime.combine(start, time(), UTC))
     if end is not None:
-        clauses.append(Complaint.created_at < datetime.combine(end, time(), UTC))  # type: ignore[operator]
+        clauses.append(col(Complaint.created_at) < datetime.combine(end, time(), UTC))
     return clauses
 
 
 def _per_quarter(
-    session: Session, org_column: Any, start: date | None, end: date | None
+    session: Session, org_column: Mapped[int | None], start: date | None, end: date | None
 ) -> dict[str, dict[str, int]]:
-    month = func.substr(func.cast(Complaint.created_at, String()), 1, 7)
+    month: ColumnElement[str] = func.substr(func.cast(col(Complaint.created_at), String()), 1, 7)
     rows = session.execute(
-        select(Organization.slug, month, func.count())
-        .join(Organization, Organization.id == org_column)
+        select(col(Organization.slug), month, func.count())
+        .join(Organization, col(Organization.id) == org_column)
         .where(*_bounds(start, end))
-        .group_by(Organization.slug, month)
+        .group_by(col(Organization.slug), month)
     )
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for slug, ym, n in rows:
@@ -205,14 +207,14 @@ def per_org_quarter(
     whoever checked for it. Groups by organization and month in SQL (one pass
     over the indexed ``created_at``), folds months into quarters here.
     """
-    return _per_quarter(session, Complaint.organization_id, start, end)
+    return _per_quarter(session, col(Complaint.organization_id), start, end)
 
 
 def per_agent_quarter(
     session: Session, start: date | None = None, end: date | None = None
 ) -> dict[str, dict[str, int]]:
     """Return complaints per agent slug per quarter in [start, end): those an agent checked for."""
-    return _per_quarter(session, Complaint.agent_id, start, end)
+    return _per_quarter(session, col(Complaint.agent_id), start, end)
 
 
 def answer_days_list(
@@ -220,7 +222,7 @@ def answer_days_list(
 ) -> tuple[list[float], int]:
     """Return the days each answered complaint filed in [start, end) waited, and how many wait still."""
     rows = session.execute(
-        select(Complaint.created_at, Complaint.answered_at).where(*_bounds(start, end))
+        select(col(Complaint.created_at), col(Complaint.answered_at)).where(*_bounds(start, end))
     ).all()
     waited = [(a - c).total_seconds() / 86_400 for c, a in rows if a is not None]
     return waited, sum(1 for _, a in rows if a is None)
@@ -243,8 +245,8 @@ def agent_of(session: Session, verdict: Verdict, complaint: Complaint) -> AgentI
     names = {
         i: (slug, name)
         for i, slug, name in session.execute(
-            select(Organization.id, Organization.slug, Organization.name).where(
-                Organization.id.in_((verdict.agent_id, complaint.organization_id))  # type: ignore[union-attr]
+            select(col(Organization.id), col(Organization.slug), col(Organization.name)).where(
+                col(Organization.id).in_((verdict.agent_id, complaint.organization_id))
             )
         )
     }
@@ -269,8 +271,8 @@ def sender_of(session: Session, complaint: Complaint) -> SenderInfo | None:
         return None
     row = session.execute(
         select(Sender, Organization)
-        .join(Organization, Organization.id == Sender.organization_id)  # type: ignore[arg-type]
-        .where(Sender.id == complaint.sender_id)
+        .join(Organization, col(Organization.id) == col(Sender.organization_id))
+        .where(col(Sender.id) == complaint.sender_id)
     ).first()
     if row is None:
         return None

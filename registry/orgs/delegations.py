@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, aliased
+from sqlmodel import col
 
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.orgs.models import SCOPES, Delegation, DelegationSender, Organization
@@ -22,7 +23,7 @@ def grant(
     expires_at: datetime | None = None,
 ) -> Delegation:
     """Let ``agent_slug`` act for the principal's ``sender_codes`` within ``scopes``."""
-    agent = session.scalar(select(Organization).where(Organization.slug == agent_slug))
+    agent = session.scalar(select(Organization).where(col(Organization.slug) == agent_slug))
     if agent is None:
         raise ValidationFailed(f"no organization {agent_slug!r}", field="agent")
     if agent.id == principal_id:
@@ -38,7 +39,9 @@ def grant(
     if not codes:
         raise ValidationFailed("name at least one sender", field="senders")
     senders = session.execute(
-        select(Sender.id, Sender.code, Sender.organization_id).where(Sender.code.in_(codes))  # type: ignore[attr-defined]
+        select(col(Sender.id), col(Sender.code), col(Sender.organization_id)).where(
+            col(Sender.code).in_(codes)
+        )
     ).all()
     found = {code for _id, code, _org in senders}
     missing = [c for c in codes if c not in found]
@@ -105,9 +108,9 @@ def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, 
         return []
     ids = [d.id for d in delegations]
     rows = session.execute(
-        select(DelegationSender.delegation_id, Sender.code)
-        .join(Sender, Sender.id == DelegationSender.sender_id)  # type: ignore[arg-type]
-        .where(DelegationSender.delegation_id.in_(ids))  # type: ignore[attr-defined]
+        select(col(DelegationSender.delegation_id), col(Sender.code))
+        .join(Sender, col(Sender.id) == col(DelegationSender.sender_id))
+        .where(col(DelegationSender.delegation_id).in_(ids))
     ).all()
     codes: dict[int, list[str]] = {}
     for delegation_id, code in rows:
@@ -115,8 +118,10 @@ def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, 
     org_ids = {d.principal_id for d in delegations} | {d.agent_id for d in delegations}
     slugs = dict(
         session.execute(
-            select(Organization.id, Organization.slug).where(Organization.id.in_(org_ids))
-        ).all()  # type: ignore[union-attr]
+            select(col(Organization.id), col(Organization.slug)).where(
+                col(Organization.id).in_(org_ids)
+            )
+        ).all()
     )
     now = utcnow()
     return [
@@ -141,18 +146,18 @@ def list_for(session: Session, org_id: int) -> list[Delegation]:
     return list(
         session.scalars(
             select(Delegation)
-            .where((Delegation.principal_id == org_id) | (Delegation.agent_id == org_id))
-            .order_by(Delegation.id.desc())  # type: ignore[union-attr]
+            .where((col(Delegation.principal_id) == org_id) | (col(Delegation.agent_id) == org_id))
+            .order_by(col(Delegation.id).desc())
         )
     )
 
 
 def _state_clause(state: str, now: datetime) -> ColumnElement[bool]:
-    revoked = Delegation.revoked_at.is_not(None)  # type: ignore[union-attr]
+    revoked = col(Delegation.revoked_at).is_not(None)
     expired = and_(
-        Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
-        Delegation.expires_at.is_not(None),  # type: ignore[union-attr]
-        Delegation.expires_at <= now,  # type: ignore[operator]
+        col(Delegation.revoked_at).is_(None),
+        col(Delegation.expires_at).is_not(None),
+        col(Delegation.expires_at) <= now,
     )
     if state == "revoked":
         return revoked
@@ -160,8 +165,8 @@ def _state_clause(state: str, now: datetime) -> ColumnElement[bool]:
         return expired
     if state == "active":
         return and_(
-            Delegation.revoked_at.is_(None),  # type: ignore[union-attr]
-            or_(Delegation.expires_at.is_(None), Delegation.expires_at > now),  # type: ignore[union-attr,operator]
+            col(Delegation.revoked_at).is_(None),
+            or_(col(Delegation.expires_at).is_(None), col(Delegation.expires_at) > now),
         )
     raise ValidationFailed("state must be active, revoked or expired", field="state")
 
@@ -180,15 +185,15 @@ def search(
     ``principal`` and ``agent`` are organization slugs; ``state`` is
     ``active``, ``revoked`` or ``expired``.
     """
-    query = select(Delegation).order_by(Delegation.id.desc()).limit(limit)  # type: ignore[union-attr]
+    query = select(Delegation).order_by(col(Delegation.id).desc()).limit(limit)
     if principal:
         owner = aliased(Organization)
-        on_owner = owner.id == Delegation.principal_id
-        query = query.join(owner, on_owner).where(owner.slug == principal)
+        on_owner = col(owner.id) == col(Delegation.principal_id)
+        query = query.join(owner, on_owner).where(col(owner.slug) == principal)
     if agent:
         acting = aliased(Organization)
-        on_agent = acting.id == Delegation.agent_id
-        query = query.join(acting, on_agent).where(acting.slug == agent)
+        on_agent = col(acting.id) == col(Delegation.agent_id)
+        query = query.join(acting, on_agent).where(col(acting.slug) == agent)
     if state:
         query = query.where(_state_clause(state, now or utcnow()))
     return list(session.scalars(query))

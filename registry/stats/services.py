@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.checks.models import CheckLog
 from registry.consent.models import CHANNELS
@@ -62,7 +63,7 @@ def _add(session: Session, counts: dict[tuple[str, date, str, str], int]) -> Non
     stmt = insert(StatDaily)
     stmt = stmt.on_conflict_do_update(
         index_elements=["metric", "day", "key1", "key2"],
-        set_={"value": StatDaily.value + stmt.excluded.value},
+        set_={"value": col(StatDaily.value) + stmt.excluded.value},
     )
     for start in range(0, len(rows), 5000):
         session.execute(stmt, rows[start : start + 5000])
@@ -70,7 +71,7 @@ def _add(session: Session, counts: dict[tuple[str, date, str, str], int]) -> Non
 
 def _watermark(session: Session, source: str) -> StatWatermark:
     mark = session.scalar(
-        select(StatWatermark).where(StatWatermark.source == source).with_for_update()
+        select(StatWatermark).where(col(StatWatermark.source) == source).with_for_update()
     )
     if mark is None:
         mark = StatWatermark(source=source, last_id=0)
@@ -110,24 +111,29 @@ def _refresh_checks(session: Session, now: datetime) -> int:
     Delegated checks also count for the agent (metric ``checks_agent``).
     """
     mark = _watermark(session, "check_log")
-    top = session.scalar(select(func.max(CheckLog.id))) or 0
+    top = session.scalar(select(func.max(col(CheckLog.id)))) or 0
     read = 0
-    day = func.date(CheckLog.checked_at)
+    # A date on PostgreSQL, ISO text on SQLite (see ``_day``).
+    day: ColumnElement[date | str] = func.date(col(CheckLog.checked_at))
     while mark.last_id < top:
         upper = min(mark.last_id + CHUNK, top)
         counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
         rows = session.execute(
             select(
                 day,
-                CheckLog.organization_id,
-                CheckLog.agent_id,
-                CheckLog.decision,
-                CheckLog.reason,
+                col(CheckLog.organization_id),
+                col(CheckLog.agent_id),
+                col(CheckLog.decision),
+                col(CheckLog.reason),
                 func.count(),
             )
-            .where(and_(CheckLog.id > mark.last_id, CheckLog.id <= upper))  # type: ignore[operator]
+            .where(and_(col(CheckLog.id) > mark.last_id, col(CheckLog.id) <= upper))
             .group_by(
-                day, CheckLog.organization_id, CheckLog.agent_id, CheckLog.decision, CheckLog.reason
+                day,
+                col(CheckLog.organization_id),
+                col(CheckLog.agent_id),
+                col(CheckLog.decision),
+                col(CheckLog.reason),
             )
         )
         for d, org_id, agent_id, decision, reason, n in rows:
@@ -151,23 +157,24 @@ def _refresh_willingness(session: Session, now: datetime) -> int:
     One scan of the subscriber table computes all 24 counts.
     """
     s = Subscriber
-    cols = [func.count().label("holders")]
+    dnds = (("voice", col(s.dnd_voice)), ("sms", col(s.dnd_sms)))
+    cols: list[ColumnElement[int]] = [func.count().label("holders")]
     keys: list[tuple[str, str]] = []
     for cat in CATEGORIES:
         # blocked_categories is a comma list of category names; none is a prefix of another.
-        blocked = s.blocked_categories.like(f"%{cat}%")  # type: ignore[attr-defined]
-        for channel, dnd in (("voice", s.dnd_voice), ("sms", s.dnd_sms)):
-            cols.append(func.sum(case((blocked | dnd, 1), else_=0)))  # type: ignore[arg-type]
+        blocked = col(s.blocked_categories).like(f"%{cat}%")
+        for channel, dnd in dnds:
+            cols.append(func.sum(case((blocked | dnd, 1), else_=0)))
             keys.append((cat, channel))
-    for channel, dnd in (("voice", s.dnd_voice), ("sms", s.dnd_sms)):
-        cols.append(func.sum(case((dnd, 1), else_=0)))  # type: ignore[arg-type]
+    for channel, dnd in dnds:
+        cols.append(func.sum(case((dnd, 1), else_=0)))
         keys.append(("dnd", channel))
     row = session.execute(select(*cols).select_from(Subscriber)).one()
     today = now.date()
     session.execute(
         delete(StatDaily).where(
-            StatDaily.metric.in_(("holders", "blocking")),  # type: ignore[attr-defined]
-            StatDaily.day == today,
+            col(StatDaily.metric).in_(("holders", "blocking")),
+            col(StatDaily.day) == today,
         )
     )
     counts: dict[tuple[str, date, str, str], int] = {("holders", today, "", ""): int(row[0] or 0)}
@@ -177,40 +184,37 @@ def _refresh_willingness(session: Session, now: datetime) -> int:
     return int(row[0] or 0)
 
 
-def _flag(channel: str) -> Any:
+def _flag(channel: str) -> ColumnElement[int]:
     # Preference events carry the settings as sorted JSON (events.services.record).
     return case(
-        (Event.data.like(f'%"dnd_{channel}": true%'), 1),  # type: ignore[union-attr]
+        (col(Event.data).like(f'%"dnd_{channel}": true%'), 1),
         else_=0,
     )
 
 
 def _refresh_dnd(session: Session) -> int:
     """Recompute do-not-disturb turn-ons and turn-offs per day and channel."""
-    inner = select(
-        Event.at.label("at"),
-        *(_flag(ch).label(ch) for ch in CHANNELS),
-        *(
-            func.lag(_flag(ch), 1, 0)
-            .over(partition_by=Event.phone, order_by=Event.id)
-            .label(f"prev_{ch}")
-            for ch in CHANNELS
-        ),
-    ).where(Event.type == "preferences.changed")
+    flags = [_flag(ch).label(ch) for ch in CHANNELS]
+    prevs = [
+        func.lag(_flag(ch), 1, 0)
+        .over(partition_by=col(Event.phone), order_by=col(Event.id))
+        .label(f"prev_{ch}")
+        for ch in CHANNELS
+    ]
+    columns: list[ColumnElement[Any]] = [col(Event.at).label("at"), *flags, *prevs]
+    inner = select(*columns).where(col(Event.type) == "preferences.changed")
     sub = inner.subquery()
     day = func.date(sub.c.at)
     cols = []
     for ch in CHANNELS:
-        on, prev = sub.c[ch], sub.c[f"prev_{ch}"]
-        cols.append(func.sum(case((and_(on == 1, prev == 0), 1), else_=0)))
-        cols.append(func.sum(case((and_(on == 0, prev == 1), 1), else_=0)))
+        flag, prev = sub.c[ch], sub.c[f"prev_{ch}"]
+        cols.append(func.sum(case((and_(flag == 1, prev == 0), 1), else_=0)))
+        cols.append(func.sum(case((and_(flag == 0, prev == 1), 1), else_=0)))
     rows = session.execute(select(day, *cols).group_by(day)).all()
-    session.execute(
-        delete(StatDaily).where(StatDaily.metric.in_(("dnd_on", "dnd_off")))  # type: ignore[attr-defined]
-    )
+    session.execute(delete(StatDaily).where(col(StatDaily.metric).in_(("dnd_on", "dnd_off"))))
     counts: dict[tuple[str, date, str, str], int] = {}
-    for d, *values in rows:
-        it = iter(values)
+    for row in rows:
+        d, it = row[0], iter(row[1:])
         for ch in CHANNELS:
             on, off = int(next(it) or 0), int(next(it) or 0)
             if on:
@@ -235,18 +239,23 @@ class Willingness:
 
 def willingness(session: Session, on: date | None = None) -> Willingness:
     """Return the latest snapshot (or the last one on or before ``on``)."""
-    query = select(func.max(StatDaily.day)).where(StatDaily.metric == "holders")
+    query = select(func.max(col(StatDaily.day))).where(col(StatDaily.metric) == "holders")
     if on is not None:
-        query = query.where(StatDaily.day <= on)  # type: ignore[operator]
+        query = query.where(col(StatDaily.day) <= on)
     day = session.scalar(query)
     if day is None:
         return Willingness(None, 0, [])
     values = {
         (m, k1, k2): v
         for m, k1, k2, v in session.execute(
-            select(StatDaily.metric, StatDaily.key1, StatDaily.key2, StatDaily.value).where(
-                StatDaily.metric.in_(("holders", "blocking")),  # type: ignore[attr-defined]
-                StatDaily.day == day,
+            select(
+                col(StatDaily.metric),
+                col(StatDaily.key1),
+                col(StatDaily.key2),
+                col(StatDaily.value),
+            ).where(
+                col(StatDaily.metric).in_(("holders", "blocking")),
+                col(StatDaily.day) == day,
             )
         )
     }
@@ -298,9 +307,9 @@ def dnd_series(
 ) -> list[DndPoint]:
     """Return DND registrations per month (within [start, end) when given), with running totals."""
     rows = session.execute(
-        select(StatDaily.metric, StatDaily.day, StatDaily.key1, StatDaily.value)
-        .where(StatDaily.metric.in_(("dnd_on", "dnd_off")))  # type: ignore[attr-defined]
-        .order_by(StatDaily.day)
+        select(col(StatDaily.metric), col(StatDaily.day), col(StatDaily.key1), col(StatDaily.value))
+        .where(col(StatDaily.metric).in_(("dnd_on", "dnd_off")))
+        .order_by(col(StatDaily.day))
     )
     per: dict[str, dict[str, int]] = {}
     totals = {"voice": 0, "sms": 0}
@@ -365,14 +374,19 @@ def checks_by_org(
     An organization that checked as an agent has a second row, ``as_agent``.
     """
     query = (
-        select(StatDaily.metric, StatDaily.key1, StatDaily.key2, func.sum(StatDaily.value))
-        .where(StatDaily.metric.in_(("checks", "checks_agent")))  # type: ignore[attr-defined]
-        .group_by(StatDaily.metric, StatDaily.key1, StatDaily.key2)
+        select(
+            col(StatDaily.metric),
+            col(StatDaily.key1),
+            col(StatDaily.key2),
+            func.sum(col(StatDaily.value)),
+        )
+        .where(col(StatDaily.metric).in_(("checks", "checks_agent")))
+        .group_by(col(StatDaily.metric), col(StatDaily.key1), col(StatDaily.key2))
     )
     if start is not None:
-        query = query.where(StatDaily.day >= start)  # type: ignore[operator]
+        query = query.where(col(StatDaily.day) >= start)
     if end is not None:
-        query = query.where(StatDaily.day < end)  # type: ignore[operator]
+        query = query.where(col(StatDaily.day) < end)
     per: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for metric, org_id, key, n in session.execute(query):
         per[(org_id, metric)][key] += int(n)
@@ -393,11 +407,12 @@ def _org_names(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str
     ids = list(ids)
     if not ids:
         return {}
+    # Organization.id is typed optional (unset before insert); a stored row always has one.
     return {
-        i: (slug, name)
+        i: (slug, name)  # type: ignore[misc]
         for i, slug, name in session.execute(
-            select(Organization.id, Organization.slug, Organization.name).where(
-                Organization.id.in_(ids)  # type: ignore[union-attr]
+            select(col(Organization.id), col(Organization.slug), col(Organization.name)).where(
+                col(Organization.id).in_(ids)
             )
         )
     }
@@ -406,7 +421,7 @@ def _org_names(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str
 def last_refresh(session: Session) -> datetime | None:
     """Return when the rollups were last refreshed."""
     return session.scalar(
-        select(StatWatermark.refreshed_at).where(StatWatermark.source == "check_log")
+        select(col(StatWatermark.refreshed_at)).where(col(StatWatermark.source) == "check_log")
     )
 
 
