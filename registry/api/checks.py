@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from flask import jsonify
-from limits import parse as parse_limit
+from limits import parse
 from pydantic import BaseModel, Field
 
 from registry import phones
@@ -127,6 +128,7 @@ def _check_limit() -> str:
 
 
 log = logging.getLogger(__name__)
+parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per check
 
 
 def _cold_gate(req: services.CheckRequest) -> services.ColdGate:
