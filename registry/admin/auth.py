@@ -1,14 +1,24 @@
-"""Sign in (password + TOTP), sign out, the dashboard and the audit trail."""
+"""Sign in (password + TOTP), sign out, the language, the dashboard and the audit trail."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask import session as cookie_session
+from flask_babel import gettext as _
 
 from registry.admin import audit, bp
 from registry.admin.accounts import AccountLocked, SignInFailed, sign_in, sign_out_everywhere
-from registry.admin.forms import ConfirmForm, LoginForm
+from registry.admin.forms import STATUS_LABELS, ConfirmForm, LoginForm
 from registry.admin.overview import dashboard_data
 from registry.admin.session import (
     current,
@@ -23,10 +33,20 @@ from registry.admin.session import (
 )
 from registry.db import get_session
 from registry.extensions import limiter
+from registry.i18n import LOCALES
 from registry.timeutil import utcnow
 
 bp.before_request(refuse_nul)
 bp.before_request(load_staff)
+
+
+@bp.context_processor
+def _labels() -> dict[str, Any]:
+    # Stored codes shown to staff in their language (the codes themselves stay English).
+    return {
+        "status_labels": STATUS_LABELS,
+        "role_labels": {"officer": _("officer"), "viewer": _("viewer")},
+    }
 
 
 def _login_limit() -> str:
@@ -51,14 +71,16 @@ def login() -> Any:
                          ip=request.remote_addr)  # fmt: skip
             session.commit()
             form.form_errors.append(
-                f"Too many failed attempts: the account is locked until {exc.until:%H:%M} UTC."
-            )
+                _("Too many failed attempts: the account is locked until %(until)s UTC.",
+                  until=f"{exc.until:%H:%M}")
+            )  # fmt: skip
             status = 429
-        except SignInFailed as exc:
+        except SignInFailed:
             audit.record(session, None, "login.failed", None, {"email": email[:254]},
                          actor="anonymous", ip=request.remote_addr)  # fmt: skip
             session.commit()
-            form.form_errors.append(exc.message)
+            # The service says only this (never which of the three was wrong).
+            form.form_errors.append(_("the email, password or code is wrong"))
             status = 401
         else:
             audit.record(session, user, "login", f"staff:{user.id}", ip=request.remote_addr)
@@ -79,8 +101,16 @@ def logout() -> Any:
         sign_out_everywhere(session, current())
         record("logout", f"staff:{current().id}")
         session.commit()
-    flash("Signed out.")
+    flash(_("Signed out."))
     return end(make_response(redirect(url_for("admin.login"))))
+
+
+@bp.post("/lang/<code>")
+def set_language(code: str) -> Any:
+    """Remember the language, as the site does (the same choice serves both)."""
+    if ConfirmForm().validate_on_submit() and code in LOCALES:
+        cookie_session["lang"] = code
+    return redirect(safe_next(request.form.get("next")))
 
 
 @bp.get("/")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from registry.admin import bp
-from registry.admin.forms import QueueFilter, ReplyForm, StatusForm
+from registry.admin.forms import STATUS_LABELS, QueueFilter, ReplyForm, StatusForm
 from registry.admin.session import current, officer_required, record, settings, staff_required
 from registry.complaints import desk
 from registry.complaints import services as complaints
@@ -85,9 +86,9 @@ def complaint_reply(complaint_id: int) -> Any:
             record("complaint.reply", f"complaint:{complaint_id}", status=complaint.status,
                    length=len(form.body.data or ""))  # fmt: skip
             session.commit()
-            flash("Reply sent; the holder sees it on the site.")
+            flash(_("Reply sent; the holder sees it on the site."))
     else:
-        flash("The reply was empty or too long (4000 characters at most).", "error")
+        flash(_("The reply was empty or too long (4000 characters at most)."), "error")
     return redirect(url_for("admin.complaint_detail", complaint_id=complaint_id))
 
 
@@ -105,7 +106,9 @@ def complaint_status(complaint_id: int) -> Any:
             "complaint.status", f"complaint:{complaint_id}", before=before, after=complaint.status
         )
         session.commit()
-        flash(f"Status: {complaint.status}.")
+        flash(
+            _("Status: %(status)s.", status=STATUS_LABELS.get(complaint.status, complaint.status))
+        )
     else:
-        flash("Choose open, answered or closed.", "error")
+        flash(_("Choose open, answered or closed."), "error")
     return redirect(url_for("admin.complaint_detail", complaint_id=complaint_id))

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, KeyForm, OrgForm, SenderForm, SuspendForm
@@ -44,7 +45,7 @@ def org_create() -> Any:
         else:
             record("org.create", f"org:{org.slug}", name=org.name, role=org.role)
             session.commit()
-            flash(f"Created {org.slug}.")
+            flash(_("Created %(slug)s.", slug=org.slug))
             return redirect(url_for("admin.org_detail", slug=org.slug))
     rows = orgs.list_orgs(session)
     return render_template("admin/orgs.html", rows=rows, form=form, now=utcnow()), 422
@@ -98,7 +99,7 @@ def sender_create(slug: str) -> Any:
         else:
             record("sender.create", f"sender:{sender.code}", org=slug, addresses=cleaned)
             session.commit()
-            flash(f"Registered sender {sender.code}.")
+            flash(_("Registered sender %(code)s.", code=sender.code))
             return redirect(url_for("admin.org_detail", slug=slug))
     return _detail(slug, 422, sender_form=form)
 
@@ -128,10 +129,10 @@ def key_revoke(slug: str, prefix: str) -> Any:
     if ConfirmForm().validate_on_submit():
         keys = {k.prefix for k in orgs.list_keys(session, org.id or 0)}
         if prefix not in keys:
-            flash(f"{slug} has no key {prefix}.", "error")
+            flash(_("%(slug)s has no key %(prefix)s.", slug=slug, prefix=prefix), "error")
         else:
             orgs.revoke_key(session, prefix)
             record("key.revoke", f"key:{prefix}", org=slug)
             session.commit()
-            flash(f"Revoked key {prefix}.")
+            flash(_("Revoked key %(prefix)s.", prefix=prefix))
     return redirect(url_for("admin.org_detail", slug=slug))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, SuspendForm
@@ -53,7 +54,8 @@ def suspend_sender(code: str) -> Any:
     else:
         record("sender.suspend", f"sender:{code}", reason=row.reason, until=row.ends_at)
         session.commit()
-        flash(f"Sender {code} is suspended until {row.ends_at:%Y-%m-%d %H:%M} UTC.")
+        flash(_("Sender %(code)s is suspended until %(until)s UTC.", code=code,
+                until=f"{row.ends_at:%Y-%m-%d %H:%M}"))  # fmt: skip
     return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
 
 
@@ -71,7 +73,7 @@ def lift_sender(code: str) -> Any:
         else:
             record("sender.lift", f"sender:{code}")
             session.commit()
-            flash(f"Sender {code} may be checked again.")
+            flash(_("Sender %(code)s may be checked again.", code=code))
     return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
 
 
@@ -94,7 +96,8 @@ def suspend_org(slug: str) -> Any:
     else:
         record("org.suspend", f"org:{slug}", reason=row.reason, until=row.ends_at)
         session.commit()
-        flash(f"{org.name} is suspended until {row.ends_at:%Y-%m-%d %H:%M} UTC.")
+        flash(_("%(name)s is suspended until %(until)s UTC.", name=org.name,
+                until=f"{row.ends_at:%Y-%m-%d %H:%M}"))  # fmt: skip
     return redirect(url_for("admin.org_detail", slug=slug))
 
 
@@ -112,7 +115,7 @@ def lift_org(slug: str) -> Any:
         else:
             record("org.lift", f"org:{slug}")
             session.commit()
-            flash(f"{org.name} may be checked again.")
+            flash(_("%(name)s may be checked again.", name=org.name))
     return redirect(url_for("admin.org_detail", slug=slug))
 
 
@@ -120,7 +123,7 @@ def _errors(form: Any) -> str:
     messages = [
         f"{getattr(form, name).label.text}: {'; '.join(errs)}" for name, errs in form.errors.items()
     ]
-    return " ".join(messages) or "The form was not valid; try again."
+    return " ".join(messages) or _("The form was not valid; try again.")
 
 
 def _slug(org_id: int) -> str:

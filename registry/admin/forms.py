@@ -21,28 +21,30 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from registry.orgs.models import ROLES, SCOPES
 from registry.senders.models import CATEGORIES
 
+# A complaint's statuses as staff read them (the stored value stays the English code).
+STATUS_LABELS = {"open": _l("open"), "answered": _l("answered"), "closed": _l("closed")}
+
 
 class LoginForm(FlaskForm):
     """Email, password and the current TOTP code, in one step."""
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1000)])
     code = StringField(
-        "Code from your authenticator app",
-        validators=[DataRequired(), Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message="six digits")],
+        _l("Code from your authenticator app"),
+        validators=[DataRequired(), Regexp(r"^\s*\d{3}\s?\d{3}\s*$", message=_l("six digits"))],
     )
 
 
 class ReplyForm(FlaskForm):
     """A reply to the holder; optionally changes the status in the same step."""
 
-    body = TextAreaField("Reply to the holder", validators=[DataRequired(), Length(max=4000)])
+    body = TextAreaField(_l("Reply to the holder"), validators=[DataRequired(), Length(max=4000)])
     then_status = SelectField(
-        "Then set the status to",
+        _l("Then set the status to"),
         choices=[
-            SelectChoice("", "leave as it is"),
-            SelectChoice("answered", "answered"),
-            SelectChoice("closed", "closed"),
+            SelectChoice("", _l("leave as it is")),
+            *(SelectChoice(s, STATUS_LABELS[s]) for s in ("answered", "closed")),
         ],
         validators=[Optional()],
     )
@@ -52,21 +54,17 @@ class StatusForm(FlaskForm):
     """Change a complaint's status."""
 
     status = SelectField(
-        "Status",
-        choices=[
-            SelectChoice("open", "open"),
-            SelectChoice("answered", "answered"),
-            SelectChoice("closed", "closed"),
-        ],
+        _l("Status"),
+        choices=[SelectChoice(s, label) for s, label in STATUS_LABELS.items()],
     )
 
 
 class SuspendForm(FlaskForm):
     """Suspend a sender or organization: reason and duration."""
 
-    reason = TextAreaField("Reason (published)", validators=[DataRequired(), Length(max=500)])
+    reason = TextAreaField(_l("Reason (published)"), validators=[DataRequired(), Length(max=500)])
     days = IntegerField(
-        "Duration in days", default=30, validators=[DataRequired(), NumberRange(1, 3650)]
+        _l("Duration in days"), default=30, validators=[DataRequired(), NumberRange(1, 3650)]
     )
 
 
@@ -78,28 +76,31 @@ class OrgForm(FlaskForm):
     """Create an organization."""
 
     slug = StringField(
-        "Slug",
-        validators=[DataRequired(), Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", message="a-z, 0-9, -")],
+        _l("Slug"),
+        validators=[
+            DataRequired(),
+            Regexp(r"^[a-z0-9][a-z0-9-]{1,62}$", message=_l("a-z, 0-9, -")),
+        ],
     )
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    role = SelectField("Role", choices=[SelectChoice(r) for r in ROLES], default="sender")
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r) for r in ROLES], default="sender")
 
 
 class SenderForm(FlaskForm):
     """Register a sender for an organization."""
 
-    code = StringField("Code", validators=[DataRequired(), Length(min=2, max=64)])
-    name = StringField("Display name", validators=[DataRequired(), Length(max=200)])
-    category = SelectField("Category", choices=[SelectChoice(c) for c in CATEGORIES])
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(min=2, max=64)])
+    name = StringField(_l("Display name"), validators=[DataRequired(), Length(max=200)])
+    category = SelectField(_l("Category"), choices=[SelectChoice(c) for c in CATEGORIES])
     addresses = TextAreaField(
-        "Caller numbers and SMS ports (one per line)", validators=[Length(max=2000)]
+        _l("Caller numbers and SMS ports (one per line)"), validators=[Length(max=2000)]
     )
 
 
 class KeyForm(FlaskForm):
     """Create an API key."""
 
-    name = StringField("Label", validators=[Optional(), Length(max=100)])
+    name = StringField(_l("Label"), validators=[Optional(), Length(max=100)])
 
 
 class QueueFilter(FlaskForm):
@@ -109,21 +110,21 @@ class QueueFilter(FlaskForm):
         csrf = False
 
     status = SelectField(
-        "Status",
+        _l("Status"),
         choices=[
-            SelectChoice("", "any"),
-            SelectChoice("open", "open"),
-            SelectChoice("answered", "answered"),
-            SelectChoice("closed", "closed"),
+            SelectChoice("", _l("any")),
+            *(SelectChoice(s, label) for s, label in STATUS_LABELS.items()),
         ],
         validators=[Optional()],
     )
-    org = StringField("Organization (slug)", validators=[Optional(), Length(max=64)])
-    sender = StringField("Sender (code)", validators=[Optional(), Length(max=64)])
-    older_than = IntegerField("Older than (days)", validators=[Optional(), NumberRange(0, 3650)])
+    org = StringField(_l("Organization (slug)"), validators=[Optional(), Length(max=64)])
+    sender = StringField(_l("Sender (code)"), validators=[Optional(), Length(max=64)])
+    older_than = IntegerField(
+        _l("Older than (days)"), validators=[Optional(), NumberRange(0, 3650)]
+    )
     overdue = SelectField(
-        "Unanswered past the deadline",
-        choices=[SelectChoice("", "any"), SelectChoice("1", "only overdue")],
+        _l("Unanswered past the deadline"),
+        choices=[SelectChoice("", _l("any")), SelectChoice("1", _l("only overdue"))],
         validators=[Optional()],
     )
 

@@ -10,6 +10,8 @@ from datetime import date
 from typing import Any
 
 from flask import Response, abort, render_template, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -24,7 +26,12 @@ from registry.timeutil import utcnow
 
 @dataclass
 class Dataset:
-    """One statistic: a title, a table, and the chart drawn from the same rows."""
+    """One statistic: a title, a table, and the chart drawn from the same rows.
+
+    Built in the request's language; the CSV download builds it in English
+    (``force_locale``), so that its headers and labels stay stable for the
+    programs that read them.
+    """
 
     name: str
     title: str
@@ -41,11 +48,22 @@ def _pct(value: float) -> str:
 
 def _label(slug: str, as_agent: bool) -> str:
     """Name an organization's row; an agent's own row says so (its principal has the other)."""
-    return f"{slug} (as agent)" if as_agent else slug
+    return _("%(slug)s (as agent)", slug=slug) if as_agent else slug
+
+
+def _share(channel: str) -> str:
+    """Name a percentage column: ``% voice`` in English (the CSV's header)."""
+    name = _("voice") if channel == "voice" else _("sms")
+    return _("%% %(channel)s", channel=name)
+
+
+def _deny(reason: str) -> str:
+    """Name a deny reason's column and series (the reason itself is the API's code)."""
+    return _("deny: %(reason)s", reason=reason)
 
 
 def _as(as_agent: bool) -> str:
-    return "agent" if as_agent else "principal"
+    return _("agent") if as_agent else _("principal")
 
 
 def willingness(session: Session, period: tuple[date, date] | None) -> Dataset:
@@ -61,24 +79,32 @@ def willingness(session: Session, period: tuple[date, date] | None) -> Dataset:
     ]
     rows = [
         [cat, voice, f"{pv:.1f}", sms, f"{ps:.1f}"]
-        for (cat, voice, sms), (_, pv, ps) in zip(w.rows, share, strict=True)
+        for (cat, voice, sms), (_cat, pv, ps) in zip(w.rows, share, strict=True)
     ]
     chart = charts.hbar(
-        "Share of holders blocking each category",
-        [c for c, _, _ in share],
-        [Series("voice", [v for _, v, _ in share]), Series("sms", [s for _, _, s in share])],
+        _("Share of holders blocking each category"),
+        [c for c, _v, _s in share],
+        [
+            Series(_("voice"), [v for _c, v, _s in share]),
+            Series(_("sms"), [s for _c, _v, s in share]),
+        ],
         fmt=_pct,
         maximum=100,
     )
     note = (
-        f"Snapshot of {w.day} over {w.holders:,} holders; do-not-disturb on a channel blocks "
-        "every category on it."
+        _(
+            "Snapshot of %(day)s over %(holders)s holders; do-not-disturb on a channel blocks "
+            "every category on it.",
+            day=w.day,
+            holders=f"{w.holders:,}",
+        )
         if w.day
-        else "No snapshot yet: run `registry stats refresh`."
+        else _("No snapshot yet: run `registry stats refresh`.")
     )
     return Dataset(
-        "willingness", "Willingness by category",
-        ["category", "blocking voice", "% voice", "blocking sms", "% sms"], rows, chart, note,
+        "willingness", _("Willingness by category"),
+        [_("category"), _("blocking voice"), _share("voice"), _("blocking sms"), _share("sms")],
+        rows, chart, note,
     )  # fmt: skip
 
 
@@ -91,20 +117,21 @@ def dnd(session: Session, period: tuple[date, date] | None) -> Dataset:
     ]
     chart = (
         charts.line(
-            "Holders with do-not-disturb on, by month",
+            _("Holders with do-not-disturb on, by month"),
             [p.period for p in points],
             [
-                Series("voice", [p.total_voice for p in points]),
-                Series("sms", [p.total_sms for p in points]),
+                Series(_("voice"), [p.total_voice for p in points]),
+                Series(_("sms"), [p.total_sms for p in points]),
             ],
         )
         if points
         else None
     )
     return Dataset(
-        "dnd", "Do-not-disturb registrations over time",
-        ["month", "on voice", "on sms", "off voice", "off sms", "total voice", "total sms"],
-        rows, chart, "Turn-ons and turn-offs per month; totals are holders with DND on.",
+        "dnd", _("Do-not-disturb registrations over time"),
+        [_("month"), _("on voice"), _("on sms"), _("off voice"), _("off sms"), _("total voice"),
+         _("total sms")],
+        rows, chart, _("Turn-ons and turn-offs per month; totals are holders with DND on."),
     )  # fmt: skip
 
 
@@ -120,21 +147,21 @@ def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
     ]
     chart = (
         charts.stacked(
-            "Checks per organization: allowed, and denied by reason",
+            _("Checks per organization: allowed, and denied by reason"),
             [_label(o.slug, o.as_agent) for o in per],
-            [Series("allow", [o.allowed for o in per])]
-            + [Series(f"deny: {r}", [o.deny_reasons.get(r, 0) for o in per]) for r in reasons],
+            [Series(_("allow"), [o.allowed for o in per])]
+            + [Series(_deny(r), [o.deny_reasons.get(r, 0) for o in per]) for r in reasons],
         )
         if per
         else None
     )
     return Dataset(
-        "checks", "Checks per organization",
-        ["organization", "checks", "allowed", "denied", "deny %", *(f"deny: {r}" for r in reasons),
-         "as"],
+        "checks", _("Checks per organization"),
+        [_("organization"), _("checks"), _("allowed"), _("denied"), _("deny %"),
+         *(_deny(r) for r in reasons), _("as")],
         rows, chart,
-        "A check an agent made for another organization's sender counts for that organization "
-        "(the principal) and again for the agent, in its row marked \"as agent\".",
+        _("A check an agent made for another organization's sender counts for that organization "
+          "(the principal) and again for the agent, in its row marked \"as agent\"."),
     )  # fmt: skip
 
 
@@ -153,7 +180,7 @@ def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dat
     ]
     chart = (
         charts.stacked(
-            "Complaints per organization, by quarter",
+            _("Complaints per organization, by quarter"),
             [_label(*k) for k in orgs],
             [Series(q, [per[k].get(q, 0) for k in orgs]) for q in quarters],
         )
@@ -161,11 +188,11 @@ def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dat
         else None
     )
     return Dataset(
-        "complaints", "Complaints per organization per quarter",
-        ["organization", *quarters, "total", "as"], rows, chart,
-        "Complaints matched to a sender, by the quarter they were filed (UTC). When the check the "
-        "verdict rests on was made by an agent for the sender, the complaint counts for the "
-        "sender's organization and again for the agent, in its row marked \"as agent\".",
+        "complaints", _("Complaints per organization per quarter"),
+        [_("organization"), *quarters, _("total"), _("as")], rows, chart,
+        _("Complaints matched to a sender, by the quarter they were filed (UTC). When the check "
+          "the verdict rests on was made by an agent for the sender, the complaint counts for the "
+          "sender's organization and again for the agent, in its row marked \"as agent\"."),
     )  # fmt: skip
 
 
@@ -174,27 +201,32 @@ def answer_times(session: Session, period: tuple[date, date] | None) -> Dataset:
     waited, waiting = desk.answer_days_list(session, *(period or (None, None)))
     med = stats.median(waited)
     buckets = [
-        ("< 1 day", 0, 1),
-        ("1-3 days", 1, 3),
-        ("3-7 days", 3, 7),
-        ("7-14 days", 7, 14),
-        ("> 14 days", 14, 10**9),
+        (_("< 1 day"), 0, 1),
+        (_("1-3 days"), 1, 3),
+        (_("3-7 days"), 3, 7),
+        (_("7-14 days"), 7, 14),
+        (_("> 14 days"), 14, 10**9),
     ]
-    counts = [sum(1 for w in waited if lo <= w < hi) for _, lo, hi in buckets]
-    rows = [[label, n] for (label, _, _), n in zip(buckets, counts, strict=True)]
-    rows.append(["not answered yet", waiting])
+    counts = [sum(1 for w in waited if lo <= w < hi) for _name, lo, hi in buckets]
+    rows = [[label, n] for (label, _lo, _hi), n in zip(buckets, counts, strict=True)]
+    rows.append([_("not answered yet"), waiting])
     chart = charts.hbar(
-        "Time to answer a complaint",
-        [label for label, _, _ in buckets] + ["not answered yet"],
-        [Series("complaints", [*counts, waiting])],
+        _("Time to answer a complaint"),
+        [label for label, _lo, _hi in buckets] + [_("not answered yet")],
+        [Series(_("complaints"), [*counts, waiting])],
     )
     note = (
-        f"Median time to answer: {med:.1f} days over {len(waited):,} answered complaints."
+        _(
+            "Median time to answer: %(days)s days over %(n)s answered complaints.",
+            days=f"{med:.1f}",
+            n=f"{len(waited):,}",
+        )
         if med is not None
-        else "No complaint has been answered in this period."
+        else _("No complaint has been answered in this period.")
     )
     return Dataset(
-        "answer_times", "Time to answer a complaint", ["waited", "complaints"], rows, chart, note,
+        "answer_times", _("Time to answer a complaint"), [_("waited"), _("complaints")], rows,
+        chart, note,
         {"median_days": med},
     )  # fmt: skip
 
@@ -241,7 +273,8 @@ def stats_csv(name: str) -> Any:
     if build is None:
         abort(404)
     label, period = _period()
-    data = build(get_session(), period)
+    with force_locale("en"):  # the CSV's headers and labels stay English, whatever the page's
+        data = build(get_session(), period)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(data.columns)

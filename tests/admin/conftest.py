@@ -33,6 +33,18 @@ class Staff:
         return pyotp.TOTP(self.secret).at(utcnow() + timedelta(seconds=30 * steps))
 
 
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Return a test client whose browser asks for English.
+
+    The console follows the browser's language (zh-CN when it says nothing);
+    these tests read its English texts. test_language.py covers zh-CN.
+    """
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _generous_login_limit(app: Flask) -> None:
     # Tests sign in many times a minute from one address; the limit itself is

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
 @pytest.fixture
 def browser_page(chromium: Any) -> Iterator[object]:
     """Return a Chromium page (desktop width)."""
-    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page = chromium.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
     yield page
     page.close()
 
@@ -74,7 +74,7 @@ def test_officer_judges_a_complaint_replies_and_suspends_the_sender(
     page.fill("#password", PASSWORD)
     page.fill("#code", pyotp.TOTP(staff.totp_secret).now())
     _shot(page, "login")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the language switch in the header
     page.wait_for_url(f"{live_server}/admin/")
     _shot(page, "dashboard")
 

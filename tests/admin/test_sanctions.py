@@ -57,7 +57,7 @@ def test_public_register_lists_sanctions_without_sign_in(
 ) -> None:
     post_form(as_officer, "/admin/orgs/acme", "/admin/orgs/acme/suspend",
               {"reason": "Ignored opt-outs <script>", "days": "7"})  # fmt: skip
-    page = app.test_client().get("/sanctions")
+    page = app.test_client().get("/sanctions", headers={"Accept-Language": "en"})
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Acme" in text
