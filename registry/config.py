@@ -121,7 +121,7 @@ class Settings:
     ratelimit_login_client: str = "30 per hour"
     ratelimit_consent_number: str = "10 per hour"
     # Checks on numbers the sender has no record with, per organization (anti-enumeration).
-    ratelimit_cold_check: str = "50000 per hour"
+    ratelimit_cold_check: str = "1000000 per day"
     max_batch: int = 10_000
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
