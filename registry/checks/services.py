@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -326,15 +326,18 @@ def _log_many(
     UTC, as UTCDateTime stores them), sent with COPY on PostgreSQL and one
     executemany on SQLite.
     """
-    at = req.at.astimezone(UTC).replace(tzinfo=None)
-    checked = now.astimezone(UTC).replace(tzinfo=None)
+    conn = session.connection()
+    # The two times once, exactly as UTCDateTime stores them on this database
+    # (on SQLite a fixed-width text; the driver's own adapter would drop zero
+    # microseconds and cost a call per row).
+    to_db = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    at, checked = (to_db(req.at), to_db(now)) if to_db else (req.at, now)
     s = req.sender
     fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
     rows = [
         (phone, *fixed, d.decision, d.reason, d.consent_id, at, checked, batch_id)
         for phone, d in decisions.items()
     ]
-    conn = session.connection()
     columns = ", ".join(_LOG_COLUMNS)
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
