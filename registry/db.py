@@ -125,6 +125,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Reads of a large registry: pages through the OS cache by memory map
+            # rather than a read() per page, and a larger private cache (it grows
+            # only as used). Scrubbing 300,000 numbers against 3,000,000 rows:
+            # 9.6 s before, 6.8 s after (benchmarks/run.py, shared 2-core machine).
+            cur.execute("PRAGMA mmap_size=1073741824")
+            cur.execute("PRAGMA cache_size=-16000")
             cur.close()
 
         @event.listens_for(engine, "begin")
