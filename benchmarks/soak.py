@@ -10,7 +10,8 @@ script that picks each request by weighted random:
   (pending, the registry texts the holder through the console SMS backend).
 
 First the capacity: the mix as fast as it goes for ``--capacity-seconds``
-(20). Then the soak: the mix at ``--load`` (80%) of that rate for
+(20), measured again after the soak (the neighbours on a shared machine
+move it). Then the soak: the mix at ``--load`` (80%) of that rate for
 ``--minutes`` (10), as consecutive wrk runs of ``--interval`` (10) seconds,
 each paced by the Lua script (a per-thread schedule of send times on a
 monotonic clock: open-loop while the connections keep up). After each
@@ -245,6 +246,11 @@ def main() -> None:
                     flush=True,
                 )
             replaced = set(server.worker_pids()) != pids
+            # Capacity again: on a shared machine the neighbours' load moves it during the run.
+            after = run_wrk(
+                f"{server.base}/api/v1/check", args.capacity_seconds, args.connections, unpaced
+            )
+            after_load = load_average()
         finally:
             server.stop()
 
@@ -268,7 +274,10 @@ def main() -> None:
         f"5% writes (opt-outs and consents)"
     )
     print(
-        f"  capacity (unpaced, {args.capacity_seconds} s)  {cap.rps:10,.1f} req/s  (p50 {cap.p50:.1f} ms, p99 {cap.p99:.1f} ms)"
+        f"  capacity (unpaced, {args.capacity_seconds} s)  {cap.rps:10,.1f} req/s  (p50 {cap.p50:.1f} ms, p99 {cap.p99:.1f} ms; load {cap_load})"
+    )
+    print(
+        f"  capacity after the soak      {after.rps:10,.1f} req/s  (load {after_load}; {after.errors} errors)"
     )
     print(f"  soak target ({args.load:.0%})             {target:10,.1f} req/s")
     print(
@@ -305,6 +314,7 @@ def main() -> None:
                     "holders": args.holders,
                     "capacity": {"rps": cap.rps, "p50": cap.p50, "p99": cap.p99, "load": cap_load},
                     "target": target,
+                    "capacity_after": {"rps": after.rps, "load": after_load},
                     "intervals": [asdict(i) for i in intervals],
                     "failures": failures,
                 },
