@@ -20,13 +20,8 @@ PostgreSQL part. Traffic goes to 127.0.0.1 only, bounded in time.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
-import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from _common import Server, batch_rate, fresh_postgres, prepare, registry, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DB = "bench_core"
 
 LUA = """
@@ -57,107 +50,6 @@ class Figures:
 
     name: str
     rows: dict[str, str] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def registry(env: dict[str, str], *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "registry"), *args], env=env, check=True, capture_output=True, text=True, **kw
-    )  # type: ignore[call-overload]
-
-
-def prepare(url: str, workdir: Path) -> tuple[dict[str, str], str]:
-    """Migrate a fresh database and create an organization, a key and a sender."""
-    env = {
-        **os.environ,
-        "REGISTRY_DATABASE_URL": url,
-        "REGISTRY_SECRET_KEY": "benchmark-secret",
-        "REGISTRY_RATELIMIT_CHECK": "100000000 per minute",
-        "REGISTRY_RATELIMIT_COLD_CHECK": "100000000 per minute",
-        "REGISTRY_RATELIMIT_WRITE": "100000000 per minute",
-    }
-    registry(env, "db", "upgrade")
-    registry(env, "org", "create", "bench", "--name", "Bench Bank")
-    registry(
-        env,
-        "sender",
-        "create",
-        "bench",
-        "bench-cards",
-        "--name",
-        "Bench Cards",
-        "--category",
-        "finance",
-    )
-    key = registry(env, "key", "create", "bench").stdout.strip().splitlines()[-1]
-    return env, key
-
-
-class Server:
-    """``registry serve`` on a free port."""
-
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [str(BIN / "registry"), "serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(200):
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def wrk(
-    url: str, seconds: int, connections: int, script: Path | None = None
-) -> tuple[float, float, float]:
-    """Run wrk; return (requests/s, p50 ms, p99 ms)."""
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script is not None:
-        cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors during the load:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return rps, pct("50"), pct("99")
-
-
-def batch_rate(port: int, key: str, batches: int) -> float:
-    """Post batches of 10,000 numbers; return numbers per second."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    total, elapsed = 0, 0.0
-    for b in range(batches):
-        phones = [f"+86139{(b * 10_000 + i) % 100_000_000:08d}" for i in range(10_000)]
-        body = json.dumps({"sender": "bench-cards", "channel": "sms", "phones": phones})
-        t0 = time.perf_counter()
-        conn.request("POST", "/api/v1/check/batch", body, headers)
-        resp = conn.getresponse()
-        resp.read()
-        elapsed += time.perf_counter() - t0
-        if resp.status != 200:
-            raise RuntimeError(f"batch answered {resp.status}")
-        total += 10_000
-    return total / elapsed
 
 
 def fill_consents(url: str, rows: int) -> float:
@@ -229,7 +121,7 @@ def scrub(env: dict[str, str], numbers: int, workdir: Path) -> float:
 
 def run(name: str, url: str, args: argparse.Namespace, workdir: Path) -> Figures:
     figures = Figures(name)
-    env, key = prepare(url, workdir)
+    env, key = prepare(url)
     script = workdir / "check.lua"
     script.write_text(LUA.replace("KEY", key))
     server = Server(env, args.workers)
@@ -284,17 +176,7 @@ def main() -> None:
         if args.only in (None, "sqlite"):
             results.append(run("SQLite", f"sqlite:///{workdir / 'bench.sqlite3'}", args, workdir))
         if args.only in (None, "postgres"):
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")  # type: ignore[arg-type]
-                conn.execute(f"CREATE DATABASE {PG_DB}")  # type: ignore[arg-type]
-            results.append(
-                run(
-                    "PostgreSQL",
-                    f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}",
-                    args,
-                    workdir,
-                )
-            )
+            results.append(run("PostgreSQL", fresh_postgres(PG_DB), args, workdir))
     print(
         f"\nAnning core benchmark ({os.cpu_count()} cores, {args.workers} gunicorn workers, wrk {args.connections} connections)"
     )

@@ -87,6 +87,7 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             external_id=f"demo-{i}", confirmed=i % 5 != 4,
         )  # fmt: skip
     subscribers.set_preferences(session, DEMO_LOGIN, dnd_voice=False, dnd_sms=False)
+    key_file(instance).parent.mkdir(parents=True, exist_ok=True)
     key_file(instance).write_text(keys["acme-bank"])
     key_file(instance).chmod(0o600)
     return keys

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import Result
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.orm import Session
@@ -41,6 +43,18 @@ def test_demo_fills_an_empty_registry_with_working_keys(
     body["phone"] = DEMO_HOLDERS[1]  # do-not-disturb, and consent to another sender only
     answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
     assert (answer["decision"], answer["reason"]) == ("deny", "dnd")
+
+
+def test_demo_creates_a_missing_instance_folder(
+    cli: Cli, app: Flask, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With REGISTRY_DATABASE_URL and REGISTRY_SECRET_KEY set nothing else creates it.
+    instance = tmp_path / "not-yet"
+    monkeypatch.setattr(app, "instance_path", str(instance))
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    key = dict(re.findall(r"API key for ([\w-]+): (\S+)", result.output))["acme-bank"]
+    assert (instance / "demo_api_key").read_text() == key
 
 
 def test_demo_refuses_a_registry_that_is_not_empty(cli: Cli, session: Session) -> None:
