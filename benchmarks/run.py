@@ -121,16 +121,21 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def wrk(
-    url: str, seconds: int, connections: int, script: Path | None = None
-) -> tuple[float, float, float]:
-    """Run wrk; return (requests/s, p50 ms, p99 ms)."""
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+def wrk_output(
+    url: str, seconds: float, connections: int, script: Path | None = None, *script_args: str
+) -> str:
+    """Run wrk (two threads, latency distribution) for ``seconds``; return its report."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors during the load:\n{out}")
+    cmd.append(url)
+    if script_args:
+        cmd += ["--", *script_args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def wrk_figures(out: str) -> tuple[float, float, float]:
+    """Return (requests/s, p50 ms, p99 ms) from a wrk report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
@@ -138,6 +143,16 @@ def wrk(
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     return rps, pct("50"), pct("99")
+
+
+def wrk(
+    url: str, seconds: int, connections: int, script: Path | None = None
+) -> tuple[float, float, float]:
+    """Run wrk; return (requests/s, p50 ms, p99 ms)."""
+    out = wrk_output(url, seconds, connections, script)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors during the load:\n{out}")
+    return wrk_figures(out)
 
 
 def batch_rate(port: int, key: str, batches: int) -> float:
