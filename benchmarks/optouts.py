@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -113,6 +114,34 @@ def load(
     return report, statuses, acked, socket_errors
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Return the user + system CPU seconds each process has used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended, or not Linux
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def server_pids(server: Server, url: str, database: str) -> tuple[list[int], list[int]]:
+    """Return the gunicorn workers' pids and those of the PostgreSQL backends on ``database``."""
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    with psycopg.connect(url) as conn:
+        backends = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+        ]
+    return workers, backends
+
+
 def durable(url: str, acked: dict[int, str]) -> tuple[int, int]:
     """Return (acknowledged opt-outs found as rows with their number, rows in opt_out)."""
     with psycopg.connect(url) as conn:
@@ -139,6 +168,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{args.database}"
+    plain_url = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")  # type: ignore[arg-type]
         conn.execute(f"CREATE DATABASE {args.database}")  # type: ignore[arg-type]
@@ -149,12 +179,20 @@ def main() -> None:
         try:
             before = os.getloadavg()
             warmup = len(load(server.port, key, 2, args.connections, "8", workdir)[2])
+            # CPU per opt-out, whoever else shares the machine: what the server's
+            # workers, their PostgreSQL backends and wrk used during the run.
+            workers, backends = server_pids(server, plain_url, args.database)
+            start = cpu_seconds(workers + backends)
+            wrk_start = resource.getrusage(resource.RUSAGE_CHILDREN)
             report, statuses, acked, socket_errors = load(
                 server.port, key, args.seconds, args.connections, "9", workdir
             )
+            wrk_end = resource.getrusage(resource.RUSAGE_CHILDREN)
+            workers2, backends2 = server_pids(server, plain_url, args.database)
+            end = cpu_seconds(workers2 + backends2)
         finally:
             server.stop()
-        found, rows = durable(url.replace("postgresql+psycopg", "postgresql"), acked)
+        found, rows = durable(plain_url, acked)
     rps, p50, p99 = wrk_figures(report)
     created = statuses.get(201, 0)
     errors = sum(n for s, n in statuses.items() if s != 201) + socket_errors
@@ -168,6 +206,17 @@ def main() -> None:
     print(f"  errors         {errors:>8}  (statuses {dict(sorted(statuses.items()))})")
     print(f"  p50 latency    {p50:8.2f} ms")
     print(f"  p99 latency    {p99:8.2f} ms")
+
+    def used(pids: list[int]) -> float:
+        return sum(end.get(p, 0.0) - start.get(p, 0.0) for p in pids)
+
+    per = 1000 / max(created, 1)
+    app_ms, db_ms = used(workers2) * per, used(backends2) * per
+    wrk_ms = (wrk_end.ru_utime + wrk_end.ru_stime - wrk_start.ru_utime - wrk_start.ru_stime) * per
+    print(
+        f"  CPU per opt-out {app_ms + db_ms + wrk_ms:6.2f} ms  (gunicorn workers {app_ms:.2f}, "
+        f"PostgreSQL backends {db_ms:.2f}, wrk {wrk_ms:.2f}; 2 cores give 2.00 ms at 1,000/s)"
+    )
     ok = found == created == len(acked)
     verdict = "every acknowledged opt-out is durable" if ok else "MISMATCH"
     print(f"  acknowledged and found as rows {found:>7}  ({verdict})")
