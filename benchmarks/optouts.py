@@ -2,17 +2,19 @@
 
 Starts the registry under gunicorn on 127.0.0.1 against a scratch PostgreSQL
 database and drives ``POST /api/v1/optouts`` with ``wrk`` for a bounded time:
-each wrk connection posts opt-outs for numbers no other request uses (the
-thread's number and a per-thread counter). The Lua script keeps, per thread,
+each wrk thread posts opt-outs for numbers no other request uses (the thread's
+number and a per-thread counter). The Lua script keeps, per thread,
 the ``id`` and ``phone`` of every 201 answer and counts every other status;
 after the run the script checks that each acknowledged opt-out is a row of
 ``opt_out`` with that id and number (PostgreSQL commits with
-``synchronous_commit=on``, the default).
+``synchronous_commit=on``, the default). It also reports the CPU an opt-out
+cost (gunicorn workers, their PostgreSQL backends, wrk, read from /proc),
+which other people's load on the machine moves far less than the rate.
 
 The load generator is wrk (C, two threads) rather than Python clients: those
 took a large share of the two cores the server and PostgreSQL run on.
 
-    .venv/bin/python benchmarks/optouts.py [--seconds 15] [--workers 4] [--connections 8]
+    .venv/bin/python benchmarks/optouts.py [--seconds 15] [--workers 4] [--connections 8] [--database bench_optouts]
 """
 
 from __future__ import annotations
