@@ -235,6 +235,7 @@ def run_wrk(
     script: Path | None = None,
     threads: int = 2,
     timeout: int = 2,
+    script_args: tuple[str, ...] = (),
 ) -> WrkResult:
     """Run wrk for a bounded time against 127.0.0.1 and parse its report."""
     assert url.startswith("http://127.0.0.1:"), "load goes to 127.0.0.1 only"
@@ -248,8 +249,11 @@ def run_wrk(
     cmd.append("--latency")
     if script is not None:
         cmd += ["-s", str(script)]
+    cmd.append(url)
+    if script_args:
+        cmd += ["--", *script_args]
     out = subprocess.run(
-        [*cmd, url], check=True, capture_output=True, text=True, timeout=seconds + 60
+        cmd, check=True, capture_output=True, text=True, timeout=seconds + 60
     ).stdout
     return parse_wrk(out)
 

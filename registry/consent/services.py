@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypedDict
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -291,6 +291,19 @@ def void_before(session: Session, phone: str, disconnected_at: datetime, actor: 
     return len(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedOptOut:
+    """An opt-out as it was recorded: what the API answers with."""
+
+    id: int
+    phone: str
+    sender_id: int
+    channels: str
+    source: str
+    received_at: datetime
+    created_at: datetime
+
+
 def record_optout(
     session: Session,
     actor: Actor,
@@ -300,25 +313,37 @@ def record_optout(
     source: str,
     received_at: datetime | None = None,
     text: str | None = None,
-) -> OptOut:
-    """Record a refusal of ``sender``; it wins over any earlier consent at once."""
+) -> RecordedOptOut:
+    """Record a refusal of ``sender``; it wins over any earlier consent at once.
+
+    Two Core inserts on the session's connection, the opt-out and its event,
+    and nothing read back but the new id: opt-outs arrive in volume (issue 3),
+    and building and flushing an ``OptOut`` object for a row nobody reads in
+    the same transaction cost more than both inserts (docs/performance.md).
+    """
     now = utcnow()
     received = received_at or now
     if received > now + CLOCK_SKEW:
         raise ValidationFailed("received_at is in the future", field="received_at")
-    optout = OptOut(
-        phone=phone,
-        sender_id=sender.id,
-        organization_id=actor.org_id,
-        agent_id=actor.agent_id,
-        channels=channels_text(channels),
-        source=source,
-        text=text,
-        received_at=received,
-        created_at=now,
+    chosen = channels_text(channels)
+    optout_id = (
+        session.connection()
+        .execute(
+            _INSERT_OPTOUT,
+            {
+                "phone": phone,
+                "sender_id": sender.id,
+                "organization_id": actor.org_id,
+                "agent_id": actor.agent_id,
+                "channels": chosen,
+                "source": source,
+                "text": text,
+                "received_at": received,
+                "created_at": now,
+            },
+        )
+        .scalar_one()
     )
-    session.add(optout)
-    session.flush()
     events.record(
         session,
         actor,
@@ -326,12 +351,15 @@ def record_optout(
         "optout.recorded",
         sender_id=sender.id,
         organization_id=sender.organization_id,
-        channels=optout.channels,
+        channels=chosen,
         state="opted_out",
         data={"source": source, "received_at": received, "text": text},
         at=now,
     )
-    return optout
+    return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
+
+
+_INSERT_OPTOUT = insert(OptOut.__table__).returning(OptOut.__table__.c.id)  # type: ignore[attr-defined]
 
 
 def list_consents(
