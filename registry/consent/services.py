@@ -326,7 +326,7 @@ def record_optout(
     if received > now + CLOCK_SKEW:
         raise ValidationFailed("received_at is in the future", field="received_at")
     chosen = channels_text(channels)
-    optout_id = (
+    optout_id: int = (
         session.connection()
         .execute(
             _INSERT_OPTOUT,
