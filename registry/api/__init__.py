@@ -28,9 +28,11 @@ def _refuse_nul() -> None:
         raise ValidationFailed("the URL must not contain NUL (U+0000) characters")
 
 
-# The preflight checks take the caller from a per-process copy and verify it in
-# the query that reads their facts (see checks/services.py, ``Directory``).
-CACHED = {"api.check", "api.check_batch"}
+# The preflight checks and opt-outs take the caller from a per-process copy and
+# verify it in the statement they run anyway: the checks' facts query (see
+# checks/services.py, ``Directory``), the opt-out's conditional insert
+# (senders/services.py, ``copies_hold``).
+CACHED = {"api.check", "api.check_batch", "api.create_optout"}
 
 
 @bp.before_request

@@ -43,7 +43,12 @@ from registry.numbers.models import Disconnection
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
 from registry.orgs.services import KEY_FINGERPRINT
 from registry.senders.models import Sender
-from registry.senders.services import DELEGATION_FINGERPRINT, SENDER_FINGERPRINT, SenderRef
+from registry.senders.services import (
+    DELEGATION_FINGERPRINT,
+    SENDER_FINGERPRINT,
+    SenderRef,
+    StaleDirectory,
+)
 from registry.subscribers.models import Subscriber
 from registry.timeutil import UTCDateTime, iso, utcnow
 from registry.tokens import Signer
@@ -143,10 +148,6 @@ _VERIFY = (
 )
 _FACTS_VERIFIED = union_all(*_BY_PHONES, *_VERIFY)
 _FACTS_ONE_VERIFIED = Prepared(union_all(*_BY_PHONE, *_VERIFY))
-
-
-class StaleDirectory(Exception):
-    """A per-process copy of a key, sender or delegation no longer matches the database."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import ColumnElement, Table, and_, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -22,7 +22,7 @@ from registry.events import services as events
 from registry.events.models import Event
 from registry.events.services import SYSTEM, Actor
 from registry.senders.models import Sender
-from registry.senders.services import SenderRef
+from registry.senders.services import SenderRef, StaleDirectory
 from registry.sms import services as sms
 from registry.timeutil import utcnow
 
@@ -313,8 +313,13 @@ def record_optout(
     source: str,
     received_at: datetime | None = None,
     text: str | None = None,
+    only_if: ColumnElement[bool] | None = None,
 ) -> RecordedOptOut:
     """Record a refusal of ``sender``; it wins over any earlier consent at once.
+
+    With ``only_if`` (see ``senders.services.copies_hold``) the opt-out is
+    inserted only while that condition holds, in the same statement, and
+    StaleDirectory is raised, with nothing written, when it does not.
 
     Two Core inserts on the session's connection, the opt-out and its event,
     and nothing read back but the new id: opt-outs arrive in volume (issue 3),
@@ -326,24 +331,30 @@ def record_optout(
     if received > now + CLOCK_SKEW:
         raise ValidationFailed("received_at is in the future", field="received_at")
     chosen = channels_text(channels)
-    optout_id: int = (
-        session.connection()
-        .execute(
-            _INSERT_OPTOUT,
-            {
-                "phone": phone,
-                "sender_id": sender.id,
-                "organization_id": actor.org_id,
-                "agent_id": actor.agent_id,
-                "channels": chosen,
-                "source": source,
-                "text": text,
-                "received_at": received,
-                "created_at": now,
-            },
+    values = {
+        "phone": phone,
+        "sender_id": sender.id,
+        "organization_id": actor.org_id,
+        "agent_id": actor.agent_id,
+        "channels": chosen,
+        "source": source,
+        "text": text,
+        "received_at": received,
+        "created_at": now,
+    }
+    if only_if is None:
+        optout_id: int = session.connection().execute(_INSERT_OPTOUT, values).scalar_one()
+    else:
+        table = _table(OptOut)
+        row = select(*(literal(v, table.c[k].type) for k, v in values.items())).where(only_if)
+        found = (
+            session.connection()
+            .execute(insert(table).from_select(list(values), row).returning(table.c.id))
+            .scalar_one_or_none()
         )
-        .scalar_one()
-    )
+        if found is None:
+            raise StaleDirectory
+        optout_id = found
     events.record(
         session,
         actor,
@@ -359,7 +370,12 @@ def record_optout(
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
 
 
-_INSERT_OPTOUT = insert(OptOut.__table__).returning(OptOut.__table__.c.id)  # type: ignore[attr-defined]
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_INSERT_OPTOUT = insert(_table(OptOut)).returning(_table(OptOut).c.id)
 
 
 def list_consents(

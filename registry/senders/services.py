@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import ColumnElement, and_, bindparam, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -19,8 +19,8 @@ from registry.errors import (
     UnknownSender,
     ValidationFailed,
 )
-from registry.orgs.models import Delegation, DelegationSender, Organization
-from registry.orgs.services import Caller
+from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
+from registry.orgs.services import KEY_FINGERPRINT, Caller
 from registry.senders.models import CATEGORIES, Sender, SenderAddress
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
@@ -194,6 +194,35 @@ def resolve_sender(
     The owner's call is one indexed query; a delegated call adds exactly one more.
     """
     return _grant(_lookup(session, caller, code), caller, code, scope, now)
+
+
+class StaleDirectory(Exception):
+    """A per-process copy of a key, sender or delegation no longer matches the database."""
+
+
+def copies_hold(caller: Caller, sender: SenderRef) -> ColumnElement[bool]:
+    """Return a condition that holds while the caller's key and its own sender are as copied.
+
+    For writes that take the key and sender from per-process copies: the write
+    is made conditional on it (``INSERT ... SELECT ... WHERE``), so it happens
+    only if nothing changed, in the same statement. Owners only: a delegated
+    call has more rows to compare and reads them afresh.
+    """
+    key_now = (
+        select(KEY_FINGERPRINT)
+        .select_from(ApiKey)
+        .join(Organization, col(Organization.id) == ApiKey.organization_id)
+        .where(col(ApiKey.prefix) == caller.key_prefix, col(ApiKey.revoked_at).is_(None))
+        .scalar_subquery()
+    )
+    sender_now = (
+        select(SENDER_FINGERPRINT)
+        .select_from(Sender)
+        .join(Organization, col(Organization.id) == Sender.organization_id)
+        .where(col(Sender.id) == sender.id)
+        .scalar_subquery()
+    )
+    return and_(key_now == caller.fingerprint, sender_now == sender.fingerprint[0])
 
 
 # (caller organization, sender code) -> the rows ``_lookup`` read, per process.

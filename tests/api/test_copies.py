@@ -1,4 +1,4 @@
-"""Checks keep per-process copies of keys, senders and delegations: never past a change.
+"""Checks and opt-outs keep per-process copies of keys, senders and delegations: never past a change.
 
 Every change here is made with plain SQL, as another worker process or the
 console on another machine would make it: nothing tells this process. The
@@ -147,3 +147,52 @@ def test_a_new_delegation_is_honoured_after_a_refusal(
     assert resp.status_code == 403
     acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
     assert agent.check(HOLDER)["agent"] == "agent-cc"
+
+
+# --- opt-outs take the same copies, checked inside their own insert ----------
+
+OPTOUT = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "api"}
+
+
+def _optouts(session: Session) -> int:
+    return int(session.execute(text("SELECT count(*) FROM opt_out")).scalar_one())
+
+
+def test_opt_out_with_a_revoked_key_is_refused_and_writes_nothing(
+    acme: Api, session: Session
+) -> None:
+    assert acme.post("/optouts", OPTOUT).status_code == 201
+    _sql(session, "UPDATE api_key SET revoked_at = :t", t=utcnow())
+    resp = acme.post("/optouts", OPTOUT)
+    assert resp.status_code == 401
+    assert _optouts(session) == 1
+
+
+def test_opt_out_after_a_change_to_the_sender_is_recorded_afresh(
+    acme: Api, session: Session, world: World
+) -> None:
+    assert acme.post("/optouts", OPTOUT).status_code == 201
+    _sql(session, "UPDATE sender SET suspended_until = :t WHERE id = :i",
+         t=utcnow() + timedelta(days=1), i=world.sender_ids["acme-cards"])  # fmt: skip
+    # a suspended sender must still honour refusals: recorded, from fresh rows
+    assert acme.post("/optouts", OPTOUT).status_code == 201
+    assert _optouts(session) == 2
+    assert acme.check(HOLDER)["reason"] == "sender_suspended"
+
+
+def test_delegated_opt_out_reads_afresh_and_honours_scope(
+    acme: Api,
+    client,
+    session: Session,  # type: ignore[no-untyped-def]
+) -> None:
+    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
+    _, key = orgs_services.create_key(session, org)
+    session.commit()
+    acme.post(
+        "/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["optout"]}
+    )
+    agent = Api(client, key)
+    assert agent.post("/optouts", OPTOUT).status_code == 201
+    _sql(session, "UPDATE delegation SET scopes = 'check'")
+    assert agent.post("/optouts", OPTOUT).status_code == 403
+    assert _optouts(session) == 1
