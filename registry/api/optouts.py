@@ -17,7 +17,7 @@ from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
 from registry.senders.services import (
     StaleDirectory,
-    copies_hold,
+    copies_params,
     forget_sender,
     resolve_sender,
     resolve_sender_cached,
@@ -94,14 +94,14 @@ def create_optout() -> Any:
     channels: list[str] = list(data.channels)
     args = (phone, channels, data.source, received, data.text)
     # The caller and an owner's sender come from per-process copies; the insert
-    # happens only while they still match (see copies_hold), else afresh.
+    # happens only while they still match (see COPIES_HOLD), else afresh.
     who = caller()
     sender = resolve_sender_cached(session, who, data.sender, "optout", utcnow())
     try:
         if sender.agent_id is not None:
             raise StaleDirectory  # a delegated call reads its rows afresh
         optout = consents.record_optout(
-            session, actor_for(sender), sender, *args, only_if=copies_hold(who, sender)
+            session, actor_for(sender), sender, *args, only_if=copies_params(who, sender)
         )
     except StaleDirectory:
         forget_sender(who.org_id, data.sender)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, Table, and_, insert, literal, select
+from sqlalchemy import Table, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -22,7 +22,7 @@ from registry.events import services as events
 from registry.events.models import Event
 from registry.events.services import SYSTEM, Actor
 from registry.senders.models import Sender
-from registry.senders.services import SenderRef, StaleDirectory
+from registry.senders.services import COPIES_HOLD, SenderRef, StaleDirectory
 from registry.sms import services as sms
 from registry.timeutil import utcnow
 
@@ -313,13 +313,14 @@ def record_optout(
     source: str,
     received_at: datetime | None = None,
     text: str | None = None,
-    only_if: ColumnElement[bool] | None = None,
+    only_if: dict[str, Any] | None = None,
 ) -> RecordedOptOut:
     """Record a refusal of ``sender``; it wins over any earlier consent at once.
 
-    With ``only_if`` (see ``senders.services.copies_hold``) the opt-out is
-    inserted only while that condition holds, in the same statement, and
-    StaleDirectory is raised, with nothing written, when it does not.
+    With ``only_if`` (``senders.services.copies_params``) the opt-out is
+    inserted only while the caller's key and sender still match those copies,
+    in the same statement, and StaleDirectory is raised, with nothing written,
+    when they do not.
 
     Two Core inserts on the session's connection, the opt-out and its event,
     and nothing read back but the new id: opt-outs arrive in volume (issue 3),
@@ -345,12 +346,8 @@ def record_optout(
     if only_if is None:
         optout_id: int = session.connection().execute(_INSERT_OPTOUT, values).scalar_one()
     else:
-        table = _table(OptOut)
-        row = select(*(literal(v, table.c[k].type) for k, v in values.items())).where(only_if)
         found = (
-            session.connection()
-            .execute(insert(table).from_select(list(values), row).returning(table.c.id))
-            .scalar_one_or_none()
+            session.connection().execute(_INSERT_OPTOUT_IF, values | only_if).scalar_one_or_none()
         )
         if found is None:
             raise StaleDirectory
@@ -375,7 +372,22 @@ def _table(model: Any) -> Table:
     return table
 
 
+_OPTOUT_COLUMNS = (
+    "phone", "sender_id", "organization_id", "agent_id", "channels", "source", "text",
+    "received_at", "created_at",
+)  # fmt: skip
 _INSERT_OPTOUT = insert(_table(OptOut)).returning(_table(OptOut).c.id)
+# The same row, inserted only while the per-process copies hold (COPIES_HOLD).
+_INSERT_OPTOUT_IF = (
+    insert(_table(OptOut))
+    .from_select(
+        list(_OPTOUT_COLUMNS),
+        select(
+            *(bindparam(name, type_=_table(OptOut).c[name].type) for name in _OPTOUT_COLUMNS)
+        ).where(COPIES_HOLD),
+    )
+    .returning(_table(OptOut).c.id)
+)
 
 
 def list_consents(

@@ -200,29 +200,35 @@ class StaleDirectory(Exception):
     """A per-process copy of a key, sender or delegation no longer matches the database."""
 
 
-def copies_hold(caller: Caller, sender: SenderRef) -> ColumnElement[bool]:
-    """Return a condition that holds while the caller's key and its own sender are as copied.
+# A condition that holds while the caller's key and its own sender are as a
+# per-process copy has them (parameters from ``copies_params``). For writes that
+# take both from copies: the write is made conditional on it (INSERT ... SELECT
+# ... WHERE), so it happens only if nothing changed, in the same statement.
+# Owners only: a delegated call has more rows to compare and reads them afresh.
+COPIES_HOLD: ColumnElement[bool] = and_(
+    select(KEY_FINGERPRINT)
+    .select_from(ApiKey)
+    .join(Organization, col(Organization.id) == ApiKey.organization_id)
+    .where(col(ApiKey.prefix) == bindparam("copy_key_prefix"), col(ApiKey.revoked_at).is_(None))
+    .scalar_subquery()
+    == bindparam("copy_key"),
+    select(SENDER_FINGERPRINT)
+    .select_from(Sender)
+    .join(Organization, col(Organization.id) == Sender.organization_id)
+    .where(col(Sender.id) == bindparam("copy_sender_id"))
+    .scalar_subquery()
+    == bindparam("copy_sender"),
+)
 
-    For writes that take the key and sender from per-process copies: the write
-    is made conditional on it (``INSERT ... SELECT ... WHERE``), so it happens
-    only if nothing changed, in the same statement. Owners only: a delegated
-    call has more rows to compare and reads them afresh.
-    """
-    key_now = (
-        select(KEY_FINGERPRINT)
-        .select_from(ApiKey)
-        .join(Organization, col(Organization.id) == ApiKey.organization_id)
-        .where(col(ApiKey.prefix) == caller.key_prefix, col(ApiKey.revoked_at).is_(None))
-        .scalar_subquery()
-    )
-    sender_now = (
-        select(SENDER_FINGERPRINT)
-        .select_from(Sender)
-        .join(Organization, col(Organization.id) == Sender.organization_id)
-        .where(col(Sender.id) == sender.id)
-        .scalar_subquery()
-    )
-    return and_(key_now == caller.fingerprint, sender_now == sender.fingerprint[0])
+
+def copies_params(caller: Caller, sender: SenderRef) -> dict[str, Any]:
+    """Return the parameters of ``COPIES_HOLD`` for this caller and (owned) sender."""
+    return {
+        "copy_key_prefix": caller.key_prefix,
+        "copy_key": caller.fingerprint,
+        "copy_sender_id": sender.id,
+        "copy_sender": sender.fingerprint[0],
+    }
 
 
 # (caller organization, sender code) -> the rows ``_lookup`` read, per process.
