@@ -327,3 +327,35 @@ function holder()
   return string.format("+86139%08d", n)
 end
 """
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Return the user + system CPU seconds each process has used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended, or not Linux
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def server_pids(
+    server: Server, url: str | None, database: str | None
+) -> tuple[list[int], list[int]]:
+    """Return the gunicorn workers' pids and those of the PostgreSQL backends on ``database``."""
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    if url is None:  # SQLite: the workers do all the work
+        return workers, []
+    with psycopg.connect(url) as conn:
+        backends = [
+            int(row[0])
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+        ]
+    return workers, backends

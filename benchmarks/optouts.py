@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg
-from _common import PG_ADMIN, Server, parse_wrk, prepare, run_wrk
+from _common import PG_ADMIN, Server, cpu_seconds, parse_wrk, prepare, run_wrk, server_pids
 
 # wrk gives every thread its own Lua state: ``setup`` numbers the threads and
 # keeps their handles, each thread counts its own answers, and ``done`` (in the
@@ -112,34 +112,6 @@ def load(
         else:
             socket_errors = int(rest[0])
     return report, statuses, acked, socket_errors
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """Return the user + system CPU seconds each process has used so far (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended, or not Linux
-            continue
-        used[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return used
-
-
-def server_pids(server: Server, url: str, database: str) -> tuple[list[int], list[int]]:
-    """Return the gunicorn workers' pids and those of the PostgreSQL backends on ``database``."""
-    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
-    with psycopg.connect(url) as conn:
-        backends = [
-            int(row[0])
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (database,),
-            )
-        ]
-    return workers, backends
 
 
 def durable(url: str, acked: dict[int, str]) -> tuple[int, int]:

@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from _common import Server, batch_rate, fresh_postgres, prepare, registry, wrk
+from _common import (
+    Server,
+    batch_rate,
+    cpu_seconds,
+    fresh_postgres,
+    prepare,
+    registry,
+    server_pids,
+    wrk,
+)
 
 PG_DB = "bench_core"
 
@@ -129,13 +138,30 @@ def run(name: str, url: str, args: argparse.Namespace, workdir: Path) -> Figures
         base = f"http://127.0.0.1:{server.port}"
         wrk(f"{base}/healthz", 2, args.connections)  # warm up
         wrk(f"{base}/api/v1/check", 2, args.connections, script)
-        t_rps, t50, t99 = wrk(f"{base}/healthz", args.seconds, args.connections)
-        c_rps, c50, c99 = wrk(f"{base}/api/v1/check", args.seconds, args.connections, script)
+        pg = url.replace("+psycopg", "") if url.startswith("postgresql") else None
+        database = url.rsplit("/", 1)[1] if pg else None
+
+        def measured(target: str, script: Path | None = None) -> tuple[float, float, float, str]:
+            """wrk figures, and the server's CPU per request (workers + PostgreSQL backends)."""
+            workers, backends = server_pids(server, pg, database)
+            before = cpu_seconds(workers + backends)
+            rps, p50, p99 = wrk(f"{base}{target}", args.seconds, args.connections, script)
+            after = cpu_seconds(workers + backends)
+            per = 1000 / (rps * args.seconds)
+
+            def used(pids: list[int]) -> float:
+                return sum(after.get(p, 0.0) - before.get(p, 0.0) for p in pids) * per
+
+            cpu = f"  CPU {used(workers):.2f} ms" + (f" + db {used(backends):.2f} ms" if pg else "")
+            return rps, p50, p99, cpu
+
+        t_rps, t50, t99, t_cpu = measured("/healthz")
+        c_rps, c50, c99, c_cpu = measured("/api/v1/check", script)
         figures.rows["trivial GET /healthz"] = (
-            f"{t_rps:8.0f} req/s  p50 {t50:6.2f} ms  p99 {t99:6.2f} ms"
+            f"{t_rps:8.0f} req/s  p50 {t50:6.2f} ms  p99 {t99:6.2f} ms{t_cpu}"
         )
         figures.rows["POST /api/v1/check"] = (
-            f"{c_rps:8.0f} req/s  p50 {c50:6.2f} ms  p99 {c99:6.2f} ms"
+            f"{c_rps:8.0f} req/s  p50 {c50:6.2f} ms  p99 {c99:6.2f} ms{c_cpu}"
         )
         figures.rows["check / trivial"] = f"{c_rps / t_rps:8.0%}"
         figures.rows["batch (10,000 a request)"] = (
