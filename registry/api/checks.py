@@ -219,12 +219,15 @@ def check() -> Any:
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field="phone") from exc
     args = (data.sender, data.channel, data.purpose, data.category, data.at)
-    req = _request(*args)
     # One log row is the only write: on PostgreSQL it commits by itself (no
     # BEGIN/COMMIT round trips); on SQLite it queues for the writer lock.
     auto = get_autocommit()
     session = auto or get_session()
     read, source = get_read_session()
+    # Copies are verified where the facts are read: a standby may lag behind a
+    # revocation, so with facts from a standby the key and sender come fresh
+    # from the primary, as they always did.
+    req = _request(*args, fresh=source == "replica")
     if auto is not None and source == "primary":
         read = auto  # one connection for the facts and the log row
     try:
@@ -270,9 +273,9 @@ def check_batch() -> Any:
     data = body(BatchIn)
     cfg = settings()
     args = (data.sender, data.channel, data.purpose, data.category, data.at)
-    req = _request(*args)
     session = get_session()
     read, source = get_read_session()
+    req = _request(*args, fresh=source == "replica")  # as in check()
     try:
         result = services.check_batch(session, cfg, req, data.phones, read, _cold_gate(req))
     except services.StaleDirectory:

@@ -195,3 +195,20 @@ def test_dead_standby_falls_back_to_primary(
         assert _check(api) == ("no_consent", "primary")
     finally:
         cluster._ctl(cluster.standby, "start")
+
+
+def test_revoked_key_is_refused_at_once_while_checks_read_from_the_standby(
+    replicated: tuple[Flask, Api], cluster: Cluster
+) -> None:
+    """Per-process copies of the key are never verified against a standby that may lag."""
+    app, api = replicated
+    time.sleep(1.0)
+    assert _check(api)[1] == "replica"  # the process now holds copies of key and sender
+    cluster.sql(cluster.p2, "SELECT pg_wal_replay_pause()")
+    try:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE api_key SET revoked_at = timezone('utc', now())")
+        resp = api.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
+        assert resp.status_code == 401  # the standby has not seen the revocation yet
+    finally:
+        cluster.sql(cluster.p2, "SELECT pg_wal_replay_resume()")
