@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Select,
+    String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import BindParameter
 from sqlmodel import col
@@ -54,8 +57,11 @@ from registry.timeutil import UTCDateTime, iso, utcnow
 from registry.tokens import Signer
 
 # SQLite allows 32,766 bound parameters; four branches of the fact query each
-# take the chunk's phones, so a chunk stays well under that.
+# take the chunk's phones, so a chunk stays well under that. PostgreSQL takes
+# the chunk as one array parameter (``= ANY``): a whole batch in one query,
+# and no statement with thousands of placeholders for the driver to parse.
 CHUNK = 2_000
+PG_CHUNK = 10_000
 
 
 def _table(model: Any) -> Table:
@@ -108,9 +114,11 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
 
 
 _BY_PHONES = _branches(lambda col: col.in_(_phones))
+_BY_ARRAY = _branches(lambda col: col == any_(bindparam("phones", type_=ARRAY(String))))
 _BY_PHONE = _branches(lambda col: col == bindparam("phone"))
 # One round trip: the facts, for a list of numbers (batches) or for one.
 _FACTS = union_all(*_BY_PHONES)
+_FACTS_PG = union_all(*_BY_ARRAY)
 _FACTS_ONE = Prepared(union_all(*_BY_PHONE))
 # The facts, and the key, sender and delegation rows the request took from this
 # process's copies, as fingerprints read in the same statement (so from the same
@@ -147,6 +155,7 @@ _VERIFY = (
     ),
 )
 _FACTS_VERIFIED = union_all(*_BY_PHONES, *_VERIFY)
+_FACTS_PG_VERIFIED = union_all(*_BY_ARRAY, *_VERIFY)
 _FACTS_ONE_VERIFIED = Prepared(union_all(*_BY_PHONE, *_VERIFY))
 
 
@@ -196,8 +205,10 @@ def load_facts(
     prefs: dict[str, Preferences] = {}
     cut: dict[str, datetime] = {}
     conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    step = PG_CHUNK if pg else CHUNK
     # With a directory to verify, the first query runs even for no phones at all.
-    for start in range(0, max(len(phone_list), directory is not None), CHUNK):
+    for start in range(0, max(len(phone_list), directory is not None), step):
         params: dict[str, Any] = {"sender": sender.id, "at": at}
         if directory is not None and start == 0:
             params["key_prefix"] = directory.key_prefix
@@ -207,8 +218,12 @@ def load_facts(
             params["phone"] = phone_list[0]
             rows = (_FACTS_ONE_VERIFIED if directory is not None else _FACTS_ONE).rows(conn, params)
         else:
-            params["phones"] = list(phone_list[start : start + CHUNK])
-            query = _FACTS_VERIFIED if directory is not None and start == 0 else _FACTS
+            params["phones"] = list(phone_list[start : start + step])
+            verify = directory is not None and start == 0
+            if pg:
+                query = _FACTS_PG_VERIFIED if verify else _FACTS_PG
+            else:
+                query = _FACTS_VERIFIED if verify else _FACTS
             rows = conn.execute(query, params).all()
         for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in rows:
             if kind == "c":
