@@ -61,7 +61,9 @@ def disconnect(
     except IntegrityError:
         return False  # the same report twice is harmless
     consents.void_before(session, phone, at, actor)
-    sub = session.get(Subscriber, phone)
+    # Locked, as every change to the holder's record (subscribers.get_or_create):
+    # a preference change at the same moment must not interleave with the reset.
+    sub = session.get(Subscriber, phone, with_for_update=True)
     if sub is not None and sub.updated_at <= at:
         # The next holder starts with a clean account: defaults, and every old
         # session invalidated.
