@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     cast,
     event,
     func,
@@ -45,6 +46,12 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # A name the Database class can use in annotations: its ``sessionmaker``
 # property shadows the class inside the class body.
 SessionFactory: TypeAlias = "sessionmaker[Session]"
+
+
+def table_of(model: Any) -> Table:
+    """Return a SQLModel table model's Table (typed, for Core statements)."""
+    table: Table = model.__table__
+    return table
 
 
 class Prepared:

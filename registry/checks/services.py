@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
-    Table,
     and_,
     any_,
     bindparam,
@@ -38,7 +37,7 @@ from registry import phones
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.consent.models import Consent, OptOut
-from registry.db import Prepared
+from registry.db import Prepared, table_of
 from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
@@ -64,12 +63,7 @@ CHUNK = 2_000
 PG_CHUNK = 10_000
 
 
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
-c, o, s, d = (_table(t) for t in (Consent, OptOut, Subscriber, Disconnection))
+c, o, s, d = (table_of(t) for t in (Consent, OptOut, Subscriber, Disconnection))
 _phones: BindParameter[list[str]] = bindparam("phones", expanding=True)
 _NULL_TS: ColumnElement[Any] = cast(null(), UTCDateTime())
 _NULL_TXT: ColumnElement[Any] = cast(null(), c.c.channels.type)
@@ -124,7 +118,7 @@ _FACTS_ONE = Prepared(union_all(*_BY_PHONE))
 # process's copies, as fingerprints read in the same statement (so from the same
 # snapshot): a copy is used only while it matches the database (see ``Directory``).
 k, og, snd, dl, ds = (
-    _table(t) for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)
+    table_of(t) for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)
 )
 _NULLS = (
     _NULL_INT,

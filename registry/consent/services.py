@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import Table, and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.config import Settings
 from registry.consent.models import CHANNELS, Consent, OptOut
+from registry.db import table_of
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
 from registry.events.models import Event
@@ -367,26 +368,21 @@ def record_optout(
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
 
 
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
 _OPTOUT_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channels", "source", "text",
     "received_at", "created_at",
 )  # fmt: skip
-_INSERT_OPTOUT = insert(_table(OptOut)).returning(_table(OptOut).c.id)
+_INSERT_OPTOUT = insert(table_of(OptOut)).returning(table_of(OptOut).c.id)
 # The same row, inserted only while the per-process copies hold (COPIES_HOLD).
 _INSERT_OPTOUT_IF = (
-    insert(_table(OptOut))
+    insert(table_of(OptOut))
     .from_select(
         list(_OPTOUT_COLUMNS),
         select(
-            *(bindparam(name, type_=_table(OptOut).c[name].type) for name in _OPTOUT_COLUMNS)
+            *(bindparam(name, type_=table_of(OptOut).c[name].type) for name in _OPTOUT_COLUMNS)
         ).where(COPIES_HOLD),
     )
-    .returning(_table(OptOut).c.id)
+    .returning(table_of(OptOut).c.id)
 )
 
 

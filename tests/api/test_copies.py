@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,21 @@ from tests.factories import HOLDER, World
 def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(orgs_services, "_CALLERS", {})
     monkeypatch.setattr(senders_services, "_SENDERS", {})
+
+
+def _agent(session: Session, client: FlaskClient) -> Api:
+    """Create the call center "agent-cc" with a key; return its API client."""
+    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
+    _, key = orgs_services.create_key(session, org)
+    session.commit()
+    return Api(client, key)
+
+
+def _grant(acme: Api, scope: str) -> None:
+    resp = acme.post(
+        "/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": [scope]}
+    )
+    assert resp.status_code == 201, resp.get_json()
 
 
 def _sql(session: Session, statement: str, **params: object) -> None:
@@ -89,18 +105,10 @@ def test_changed_category_is_used_at_once(acme: Api, session: Session, world: Wo
 
 
 def test_revoked_and_narrowed_delegation_at_once(
-    acme: Api,
-    client,
-    session: Session,  # type: ignore[no-untyped-def]
+    acme: Api, client: FlaskClient, session: Session
 ) -> None:
-    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
-    _, key = orgs_services.create_key(session, org)
-    session.commit()
-    resp = acme.post(
-        "/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]}
-    )
-    assert resp.status_code == 201
-    agent = Api(client, key)
+    agent = _agent(session, client)
+    _grant(acme, "check")
     assert agent.check(HOLDER)["on_behalf_of"] == "acme"
     # the scope taken away behind this process's back
     _sql(session, "UPDATE delegation SET scopes = 'optout'")
@@ -122,12 +130,9 @@ def test_revoked_and_narrowed_delegation_at_once(
     assert acme.check(HOLDER)["reason"] == "no_consent"
 
 
-def test_agent_suspended_at_once(acme: Api, client, session: Session) -> None:  # type: ignore[no-untyped-def]
-    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
-    _, key = orgs_services.create_key(session, org)
-    session.commit()
-    acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
-    agent = Api(client, key)
+def test_agent_suspended_at_once(acme: Api, client: FlaskClient, session: Session) -> None:
+    agent = _agent(session, client)
+    _grant(acme, "check")
     assert agent.check(HOLDER, purpose="service")["reason"] == "not_marketing"
     _sql(session, "UPDATE organization SET suspended_until = :t WHERE slug = 'agent-cc'",
          t=utcnow() + timedelta(days=1))  # fmt: skip
@@ -135,17 +140,12 @@ def test_agent_suspended_at_once(acme: Api, client, session: Session) -> None:  
 
 
 def test_a_new_delegation_is_honoured_after_a_refusal(
-    acme: Api,
-    client,
-    session: Session,  # type: ignore[no-untyped-def]
+    acme: Api, client: FlaskClient, session: Session
 ) -> None:
-    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
-    _, key = orgs_services.create_key(session, org)
-    session.commit()
-    agent = Api(client, key)
+    agent = _agent(session, client)
     resp = agent.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
     assert resp.status_code == 403
-    acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
+    _grant(acme, "check")
     assert agent.check(HOLDER)["agent"] == "agent-cc"
 
 
@@ -181,17 +181,10 @@ def test_opt_out_after_a_change_to_the_sender_is_recorded_afresh(
 
 
 def test_delegated_opt_out_reads_afresh_and_honours_scope(
-    acme: Api,
-    client,
-    session: Session,  # type: ignore[no-untyped-def]
+    acme: Api, client: FlaskClient, session: Session
 ) -> None:
-    org = orgs_services.create_org(session, "agent-cc", "Agent", "sender")
-    _, key = orgs_services.create_key(session, org)
-    session.commit()
-    acme.post(
-        "/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["optout"]}
-    )
-    agent = Api(client, key)
+    agent = _agent(session, client)
+    _grant(acme, "optout")
     assert agent.post("/optouts", OPTOUT).status_code == 201
     _sql(session, "UPDATE delegation SET scopes = 'check'")
     assert agent.post("/optouts", OPTOUT).status_code == 403
