@@ -63,7 +63,7 @@ def disconnect(
     consents.void_before(session, phone, at, actor)
     # Locked, as every change to the holder's record (subscribers.get_or_create):
     # a preference change at the same moment must not interleave with the reset.
-    sub = session.get(Subscriber, phone, with_for_update=True)
+    sub = session.get(Subscriber, phone, with_for_update=True, populate_existing=True)
     if sub is not None and sub.updated_at <= at:
         # The next holder starts with a clean account: defaults, and every old
         # session invalidated.

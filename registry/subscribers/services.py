@@ -26,8 +26,12 @@ def get_or_create(session: Session, phone: str) -> Subscriber:
     both read the old settings, and the event of one would not describe the
     row the other leaves (the feed and the log must end where the table does).
     Created with ON CONFLICT DO NOTHING: two first changes at once both succeed.
+    ``populate_existing``: a caller may have read the record earlier in the same
+    session (an SMS reply reads the holder's language first); the locked read
+    replaces those values, so a change is never described from stale ones
+    (tests/unit/test_preferences_race.py).
     """
-    sub = session.get(Subscriber, phone, with_for_update=True)
+    sub = session.get(Subscriber, phone, with_for_update=True, populate_existing=True)
     if sub is None:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         now = utcnow()
