@@ -316,6 +316,11 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
     }
 
 
+# The PostgreSQL types of _LOG_COLUMNS, as binary COPY needs them exactly.
+_LOG_PG_TYPES = [
+    "varchar", "int4", "int4", "int4", "varchar", "varchar", "varchar", "varchar", "varchar",
+    "int8", "timestamp", "timestamp", "int8",
+]  # fmt: skip
 _LOG_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
     "decision", "reason", "consent_id", "at", "checked_at", "batch_id",
@@ -351,7 +356,9 @@ def _log_many(
     columns = ", ".join(_LOG_COLUMNS)
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY check_log ({columns}) FROM STDIN") as copy:
+        # Binary COPY: no text to format here or to parse in the server.
+        with cursor.copy(f"COPY check_log ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_LOG_PG_TYPES)
             for row in rows:
                 copy.write_row(row)
     else:
@@ -468,20 +475,33 @@ ColdGate = Callable[[int], None]
 def decide_all(
     settings: Settings, req: CheckRequest, facts: dict[str, Facts]
 ) -> dict[str, Decision]:
-    """Decide every (phone, facts) pair of a request."""
+    """Decide every (phone, facts) pair of a request.
+
+    Numbers of which the registry knows nothing (most of a scrubbed list) share
+    one ``Facts`` object (``load_facts``); ``decide`` is a pure function, so
+    their answer is computed once per time zone and shared.
+    """
     policy = policy_of(settings)
-    return {
-        p: decide(
+    blank: dict[ZoneInfo, Decision] = {}
+    out: dict[str, Decision] = {}
+    for p, f in facts.items():
+        zone = zone_for(p, settings)
+        known = f.consents or f.optouts or f.preferences or f.disconnected_at
+        if not known and zone in blank:
+            out[p] = blank[zone]
+            continue
+        out[p] = decide(
             f,
             channel=req.channel,
             purpose=req.purpose,
             category=req.category,
             at=req.at,
             policy=policy,
-            zone=zone_for(p, settings),
+            zone=zone,
         )
-        for p, f in facts.items()
-    }
+        if not known:
+            blank[zone] = out[p]
+    return out
 
 
 def check_batch(

@@ -327,3 +327,38 @@ def test_nul_in_urls_and_codes_is_refused_not_a_500(acme: Api) -> None:
         "/delegations", {"agent": "a\u0000b", "senders": ["acme-cards"], "scopes": ["check"]}
     )
     assert resp.status_code == 422
+
+
+@pytest.mark.parametrize("policy", ["opt-in", "opt-out"])
+@pytest.mark.parametrize("at", ["2030-01-15T12:00:00+08:00", "2030-01-15T22:30:00+08:00"])
+def test_batch_answers_equal_single_checks(  # type: ignore[no-untyped-def]
+    acme: Api,
+    session: Session,
+    world: World,
+    app,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    at: str,
+) -> None:
+    """A batch decides numbers with no record once per time zone: same answers as one by one."""
+    give_consent(session, world)
+    subscribers.set_preferences(session, HOLDER2, dnd_sms=True)
+    session.commit()
+    phones = [
+        HOLDER, HOLDER2,
+        "+8613700000001", "+8613700000002",  # no record, Shanghai
+        "+12125550100", "+13105550100",      # no record, New York and Los Angeles
+        "+493012345678",                     # no record, Berlin
+    ]  # fmt: skip
+    monkeypatch.setitem(app.config, "REGISTRY", replace(app.config["REGISTRY"], policy=policy))
+    batch = acme.post(
+        "/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": phones, "at": at}
+    ).get_json()["results"]
+    reasons = set()
+    for phone, got in zip(phones, batch, strict=True):
+        one = acme.check(phone, at=at)
+        assert (got["decision"], got["reason"], got.get("next_allowed_at")) == (
+            one["decision"], one["reason"], one.get("next_allowed_at"),
+        ), phone  # fmt: skip
+        reasons.add(got["reason"])
+    assert len(reasons) >= 2
