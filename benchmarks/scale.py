@@ -370,6 +370,7 @@ def main() -> None:
         for db in dbs:
             points += measure(db, sizes, args, Path(tmp))
             if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps([asdict(p) for p in points], indent=1))
     for path in args.merge:
         earlier = [Point(**p) for p in json.loads(path.read_text())]
