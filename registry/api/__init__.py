@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from registry.config import Settings
 from registry.db import get_autocommit, get_reader
@@ -13,7 +14,8 @@ from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
 from registry.orgs.services import Caller, authenticate, authenticate_cached, forget_caller
-from registry.senders.services import SenderRef
+from registry.senders.services import SenderRef, forget_sender, resolve_sender
+from registry.timeutil import utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
@@ -31,7 +33,7 @@ def _refuse_nul() -> None:
 # The preflight checks and opt-outs take the caller from a per-process copy and
 # verify it in the statement they run anyway: the checks' facts query (see
 # checks/services.py, ``Directory``), the opt-out's conditional insert
-# (senders/services.py, ``copies_hold``).
+# (senders/services.py, ``COPIES_HOLD``).
 CACHED = {"api.check", "api.check_batch", "api.create_optout"}
 
 
@@ -50,12 +52,16 @@ def _authenticate() -> None:
     g.api_key = key
 
 
-def reauthenticate() -> Caller:
-    """Forget this process's copy of the caller and authenticate afresh (401 if revoked)."""
-    key: str = g.api_key
-    forget_caller(key)
-    g.caller = authenticate(get_reader(), key)
-    return caller()
+def sender_afresh(session: Session, code: str, scope: str) -> SenderRef:
+    """Forget this process's copies of the caller and of sender ``code``; read both again.
+
+    For a request whose copies were found out of date: a revoked key is 401
+    here, a withdrawn delegation 403, as for any request.
+    """
+    forget_sender(caller().org_id, code)
+    forget_caller(g.api_key)
+    g.caller = authenticate(get_reader(), g.api_key)
+    return resolve_sender(session, caller(), code, scope, utcnow())
 
 
 def caller() -> Caller:

@@ -13,7 +13,7 @@ from limits import parse
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, reauthenticate, settings
+from registry.api import body, bp, caller, sender_afresh, settings
 from registry.api.openapi import route
 from registry.api.schemas import (
     Category,
@@ -31,7 +31,7 @@ from registry.db import get_autocommit, get_read_session, get_reader, get_sessio
 from registry.errors import InvalidPhoneError, RateLimited
 from registry.extensions import limiter
 from registry.metrics import count_cold_refusal, count_decision
-from registry.senders.services import forget_sender, resolve_sender, resolve_sender_cached
+from registry.senders.services import resolve_sender_cached
 from registry.timeutil import iso, to_utc, utcnow
 
 
@@ -178,9 +178,7 @@ def _request(
     cfg = settings()
     now = utcnow()
     if fresh:
-        forget_sender(caller().org_id, sender_code)
-        who = reauthenticate()
-        sender = resolve_sender(get_reader(), who, sender_code, "check", now)
+        sender = sender_afresh(get_reader(), sender_code, "check")
         directory = None
     else:
         who = caller()

@@ -8,7 +8,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, reauthenticate, settings, write_limit
+from registry.api import actor_for, body, bp, caller, sender_afresh, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.consent import services as consents
@@ -18,7 +18,6 @@ from registry.extensions import limiter
 from registry.senders.services import (
     StaleDirectory,
     copies_params,
-    forget_sender,
     resolve_sender,
     resolve_sender_cached,
     sender_by_address,
@@ -104,9 +103,7 @@ def create_optout() -> Any:
             session, actor_for(sender), sender, *args, only_if=copies_params(who, sender)
         )
     except StaleDirectory:
-        forget_sender(who.org_id, data.sender)
-        who = reauthenticate()
-        sender = resolve_sender(session, who, data.sender, "optout", utcnow())
+        sender = sender_afresh(session, data.sender, "optout")
         optout = consents.record_optout(session, actor_for(sender), sender, *args)
     session.commit()
     return jsonify(

@@ -42,12 +42,13 @@ from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, 
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
 from registry.numbers.models import Disconnection
-from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
-from registry.orgs.services import KEY_FINGERPRINT
+from registry.orgs.services import KEY_FINGERPRINT, KEY_NOW
 from registry.senders.models import Sender
 from registry.senders.services import (
     DELEGATION_FINGERPRINT,
+    GRANTS_NOW,
     SENDER_FINGERPRINT,
+    SENDER_NOW,
     SenderRef,
     StaleDirectory,
 )
@@ -117,9 +118,6 @@ _FACTS_ONE = Prepared(union_all(*_BY_PHONE))
 # The facts, and the key, sender and delegation rows the request took from this
 # process's copies, as fingerprints read in the same statement (so from the same
 # snapshot): a copy is used only while it matches the database (see ``Directory``).
-k, og, snd, dl, ds = (
-    table_of(t) for t in (ApiKey, Organization, Sender, Delegation, DelegationSender)
-)
 _NULLS = (
     _NULL_INT,
     _NULL_TXT,
@@ -132,21 +130,9 @@ _NULLS = (
     _NULL_TS,
 )
 _VERIFY = (
-    select(literal("k"), KEY_FINGERPRINT, *_NULLS)
-    .select_from(k.join(og, og.c.id == k.c.organization_id))
-    .where(and_(k.c.prefix == bindparam("key_prefix"), k.c.revoked_at.is_(None))),
-    select(literal("x"), SENDER_FINGERPRINT, *_NULLS)
-    .select_from(snd.join(og, og.c.id == snd.c.organization_id))
-    .where(snd.c.id == bindparam("sender")),
-    select(literal("g"), DELEGATION_FINGERPRINT, *_NULLS)
-    .select_from(dl.join(ds, ds.c.delegation_id == dl.c.id))
-    .where(
-        and_(
-            ds.c.agent_id == bindparam("agent"),
-            ds.c.sender_id == bindparam("sender"),
-            dl.c.revoked_at.is_(None),
-        )
-    ),
+    KEY_NOW.with_only_columns(literal("k"), KEY_FINGERPRINT, *_NULLS),
+    SENDER_NOW.with_only_columns(literal("x"), SENDER_FINGERPRINT, *_NULLS),
+    GRANTS_NOW.with_only_columns(literal("g"), DELEGATION_FINGERPRINT, *_NULLS),
 )
 _FACTS_VERIFIED = union_all(*_BY_PHONES, *_VERIFY)
 _FACTS_PG_VERIFIED = union_all(*_BY_ARRAY, *_VERIFY)
@@ -205,7 +191,7 @@ def load_facts(
     for start in range(0, max(len(phone_list), directory is not None), step):
         params: dict[str, Any] = {"sender": sender.id, "at": at}
         if directory is not None and start == 0:
-            params["key_prefix"] = directory.key_prefix
+            params["prefix"] = directory.key_prefix
             params["agent"] = directory.agent_id
         rows: Sequence[Any]
         if len(phone_list) == 1:  # the single check: a precompiled statement

@@ -116,6 +116,10 @@ _AUTH = (
 )
 
 
+# The fingerprint of a live key (``:prefix``) as the database holds it now.
+KEY_NOW = _AUTH.with_only_columns(KEY_FINGERPRINT)
+
+
 def authenticate(session: Session, key: str) -> Caller:
     """Return the caller for a bearer key; raise Unauthorized. One indexed query."""
     parts = key.split("_")

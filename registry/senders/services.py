@@ -19,8 +19,8 @@ from registry.errors import (
     UnknownSender,
     ValidationFailed,
 )
-from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
-from registry.orgs.services import KEY_FINGERPRINT, Caller
+from registry.orgs.models import Delegation, DelegationSender, Organization
+from registry.orgs.services import KEY_NOW, Caller
 from registry.senders.models import CATEGORIES, Sender, SenderAddress
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
@@ -134,6 +134,12 @@ _DELEGATED = (
         )
     )
 )
+# The fingerprints of a sender (``:sender``) and of an agent's live grants for it
+# (``:agent``), as the database holds them now: to verify per-process copies.
+SENDER_NOW = _SENDER.where(col(Sender.id) == bindparam("sender")).with_only_columns(
+    SENDER_FINGERPRINT
+)
+GRANTS_NOW = _DELEGATED.with_only_columns(DELEGATION_FINGERPRINT)
 
 
 def _suspended(until: datetime | None, now: datetime) -> bool:
@@ -206,27 +212,17 @@ class StaleDirectory(Exception):
 # ... WHERE), so it happens only if nothing changed, in the same statement.
 # Owners only: a delegated call has more rows to compare and reads them afresh.
 COPIES_HOLD: ColumnElement[bool] = and_(
-    select(KEY_FINGERPRINT)
-    .select_from(ApiKey)
-    .join(Organization, col(Organization.id) == ApiKey.organization_id)
-    .where(col(ApiKey.prefix) == bindparam("copy_key_prefix"), col(ApiKey.revoked_at).is_(None))
-    .scalar_subquery()
-    == bindparam("copy_key"),
-    select(SENDER_FINGERPRINT)
-    .select_from(Sender)
-    .join(Organization, col(Organization.id) == Sender.organization_id)
-    .where(col(Sender.id) == bindparam("copy_sender_id"))
-    .scalar_subquery()
-    == bindparam("copy_sender"),
+    KEY_NOW.scalar_subquery() == bindparam("copy_key"),
+    SENDER_NOW.scalar_subquery() == bindparam("copy_sender"),
 )
 
 
 def copies_params(caller: Caller, sender: SenderRef) -> dict[str, Any]:
     """Return the parameters of ``COPIES_HOLD`` for this caller and (owned) sender."""
     return {
-        "copy_key_prefix": caller.key_prefix,
+        "prefix": caller.key_prefix,
         "copy_key": caller.fingerprint,
-        "copy_sender_id": sender.id,
+        "sender": sender.id,
         "copy_sender": sender.fingerprint[0],
     }
 
