@@ -30,3 +30,21 @@ class StatWatermark(SQLModel, table=True):
     source: str = Field(max_length=32, primary_key=True)
     last_id: int = Field(default=0, sa_type=BigInteger)
     refreshed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StatGap(SQLModel, table=True):
+    """A run of ids below a watermark that were not yet visible when the rollup read past them.
+
+    A check log id is taken from a sequence when the row is inserted, but the row
+    is only visible once its transaction commits: a batch still inside its COPY
+    holds ids below rows that other checks have already committed. The refresh
+    records such runs here and counts their rows when they appear; a run never
+    filled (a rolled-back transaction) is dropped after ``GAP_HORIZON``.
+    """
+
+    __tablename__ = "stat_gap"
+
+    source: str = Field(max_length=32, primary_key=True)
+    low: int = Field(primary_key=True, sa_type=BigInteger)
+    high: int = Field(sa_type=BigInteger)
+    noted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -37,10 +37,11 @@ from registry.consent.models import CHANNELS
 from registry.events.models import Event
 from registry.orgs.models import Organization
 from registry.senders.models import CATEGORIES
-from registry.stats.models import StatDaily, StatWatermark
+from registry.stats.models import StatDaily, StatGap, StatWatermark
 from registry.subscribers.models import Subscriber
 
 CHUNK = 500_000
+GAP_HORIZON = timedelta(hours=1)  # no transaction that writes the check log lasts this long
 
 
 def _day(value: Any) -> date:
@@ -106,47 +107,102 @@ def refresh(session: Session, now: datetime) -> RefreshResult:
 
 
 def _refresh_checks(session: Session, now: datetime) -> int:
-    """Add the check log rows past the watermark: per day, organization, decision and reason.
+    """Add each check log row to the rollups exactly once: per day, organization, decision, reason.
 
     Delegated checks also count for the agent (metric ``checks_agent``).
+
+    Ids come from a sequence at insert time but rows become visible at commit,
+    so an id below the newest visible one may still be invisible (a batch inside
+    its COPY). Reading past it with a plain ``max(id)`` watermark would skip it for
+    good; instead each run of ids missing below the watermark is kept in
+    ``stat_gap`` and read again on the next refreshes until its rows appear, or,
+    after ``GAP_HORIZON`` (longer than any transaction may last), dropped as ids
+    of rolled-back transactions.
     """
     mark = _watermark(session, "check_log")
-    top = session.scalar(select(func.max(col(CheckLog.id)))) or 0
     read = 0
-    # A date on PostgreSQL, ISO text on SQLite (see ``_day``).
-    day: ColumnElement[date | str] = func.date(col(CheckLog.checked_at))
+    gaps = session.execute(
+        select(col(StatGap.low), col(StatGap.high), col(StatGap.noted_at)).where(
+            col(StatGap.source) == "check_log"
+        )
+    ).all()
+    if gaps:
+        session.execute(delete(StatGap).where(col(StatGap.source) == "check_log"))
+    still_open: list[dict[str, Any]] = []
+    for low, high, noted_at in gaps:
+        found, missing = _count_checks(session, low, high)
+        read += found
+        if noted_at > now - GAP_HORIZON:
+            still_open += [{"low": lo, "high": hi, "noted_at": noted_at} for lo, hi in missing]
+    top = session.scalar(select(func.max(col(CheckLog.id)))) or 0
     while mark.last_id < top:
         upper = min(mark.last_id + CHUNK, top)
-        counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
-        rows = session.execute(
-            select(
-                day,
-                col(CheckLog.organization_id),
-                col(CheckLog.agent_id),
-                col(CheckLog.decision),
-                col(CheckLog.reason),
-                func.count(),
-            )
-            .where(and_(col(CheckLog.id) > mark.last_id, col(CheckLog.id) <= upper))
-            .group_by(
-                day,
-                col(CheckLog.organization_id),
-                col(CheckLog.agent_id),
-                col(CheckLog.decision),
-                col(CheckLog.reason),
-            )
-        )
-        for d, org_id, agent_id, decision, reason, n in rows:
-            key = f"{decision}:{reason}"
-            counts[("checks", _day(d), str(org_id), key)] += n
-            if agent_id is not None:
-                counts[("checks_agent", _day(d), str(agent_id), key)] += n
-            read += n
-        _add(session, counts)
+        found, missing = _count_checks(session, mark.last_id + 1, upper)
+        read += found
+        still_open += [{"low": lo, "high": hi, "noted_at": now} for lo, hi in missing]
         mark.last_id = upper
+    if still_open:
+        session.execute(insert(StatGap), [{"source": "check_log", **row} for row in still_open])
     mark.refreshed_at = now
     session.flush()
     return read
+
+
+def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tuple[int, int]]]:
+    """Add the visible check log rows with ids in [low, high]; return their number and the
+    runs of ids in that span that are not (yet) visible."""
+    # A date on PostgreSQL, ISO text on SQLite (see ``_day``).
+    day: ColumnElement[date | str] = func.date(col(CheckLog.checked_at))
+    in_span = and_(col(CheckLog.id) >= low, col(CheckLog.id) <= high)
+    counts: dict[tuple[str, date, str, str], int] = defaultdict(int)
+    found = 0
+    rows = session.execute(
+        select(
+            day,
+            col(CheckLog.organization_id),
+            col(CheckLog.agent_id),
+            col(CheckLog.decision),
+            col(CheckLog.reason),
+            func.count(),
+        )
+        .where(in_span)
+        .group_by(
+            day,
+            col(CheckLog.organization_id),
+            col(CheckLog.agent_id),
+            col(CheckLog.decision),
+            col(CheckLog.reason),
+        )
+    )
+    for d, org_id, agent_id, decision, reason, n in rows:
+        key = f"{decision}:{reason}"
+        counts[("checks", _day(d), str(org_id), key)] += n
+        if agent_id is not None:
+            counts[("checks_agent", _day(d), str(agent_id), key)] += n
+        found += n
+    _add(session, counts)
+    if found == high - low + 1:
+        return found, []
+    # Runs of missing ids: before the first row, between rows, after the last one.
+    ids = (
+        select(
+            col(CheckLog.id).label("id"),
+            func.lead(col(CheckLog.id)).over(order_by=col(CheckLog.id)).label("next_id"),
+        )
+        .where(in_span)
+        .subquery()
+    )
+    first, last = session.execute(
+        select(func.min(col(CheckLog.id)), func.max(col(CheckLog.id))).where(in_span)
+    ).one()
+    if first is None or last is None:
+        return found, [(low, high)]
+    missing = [(low, first - 1)] if first > low else []
+    between = session.execute(select(ids.c.id, ids.c.next_id).where(ids.c.next_id > ids.c.id + 1))
+    missing += [(int(before) + 1, int(after) - 1) for before, after in between]
+    if last < high:
+        missing.append((last + 1, high))
+    return found, missing
 
 
 def _refresh_willingness(session: Session, now: datetime) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
@@ -104,3 +105,83 @@ def test_quarter_bounds() -> None:
     assert stats.quarter_bounds("2026q1") == (date(2026, 1, 1), date(2026, 4, 1))
     assert stats.median([3.0, 1.0, 2.0, 10.0]) == 2.5
     assert stats.median([]) is None
+
+
+def _total(session: Session, slug: str = "acme") -> int:
+    return sum(o.total for o in stats.checks_by_org(session) if o.slug == slug)
+
+
+def test_refresh_counts_a_row_that_commits_after_a_later_one(session: Session, acme: Api) -> None:
+    """A check log id below the watermark that becomes visible later is counted once, later."""
+    from sqlalchemy import insert, select
+
+    from registry.checks.models import CheckLog
+
+    ids = [acme.check(HOLDER)["check_id"] for _ in range(3)]
+    assert len(ids) == 3
+    rows = session.execute(select(CheckLog.__table__).order_by(CheckLog.id)).mappings().all()
+    middle = dict(rows[-2])
+    # The middle row is "still inside its transaction": invisible to the refresh.
+    session.execute(CheckLog.__table__.delete().where(CheckLog.__table__.c.id == middle["id"]))
+    session.commit()
+    now = utcnow()
+    assert stats.refresh(session, now).checks_read == 2
+    assert _total(session) == 2
+    session.execute(insert(CheckLog.__table__).values(**middle))  # ... and now it commits
+    session.commit()
+    assert stats.refresh(session, now).checks_read == 1
+    assert stats.refresh(session, now).checks_read == 0  # counted once, not again
+    assert _total(session) == 3
+
+
+def test_refresh_drops_runs_that_never_fill(session: Session, acme: Api) -> None:
+    """Ids of a rolled-back transaction never appear: their run is dropped after the horizon."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from registry.checks.models import CheckLog
+    from registry.stats.models import StatGap
+
+    for _ in range(3):
+        acme.check(HOLDER)
+    first, middle, _ = session.scalars(select(CheckLog.id).order_by(CheckLog.id)).all()[-3:]
+    # On PostgreSQL other tests' rolled-back transactions used ids below ours: not counted here.
+    ours = select(func.count()).select_from(StatGap).where(StatGap.low >= first)
+    session.execute(CheckLog.__table__.delete().where(CheckLog.__table__.c.id == middle))
+    session.commit()
+    now = utcnow()
+    stats.refresh(session, now)
+    assert session.scalar(ours) == 1
+    stats.refresh(session, now + timedelta(minutes=5))
+    assert session.scalar(ours) == 1  # still waited for
+    stats.refresh(session, now + stats.GAP_HORIZON + timedelta(seconds=1))
+    assert session.scalar(select(func.count()).select_from(StatGap)) == 0
+    assert _total(session) == 2
+
+
+@pytest.mark.live
+def test_refresh_counts_a_check_committed_late_on_postgresql(
+    app: Flask, session: Session, acme: Api
+) -> None:
+    """A real open transaction holding a lower id: counted once it commits, never skipped."""
+    from sqlalchemy import insert, select
+
+    from registry.checks.models import CheckLog
+    from registry.extensions import db
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    acme.check(HOLDER)
+    first = dict(session.execute(select(CheckLog.__table__)).mappings().one())
+    del first["id"]
+    with db.engine.connect() as other:
+        late = other.begin()
+        other.execute(insert(CheckLog.__table__).values(**first))  # takes the next id, uncommitted
+        acme.check(HOLDER)  # a higher id, committed
+        assert stats.refresh(session, utcnow()).checks_read == 2
+        session.commit()
+        late.commit()
+    assert stats.refresh(session, utcnow()).checks_read == 1
+    session.commit()
+    assert _total(session) == 3
