@@ -199,7 +199,7 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
         return found, [(low, high)]
     missing = [(low, first - 1)] if first > low else []
     between = session.execute(select(ids.c.id, ids.c.next_id).where(ids.c.next_id > ids.c.id + 1))
-    missing += [(int(before) + 1, int(after) - 1) for before, after in between]
+    missing += [(before + 1, after - 1) for before, after in between if after is not None]
     if last < high:
         missing.append((last + 1, high))
     return found, missing
