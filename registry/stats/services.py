@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -199,7 +199,9 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
         return found, [(low, high)]
     missing = [(low, first - 1)] if first > low else []
     between = session.execute(select(ids.c.id, ids.c.next_id).where(ids.c.next_id > ids.c.id + 1))
-    missing += [(before + 1, after - 1) for before, after in between if after is not None]
+    missing += [
+        (before + 1, after - 1) for before, after in cast("Iterable[tuple[int, int]]", between)
+    ]
     if last < high:
         missing.append((last + 1, high))
     return found, missing
