@@ -77,9 +77,11 @@ def fill_consents(url: str, rows: int) -> float:
             "--category",
             "retail",
         )
-    # Phone n gets a consent from sender (n % 10) + 1 ... spread over 10 senders.
+    # Row n is holder n % 1M and sender (n / 1M) % 10 + 1 (integer division): every holder
+    # gets one consent from each of the ten senders. (n % 10 would give holder h ten rows of
+    # one sender, since n and n + 1M agree mod 10.)
     select = (
-        "SELECT '+86138' || substr('00000000' || (n % 1000000), -8, 8), (n % 10) + 1, 1, 'sms,voice', "
+        "SELECT '+86138' || substr('00000000' || (n % 1000000), -8, 8), (n / 1000000) % 10 + 1, 1, 'sms,voice', "
         "'active', 'web_form', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00'"
     )
     cols = (
