@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app, g
 
 from registry.config import load_settings
+
+log = logging.getLogger("registry.sms")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -60,14 +63,31 @@ def register_blueprints(app: Flask) -> None:
     from registry.admin import bp as admin_bp
     from registry.admin.public import bp as sanctions_bp
     from registry.api import bp as api_bp
-    from registry.sms.services import deliver_after_request
     from registry.web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(sanctions_bp)
-    app.after_request(deliver_after_request)
+    app.after_request(deliver_own_messages)
+
+
+def deliver_own_messages(response: Response) -> Response:
+    """Deliver the texts this request queued (a holder's sign-in code) once it has committed.
+
+    Only its own: other people's messages are the worker's. A failure never
+    fails the request; the message stays queued with its error and is retried.
+    """
+    from registry.sms import services as sms
+
+    session = g.get("db_session")
+    ids = sms.queued_by(session) if session is not None else []
+    if ids:
+        try:
+            sms.deliver(session, current_app.config["REGISTRY"], limit=len(ids), ids=ids)
+        except Exception:  # delivery is retried later; the request already succeeded
+            log.exception("SMS delivery after request failed; it will be retried")
+    return response
 
 
 def register_errorhandlers(app: Flask) -> None:

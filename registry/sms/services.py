@@ -6,6 +6,18 @@ so a message exists exactly when the change that caused it was committed.
 writes them to the log (and ``registry sms outbox`` lists them), ``http``
 POSTs JSON to the gateway; failures stay queued with their error and are
 retried by ``registry sms deliver`` / the worker, never dropped.
+
+Several deliverers run at once (every app worker after its own requests, the
+``registry worker``, ``registry sms deliver``), so a message is *claimed*
+before it is sent: one conditional ``UPDATE`` moves it from ``queued`` to
+``sending`` with a lease (``sent_at`` holds the lease's end), and only the
+deliverer whose update changed the row sends it. A deliverer that dies while
+sending leaves the lease to run out; the message is then claimable again (a
+gateway may see it twice after a crash, never because two deliverers raced).
+
+A request delivers only the messages it queued itself (``queued_by``): a
+holder's sign-in code goes out as the request ends, and nobody's request waits
+on other people's messages, which the worker delivers.
 """
 
 from __future__ import annotations
@@ -16,8 +28,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
-from flask import Response, current_app, g, has_request_context
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -27,6 +38,8 @@ from registry.timeutil import utcnow
 
 log = logging.getLogger("registry.sms")
 MAX_ATTEMPTS = 8
+LEASE = timedelta(seconds=60)  # longer than one gateway call (5 s timeout)
+QUEUED = "registry.sms.queued"  # Session.info key: ids of the messages queued through it
 
 
 def send(session: Session, phone: str, body: str, kind: str) -> SmsMessage:
@@ -34,25 +47,14 @@ def send(session: Session, phone: str, body: str, kind: str) -> SmsMessage:
     message = SmsMessage(phone=phone, body=body[:1000], kind=kind)
     session.add(message)
     session.flush()
-    if has_request_context():
-        g.sms_queued = True  # delivered once the request has committed (see deliver_after_request)
+    session.info.setdefault(QUEUED, []).append(message.id)
     return message
 
 
-def deliver_after_request(response: Response) -> Response:
-    """Hand this request's queued messages to the gateway after its commit.
-
-    A failure here never fails the request: the message stays queued with its
-    error, and ``registry sms deliver`` (or the worker) retries it.
-    """
-    if g.pop("sms_queued", False):
-        from registry.db import get_session
-
-        try:
-            deliver(get_session(), current_app.config["REGISTRY"], limit=20)
-        except Exception:  # delivery is retried later; the request already succeeded
-            log.exception("SMS delivery after request failed; it will be retried")
-    return response
+def queued_by(session: Session) -> list[int]:
+    """Return (and forget) the ids of the messages queued through ``session``."""
+    ids: list[int] = session.info.pop(QUEUED, [])
+    return ids
 
 
 def _post(settings: Settings, message: SmsMessage) -> None:
@@ -76,18 +78,49 @@ def _post(settings: Settings, message: SmsMessage) -> None:
             )
 
 
-def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int, int]:
-    """Deliver queued messages that are due; return (sent, failed). Commits each outcome."""
+def _claim(session: Session, limit: int, ids: list[int] | None) -> list[SmsMessage]:
+    """Claim up to ``limit`` due messages (only ``ids`` if given) and commit the claim."""
     now = utcnow()
-    due = session.scalars(
-        select(SmsMessage)
-        .where(col(SmsMessage.status) == "queued")
-        .where(or_(col(SmsMessage.sent_at).is_(None), col(SmsMessage.sent_at) <= now))
-        .order_by(col(SmsMessage.id))
-        .limit(limit)
+    claimable = or_(
+        and_(
+            col(SmsMessage.status) == "queued",
+            or_(col(SmsMessage.sent_at).is_(None), col(SmsMessage.sent_at) <= now),
+        ),
+        and_(col(SmsMessage.status) == "sending", col(SmsMessage.sent_at) <= now),
+    )
+    candidates = select(col(SmsMessage.id)).where(claimable).order_by(col(SmsMessage.id))
+    if ids is not None:
+        candidates = candidates.where(col(SmsMessage.id).in_(ids))
+    candidates = candidates.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    # The condition is repeated on the updated row itself: a deliverer that lost the race
+    # re-reads the row the winner committed (PostgreSQL re-checks it) and claims nothing.
+    claimed = session.scalars(
+        update(SmsMessage)
+        .where(col(SmsMessage.id).in_(candidates.scalar_subquery()), claimable)
+        .values(status="sending", sent_at=now + LEASE)
+        .returning(col(SmsMessage.id))
     ).all()
+    session.commit()
+    if not claimed:
+        return []
+    return list(
+        session.scalars(
+            select(SmsMessage).where(col(SmsMessage.id).in_(claimed)).order_by(col(SmsMessage.id))
+        )
+    )
+
+
+def deliver(
+    session: Session, settings: Settings, limit: int = 100, ids: list[int] | None = None
+) -> tuple[int, int]:
+    """Claim and deliver due messages (only ``ids`` if given); return (sent, failed).
+
+    Commits the claim, then each outcome.
+    """
     sent = failed = 0
-    for message in due:
+    for message in _claim(session, limit, ids):
         message.attempts += 1
         try:
             if settings.sms_backend == "http":
@@ -98,9 +131,11 @@ def deliver(session: Session, settings: Settings, limit: int = 100) -> tuple[int
             message.last_error = str(exc)[:500]
             if message.attempts >= MAX_ATTEMPTS:
                 message.status = "failed"
+                message.sent_at = None
                 log.error("SMS %s to %s failed for good: %s", message.id, message.phone, exc)
             else:
                 # Backoff: the next try is due 2^attempts seconds later (sent_at holds it).
+                message.status = "queued"
                 message.sent_at = utcnow() + timedelta(seconds=2**message.attempts)
             failed += 1
         else:

@@ -99,3 +99,63 @@ def test_console_backend_and_outbox_command(app: Flask, session: Session) -> Non
     assert result.exit_code == 0
     assert "验证码 123456" in result.output
     assert "sent" in result.output
+
+
+@pytest.mark.live
+def test_parallel_deliverers_send_each_message_once(app: Flask, session: Session) -> None:
+    """Four deliverers at once (app workers and the worker): every message reaches the gateway once."""
+    from registry.extensions import db
+
+    gw = Gateway(failures=0)
+    try:
+        settings = replace(app.config["REGISTRY"], sms_backend="http", sms_http_url=gw.url)
+        ids = [sms.send(session, HOLDER, f"m{i}", "test").id for i in range(40)]
+        session.commit()
+        totals: list[tuple[int, int]] = []
+
+        def deliverer() -> None:
+            with app.app_context(), db.session() as own:
+                totals.append(sms.deliver(own, settings, limit=100))
+
+        threads = [threading.Thread(target=deliverer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        received = sorted(body["id"] for body in gw.received)
+        assert received == sorted(ids)  # each exactly once
+        assert sum(sent for sent, _ in totals) == 40
+    finally:
+        gw.close()
+
+
+def test_a_request_delivers_only_what_it_queued(app: Flask, session: Session) -> None:
+    """A holder's sign-in request sends the holder's code, not other people's queued texts."""
+    other = sms.send(session, "+8613900139000", "someone else's text", "test")
+    session.commit()
+    sms.queued_by(session)  # queued by the test, not by the request below
+    client = app.test_client()
+    page = client.get("/sign-in")
+    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
+    client.post("/sign-in", data={"csrf_token": token.split('"')[0], "phone": HOLDER})
+    mine = sms.outbox(session, HOLDER)
+    assert [m.status for m in mine if m.kind == "login_code"] == ["sent"]
+    session.refresh(other)
+    assert other.status == "queued"
+
+
+def test_a_claim_left_by_a_dead_deliverer_runs_out(app: Flask, session: Session) -> None:
+    """A message claimed by a deliverer that died is sent by the next one after the lease."""
+    from datetime import timedelta
+
+    from registry.timeutil import utcnow
+
+    message = sms.send(session, HOLDER, "hello", "test")
+    session.commit()
+    message.status, message.sent_at = "sending", utcnow() + sms.LEASE  # claimed, never finished
+    session.commit()
+    assert sms.deliver(session, app.config["REGISTRY"]) == (0, 0)  # still leased
+    message.sent_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert sms.deliver(session, app.config["REGISTRY"]) == (1, 0)
+    assert message.status == "sent"
