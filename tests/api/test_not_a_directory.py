@@ -316,3 +316,16 @@ def test_agent_with_changes_reads_nothing_from_before_its_delegation(
     assert [c["phone"] for c in follow(agent)] == [STRANGERS[0]]
     # The principal itself reads all of its own.
     assert [c["phone"] for c in follow(acme)] == [HOLDER, HOLDER2, VOICE, STRANGERS[0]]
+
+
+def test_the_openapi_document_says_so(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            limited = op["responses"].get("429", {})
+            assert "Retry-After" in limited.get("headers", {}), f"{method} {path}"
+    assert "REGISTRY_RATELIMIT_READ" in doc["paths"]["/api/v1/changes"]["get"]["responses"]["429"]["description"]  # fmt: skip
+    watch = doc["components"]["schemas"]["WatchIn"]["description"]
+    assert "cold-check limit" in watch
+    assert "from the moment its watch began" in watch
+    assert "charged" in doc["components"]["schemas"]["WatchOut"]["properties"]
