@@ -133,7 +133,9 @@ def run(port: int, key: str, watch: int, path: Path) -> None:
           f"{body['error']['code'] if status != 200 else body['summary']}")  # fmt: skip
     # 4. a flood of pending consents to one number
     one = "+8613300000000"
-    items = [{"phone": one, "sender": "bench-cards", "channels": ["sms"], "evidence": evidence}] * 30
+    items = [
+        {"phone": one, "sender": "bench-cards", "channels": ["sms"], "evidence": evidence}
+    ] * 30
     status, body = api.call("POST", "/consents/bulk", {"consents": items})
     refused = sum(1 for r in body["results"] if r.get("error"))
     with sqlite3.connect(path) as db:
