@@ -212,6 +212,36 @@ def test_voice_pending_consents_do_not_warm_sms_checks(app: Flask, tmp_path: Pat
         assert resp.get_json()["reason"] == "consent_pending"
 
 
+@pytest.mark.live
+def test_records_that_no_longer_speak_for_the_number_do_not_warm_it(
+    app: Flask, tmp_path: Path
+) -> None:
+    """A lapsed, never-confirmed claim, and records from before a disconnection, are cold."""
+    from registry.events.services import Actor
+    from registry.extensions import db
+    from registry.numbers import services as numbers
+    from registry.timeutil import utcnow
+
+    with limited(app, tmp_path, REGISTRY_RATELIMIT_COLD_CHECK="2 per minute") as (client, world):
+        acme = Api(client, world.keys["acme"])
+        assert acme.post("/consents", consent_body(phone=HOLDER)).status_code == 201
+        optout(acme, HOLDER2)
+        sms = {"sender": "acme-cards", "channel": "sms", "phones": [HOLDER, HOLDER2]}
+        assert acme.post("/check/batch", sms).status_code == 200  # both warm: nothing charged
+        # The pending consent lapses after REGISTRY_CONSENT_PENDING_DAYS: in 2030 it is no record.
+        assert acme.check(HOLDER)["reason"] == "no_consent"  # charged: 1 of 2
+        # HOLDER2 changed hands: acme's opt-out was the previous holder's.
+        with db.session() as s:
+            numbers.disconnect(
+                s, app.config["REGISTRY"], Actor("carrier:carrier", "api"), HOLDER2, utcnow()
+            )
+            s.commit()
+        assert acme.post("/check", {"phone": HOLDER2, "sender": "acme-cards", "channel": "sms"}).status_code == 200  # fmt: skip
+        assert_429(
+            acme.post("/check/batch", sms)
+        )  # HOLDER (at now: pending, warm) + HOLDER2 (cold)
+
+
 # --- consent texts to one number ----------------------------------------------------
 
 
