@@ -59,6 +59,7 @@ def bench_env(url: str) -> dict[str, str]:
         "REGISTRY_RATELIMIT_CHECK": "100000000 per minute",
         "REGISTRY_RATELIMIT_COLD_CHECK": "100000000 per minute",
         "REGISTRY_RATELIMIT_WRITE": "100000000 per minute",
+        "REGISTRY_RATELIMIT_READ": "100000000 per minute",
     }
 
 

@@ -122,6 +122,7 @@ def main() -> None:
         "REGISTRY_SECRET_KEY": "bench-secret",
         "REGISTRY_RATELIMIT_CHECK": "1000000 per minute",
         "REGISTRY_RATELIMIT_COLD_CHECK": "100000000 per minute",
+        "REGISTRY_RATELIMIT_READ": "100000000 per minute",
     }
     key = prepare(url, env, args.changes)
     port = free_port()

@@ -117,6 +117,8 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
+    # Every GET of /api/v1, per key (per client address without one): feed, consents, receipts...
+    ratelimit_read: str = "600 per minute"
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
     ratelimit_consent_number: str = "10 per hour"
@@ -241,6 +243,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
         kwargs["ratelimit_write"] = check("RATELIMIT_WRITE", _rate_limit, limit)
+    if (limit := get("RATELIMIT_READ")) is not None:
+        kwargs["ratelimit_read"] = check("RATELIMIT_READ", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_NUMBER")) is not None:
         kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:

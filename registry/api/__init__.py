@@ -95,6 +95,11 @@ def write_limit() -> str:
     return settings().ratelimit_write
 
 
+def read_limit() -> str:
+    """Return the per-key rate limit for every route that reads (REGISTRY_RATELIMIT_READ)."""
+    return settings().ratelimit_read
+
+
 def body(model: type[M]) -> M:
     """Validate the JSON body against ``model`` (pydantic parses the JSON itself)."""
     return model.model_validate_json(request.get_data(cache=False) or b"")

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel
 
-from registry.api import bp, caller
+from registry.api import bp, caller, read_limit
 from registry.api.openapi import route
 from registry.db import get_session
+from registry.extensions import limiter
 from registry.sync import feed
 
 
@@ -45,6 +46,7 @@ class ChangePage(BaseModel):
 
 @route(bp, "/changes", "GET", summary="Read your change feed", tag="sync", response=ChangePage,
        query={"after": "integer", "limit": "integer"})  # fmt: skip
+@limiter.limit(read_limit)
 def changes() -> Any:
     """Return the changes after ``after`` (default 0) in your scope, up to ``limit`` (≤ 1000)."""
     after, limit = feed.parse_cursor(request.args.get("after"), request.args.get("limit"))

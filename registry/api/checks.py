@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import logging
-import time
 from datetime import datetime
 from typing import Annotated, Any
 
 from flask import jsonify
-from limits import parse
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, sender_afresh, settings
+from registry.api import body, bp, caller, read_limit, sender_afresh, settings
+from registry.api.gates import cold_gate
 from registry.api.openapi import route
 from registry.api.schemas import (
     Category,
@@ -28,9 +25,9 @@ from registry.api.schemas import (
 )
 from registry.checks import services
 from registry.db import get_autocommit, get_read_session, get_reader, get_session
-from registry.errors import InvalidPhoneError, RateLimited
+from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
-from registry.metrics import count_cold_refusal, count_decision
+from registry.metrics import count_decision
 from registry.senders.services import resolve_sender_cached
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -127,38 +124,13 @@ def _check_limit() -> str:
     return settings().ratelimit_check
 
 
-log = logging.getLogger(__name__)
-parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per check
-
-
 def _cold_gate(req: services.CheckRequest) -> services.ColdGate:
-    """Return the gate for checks on numbers the sender has no record with.
-
-    Counted per acting organization (the agent when there is one), in the rate
-    limiter's storage (memory or Redis, as configured); every refusal is
-    logged and counted in the metrics, so mining attempts are visible.
-    """
-    who = caller()
-
-    def gate(amount: int) -> None:
-        if amount <= 0:
-            return
-        item = parse_limit(settings().ratelimit_cold_check)
-        if limiter.limiter.hit(item, "cold-check", who.slug, cost=amount):
-            return
-        reset = limiter.limiter.get_window_stats(item, "cold-check", who.slug).reset_time
-        count_cold_refusal(who.slug)
-        log.warning(
-            "cold checks refused: organization %s, sender %s, %d numbers (limit %s)",
-            who.slug, req.sender.code, amount, item,
-        )  # fmt: skip
-        raise RateLimited(
-            f"too many checks on numbers sender {req.sender.code!r} has no consent or "
-            f"opt-out with (limit {item}); the registry is not a directory of numbers",
-            retry_after=int(reset - time.time()) + 1,
-        )
-
-    return gate
+    """Return the gate for checks on numbers the sender has no record with (api/gates.py)."""
+    return cold_gate(
+        f"sender {req.sender.code}",
+        f"too many checks on numbers sender {req.sender.code!r} has no consent or "
+        f"opt-out with ({req.channel})",
+    )
 
 
 def _request(
@@ -333,6 +305,7 @@ def check_batch() -> Any:
     tag="checks",
     response=Receipt,
 )
+@limiter.limit(read_limit)
 def receipt(check_id: str) -> Any:
     """Return what the registry answered, if the receipt id is genuine (else 422)."""
     return jsonify(services.read_receipt(get_session(), settings(), check_id))

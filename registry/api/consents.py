@@ -9,8 +9,9 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field, ValidationError
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, settings, write_limit
+from registry.api import actor_for, body, bp, caller, read_limit, settings, write_limit
 from registry.api.errors import validation_details
+from registry.api.gates import text_gate
 from registry.api.openapi import route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.consent import otp
@@ -19,7 +20,7 @@ from registry.consent.models import STATUSES, Consent
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, RegistryError, TooLarge, ValidationFailed
 from registry.events.models import Event
-from registry.extensions import limiter, rate_limit_key
+from registry.extensions import limiter
 from registry.senders.services import SenderRef, code_of, resolve_sender
 from registry.timeutil import iso, to_utc, utcnow
 
@@ -215,6 +216,7 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
         category=data.category,
         expires_at=to_utc(data.expires_at, cfg.tz) if data.expires_at else None,
         external_id=data.external_id,
+        text_gate=text_gate(),
     )
     return consent, created, sender.code
 
@@ -277,6 +279,7 @@ def bulk_consents() -> Any:
 
 @route(bp, "/consents", "GET", summary="List your senders' consents", tag="consents", response=ConsentList,
        query={"phone": "string", "sender": "string", "status": "string", "after": "integer", "limit": "integer"})  # fmt: skip
+@limiter.limit(read_limit)
 def list_consents() -> Any:
     """Return consents recorded for the caller's organization, filtered, oldest first."""
     args = request.args
@@ -328,6 +331,7 @@ def _own_consent(consent_id: int) -> tuple[Consent, SenderRef]:
     tag="consents",
     response=ConsentOut,
 )
+@limiter.limit(read_limit)
 def get_consent(consent_id: int) -> Any:
     """Return a consent of the caller's senders, with one history entry per event."""
     consent, sender = _own_consent(consent_id)
@@ -352,25 +356,15 @@ def revoke_consent(consent_id: int) -> Any:
     return jsonify(public(consent, sender.code, consents.history(session, consent_id)))
 
 
-def _requested_number() -> str:
-    # Per number, whichever key asks: without it a sender could text one holder
-    # code after code, and spread guesses over many requests (5 tries each).
-    # The body is parsed whatever its Content-Type, as body() does, so leaving the
-    # header out does not dodge the limit.
-    try:
-        data = json.loads(request.get_data(cache=True))
-        return "consent-number:" + phones.to_e164(str(data["phone"]), settings().default_region)
-    except (ValueError, TypeError, KeyError, phones.InvalidPhone):
-        # Refused before any text is sent; counted against the caller, not one shared bucket.
-        return "consent-number:unparsed:" + rate_limit_key()
-
-
 @route(bp, "/consent-requests", "POST", summary="Text the holder a one-time consent code", tag="consents",
        body=ConsentRequestIn, response=ConsentRequestOut, status=201)  # fmt: skip
 @limiter.limit(write_limit)
-@limiter.limit(lambda: settings().ratelimit_consent_number, key_func=_requested_number)
 def create_consent_request() -> Any:
-    """Start an OTP-confirmed consent: the registry texts the code, never the caller."""
+    """Start an OTP-confirmed consent: the registry texts the code, never the caller.
+
+    The code is one of the number's consent texts (REGISTRY_RATELIMIT_CONSENT_NUMBER,
+    whoever asks: api/gates.py), shared with the confirmations of pending consents.
+    """
     data = body(ConsentRequestIn)
     session = get_session()
     phone = _phone(data.phone)
@@ -384,6 +378,7 @@ def create_consent_request() -> Any:
         list(data.channels),
         data.wording,
         data.category,
+        text_gate=text_gate(),
     )
     session.commit()
     return jsonify({"id": req.id, "expires_at": iso(req.expires_at)}), 201

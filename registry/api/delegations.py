@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, settings, write_limit
+from registry.api import body, bp, caller, read_limit, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import SenderCode, Strict, Time
 from registry.db import get_session
@@ -80,6 +80,7 @@ def create_delegation() -> Any:
     tag="delegations",
     response=DelegationList,
 )
+@limiter.limit(read_limit)
 def list_delegations() -> Any:
     """Return the caller's delegations, both directions."""
     session = get_session()

@@ -6,17 +6,20 @@ from typing import Any
 
 from flask import jsonify, render_template
 
-from registry.api import bp
+from registry.api import bp, read_limit
 from registry.api.openapi import OPERATIONS, document
+from registry.extensions import limiter
 
 
 @bp.get("/openapi.json")
+@limiter.limit(read_limit)  # no key needed: per client address
 def openapi_json() -> Any:
     """Serve the OpenAPI 3 document generated from the request and response models."""
     return jsonify(document("/api/v1"))
 
 
 @bp.get("/docs")
+@limiter.limit(read_limit)
 def docs() -> Any:
     """Serve a readable page of every operation and its schemas (no external scripts)."""
     doc = document("/api/v1")

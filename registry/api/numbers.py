@@ -9,7 +9,7 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, require_role, settings, write_limit
+from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import ErrorItem, Strict
 from registry.db import get_session
@@ -79,6 +79,7 @@ def report_disconnections() -> Any:
 
 @route(bp, "/numbers/<phone>/reassigned", "GET", summary="Was this number reassigned since a date?",
        tag="numbers", response=ReassignedOut, query={"since": "string"})  # fmt: skip
+@limiter.limit(read_limit)
 def reassigned(phone: str) -> Any:
     """Answer true, false or null (SPEC §4)."""
     caller()

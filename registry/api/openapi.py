@@ -87,6 +87,19 @@ ERROR_SCHEMA = {
 }
 
 
+RATE_LIMITED = {
+    "description": "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
+    "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
+    "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
+    "number's budget of consent texts was spent; retry after Retry-After seconds",
+    "headers": {
+        "Retry-After": {"description": "seconds until the limit's window reopens",
+                        "schema": {"type": "integer", "minimum": 1}}
+    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}  # fmt: skip
+
+
 def _openapi_path(path: str) -> str:
     # Flask's <name> and <id:name> become OpenAPI's {name}.
     out = []
@@ -152,6 +165,7 @@ def document(prefix: str) -> dict[str, Any]:
             codes += ["409", "413"]
         for code in sorted(set(codes)):
             item["responses"][code] = {"description": "Error", "content": error}
+        item["responses"]["429"] = RATE_LIMITED  # every operation, reads included
         if op.auth:
             item["security"] = [{"bearer": []}]
         paths.setdefault(_openapi_path(prefix + op.path), {})[op.method] = item

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, write_limit
+from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Category, SenderCode, Strict
 from registry.db import get_session
@@ -53,6 +53,7 @@ def _public(sender: Sender, addresses: list[str]) -> dict[str, Any]:
 
 
 @route(bp, "/senders", "GET", summary="List your senders", tag="senders", response=SenderList)
+@limiter.limit(read_limit)
 def list_senders() -> Any:
     """Return the caller's senders."""
     rows = services.list_senders(get_session(), caller().org_id)

@@ -8,6 +8,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry.api import body, bp, caller, settings, write_limit
+from registry.api.gates import cold_gate
 from registry.api.openapi import route
 from registry.api.schemas import Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.db import get_session
@@ -70,14 +71,19 @@ class CompareOut(BaseModel):
        body=CompareIn, response=CompareOut)  # fmt: skip
 @limiter.limit(write_limit)
 def compare_rows() -> Any:
-    """Return the rows of the page that differ from the registry."""
+    """Return the rows of the page that differ from the registry; logged and limited as checks."""
     data = body(CompareIn)
     if len(data.rows) > compare.MAX_ROWS:
         raise TooLarge(f"a page holds at most {compare.MAX_ROWS} rows", field="rows")
     cfg = settings()
     at = to_utc(data.at, cfg.tz) if data.at else utcnow()
     rows = [compare.Row(r.phone, r.sender, r.channel, r.state) for r in data.rows]
-    differences, errors = compare.compare(get_session(), cfg, caller(), rows, at)
+    session = get_session()
+    gate = cold_gate(
+        "sync compare", "too many compared rows on numbers your senders have no record with"
+    )
+    differences, errors = compare.compare(session, cfg, caller(), rows, at, gate)
+    session.commit()  # every answer is logged, as a check's
     return jsonify(
         {"compared": len(rows) - len(errors), "differences": differences, "errors": errors}
     )

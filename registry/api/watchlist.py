@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from registry import phones
 from registry.api import body, bp, caller, settings, write_limit
+from registry.api.gates import cold_gate
 from registry.api.openapi import route
 from registry.api.schemas import ErrorItem, Strict
 from registry.db import get_session
@@ -18,7 +19,15 @@ from registry.sync import watchlist
 
 
 class WatchIn(Strict):
-    """Numbers you already hold, up to 10,000 a call (any form a check accepts)."""
+    """Numbers you already hold, up to 10,000 a call (any form a check accepts).
+
+    Watching a number you have a relationship with (a consent its holder
+    confirmed or an opt-out, with one of your senders, or a check of your own)
+    is free; every other new entry is charged to your organization's
+    cold-check limit (REGISTRY_RATELIMIT_COLD_CHECK), and the whole call is
+    refused with 429 ``rate_limited`` when that is spent. The feed then shows a
+    watched number's changes made from the moment its watch began, never
+    earlier ones."""
 
     phones: Annotated[list[Any], Field(min_length=1, max_length=1_000_000)]
 
@@ -36,6 +45,11 @@ class WatchOut(BaseModel):
     changed: int
     watching: int
     rejected: list[Rejected]
+    charged: int | None = Field(
+        default=None,
+        description="Adding: the new entries on numbers you have no record with, "
+        "counted against your cold-check limit.",
+    )
 
 
 def _parse(data: WatchIn) -> tuple[list[str], list[dict[str, Any]]]:
@@ -56,17 +70,25 @@ def _parse(data: WatchIn) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 @route(
-    bp, "/watchlist", "POST", summary="Watch numbers", tag="sync", body=WatchIn, response=WatchOut
+    bp,
+    "/watchlist",
+    "POST",
+    summary="Watch numbers (strangers' numbers are charged as cold checks)",
+    tag="sync",
+    body=WatchIn,
+    response=WatchOut,
 )
 @limiter.limit(write_limit)
 def watch() -> Any:
-    """Add numbers to your watchlist; invalid entries are rejected by index."""
+    """Add numbers to your watchlist; invalid entries are rejected by index, strangers charged."""
     good, rejected = _parse(body(WatchIn))
     session, org = get_session(), caller().org_id
-    changed = watchlist.watch(session, org, good)
+    gate = cold_gate("watchlist", "too many watched numbers your organization has no record with")
+    changed, charged = watchlist.watch(session, org, good, gate)
     session.commit()
+    watching = watchlist.count(session, org)
     return jsonify(
-        {"changed": changed, "watching": watchlist.count(session, org), "rejected": rejected}
+        {"changed": changed, "watching": watching, "rejected": rejected, "charged": charged}
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, write_limit
+from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Strict
 from registry.db import get_session
@@ -63,6 +63,7 @@ def create_webhook() -> Any:
 
 
 @route(bp, "/webhooks", "GET", summary="List your webhooks", tag="sync", response=WebhookList)
+@limiter.limit(read_limit)
 def list_webhooks() -> Any:
     """Return your hooks with their health."""
     hooks = webhooks.list_hooks(get_session(), caller().org_id)

@@ -371,7 +371,7 @@ def check_one(
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     state = known_seq(read or session)
     facts = load_facts(read or session, req.sender, [phone], req.at, req.directory)[phone]
-    if gate is not None and cold(facts):
+    if gate is not None and cold(facts, req.channel, req.at):
         gate(1)
     dec = decide(
         facts,
@@ -445,13 +445,34 @@ def decide_many(
     )
 
 
-def cold(facts: Facts) -> bool:
-    """Tell whether the sender has no record at all with this number (no consent, no opt-out).
+def cold(facts: Facts, channel: str, at: datetime) -> bool:
+    """Tell whether the sender has no record with this number on ``channel`` (SPEC §8, last line).
 
     Checks on such numbers are what mining the registry looks like; they have
-    their own, lower rate limit (``REGISTRY_RATELIMIT_COLD_CHECK``).
+    their own, lower rate limit (``REGISTRY_RATELIMIT_COLD_CHECK``). A record
+    makes the number "warm" only for this sender and this channel, and only if
+    it speaks for the number's current holder (made after its latest
+    disconnection): an opt-out, or a consent the holder confirmed at some time
+    or that is still waiting for confirmation. A voice consent says nothing
+    about texting, and a claim the holder let lapse unconfirmed is no
+    relationship (it cost the sender a text, limited per number, not a check).
     """
-    return not facts.consents and not facts.optouts
+    cut = facts.disconnected_at
+
+    def counts(*times: datetime) -> bool:
+        return cut is None or all(t > cut for t in times)
+
+    for o in facts.optouts:
+        if channel in o.channels and counts(o.received_at, o.recorded_at):
+            return False
+    for c in facts.consents:
+        if channel not in c.channels or not counts(c.given_at, c.recorded_at):
+            continue
+        if c.activated_at is not None:
+            return False
+        if c.status == "pending" and (c.pending_until is None or c.pending_until > at):
+            return False
+    return True
 
 
 # Called with the number of cold checks a request is about to answer; raises to refuse.
@@ -490,6 +511,44 @@ def decide_all(
     return out
 
 
+def log_batch(
+    session: Session,
+    req: CheckRequest,
+    decisions: dict[str, Decision],
+    now: datetime,
+    counts: tuple[int, int, int, int] | None = None,
+) -> int:
+    """Log a batch of answered checks (one ``check_batch`` row, a log row per number); return its id.
+
+    ``counts`` is (size, allowed, denied, invalid) of the request; by default
+    the decisions' own. What a holder sees under "who checked my number" is
+    these rows, whichever endpoint answered (``/check/batch``, ``/sync/compare``).
+    """
+    if counts is None:
+        allowed = sum(1 for d in decisions.values() if d.allowed)
+        counts = (len(decisions), allowed, len(decisions) - allowed, 0)
+    size, allowed, denied, invalid = counts
+    batch_id: int = session.execute(
+        insert(CheckBatch.__table__).returning(CheckBatch.__table__.c.id),  # type: ignore[attr-defined]
+        {
+            "organization_id": req.sender.organization_id,
+            "agent_id": req.sender.agent_id,
+            "sender_id": req.sender.id,
+            "channel": req.channel,
+            "purpose": req.purpose,
+            "category": req.category,
+            "size": size,
+            "allowed": allowed,
+            "denied": denied,
+            "invalid": invalid,
+            "checked_at": now,
+        },
+    ).scalar_one()
+    if decisions:
+        _log_many(session, req, decisions, now, batch_id)
+    return batch_id
+
+
 def check_batch(
     session: Session,
     settings: Settings,
@@ -506,7 +565,7 @@ def check_batch(
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
     facts = load_facts(read or session, req.sender, distinct, req.at, req.directory)
     if gate is not None:
-        gate(sum(1 for f in facts.values() if cold(f)))
+        gate(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
     now = utcnow()
     items = [
@@ -516,24 +575,7 @@ def check_batch(
     allowed = sum(1 for i in items if i.decision is not None and i.decision.allowed)
     invalid = sum(1 for i in items if i.error is not None)
     denied = len(items) - allowed - invalid
-    batch_id = session.execute(
-        insert(CheckBatch.__table__).returning(CheckBatch.__table__.c.id),  # type: ignore[attr-defined]
-        {
-            "organization_id": req.sender.organization_id,
-            "agent_id": req.sender.agent_id,
-            "sender_id": req.sender.id,
-            "channel": req.channel,
-            "purpose": req.purpose,
-            "category": req.category,
-            "size": len(items),
-            "allowed": allowed,
-            "denied": denied,
-            "invalid": invalid,
-            "checked_at": now,
-        },
-    ).scalar_one()
-    if decisions:
-        _log_many(session, req, decisions, now, batch_id)
+    batch_id = log_batch(session, req, decisions, now, (len(items), allowed, denied, invalid))
     receipt = {
         "b": batch_id,
         "s": req.sender.code,

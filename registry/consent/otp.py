@@ -37,11 +37,18 @@ def request_consent(
     channels: list[str],
     wording: str,
     category: str | None = None,
+    text_gate: consents.TextGate | None = None,
 ) -> tuple[ConsentRequest, str]:
-    """Text the holder a one-time code naming the sender and purpose; return the request and code."""
+    """Text the holder a one-time code naming the sender and purpose; return the request and code.
+
+    ``text_gate`` is asked first (the number's budget of consent texts): when
+    it refuses, nothing is recorded or sent.
+    """
     chans = consents.channels_text(channels)
     if not wording.strip():
         raise ValidationFailed("wording must say what the holder agrees to", field="wording")
+    if text_gate is not None:
+        text_gate(phone)
     request_id = secrets.token_hex(12)
     code = f"{secrets.randbelow(1_000_000):06d}"
     req = ConsentRequest(

@@ -6,6 +6,7 @@ changes; the consent row is the current state those events imply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
@@ -29,6 +30,9 @@ from registry.timeutil import utcnow
 
 CLOCK_SKEW = timedelta(minutes=5)
 CHANNEL_NAMES = {"sms": "短信", "voice": "电话"}
+# Called with the number about to be texted for a sender (a code, a confirmation);
+# raises RateLimited when that number's budget of such texts is spent.
+TextGate = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +114,17 @@ def create_consent(
     expires_at: datetime | None = None,
     external_id: str | None = None,
     confirmed: bool = False,
+    text_gate: TextGate | None = None,
 ) -> tuple[Consent, bool]:
     """Record a consent; return it and whether it is new (False: same external_id seen).
 
     With confirmation required (the default) a consent is ``pending`` until the
     holder replies Y, and the registry texts them; ``confirmed=True`` is for
     consents the registry itself verified (OTP, the holder on the site).
+    ``text_gate`` is asked before that text: when it refuses (the number had
+    its share of consent texts), the consent is not recorded either — a
+    pending consent the holder is never asked about could never be confirmed,
+    so the caller is told to retry (the same ``external_id`` is safe to resend).
     """
     if external_id is not None and actor.org_id is not None:
         existing = _by_external(session, actor.org_id, external_id)
@@ -171,6 +180,10 @@ def create_consent(
         # a consent active only because confirmation is switched off has no such event.
         _event(session, consent, "confirmed", actor, at=consent.activated_at)
     else:
+        if text_gate is not None:
+            text_gate(
+                phone
+            )  # raises before anything is sent; the caller's rollback undoes the rest
         sms.send(session, phone, confirmation_text(sender, chans, category), "consent_confirm")
     return consent, True
 

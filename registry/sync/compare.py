@@ -5,6 +5,11 @@ The registry decides with the same code as ``/check`` (``decide_many`` over
 time of day is not a record: a deny for ``quiet_hours`` (calling hours or the
 holder's quiet hours) counts as ``allowed`` here, since the platform's copy is
 about permission, not about the clock.
+
+A comparison is a check by another name: it tells the caller what a check
+would, so it is logged as one (the holder sees it under "who checked my
+number") and rows on numbers the sender has no record with draw on the same
+cold-number budget (``gate``, ``checks.services.cold``).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry import phones
-from registry.checks.services import CheckRequest, decide_many
+from registry.checks.services import CheckRequest, ColdGate, cold, decide_all, load_facts, log_batch
 from registry.config import Settings
 from registry.errors import RegistryError, TooLarge
 from registry.orgs.services import Caller
 from registry.senders.services import SenderRef, resolve_sender
+from registry.timeutil import utcnow
 
 MAX_ROWS = 10_000
 
@@ -42,9 +48,18 @@ def registry_state(decision: str, reason: str) -> str:
 
 
 def compare(
-    session: Session, settings: Settings, caller: Caller, rows: list[Row], at: datetime
+    session: Session,
+    settings: Settings,
+    caller: Caller,
+    rows: list[Row],
+    at: datetime,
+    gate: ColdGate | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (differences, errors), each naming the row's index in the page."""
+    """Return (differences, errors), each naming the row's index in the page; log every answer.
+
+    ``gate`` is asked first with the number of rows on cold numbers; when it
+    refuses, nothing is answered or logged.
+    """
     if len(rows) > MAX_ROWS:
         raise TooLarge(f"a page holds at most {MAX_ROWS} rows", field="rows")
     errors: list[dict[str, Any]] = []
@@ -68,11 +83,19 @@ def compare(
             continue
         resolved[row.sender] = ref
         groups[(row.sender, row.channel)].append((index, phone, row))
-    differences: list[dict[str, Any]] = []
+    asked = []
     for (code, channel), items in groups.items():
         ref = resolved[code]
         req = CheckRequest(ref, channel, "marketing", ref.category, at)
-        decisions = decide_many(session, settings, req, list(dict.fromkeys(p for _, p, _ in items)))
+        facts = load_facts(session, ref, list(dict.fromkeys(p for _, p, _ in items)), at)
+        asked.append((req, items, facts))
+    if gate is not None:
+        gate(sum(1 for req, _, f in asked for one in f.values() if cold(one, req.channel, at)))
+    now = utcnow()
+    differences: list[dict[str, Any]] = []
+    for req, items, facts in asked:
+        decisions = decide_all(settings, req, facts)
+        log_batch(session, req, decisions, now)
         for index, phone, row in items:
             dec = decisions[phone]
             state = registry_state(dec.decision, dec.reason)
@@ -81,8 +104,8 @@ def compare(
                     {
                         "index": index,
                         "phone": phone,
-                        "sender": code,
-                        "channel": channel,
+                        "sender": req.sender.code,
+                        "channel": req.channel,
                         "state": state,
                         "yours": row.state,
                         "reason": dec.reason,

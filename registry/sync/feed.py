@@ -2,8 +2,10 @@
 
 Feed numbers are given after commit by the sealer (``registry.events.sealing``
 explains why that makes the feed ordered and gap-free for every reader). An
-organization sees the changes of its own senders, and preference and
-disconnection changes only for numbers on its watchlist.
+organization sees the changes of its own senders, those of senders delegated
+to it with scope ``changes`` made since that delegation began, and preference
+and disconnection changes of numbers on its watchlist made since the watch
+began: never a number's or a principal's history from before (docs/sync.md).
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Select,
     Table,
     and_,
@@ -48,15 +50,10 @@ sequence = sealing.seal
 last_seq = sealing.last_seq
 
 
-def scope_senders(org_id: int) -> CompoundSelect[Any]:
-    """Return the ids of the senders whose changes ``org_id`` sees.
-
-    The senders it owns, and those a principal delegated to it with scope
-    ``changes`` (live: not revoked, not expired). An agent without that scope
-    sees nothing of the principal's senders, including other agents' records.
-    """
-    delegated = (
-        select(ds.c.sender_id)
+def _live_grants(org_id: int) -> Select[Any]:
+    """Return (sender id, since) for every live delegation to ``org_id`` with scope ``changes``."""
+    return (
+        select(ds.c.sender_id, dl.c.created_at)
         .join(dl, dl.c.id == ds.c.delegation_id)
         .where(
             ds.c.agent_id == org_id,
@@ -65,14 +62,40 @@ def scope_senders(org_id: int) -> CompoundSelect[Any]:
             dl.c.scopes.like("%changes%"),
         )
     )
-    return select(sd.c.id).where(sd.c.organization_id == org_id).union(delegated)
 
 
-def _in_scope(org_id: int) -> ColumnElement[bool]:
+def _in_scope(org_id: int, grants: Sequence[tuple[int, datetime]]) -> ColumnElement[bool]:
+    """Return the condition on events ``org_id`` may read.
+
+    Its own senders' events; a delegated sender's events from the moment the
+    delegation began (``grants``: a handful per agent, so the page query stays
+    one cheap test per row); a watched number's events from the moment the
+    watch began. ``at`` is when the registry recorded each of these events.
+    """
+    own = select(sd.c.id).where(sd.c.organization_id == org_id)
+    # Two tests for watched numbers: the uncorrelated ``IN`` is one hashed lookup
+    # per row and keeps the per-row subquery for the few rows it lets through.
     watched = select(wt.c.phone).where(wt.c.organization_id == org_id)
+    since_watch = (
+        select(wt.c.phone)
+        .where(
+            wt.c.organization_id == org_id,
+            wt.c.phone == e.c.phone,
+            wt.c.created_at <= e.c.at,
+        )
+        .exists()
+    )
+    since: dict[int, datetime] = {}
+    for sender_id, began in grants:  # the earliest live grant of each sender counts
+        since[sender_id] = min(began, since.get(sender_id, began))
+    delegated = [
+        and_(e.c.sender_id == sender_id, e.c.at >= literal(began, UTCDateTime()))
+        for sender_id, began in since.items()
+    ]
     return or_(
-        e.c.sender_id.in_(scope_senders(org_id)),
-        and_(e.c.type.in_(NUMBER_TYPES), e.c.phone.in_(watched)),
+        e.c.sender_id.in_(own),
+        *delegated,
+        and_(e.c.type.in_(NUMBER_TYPES), e.c.phone.in_(watched), since_watch),
     )
 
 
@@ -82,12 +105,12 @@ _PAGE_COLUMNS = (
 )  # fmt: skip
 
 
-def _page_query(org_id: int) -> Select[Any]:
+def _page_query(org_id: int, grants: Sequence[tuple[int, datetime]]) -> Select[Any]:
     # No joins: the page's few distinct senders and organizations are named by
     # ``_names`` afterwards; joining every row cost more than the scan.
     return (
         select(*_PAGE_COLUMNS)
-        .where(and_(e.c.seq > bindparam("after"), _in_scope(org_id)))
+        .where(and_(e.c.seq > bindparam("after"), _in_scope(org_id, grants)))
         .order_by(e.c.seq)
         .limit(bindparam("n"))
     )
@@ -194,7 +217,8 @@ def read(session: Session, org_id: int, after: int, limit: int) -> Page:
     returned every change of the caller's after ``after`` that its snapshot saw.
     """
     top = last_seq(session)
-    rows = session.execute(_page_query(org_id), {"after": after, "n": limit + 1}).all()
+    grants = [(r[0], r[1]) for r in session.execute(_live_grants(org_id))]
+    rows = session.execute(_page_query(org_id, grants), {"after": after, "n": limit + 1}).all()
     more = len(rows) > limit
     rows = rows[:limit]
     names = _names(session, rows)

@@ -99,9 +99,13 @@ def test_preferences_only_for_watched_numbers(acme: Api, shop: Api, session: Ses
     assert resp.get_json()["changed"] == 1
     assert resp.get_json()["watching"] == 1
     assert resp.get_json()["rejected"][0]["index"] == 1
+    # The change made before the watch began is the number's history: not shown.
+    assert follow(acme) == []
+    subscribers.set_preferences(session, HOLDER, dnd_voice=True)
+    session.commit()
     seen = follow(acme)
     assert [(c["type"], c["phone"]) for c in seen] == [("preferences.changed", HOLDER)]
-    assert seen[0]["preferences"]["dnd_sms"] is True
+    assert seen[0]["preferences"]["dnd_voice"] is True
     assert "organization" not in seen[0]
     assert "sender" not in seen[0]
     assert follow(shop) == []  # acme's watchlist is acme's
@@ -117,17 +121,17 @@ def test_preferences_only_for_watched_numbers(acme: Api, shop: Api, session: Ses
 def test_disconnection_reaches_watchers_with_its_reset(
     acme: Api, carrier: Api, session: Session
 ) -> None:
-    subscribers.set_preferences(session, HOLDER, dnd_voice=True)
+    subscribers.set_preferences(session, HOLDER, dnd_voice=True)  # before the watch: not shown
     session.commit()
     acme.post("/watchlist", {"phones": [HOLDER]})
     when = iso(utcnow())
     resp = carrier.post("/numbers/disconnections", {"disconnections": [{"phone": HOLDER, "disconnected_at": when}]})  # fmt: skip
     assert resp.status_code == 202
     seen = follow(acme)
-    assert [c["type"] for c in seen] == ["preferences.changed", "preferences.changed", "number.disconnected"]  # fmt: skip
-    assert seen[1]["state"] == "reset"
-    assert seen[1]["preferences"]["dnd_voice"] is False
-    assert seen[2]["disconnected_at"] == when
+    assert [c["type"] for c in seen] == ["preferences.changed", "number.disconnected"]
+    assert seen[0]["state"] == "reset"
+    assert seen[0]["preferences"]["dnd_voice"] is False
+    assert seen[1]["disconnected_at"] == when
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,85 @@
+"""Budgets a view counts itself, in the rate limiter's storage: cold numbers and texts to a number.
+
+Route limits (``@limiter.limit``) count requests. Two budgets count something
+else, so the views hand a gate to the service, which calls it with what it is
+about to do and is refused (``RateLimited``, 429 with ``Retry-After``) when
+the budget is spent:
+
+- **cold numbers** (``REGISTRY_RATELIMIT_COLD_CHECK``, per acting organization:
+  the agent when there is one): numbers the caller has no record with. Checks,
+  ``/sync/compare`` rows and new watchlist entries all draw on this one budget,
+  so no way of asking about strangers' numbers is cheaper than another (the
+  registry is never a directory of numbers; docs/security.md);
+- **texts to one number** (``REGISTRY_RATELIMIT_CONSENT_NUMBER``, per number,
+  whoever asks): the one-time codes of ``/consent-requests`` and the
+  confirmation texts of pending ``/consents`` and ``/consents/bulk`` items, so
+  no holder receives a flood of texts however many senders or keys ask.
+
+Both are counted by ``limiter.limiter``, the same storage (memory or Redis) and
+the same style of call as every other limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from limits import parse
+
+from registry.api import caller, settings
+from registry.checks.services import ColdGate
+from registry.consent.services import TextGate
+from registry.errors import RateLimited
+from registry.extensions import limiter
+from registry.metrics import count_cold_refusal
+
+log = logging.getLogger(__name__)
+parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per call
+
+
+def cold_gate(what: str, refusal: str) -> ColdGate:
+    """Return the gate for ``what`` (e.g. ``sender acme-cards``) on numbers the caller has no record with.
+
+    ``refusal`` says, in the 429's message, what was asked too often. Every
+    refusal is logged and counted in the metrics, so mining attempts are visible.
+    """
+    who = caller()
+
+    def gate(amount: int) -> None:
+        if amount <= 0:
+            return
+        item = parse_limit(settings().ratelimit_cold_check)
+        if limiter.limiter.hit(item, "cold-check", who.slug, cost=amount):
+            return
+        reset = limiter.limiter.get_window_stats(item, "cold-check", who.slug).reset_time
+        count_cold_refusal(who.slug)
+        log.warning(
+            "cold checks refused: organization %s, %s, %d numbers (limit %s)",
+            who.slug, what, amount, item,
+        )  # fmt: skip
+        raise RateLimited(
+            f"{refusal} (limit {item}); the registry is not a directory of numbers",
+            retry_after=int(reset - time.time()) + 1,
+        )
+
+    return gate
+
+
+def text_gate() -> TextGate:
+    """Return the gate for a text to a holder on behalf of a sender (codes, confirmations)."""
+
+    def gate(phone: str) -> None:
+        item = parse_limit(settings().ratelimit_consent_number)
+        if limiter.limiter.hit(item, "consent-number", phone):
+            return
+        reset = limiter.limiter.get_window_stats(item, "consent-number", phone).reset_time
+        log.warning("consent texts refused: number's budget spent (limit %s)", item)
+        wait = int(reset - time.time()) + 1
+        raise RateLimited(
+            f"this number was sent too many consent texts (limit {item}, whichever sender "
+            f"asks); nothing was recorded, retry in {wait} s",
+            retry_after=wait,
+        )
+
+    return gate
