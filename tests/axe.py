@@ -67,3 +67,42 @@ def assert_accessible(page: Any) -> None:
 def page_scrolls_sideways(page: Any) -> bool:
     """Tell whether the whole page is wider than the window (a sideways scroll bar)."""
     return bool(page.evaluate("document.scrollingElement.scrollWidth > window.innerWidth"))
+
+
+def _luminance(rgb: tuple[float, ...]) -> float:
+    """Return the relative luminance of an sRGB colour (WCAG 2.x)."""
+    channels = [c / 255 for c in rgb[:3]]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def parse_rgb(css: str) -> tuple[float, ...]:
+    """Read a computed colour, ``rgb(r, g, b)`` or ``rgba(r, g, b, a)``."""
+    inside = css[css.index("(") + 1 : css.index(")")]
+    return tuple(float(v) for v in inside.replace("/", ",").replace(",", " ").split())
+
+
+def contrast(a: str, b: str) -> float:
+    """Return the WCAG contrast ratio of two computed colours (1 to 21)."""
+    la, lb = sorted((_luminance(parse_rgb(a)), _luminance(parse_rgb(b))), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+FOCUS_RING = """selector => {
+  const el = document.querySelector(selector);
+  el.focus();
+  const style = getComputedStyle(el);
+  let bg = null;
+  for (let n = el; n && !bg; n = n.parentElement) {
+    const c = getComputedStyle(n).backgroundColor;
+    if (c && c !== 'transparent' && !c.endsWith(', 0)')) bg = c;
+  }
+  return {focused: document.activeElement === el, color: style.outlineColor,
+          style: style.outlineStyle, width: parseFloat(style.outlineWidth),
+          background: bg || 'rgb(255, 255, 255)'};
+}"""
+
+
+def focus_ring(page: Any, selector: str) -> dict[str, Any]:
+    """Focus the element and return its computed outline and the background behind it."""
+    return dict(page.evaluate(FOCUS_RING, selector))

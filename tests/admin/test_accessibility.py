@@ -27,7 +27,7 @@ from registry.senders.models import Sender
 from registry.timeutil import utcnow
 from tests import factories
 from tests.admin.conftest import PASSWORD, file_complaint
-from tests.axe import SIZES, report
+from tests.axe import SIZES, contrast, focus_ring, report
 from tests.conftest import needs_chromium
 from tests.factories import HOLDER
 
@@ -52,7 +52,9 @@ def console(app: Flask, live_server: str) -> Console:
     with db.session() as s:
         world = factories.world(s)
         officer = accounts.create_staff(s, "officer@regulator.example", PASSWORD, "officer")
-        complaint = file_complaint(s, HOLDER, text="Card offer by SMS although I set do-not-disturb")
+        complaint = file_complaint(
+            s, HOLDER, text="Card offer by SMS although I set do-not-disturb"
+        )
         deals = s.get(Sender, world.sender_ids["shop-deals"])
         assert deals is not None
         sanctions.suspend_sender(s, deals, "Texted holders after being told deny", 30,
@@ -146,3 +148,40 @@ def test_public_pages_have_no_axe_violation_and_no_sideways_scroll(
         page.goto(console.base + path)
         problems += report(page)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("path", "selector"),
+    [
+        ("/admin/login", "#email"),  # a field on the white page
+        ("/admin/login", ".top .lang button"),  # the language switch on the dark header
+        ("/admin/complaints", ".table-wrap"),  # a scrolling region, focused to scroll it
+        ("/admin/complaints", "nav a"),
+        ("/sanctions", "main a"),
+        ("/sign-in", "#phone"),
+        ("/sign-in", ".top .lang button"),
+    ],
+)
+def test_the_focus_ring_stands_out_by_3_to_1(
+    console: Console, pages: Any, path: str, selector: str
+) -> None:
+    page = pages("desktop", "en")
+    if path.startswith("/admin/") and path != "/admin/login":
+        sign_in(page, console)
+    page.goto(console.base + path)
+    ring = focus_ring(page, selector)
+    assert ring["focused"], selector
+    assert ring["style"] != "none", ring
+    assert ring["width"] >= 2, ring
+    # WCAG 1.4.11: the ring against what surrounds it (white on the page, the header's colour).
+    assert contrast(ring["color"], ring["background"]) >= 3, ring
+
+
+def test_favicon_is_served_and_the_browser_finds_it(console: Console, pages: Any) -> None:
+    page = pages("desktop", "en")
+    answer = page.goto(f"{console.base}/favicon.ico")
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "image/x-icon"
+    page.goto(f"{console.base}/admin/login")
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(console.base + icon).status == 200
