@@ -27,6 +27,7 @@ from registry.senders.models import Sender
 from registry.timeutil import utcnow
 from tests import factories
 from tests.admin.conftest import PASSWORD, file_complaint
+from tests.admin.test_browser import _shot
 from tests.axe import SIZES, contrast, focus_ring, report
 from tests.conftest import needs_chromium
 from tests.factories import HOLDER
@@ -134,6 +135,8 @@ def test_every_console_page_has_no_axe_violation_and_no_sideways_scroll(
     for path in console_pages(console):
         page.goto(console.base + path)
         problems += report(page)
+        if (path, size, locale) == ("/admin/complaints", "phone", "en"):
+            _shot(page, "complaints-phone")
     assert not problems, "\n".join(problems)
 
 
