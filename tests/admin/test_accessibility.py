@@ -123,11 +123,20 @@ def pages(chromium: Any) -> Iterator[Any]:
         page.context.close()
 
 
+def forged_submit(page: Any, form: str) -> None:
+    """Submit the form with a forged CSRF token, as a stale or foreign page would."""
+    page.eval_on_selector(f"{form} input[name=csrf_token]", "el => { el.value = 'forged'; }")
+    with page.expect_navigation() as refused:
+        page.eval_on_selector(form, "f => f.requestSubmit()")
+    assert refused.value.status == 400
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("size", SIZES)
 def test_every_console_page_has_no_axe_violation_and_no_sideways_scroll(
-    console: Console, pages: Any, size: str, locale: str
-) -> None:
+    app: Flask, console: Console, pages: Any, size: str, locale: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     page = pages(size, locale)
     page.goto(f"{console.base}/admin/login")
     problems = report(page)
@@ -137,6 +146,26 @@ def test_every_console_page_has_no_axe_violation_and_no_sideways_scroll(
         problems += report(page)
         if (path, size, locale) == ("/admin/complaints", "phone", "en"):
             _shot(page, "complaints-phone")
+    # The console's 400 page: a form whose CSRF token does not hold.
+    page.goto(f"{console.base}/admin/orgs")
+    forged_submit(page, "form.who")
+    assert "/admin/logout" in page.url
+    problems += report(page)
+    # The console's 429 page: too many sign-ins from one client.
+    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE", "1 per minute")
+    status = 0
+    for _ in range(3):
+        page.goto(f"{console.base}/admin/login")
+        page.fill("#email", console.officer)
+        page.fill("#password", "not the password")
+        page.fill("#code", "000000")
+        with page.expect_navigation() as answer:
+            page.press("#code", "Enter")
+        status = answer.value.status
+        if status == 429:
+            break
+    assert status == 429
+    problems += report(page)
     assert not problems, "\n".join(problems)
 
 

@@ -89,6 +89,13 @@ def test_every_site_page_has_no_axe_violation_and_no_sideways_scroll(
     for path in ("/", "/no-such-page", "/me/complaints/not-a-number"):
         page.goto(live_server + path)
         problems += report(page)
+    # The site's 400 page: a form whose CSRF token does not hold.
+    page.goto(f"{live_server}/sign-in")
+    page.eval_on_selector("main form input[name=csrf_token]", "el => { el.value = 'forged'; }")
+    with page.expect_navigation() as refused:
+        page.eval_on_selector("main form", "f => f.requestSubmit()")
+    assert refused.value.status == 400
+    problems += report(page)
     problems += sign_in(page, live_server)
     for path in ("/me", "/me/senders", "/me/checks", "/me/complaints",
                  f"/me/complaints/{complaint_id}", "/me/data", "/me/complaints/999999",
