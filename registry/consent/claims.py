@@ -61,6 +61,7 @@ class Claim:
     id: int
     at: datetime
     phone: str
+    sender_id: int
     sender_code: str
     sender_name: str
     organization: str
@@ -78,6 +79,7 @@ def _claims(session: Session, *where: Any, limit: int) -> list[Claim]:
             col(Event.at),
             col(Event.phone),
             col(Event.data),
+            col(Sender.id),
             col(Sender.code),
             col(Sender.name),
             col(Organization.slug),
@@ -92,13 +94,14 @@ def _claims(session: Session, *where: Any, limit: int) -> list[Claim]:
     )
     out = []
     rows: Any = session.execute(query)  # the aliased table's column is untyped
-    for id_, at, phone, data, code, name, org, agent_slug in rows:
+    for id_, at, phone, data, sender_id, code, name, org, agent_slug in rows:
         detail = json.loads(data) if data else {}
         out.append(
             Claim(
                 id_,
                 at,
                 phone,
+                sender_id,
                 code,
                 name,
                 org,

@@ -529,10 +529,11 @@ class HolderSender(TypedDict):
     sender: Sender | None
     consents: list[Consent]
     optouts: list[OptOut]
+    claims: list[claims.Claim]  # its forwarded "Y"/"START" replies, which activated nothing
 
 
 def for_holder(session: Session, phone: str) -> list[HolderSender]:
-    """Return, per sender, what the registry holds for this number: consents and opt-outs."""
+    """Return, per sender, what the registry holds for this number: consents, opt-outs, claims."""
     senders: dict[int, HolderSender] = {}
 
     def entry(sender_id: int) -> HolderSender:
@@ -542,6 +543,7 @@ def for_holder(session: Session, phone: str) -> list[HolderSender]:
                 "sender": sender,
                 "consents": [],
                 "optouts": [],
+                "claims": [],
             }
         return senders[sender_id]
 
@@ -553,6 +555,8 @@ def for_holder(session: Session, phone: str) -> list[HolderSender]:
         select(OptOut).where(col(OptOut.phone) == phone).order_by(col(OptOut.id))
     ):
         entry(optout.sender_id)["optouts"].append(optout)
+    for claim in claims.for_phone(session, phone):
+        entry(claim.sender_id)["claims"].append(claim)
     return list(senders.values())
 
 
