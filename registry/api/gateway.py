@@ -7,10 +7,10 @@ trusted because no sender can write on it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any, Literal
 
 from flask import jsonify
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from registry import phones
 from registry.api import body, bp, require_role, settings, write_limit
@@ -32,14 +32,7 @@ class GatewayInboundOut(BaseModel):
     holder what to send.
     """
 
-    action: Annotated[
-        str,
-        Field(
-            json_schema_extra={
-                "enum": ["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none"]
-            }
-        ),
-    ]
+    action: Literal["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none"]
     sender: str | None = None
     consents: list[int] = []
     reply: str

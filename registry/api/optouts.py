@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from flask import jsonify
 from pydantic import BaseModel, Field
@@ -70,17 +70,10 @@ class InboundOut(BaseModel):
     through the registry's own number.
     """
 
-    action: Annotated[
-        str,
-        Field(
-            json_schema_extra={"enum": ["opt_out", "opt_out_all", "claim_recorded", "help", "none"]}
-        ),
-    ]
+    action: Literal["opt_out", "opt_out_all", "claim_recorded", "help", "none"]
     sender: str
     reply: str
-    claimed: Annotated[
-        str | None, Field(json_schema_extra={"enum": ["confirm", "opt_in", None]})
-    ] = None
+    claimed: Literal["confirm", "opt_in"] | None = None
     opted_out: Annotated[
         list[str], Field(description="codes of the senders this reply opted the number out of")
     ] = []

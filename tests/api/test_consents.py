@@ -294,9 +294,7 @@ def test_unused_world_fixture_is_real(world: World) -> None:
     assert set(world.keys) == {"acme", "shop", "carrier"}
 
 
-def test_state_rederives_from_events(
-    app: Flask, acme: Api, gateway: Api, session: Session
-) -> None:
+def test_state_rederives_from_events(app: Flask, acme: Api, gateway: Api, session: Session) -> None:
     from registry.consent import services as consents
 
     ids = [
