@@ -99,50 +99,92 @@ def handle_registry_reply(
         return RegistryReply(action, registry_reply(action, lang))
     if action not in ("confirm", "opt_out", "opt_in"):
         return RegistryReply("help" if action == "help" else "none", registry_reply("help", lang))
-    named = _named(session, phone, ref, now) if ref is not None else None
-    if ref is not None and named is None and (ref.isdigit() or action != "opt_out"):
-        return RegistryReply(action, registry_reply("unknown", lang, ref=ref))
-    if named is None:
-        waiting = _waiting(session, phone, now)
-        if action == "opt_in":
-            return RegistryReply(action, registry_reply("opt_in_which", lang))
-        if not waiting:
-            key = "confirm_none" if action == "confirm" else "opt_out_which"
-            return RegistryReply(action, registry_reply(key, lang))
-        if len(waiting) > 1:
-            refs = "、".join(
-                f"{sender_by_id(session, sid, now).name} {cs[-1].reply_ref}"
-                for sid, cs in waiting.items()
-            )
-            key = "choose" if action == "confirm" else "opt_out_which"
-            return RegistryReply(action, registry_reply(key, lang, refs=refs))
-        (sender_id, pending), *_ = waiting.items()
-        named = _Named(sender_by_id(session, sender_id, now), pending)
-    sender = named.sender
+    named = _which(session, phone, action, ref, now, lang)
+    if isinstance(named, RegistryReply):
+        return named
     label = ref or (named.pending[-1].reply_ref or "" if named.pending else "")
     if action == "confirm":
-        done = []
-        for consent in named.pending:
-            try:
-                done.append(consents.confirm(session, consent, HOLDER_SMS).id or 0)
-            except Conflict:  # expired while waiting: recorded as such by confirm
-                continue
-        key = "confirm" if done else "confirm_none"
-        reply = registry_reply(key, lang, sender=sender.name, ref=label)
-        return RegistryReply(action, reply, sender.code, tuple(done))
+        return _confirm(session, named, label, lang)
     if action == "opt_out":
-        for consent in named.pending:
-            consents.revoke(session, consent, HOLDER_SMS)
-        consents.record_optout(
-            session, HOLDER_SMS, sender, phone, list(CHANNELS), "sms_reply", received_at, text
+        return _refuse(session, named, phone, text, received_at, lang)
+    return _resubscribe(session, settings, named.sender, phone, text, received_at, label, lang)
+
+
+def _which(
+    session: Session, phone: str, action: str, ref: str | None, now: datetime, lang: str | None
+) -> _Named | RegistryReply:
+    """Return the sender a reply means, or the reply asking the holder to say which."""
+    named = _named(session, phone, ref, now) if ref is not None else None
+    if named is not None:
+        return named
+    # An unknown word after STOP ("stop please") is no reference; anything else is.
+    if ref is not None and (ref.isdigit() or action != "opt_out"):
+        return RegistryReply(action, registry_reply("unknown", lang, ref=ref))
+    if action == "opt_in":
+        return RegistryReply(action, registry_reply("opt_in_which", lang))
+    waiting = _waiting(session, phone, now)
+    if not waiting:
+        key = "confirm_none" if action == "confirm" else "opt_out_which"
+        return RegistryReply(action, registry_reply(key, lang))
+    if len(waiting) > 1:
+        refs = "、".join(
+            f"{sender_by_id(session, sid, now).name} {cs[-1].reply_ref}"
+            for sid, cs in waiting.items()
         )
-        reply = registry_reply("opt_out", lang, sender=sender.name)
-        return RegistryReply(action, reply, sender.code, tuple(c.id or 0 for c in named.pending))
+        key = "choose" if action == "confirm" else "opt_out_which"
+        return RegistryReply(action, registry_reply(key, lang, refs=refs))
+    ((sender_id, pending),) = waiting.items()
+    return _Named(sender_by_id(session, sender_id, now), pending)
+
+
+def _confirm(session: Session, named: _Named, label: str, lang: str | None) -> RegistryReply:
+    done = []
+    for consent in named.pending:
+        try:
+            done.append(consents.confirm(session, consent, HOLDER_SMS).id or 0)
+        except Conflict:  # expired while waiting: confirm recorded it as such
+            continue
+    key = "confirm" if done else "confirm_none"
+    reply = registry_reply(key, lang, sender=named.sender.name, ref=label)
+    return RegistryReply("confirm", reply, named.sender.code, tuple(done))
+
+
+def _refuse(
+    session: Session,
+    named: _Named,
+    phone: str,
+    text: str,
+    received_at: datetime,
+    lang: str | None,
+) -> RegistryReply:
+    """Refuse the requests named and opt out of their sender on every channel."""
+    for consent in named.pending:
+        consents.revoke(session, consent, HOLDER_SMS)
+    consents.record_optout(
+        session, HOLDER_SMS, named.sender, phone, list(CHANNELS), "sms_reply", received_at, text
+    )
+    reply = registry_reply("opt_out", lang, sender=named.sender.name)
+    return RegistryReply(
+        "opt_out", reply, named.sender.code, tuple(c.id or 0 for c in named.pending)
+    )
+
+
+def _resubscribe(
+    session: Session,
+    settings: Settings,
+    sender: SenderRef,
+    phone: str,
+    text: str,
+    received_at: datetime,
+    label: str,
+    lang: str | None,
+) -> RegistryReply:
+    """Record the holder's START to a sender as their express consent by SMS."""
     evidence = consents.Evidence(
         "sms_reply", received_at, wording=text, reference=f"sms-reply:{settings.sms_number}"
     )
     consent, _ = consents.create_consent(
         session, settings, HOLDER_SMS, sender, phone, ["sms"], evidence, confirmed=True
     )
-    reply = registry_reply("opt_in", lang, sender=sender.name, ref=ref or "")
-    return RegistryReply(action, reply, sender.code, (consent.id or 0,))
+    reply = registry_reply("opt_in", lang, sender=sender.name, ref=label)
+    return RegistryReply("opt_in", reply, sender.code, (consent.id or 0,))
