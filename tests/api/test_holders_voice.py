@@ -260,6 +260,29 @@ def test_with_several_pending_a_bare_y_asks_and_y_ref_confirms_that_one(
     assert acme.check(HOLDER)["reason"] == "consent"
 
 
+@pytest.mark.parametrize("form", ["Y {ref}", "y{ref}", "YES #{ref}", "同意 {ref}", "是{ref}。"])
+def test_the_reference_is_read_as_people_type_it(
+    acme: Api, shop: Api, gateway: Api, session: Session, form: str
+) -> None:
+    consent(acme)
+    wanted = consent(shop, "shop-deals")
+    answer = to_registry(gateway, form.format(ref=ref_of(session, wanted["id"]))).get_json()
+    assert answer["consents"] == [wanted["id"]]
+    assert acme.check(HOLDER)["reason"] == "consent_pending"
+
+
+def test_a_bare_td_refuses_the_only_request_and_otherwise_asks(
+    acme: Api, gateway: Api, session: Session
+) -> None:
+    answer = to_registry(gateway, "TD").get_json()
+    assert (answer["action"], answer["sender"]) == ("opt_out", None)
+    assert session.scalar(select(func.count()).select_from(OptOut)) == 0
+    consent(acme)
+    assert to_registry(gateway, "退订").get_json()["sender"] == "acme-cards"
+    assert acme.check(HOLDER)["reason"] == "opted_out"
+    assert statuses(session) == ["revoked"]
+
+
 def test_td_with_a_reference_refuses_the_request_and_opts_out(
     acme: Api, shop: Api, gateway: Api, session: Session
 ) -> None:
