@@ -50,7 +50,12 @@ def record_claim(
         organization_id=sender.organization_id,
         channels="sms",
         state="claimed",
-        data={"keyword": keyword, "text": text, "to": to, "received_at": received_at},
+        data={
+            "keyword": keyword,
+            "text": events.quoted(text),
+            "to": to,
+            "received_at": received_at,
+        },
     )
 
 

@@ -30,7 +30,7 @@ from registry.consent import services as consents
 from registry.consent.models import CHANNELS, Consent
 from registry.consent.replies import registry_reply, split_reference
 from registry.errors import Conflict
-from registry.events.services import Actor
+from registry.events.services import Actor, quoted
 from registry.senders.services import SenderRef, sender_by_id, sender_by_reference
 from registry.subscribers import services as subscribers
 from registry.subscribers.models import Subscriber
@@ -181,7 +181,10 @@ def _resubscribe(
 ) -> RegistryReply:
     """Record the holder's START to a sender as their express consent by SMS."""
     evidence = consents.Evidence(
-        "sms_reply", received_at, wording=text, reference=f"sms-reply:{settings.sms_number}"
+        "sms_reply",
+        received_at,
+        wording=quoted(text),
+        reference=f"sms-reply:{settings.sms_number}",
     )
     consent, _ = consents.create_consent(
         session, settings, HOLDER_SMS, sender, phone, ["sms"], evidence, confirmed=True

@@ -32,6 +32,7 @@ from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
 
 CLOCK_SKEW = timedelta(minutes=5)
+TEXT_KEPT = 1000  # opt_out.text; an SMS reply may be longer (up to 1,600 characters)
 CHANNEL_NAMES = {"sms": "短信", "voice": "电话"}
 
 
@@ -363,7 +364,7 @@ def record_optout(
         "agent_id": actor.agent_id,
         "channels": chosen,
         "source": source,
-        "text": text,
+        "text": text[:TEXT_KEPT] if text is not None else None,
         "received_at": received,
         "created_at": now,
     }
@@ -385,7 +386,7 @@ def record_optout(
         organization_id=sender.organization_id,
         channels=chosen,
         state="opted_out",
-        data={"source": source, "received_at": received, "text": text},
+        data={"source": source, "received_at": received, "text": events.quoted(text)},
         at=now,
     )
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)

@@ -415,3 +415,16 @@ def test_the_openapi_document_describes_claims_and_the_gateway(client: FlaskClie
     gateway = doc["paths"]["/api/v1/gateway/inbound-sms"]["post"]
     assert {"200", "401", "403", "422"} <= set(gateway["responses"])
     assert "opt_out_all" in schemas["GatewayInboundOut"]["properties"]["action"]["enum"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STOP " + "x" * 1590, "Y" + "\x01" * 1599, "START " + "\x01" * 1590, "全部退订" * 400],
+    ids=["stop", "y", "start", "stopall"],
+)
+def test_the_longest_replies_are_kept_not_a_server_error(
+    acme: Api, gateway: Api, session: Session, text: str
+) -> None:
+    # An SMS reply may be 1,600 characters; the records keep its first part.
+    assert forward(acme, text).status_code == 200
+    assert to_registry(gateway, text).status_code == 200
