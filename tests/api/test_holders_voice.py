@@ -428,3 +428,13 @@ def test_the_longest_replies_are_kept_not_a_server_error(
     # An SMS reply may be 1,600 characters; the records keep its first part.
     assert forward(acme, text).status_code == 200
     assert to_registry(gateway, text).status_code == 200
+
+
+def test_no_sender_may_present_the_registrys_number(acme: Api) -> None:
+    body = {"code": "acme-fake", "name": "Anning", "category": "other", "addresses": ["1069 0000"]}
+    resp = acme.post("/senders", body)
+    assert resp.status_code == 409
+    assert resp.get_json()["error"]["details"][0]["field"] == "addresses.0"
+    assert (
+        acme.post("/inbound-sms", {"from": HOLDER, "to": REGISTRY, "text": "Y"}).status_code == 422
+    )
