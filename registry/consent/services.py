@@ -110,15 +110,15 @@ def confirmation_text(
     )
 
 
+_PENDING_REFS = select(table_of(Consent).c.reply_ref).where(
+    table_of(Consent).c.phone == bindparam("phone"), table_of(Consent).c.status == "pending"
+)
+
+
 def _new_reply_ref(session: Session, phone: str) -> str:
     """Return a 4-digit reference no other pending consent of this number carries."""
-    taken = set(
-        session.scalars(
-            select(col(Consent.reply_ref)).where(
-                col(Consent.phone) == phone, col(Consent.status) == "pending"
-            )
-        )
-    )
+    # On the connection, not the session: no autoflush of a bulk's thousands of objects.
+    taken: set[str] = set(session.connection().execute(_PENDING_REFS, {"phone": phone}).scalars())
     for _ in range(50):
         ref = f"{1000 + secrets.randbelow(9000)}"
         if ref not in taken:
