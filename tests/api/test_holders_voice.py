@@ -438,3 +438,14 @@ def test_no_sender_may_present_the_registrys_number(acme: Api) -> None:
     assert (
         acme.post("/inbound-sms", {"from": HOLDER, "to": REGISTRY, "text": "Y"}).status_code == 422
     )
+
+
+def test_an_organization_sees_its_own_claims_in_its_feed_and_no_one_elses(
+    acme: Api, shop: Api
+) -> None:
+    forward(acme, "Y")
+    forward(shop, "START", to="10690002", phone=HOLDER2)
+    own = [c for c in acme.get("/changes?after=0").get_json()["changes"] if c["type"] == "claim.recorded"]  # fmt: skip
+    assert [(c["phone"], c["sender"], c["state"]) for c in own] == [
+        (HOLDER, "acme-cards", "claimed")
+    ]
