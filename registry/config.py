@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 POLICIES = ("opt-in", "opt-out")
+SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
 SMS_BACKENDS = ("console", "http")
 
 
@@ -90,6 +92,14 @@ def _http_url(text: str) -> str:
     return text
 
 
+def _sms_number(text: str) -> str:
+    """Return the registry's number as sender addresses are kept: digits, an optional +."""
+    cleaned = text.replace(" ", "").replace("-", "")
+    if not SMS_NUMBER.fullmatch(cleaned):
+        raise ConfigError(f"expected an SMS port or number such as 10690000, got {text!r}")
+    return cleaned
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -114,6 +124,9 @@ class Settings:
     sms_backend: str = "console"
     sms_http_url: str | None = None
     sms_http_token: str | None = None
+    # The registry's own SMS number (port): its texts come from it, and replies to
+    # it, brought by the gateway (role ``gateway``), are the holder's own voice.
+    sms_number: str = "10690000"
     ratelimit_storage_url: str = "memory://"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
@@ -235,6 +248,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (gateway := get("SMS_HTTP_URL")) is not None:
         kwargs["sms_http_url"] = check("SMS_HTTP_URL", _http_url, gateway)
     kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
+    if (number := get("SMS_NUMBER")) is not None:
+        kwargs["sms_number"] = check("SMS_NUMBER", _sms_number, number)
     if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:

@@ -202,6 +202,12 @@ def carrier(client: FlaskClient, world: factories.World) -> Api:
     return Api(client, world.keys["carrier"])
 
 
+@pytest.fixture
+def gateway(client: FlaskClient, world: factories.World, session: Session) -> Api:
+    """Return an API client for the registry's own SMS gateway (role gateway)."""
+    return Api(client, factories.gateway(session))
+
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium; Playwright cannot download a browser here
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -46,3 +46,11 @@ def world(session: Session) -> World:
 def ago(**kw: float) -> datetime:
     """Return a time in the past."""
     return utcnow() - timedelta(**kw)
+
+
+def gateway(session: Session, slug: str = "sms-gateway") -> str:
+    """Create the registry's SMS gateway organization (role gateway); return its key."""
+    org = orgs.create_org(session, slug, "Registry SMS Gateway", "gateway")
+    _, key = orgs.create_key(session, org)
+    session.commit()
+    return key

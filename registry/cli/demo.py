@@ -31,6 +31,8 @@ ORGS = [
     ("shopmall", "ShopMall Platform 好物商城", "platform"),
     ("citytel", "CityTel Carrier 城市电信", "carrier"),
     ("regulator", "Communications Regulator", "regulator"),
+    # Brings the replies sent to the registry's own number (REGISTRY_SMS_NUMBER).
+    ("anning-sms", "Anning SMS Gateway 安宁短信网关", "gateway"),
 ]
 SENDERS = [
     ("acme-bank", "acme-cards", "Acme Bank Credit Cards", "finance", ["10690001", "+862160000001"]),
@@ -120,6 +122,10 @@ def demo(holders: int) -> None:
     for slug, key in keys.items():
         click.echo(f"API key for {slug}: {key}")
     click.echo(f"demo login number: {DEMO_LOGIN} (codes appear in `registry sms outbox`)")
+    click.echo(
+        f"registry SMS number: {settings.sms_number} (holders' replies to it: "
+        "POST /api/v1/gateway/inbound-sms with the anning-sms key)"
+    )
 
 
 # Synthetic holders are +86139 followed by eight digits. Each row is made by the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from registry.db import BigId
@@ -15,9 +15,11 @@ from registry.timeutil import UTCDateTime, utcnow
 #   optout.recorded
 #   preferences.changed
 #   number.disconnected
+#   claim.recorded (a sender forwarded a "Y"/"START": kept, acted on never; consent/claims.py)
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
     "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
+    "claim.recorded",
 )  # fmt: skip
 
 
@@ -31,6 +33,15 @@ class Event(SQLModel, table=True):
         # event after its commit (registry/sync/feed.py explains why).
         Index("ix_event_seq", "seq", unique=True),
         Index("ix_event_phone_seq", "phone", "seq"),  # a phone's chain head
+        # The console's list of claims, newest first; partial, so the hot writers
+        # of every other event type never maintain it.
+        Index(
+            "ix_event_claim",
+            "organization_id",
+            "id",
+            postgresql_where=text("type = 'claim.recorded'"),
+            sqlite_where=text("type = 'claim.recorded'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
