@@ -211,7 +211,8 @@ def create_consent(
         _event(session, consent, "confirmed", actor, at=consent.activated_at)
     else:
         if text_gate is not None:
-            text_gate(phone)  # raises before anything is sent; the caller's rollback undoes the rest
+            # Raises before anything is sent; the caller's rollback undoes the rest.
+            text_gate(phone)
         text = confirmation_text(
             sender, chans, category, consent.reply_ref or "", settings.sms_number
         )
