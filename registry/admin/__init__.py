@@ -32,4 +32,4 @@ def security_headers(response: Response) -> Response:
 
 bp.after_request(security_headers)
 
-from registry.admin import auth, delegations, desk, directory, enforcement, statistics  # noqa: E402,F401  (routes register on import)
+from registry.admin import auth, delegations, desk, directory, enforcement, numbers, statistics  # noqa: E402,F401  (routes register on import)

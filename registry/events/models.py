@@ -11,13 +11,15 @@ from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # Event types, by subject:
-#   consent.created / consent.confirmed / consent.revoked / consent.expired / consent.voided
+#   consent.created / consent.confirmed / consent.revoked / consent.expired
+#   consent.voided / consent.restored (a retracted disconnection gave it back)
 #   optout.recorded
 #   preferences.changed
-#   number.disconnected
+#   number.disconnected / number.disconnection_retracted
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
-    "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
+    "consent.voided", "consent.restored", "optout.recorded", "preferences.changed",
+    "number.disconnected", "number.disconnection_retracted",
 )  # fmt: skip
 
 
