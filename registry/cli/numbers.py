@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import TextIO
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -52,36 +52,19 @@ def disconnections_group() -> None:
 
 
 @disconnections_group.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--carrier",
     required=True,
     help="Slug of the carrier organization whose file it is; only numbers in its ranges count.",
 )
-def import_file(file: TextIO, carrier: str) -> None:
+def import_file(file: Path, carrier: str) -> None:
     """Load a CSV of ``phone,disconnected_at``; bad rows are reported by line, good rows kept."""
     settings = _settings()
-    rows: list[tuple[int, tuple[object, object]]] = []
-    bad: list[str] = []
-    reader = csv.reader(file)
-    try:
-        for row in reader:
-            line_no = reader.line_num
-            if not row or not "".join(row).strip():
-                continue
-            if line_no == 1 and row[0].strip().lower() in ("phone", "number", "msisdn"):
-                continue
-            if len(row) < 2:
-                bad.append(f"line {line_no}: expected phone,disconnected_at")
-                continue
-            rows.append((line_no, (row[0], row[1])))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise click.BadParameter(
-            f"{file.name} is not a UTF-8 CSV file ({exc})", param_hint="FILE"
-        ) from exc
     accepted = 0
     with db.session() as session:
-        org = _carrier(session, carrier)
+        org = _carrier(session, carrier)  # before reading a line: whose file is it?
+        rows, bad = _read(file)
         actor = Actor(f"carrier:{org.slug}", "cli", org_id=org.id)
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
             for start in range(0, len(rows), CHUNK):
@@ -92,19 +75,42 @@ def import_file(file: TextIO, carrier: str) -> None:
                 session.commit()
                 accepted += taken
                 bad.extend(
-                    f"line {chunk[r.index][0]}: {r.error.message} ({r.error.code})"
-                    for r in rejected
+                    (chunk[r.index][0], f"{r.error.message} ({r.error.code})") for r in rejected
                 )
                 bar.update(len(chunk))
         audit.record(session, None, "disconnections.import", f"org:{org.slug}",
                      {"file": file.name, "accepted": accepted, "rejected": len(bad)},
                      actor="cli")  # fmt: skip
         session.commit()
-    for message in sorted(bad, key=lambda m: int(m.split(":")[0].split()[1])):
-        click.echo(message, err=True)
+    for line_no, message in sorted(bad):
+        click.echo(f"line {line_no}: {message}", err=True)
     click.echo(f"{accepted} disconnections recorded, {len(bad)} rows rejected")
     if bad and not accepted:
         sys.exit(1)
+
+
+def _read(file: Path) -> tuple[list[tuple[int, tuple[object, object]]], list[tuple[int, str]]]:
+    """Return the file's rows by line number, and the lines that are not two fields."""
+    rows: list[tuple[int, tuple[object, object]]] = []
+    bad: list[tuple[int, str]] = []
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            for row in reader:
+                line_no = reader.line_num
+                if not row or not "".join(row).strip():
+                    continue
+                if line_no == 1 and row[0].strip().lower() in ("phone", "number", "msisdn"):
+                    continue
+                if len(row) < 2:
+                    bad.append((line_no, "expected phone,disconnected_at"))
+                    continue
+                rows.append((line_no, (row[0], row[1])))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise click.BadParameter(
+            f"{file.name} is not a UTF-8 CSV file ({exc})", param_hint="FILE"
+        ) from exc
+    return rows, bad
 
 
 @disconnections_group.command("list")

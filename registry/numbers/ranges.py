@@ -51,7 +51,7 @@ def parse_prefix(text: str) -> str:
     if len(digits) > MAX_DIGITS:
         raise ValidationFailed(f"a prefix has at most {MAX_DIGITS} digits", field="prefix")
     # Country codes are prefix-free: at most one of the first 1 to 3 digits is one.
-    if not any(
+    if digits[0] == "0" or not any(
         int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
         for n in range(1, min(3, len(digits)) + 1)
     ):
