@@ -90,7 +90,11 @@ def test_a_year_one_time_is_a_rejected_row_not_a_server_error(carrier: Api) -> N
     assert resp.status_code == 202
     body = resp.get_json()
     assert body["accepted"] == 1
-    assert codes(body) == [(0, "validation_error"), (1, "validation_error"), (2, "validation_error")]
+    assert codes(body) == [
+        (0, "validation_error"),
+        (1, "validation_error"),
+        (2, "validation_error"),
+    ]
 
 
 def test_an_mvno_speaks_for_its_sub_range_and_the_host_no_longer_does(
@@ -198,7 +202,8 @@ def test_retraction_by_the_carrier_restores_consent_and_settings(
     assert acme.check(HOLDER, channel="voice")["reason"] == "dnd"
     session.expire_all()
     sub = session.get(Subscriber, HOLDER)
-    assert sub is not None and (sub.dnd_voice, sub.language) == (True, "en")
+    assert sub is not None
+    assert (sub.dnd_voice, sub.language) == (True, "en")
     consent = acme.get(f"/consents/{consent_id}").get_json()
     assert consent["status"] == "active"
     assert [h["type"] for h in consent["history"]][-2:] == ["voided", "restored"]
@@ -237,7 +242,8 @@ def test_the_holders_newer_choice_survives_a_retraction(
     assert (body["restored_consents"], body["restored_preferences"]) == (1, False)
     session.expire_all()
     sub = session.get(Subscriber, HOLDER)
-    assert sub is not None and (sub.dnd_voice, sub.blocked_categories) == (False, "retail")
+    assert sub is not None
+    assert (sub.dnd_voice, sub.blocked_categories) == (False, "retail")
 
 
 def test_another_carrier_cannot_retract(

@@ -82,9 +82,7 @@ def test_import_with_a_year_one_row_keeps_the_good_rows_and_names_the_bad_lines(
     assert json.loads(entry.data or "{}")["accepted"] == 2
 
 
-def test_import_of_a_file_that_is_not_utf8_says_so(
-    cli: Cli, world: World, tmp_path: Path
-) -> None:
+def test_import_of_a_file_that_is_not_utf8_says_so(cli: Cli, world: World, tmp_path: Path) -> None:
     path = tmp_path / "gbk.csv"
     path.write_bytes("号码,时间\n".encode("gbk") + f"{HOLDER},2026-03-01\n".encode())
     result = cli("disconnections", "import", str(path), "--carrier", "carrier")
@@ -114,7 +112,10 @@ def test_ranges_assign_list_revoke_audited(cli: Cli, world: World, session: Sess
     live = {r.prefix for r in session.scalars(select(NumberRange).where(NumberRange.revoked_at.is_(None)))}  # type: ignore[union-attr]  # fmt: skip
     assert live == {"+86138", "+86139"}
     assert "revoked" in cli("ranges", "list", "--all").output
-    assert [e.subject for e in _audit(session, "range.assign")] == ["range:+86133", "range:+8613301"]
+    assert [e.subject for e in _audit(session, "range.assign")] == [
+        "range:+86133",
+        "range:+8613301",
+    ]
     assert [e.actor for e in _audit(session, "range.revoke")] == ["cli"]
 
 
