@@ -150,3 +150,10 @@ def test_lookup_of_a_bad_number_is_a_form_error(as_officer: FlaskClient) -> None
         post_form(as_officer, "/admin/numbers", "/admin/numbers/disconnections/99999/retract",
                   {"reason": "x"}).status_code == 404
     )  # fmt: skip
+
+
+def test_the_page_speaks_chinese_by_default(as_officer: FlaskClient) -> None:
+    as_officer.environ_base.pop("HTTP_ACCEPT_LANGUAGE", None)
+    page = as_officer.get("/admin/numbers").get_data(as_text=True)
+    assert "分配号段" in page
+    assert "Assign a range" not in page
