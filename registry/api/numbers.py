@@ -123,7 +123,7 @@ class RetractionOut(BaseModel):
 
 
 @route(bp, "/numbers/disconnections/retractions", "POST", summary="Retract a disconnection you reported",
-       tag="numbers", body=RetractionIn, response=RetractionOut)  # fmt: skip
+       tag="numbers", body=RetractionIn, response=RetractionOut, errors=("404",))  # fmt: skip
 @limiter.limit(write_limit)
 def retract_disconnection() -> Any:
     """Retract a wrong disconnection (only the carrier that reported it); restore what it voided."""
@@ -211,7 +211,7 @@ def list_ranges() -> Any:
 
 
 @route(bp, "/numbers/ranges", "POST", summary="Sub-assign part of your range to an MVNO",
-       tag="numbers", body=RangeIn, response=RangeOut, status=201)  # fmt: skip
+       tag="numbers", body=RangeIn, response=RangeOut, status=201, errors=("404",))  # fmt: skip
 @limiter.limit(write_limit)
 def sub_assign_range() -> Any:
     """Give an MVNO a longer prefix inside one of the caller's own ranges.
@@ -229,7 +229,7 @@ def sub_assign_range() -> Any:
 
 
 @route(bp, "/numbers/ranges/<id:range_id>/revoke", "POST", summary="Revoke a sub-assignment you made",
-       tag="numbers", response=RangeOut)  # fmt: skip
+       tag="numbers", response=RangeOut, errors=("409",))  # fmt: skip
 @limiter.limit(write_limit)
 def revoke_range(range_id: int) -> Any:
     """Take back a sub-range the caller gave an MVNO; its numbers are the host's again."""

@@ -295,6 +295,8 @@ def test_openapi_documents_ranges_and_retractions(acme: Api) -> None:
     paths = doc["paths"]
     assert "post" in paths["/api/v1/numbers/disconnections/retractions"]
     assert {"get", "post"} <= set(paths["/api/v1/numbers/ranges"])
-    assert "post" in paths["/api/v1/numbers/ranges/{range_id}/revoke"]
+    assert "409" in paths["/api/v1/numbers/ranges/{range_id}/revoke"]["post"]["responses"]
+    retract = paths["/api/v1/numbers/disconnections/retractions"]["post"]["responses"]
+    assert {"200", "403", "404", "409", "422"} <= set(retract)
     change = doc["components"]["schemas"]["Change"]["properties"]
     assert {"carrier", "retracted_by"} <= set(change)
