@@ -52,7 +52,18 @@ class Disconnection(SQLModel, table=True):
     counts: what it voided was restored when it was retracted.
     """
 
-    __table_args__ = (Index("ix_disconnection_phone_at", "phone", "disconnected_at", unique=True),)
+    __table_args__ = (
+        Index("ix_disconnection_phone_at", "phone", "disconnected_at"),
+        # The same report twice is one disconnection; a retracted one may be reported again.
+        Index(
+            "uq_disconnection_live_phone_at",
+            "phone",
+            "disconnected_at",
+            unique=True,
+            sqlite_where=text("retracted_at IS NULL"),
+            postgresql_where=text("retracted_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.consent import services as consents
 from registry.consent.models import Consent
 from registry.numbers import ranges
 from registry.numbers.models import Disconnection
@@ -18,6 +19,7 @@ from registry.orgs import services as orgs
 from registry.subscribers import services as subscribers
 from registry.subscribers.models import Subscriber
 from registry.timeutil import iso, utcnow
+from tests.api.test_asof import decision_at
 from tests.conftest import Api
 from tests.factories import HOLDER, HOLDER2, World
 
@@ -300,3 +302,38 @@ def test_openapi_documents_ranges_and_retractions(acme: Api) -> None:
     assert {"200", "403", "404", "409", "422"} <= set(retract)
     change = doc["components"]["schemas"]["Change"]["properties"]
     assert {"carrier", "retracted_by"} <= set(change)
+
+
+def test_a_retracted_disconnection_may_be_reported_again_and_voids_again(
+    active: None, acme: Api, carrier: Api, session: Session
+) -> None:
+    consent_id = _consent(acme)
+    when = iso(utcnow() - timedelta(days=1))
+    report(carrier, HOLDER, at=when)
+    carrier.post("/numbers/disconnections/retractions",
+                 {"phone": HOLDER, "disconnected_at": when, "reason": "retracted too soon"})  # fmt: skip
+    assert acme.check(HOLDER)["reason"] == "consent"
+    assert report(carrier, HOLDER, at=when) == {"accepted": 1, "rejected": []}
+    assert acme.check(HOLDER)["reason"] == "reassigned"
+    rows = session.scalars(select(Disconnection).where(Disconnection.phone == HOLDER)).all()
+    assert sorted(r.retracted_at is None for r in rows) == [False, True]
+    history = [h["type"] for h in acme.get(f"/consents/{consent_id}").get_json()["history"]]
+    assert history == ["created", "voided", "restored", "voided"]
+    # Every consent's row agrees with what its events imply.
+    assert consents.rederive(session) == []
+
+
+def test_a_decision_as_of_the_past_sees_the_disconnection_until_its_retraction(
+    active: None, app: Flask, acme: Api, carrier: Api, session: Session, world: World
+) -> None:
+    _consent(acme)
+    before = utcnow()
+    report(carrier, HOLDER, at=iso(before - timedelta(days=1)))
+    between = utcnow()
+    carrier.post("/numbers/disconnections/retractions",
+                 {"phone": HOLDER, "disconnected_at": iso(before - timedelta(days=1)),
+                  "reason": "typo"})  # fmt: skip
+    after = utcnow()
+    assert decision_at(session, app, world, before) == "consent"
+    assert decision_at(session, app, world, between) == "reassigned"
+    assert decision_at(session, app, world, after) == "consent"
