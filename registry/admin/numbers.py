@@ -101,7 +101,7 @@ def range_assign() -> Any:
 @officer_required
 def range_revoke(range_id: int) -> Any:
     """Revoke a range and the sub-assignments inside it."""
-    if not 0 < range_id < 2**31:
+    if not 0 < range_id < 2**63:
         abort(404)
     if not ConfirmForm().validate_on_submit():
         flash(_("The form expired; please try again."), "error")

@@ -35,10 +35,10 @@ class NumberRange(SQLModel, table=True):
         Index("ix_number_range_parent_id", "parent_id"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     prefix: str = Field(max_length=16)  # "+" and 1 to 15 digits, starting with a country code
     organization_id: int = Field(foreign_key="organization.id")
-    parent_id: int | None = Field(default=None, foreign_key="number_range.id")
+    parent_id: int | None = Field(default=None, foreign_key="number_range.id", sa_type=BigId)
     assigned_by: str = Field(max_length=100)  # "staff:<email>", "cli", "carrier:<slug>"
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
@@ -75,22 +75,24 @@ class Holder:
     organization_id: int
 
 
+_r = NumberRange.__table__  # type: ignore[attr-defined]
+# All candidates are prefixes of one number: the longer sorts after, so first in desc.
+_HOLDER = (
+    select(_r.c.id, _r.c.prefix, _r.c.organization_id)
+    .where(_r.c.prefix.in_(bindparam("candidates", expanding=True)), _r.c.revoked_at.is_(None))
+    .order_by(_r.c.prefix.desc())
+    .limit(1)
+)
+
+
 def holder_of(session: Session, phone: str) -> Holder | None:
     """Return the live range with the longest prefix of ``phone``, or None.
 
-    One indexed lookup: the number's own prefixes, against the unique index on
-    live prefixes.
+    One indexed lookup (the number's own prefixes, against the unique index on
+    live prefixes), as a Core statement: a carrier's report makes one per row.
     """
-    row = session.execute(
-        select(col(NumberRange.id), col(NumberRange.prefix), col(NumberRange.organization_id))
-        .where(
-            col(NumberRange.prefix).in_(candidates(phone)), col(NumberRange.revoked_at).is_(None)
-        )
-        # All candidates are prefixes of one number: the longer sorts after, so first in desc.
-        .order_by(col(NumberRange.prefix).desc())
-        .limit(1)
-    ).first()
-    return Holder(row[0] or 0, row[1], row[2]) if row is not None else None
+    row = session.connection().execute(_HOLDER, {"candidates": candidates(phone)}).first()
+    return Holder(row[0], row[1], row[2]) if row is not None else None
 
 
 def _carrier(session: Session, slug: str) -> Organization:
