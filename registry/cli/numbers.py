@@ -151,7 +151,7 @@ def retract(phone: str, disconnected_at: str, reason: str) -> None:
             )
             carrier = session.get(Organization, found.organization_id or 0)
             done = services.retract(
-                session, Actor("regulator:cli", "cli"), found, reason, carrier_id=None, by="cli"
+                session, Actor("regulator", "cli"), found, reason, carrier_id=None, by="cli"
             )
         except RegistryError as exc:
             raise _fail(exc) from exc
