@@ -30,7 +30,9 @@ class DisconnectionsIn(Strict):
 
 
 class RejectedRow(BaseModel):
-    """A row that was not accepted."""
+    """A row that was not accepted, by its index: ``invalid_phone``, ``validation_error``
+    (a time that does not parse, is out of range or in the future), or ``not_your_number``
+    (the number is in no range the reporting carrier holds)."""
 
     index: int
     error: ErrorItem
