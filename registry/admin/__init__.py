@@ -40,5 +40,6 @@ from registry.admin import (  # noqa: E402,F401  (routes register on import)
     directory,
     enforcement,
     errors,
+    numbers,
     statistics,
 )

@@ -189,3 +189,31 @@ class DelegationFilter(FlaskForm):
         ],
         validators=[Optional()],
     )
+
+
+PREFIX = Regexp(r"^\s*\+[0-9 ]{1,20}\s*$", message=_l("+ and digits, e.g. +86138"))
+
+
+class RangeForm(FlaskForm):
+    """Assign a number range (号段) to a carrier, or sub-assign part of a host's range."""
+
+    prefix = StringField(_l("Prefix (E.164, e.g. +86138)"), validators=[DataRequired(), PREFIX])
+    carrier = StringField(_l("Carrier (slug)"), validators=[DataRequired(), SLUG])
+    host = StringField(
+        _l("Host carrier (slug; only for an MVNO's sub-range)"), validators=[Optional(), SLUG]
+    )
+
+
+class NumberLookup(FlaskForm):
+    """Look up a number: the range that holds it and its disconnections (GET: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    phone = StringField(_l("Number"), validators=[Optional(), Length(max=64)])
+
+
+class RetractForm(FlaskForm):
+    """Retract a wrong disconnection: the reason is kept and audited."""
+
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])

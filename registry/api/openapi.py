@@ -26,6 +26,7 @@ class Operation:
     tag: str
     query: dict[str, str] = field(default_factory=dict)
     auth: bool = True
+    errors: tuple[str, ...] = ()  # statuses beyond those the shape implies, e.g. "409"
 
 
 OPERATIONS: list[Operation] = []
@@ -51,13 +52,17 @@ def route(
     status: int = 200,
     query: dict[str, str] | None = None,
     auth: bool = True,
+    errors: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Register a view on ``bp`` and record it for the OpenAPI document."""
 
     def wrap(view: F) -> F:
         OPERATIONS.append(
-            Operation(path, method.lower(), summary, body, response, status, tag, query or {}, auth)
-        )
+            Operation(
+                path, method.lower(), summary, body, response, status, tag, query or {}, auth,
+                errors,
+            )
+        )  # fmt: skip
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
 
@@ -163,6 +168,7 @@ def document(prefix: str) -> dict[str, Any]:
             codes.append("404")
         if op.body is not None:
             codes += ["409", "413"]
+        codes += op.errors
         for code in sorted(set(codes)):
             item["responses"][code] = {"description": "Error", "content": error}
         item["responses"]["429"] = RATE_LIMITED  # every operation, reads included

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.extensions import db
+from registry.numbers import ranges
 from registry.orgs import services as orgs
 from registry.orgs.models import Organization
 from registry.senders import services as senders
@@ -24,6 +25,7 @@ from registry.timeutil import utcnow
 # we know of, and the demo never texts anyone (the console SMS backend).
 DEMO_LOGIN = "+8613100000001"
 DEMO_HOLDERS = [f"+86131000000{i:02d}" for i in range(1, 21)]
+DEMO_RANGES = ("+86131", "+86139")
 
 ORGS = [
     ("acme-bank", "Acme Bank 顶峰银行", "sender"),
@@ -57,6 +59,10 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         _, keys[slug] = orgs.create_key(session, org, "demo")
     refs = {}
     now = utcnow()
+    # The demo carrier holds the ranges of the demo numbers (DEMO_HOLDERS,
+    # DEMO_LOGIN, the synthetic +86139 holders): it may report them disconnected.
+    for prefix in DEMO_RANGES:
+        ranges.assign(session, prefix, "citytel", "demo")
     for slug, code, name, category, addresses in SENDERS:
         senders.create_sender(session, org_ids[slug], code, name, category, addresses)
     from registry.orgs.services import Caller

@@ -6,6 +6,7 @@ changes; the consent row is the current state those events imply.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,8 +68,10 @@ def _event(
     actor: Actor,
     note: str | None = None,
     at: datetime | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     data: dict[str, object] = {"note": note} if note else {}
+    data.update(extra or {})
     if type_ == "created":
         data.update(
             method=consent.evidence_method,
@@ -284,10 +287,14 @@ def _end(
     actor: Actor,
     at: datetime,
     note: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     consent.status = status
     consent.ended_at = at
-    _event(session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at)
+    _event(
+        session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at,
+        extra=extra,
+    )  # fmt: skip
 
 
 def revoke(session: Session, consent: Consent, actor: Actor) -> Consent:
@@ -312,8 +319,19 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
     return len(due)
 
 
-def void_before(session: Session, phone: str, disconnected_at: datetime, actor: Actor) -> int:
-    """Void every consent of ``phone`` given before a disconnection; return how many."""
+def void_before(
+    session: Session,
+    phone: str,
+    disconnected_at: datetime,
+    actor: Actor,
+    disconnection_id: int | None = None,
+) -> int:
+    """Void every consent of ``phone`` given before a disconnection; return how many.
+
+    Each ``consent.voided`` event names the disconnection and the status it
+    ended, so that retracting the disconnection can restore exactly these
+    (``restore_voided``).
+    """
     rows = session.scalars(
         select(Consent).where(
             and_(
@@ -324,8 +342,55 @@ def void_before(session: Session, phone: str, disconnected_at: datetime, actor: 
         )
     ).all()
     for consent in rows:
-        _end(session, consent, "void", actor, utcnow(), note="number disconnected")
+        extra: dict[str, object] = {"previous": consent.status}
+        if disconnection_id is not None:
+            extra["disconnection"] = disconnection_id
+        _end(session, consent, "void", actor, utcnow(), note="number disconnected", extra=extra)
     return len(rows)
+
+
+def restore_voided(
+    session: Session,
+    phone: str,
+    disconnection_id: int,
+    actor: Actor,
+    still_cut_at: datetime | None = None,
+) -> int:
+    """Give back the status of every consent a retracted disconnection voided; return how many.
+
+    The consents are found through their ``consent.voided`` events, which name
+    the disconnection and the status it ended. A consent that another,
+    still-standing disconnection (at ``still_cut_at``, the latest) would have
+    voided too stays void. A restored pending consent whose time ran out is
+    expired by the next ``expire_due`` as any other.
+    """
+    previous: dict[int, str] = {}
+    voided = session.execute(
+        select(col(Event.consent_id), col(Event.data)).where(
+            col(Event.phone) == phone, col(Event.type) == "consent.voided"
+        )
+    ).all()
+    for consent_id, data in voided:
+        detail = json.loads(data) if data else {}
+        if consent_id is not None and detail.get("disconnection") == disconnection_id:
+            previous[consent_id] = detail.get("previous") or "active"
+    if not previous:
+        return 0
+    rows = session.scalars(
+        select(Consent)
+        .where(col(Consent.id).in_(previous), col(Consent.status) == "void")
+        .with_for_update()
+    ).all()
+    restored = 0
+    for consent in rows:
+        if still_cut_at is not None and consent.evidence_captured_at <= still_cut_at:
+            continue
+        consent.status = previous[consent.id or 0]
+        consent.ended_at = None
+        _event(session, consent, "restored", actor, note="disconnection retracted",
+               extra={"disconnection": disconnection_id})  # fmt: skip
+        restored += 1
+    return restored
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,6 +581,8 @@ def derive(consent: Consent, history: list[Event]) -> dict[str, object]:
             status, activated_at = "active", e.at
         elif e.type in _ENDING:
             status, ended_at = _ENDING[e.type], e.at
+        elif e.type == "consent.restored":  # a retracted disconnection gave it back
+            status, ended_at = e.state, None
     return {"status": status, "activated_at": activated_at, "ended_at": ended_at}
 
 

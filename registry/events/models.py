@@ -11,15 +11,16 @@ from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # Event types, by subject:
-#   consent.created / consent.confirmed / consent.revoked / consent.expired / consent.voided
+#   consent.created / consent.confirmed / consent.revoked / consent.expired
+#   consent.voided / consent.restored (a retracted disconnection gave it back)
 #   optout.recorded
 #   preferences.changed
-#   number.disconnected
+#   number.disconnected / number.disconnection_retracted
 #   claim.recorded (a sender forwarded a "Y"/"START": kept, acted on never; consent/claims.py)
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
-    "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
-    "claim.recorded",
+    "consent.voided", "consent.restored", "optout.recorded", "preferences.changed",
+    "number.disconnected", "number.disconnection_retracted", "claim.recorded",
 )  # fmt: skip
 
 

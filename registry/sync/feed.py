@@ -40,7 +40,7 @@ MAX_LIMIT = 1000
 SEQUENCE_BATCH = 10_000
 # Changes about the number itself rather than about one sender: shown only to
 # organizations that watch the number (they already hold it).
-NUMBER_TYPES = ("preferences.changed", "number.disconnected")
+NUMBER_TYPES = ("preferences.changed", "number.disconnected", "number.disconnection_retracted")
 e: Table = Event.__table__  # type: ignore[attr-defined]
 sd: Table = Sender.__table__  # type: ignore[attr-defined]
 wt: Table = Watch.__table__  # type: ignore[attr-defined]
@@ -177,8 +177,13 @@ def _item(row: Any, names: _Names) -> dict[str, Any]:
             item["agent"] = names.orgs[agent]
     elif type_ == "preferences.changed" and data:
         item["preferences"] = json.loads(data)
-    elif type_ == "number.disconnected" and data:
-        item["disconnected_at"] = iso_text(json.loads(data).get("disconnected_at"))
+    elif type_ in ("number.disconnected", "number.disconnection_retracted") and data:
+        detail = json.loads(data)
+        item["disconnected_at"] = iso_text(detail.get("disconnected_at"))
+        if org is not None:  # the carrier that reported it: the one who may speak for it
+            item["carrier"] = names.orgs[org]
+        if "by" in detail:  # a retraction: by that carrier, or by the regulator
+            item["retracted_by"] = detail["by"]
     return item
 
 

@@ -55,6 +55,22 @@ def test_demo_fills_an_empty_registry_with_working_keys(
     assert resp.status_code == 403
 
 
+def test_the_demo_carrier_holds_the_demo_numbers(
+    cli: Cli, client: FlaskClient, session: Session
+) -> None:
+    keys = dict(re.findall(r"API key for ([\w-]+): (\S+)", cli("demo").output))
+    rows = [
+        {"phone": phone, "disconnected_at": "2026-03-01T00:00:00+08:00"}
+        for phone in (DEMO_HOLDERS[0], DEMO_LOGIN, "+8613900000001", "+8613800138000")
+    ]
+    headers = {"Authorization": f"Bearer {keys['citytel']}"}
+    resp = client.post("/api/v1/numbers/disconnections", json={"disconnections": rows},
+                       headers=headers)  # fmt: skip
+    body = resp.get_json()
+    assert body["accepted"] == 3
+    assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [(3, "not_your_number")]
+
+
 def test_demo_creates_a_missing_instance_folder(
     cli: Cli, app: Flask, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
