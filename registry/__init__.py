@@ -12,7 +12,12 @@ from registry.config import load_settings
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
-    app = Flask(__name__, instance_relative_config=True, static_folder="../static")
+    # ``INSTANCE_PATH`` (tests, or a factory call such as gunicorn's
+    # ``registry:create_app({"INSTANCE_PATH": ...})``) moves the instance folder.
+    instance = test_config.get("INSTANCE_PATH") if test_config else None
+    app = Flask(
+        __name__, instance_path=instance, instance_relative_config=True, static_folder="../static"
+    )
     environ = dict(test_config.get("ENVIRON", {})) if test_config else None
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
@@ -31,7 +36,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["id"] = IdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
-        app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
+        app.config.update(
+            {k: v for k, v in test_config.items() if k not in ("ENVIRON", "INSTANCE_PATH")}
+        )
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

@@ -68,9 +68,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def make_app(database_url: str, instance: Path, **env: str) -> Flask:
     """Create an app for tests with extra REGISTRY_* settings."""
     environ = {**TEST_ENV, "REGISTRY_DATABASE_URL": database_url, **env}
-    app = create_app({"TESTING": True, "ENVIRON": environ})
-    app.instance_path = str(instance)
-    return app
+    # The instance folder holds the rate-limit counts (registry/ratelimit.py): one per app here.
+    return create_app({"TESTING": True, "ENVIRON": environ, "INSTANCE_PATH": str(instance)})
 
 
 @contextmanager
