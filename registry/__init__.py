@@ -18,7 +18,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__, instance_path=instance, instance_relative_config=True, static_folder="../static"
     )
-    environ = dict(test_config.get("ENVIRON", {})) if test_config else None
+    environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
     app.config.update(

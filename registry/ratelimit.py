@@ -132,7 +132,7 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
         """Return what a failing storage raises (Flask-Limiter may swallow these)."""
-        return sqlite3.Error
+        return (sqlite3.Error, OSError)
 
     # --- connections ------------------------------------------------------
 
@@ -224,7 +224,7 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
         """Tell whether the file can be read."""
         try:
             self._db().execute("SELECT 1 FROM counter LIMIT 1").fetchall()
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             return False
         return True
 
