@@ -28,6 +28,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="anning_holder",
         SESSION_COOKIE_SAMESITE="Lax",
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        # A failing storage raises limits' StorageError: a 503, not a 500 (api/errors.py).
+        RATELIMIT_STORAGE_OPTIONS={"wrap_exceptions": True},
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )

@@ -343,3 +343,20 @@ def test_an_api_limit_is_keyed_by_the_key_only_once_it_is_authenticated(
         # The real key has its own budget, whatever was tried before.
         api = Api(client, world.keys["acme"])
         assert [api.post("/check", CHECK).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.live
+def test_a_storage_that_fails_is_a_503_not_a_500(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    (tmp_path / "not-a-folder").write_text("")
+    broken = f"sqlite:///{tmp_path / 'not-a-folder' / 'ratelimits.sqlite3'}"
+    with limited_app(app, tmp_path, broken) as limited:
+        client = limited.test_client()
+        resp = Api(client, world.keys["acme"]).post("/check", CHECK)
+        assert resp.status_code == 503
+        assert resp.get_json()["error"]["code"] == "unavailable"
+        assert resp.headers["Retry-After"] == "5"
+        token = csrf(client, "/sign-in")
+        page = client.post("/sign-in", data={"phone": HOLDER, "csrf_token": token})
+        assert page.status_code == 503
+        assert "Traceback" not in page.get_data(as_text=True)
