@@ -111,9 +111,9 @@ _DECR = (
     "UPDATE counter SET count = max(count - :amount, 0) WHERE key = :key AND expires > :now "
     "RETURNING count"
 )
+_GET = "SELECT count, expires FROM counter WHERE key = ? AND expires > ?"
 # Connections a forked child found open; kept referenced so they are never closed.
 _INHERITED: list[sqlite3.Connection] = []
-_GET = "SELECT count, expires FROM counter WHERE key = ? AND expires > ?"
 
 
 class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
@@ -166,12 +166,16 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
             cached_statements=32,
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            # Persistent in the file; switching needs the write lock, so wait for it.
-            conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in _SCHEMA:
-            conn.execute(statement)
+        # The first processes to open a new file race to set it up: one at a time.
+        self._writers.acquire()
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent, in the file
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        finally:
+            self._writers.release()
         return conn
 
     @contextmanager
