@@ -150,6 +150,8 @@ def document(prefix: str) -> dict[str, Any]:
             codes.append("404")
         if op.body is not None:
             codes += ["409", "413"]
+        # The database or the rate-limit storage is unavailable: retry (Retry-After).
+        codes.append("503")
         for code in sorted(set(codes)):
             item["responses"][code] = {"description": "Error", "content": error}
         if op.auth:
