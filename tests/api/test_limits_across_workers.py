@@ -4,8 +4,9 @@ Real gunicorn on a free port of 127.0.0.1, started on the app factory with a
 temporary instance folder and nothing said about the rate-limit storage: the
 default, a file in the instance folder that every worker counts in
 (registry/ratelimit.py). Requests come from several threads at once; each
-limit must let exactly its budget through, however the requests fall on the
-workers. (With the per-process ``memory://`` store, 4 workers let up to 4
+limit (per key, per organization's cold checks, per number on the site, per
+client on the console) must let exactly its budget through, however the
+requests fall on the workers. (With the per-process ``memory://`` store, 4 workers let up to 4
 times the budget through.)
 """
 
@@ -39,7 +40,7 @@ from tests.factories import HOLDER
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[2]
 THREADS = 8
-KEY_LIMIT, COLD_LIMIT, CODE_LIMIT = 30, 25, 5
+KEY_LIMIT, COLD_LIMIT, CODE_LIMIT, STAFF_LIMIT = 30, 25, 5, 7
 BATCH = 5  # cold numbers in each batch: a batch costs 5 of the cold-check budget
 
 
@@ -61,7 +62,8 @@ def gunicorn(database_url: str, instance: Path, workers: int) -> Iterator[int]:
         REGISTRY_RATELIMIT_COLD_CHECK=f"{COLD_LIMIT} per day",
         REGISTRY_RATELIMIT_LOGIN_NUMBER=f"{CODE_LIMIT} per day",
     )
-    factory = f"registry:create_app({{'INSTANCE_PATH': {str(instance)!r}}})"
+    config = {"INSTANCE_PATH": str(instance), "STAFF_LOGIN_RATE": f"{STAFF_LIMIT} per day"}
+    factory = f"registry:create_app({config!r})"
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
            "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), factory]  # fmt: skip
     log = instance.parent / "gunicorn.log"
@@ -106,20 +108,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def ask_for_code(port: int, phone: str) -> int:
-    """Ask the site for a sign-in code as a browser of its own would; return the POST's status."""
+def submit(port: int, path: str, fields: dict[str, str]) -> int:
+    """Open the form on ``path`` and send it, as a browser of its own would; return the status."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
-    base = f"http://127.0.0.1:{port}"
-    with opener.open(f"{base}/sign-in", timeout=30) as resp:
+    url = f"http://127.0.0.1:{port}{path}"
+    with opener.open(url, timeout=30) as resp:
         page = resp.read().decode()
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
     assert match, page[:300]
-    form = urllib.parse.urlencode({"phone": phone, "csrf_token": match.group(1)}).encode()
+    form = urllib.parse.urlencode({**fields, "csrf_token": match.group(1)}).encode()
     try:
-        with opener.open(f"{base}/sign-in", form, timeout=30) as resp:
+        with opener.open(url, form, timeout=30) as resp:
             return int(resp.status)
-    except urllib.error.HTTPError as exc:  # the 302 (not followed) and the 429
+    except urllib.error.HTTPError as exc:  # a 302 (not followed), 401, 429
         exc.close()
         return exc.code
 
@@ -155,7 +157,15 @@ def test_every_limit_lets_exactly_its_budget_through(
         assert got == {200: COLD_LIMIT // BATCH, 429: 10 - COLD_LIMIT // BATCH}
 
         # Per number, on the site: sign-in codes texted to one number.
-        got = at_once(20, lambda _: ask_for_code(port, HOLDER))
+        got = at_once(20, lambda _: submit(port, "/sign-in", {"phone": HOLDER}))
         assert got == {302: CODE_LIMIT, 429: 20 - CODE_LIMIT}
+
+        # Per client, on the console: sign-in attempts (unknown accounts: no lock-out).
+        def staff_login(i: int) -> int:
+            form = {"email": f"nobody{i}@regulator.example", "password": "wrong", "code": "000000"}
+            return submit(port, "/admin/login", form)
+
+        got = at_once(20, staff_login)
+        assert got == {401: STAFF_LIMIT, 429: 20 - STAFF_LIMIT}
         # The counts are in the instance folder, not in a worker.
         assert (tmp_path / "instance" / "ratelimits.sqlite3").exists()
