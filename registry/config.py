@@ -19,6 +19,8 @@ import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from registry import ratelimit  # registers sqlite:// (and memory://) with limits
+
 POLICIES = ("opt-in", "opt-out")
 SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
 SMS_BACKENDS = ("console", "http")
@@ -80,8 +82,11 @@ def _rate_limit(text: str) -> str:
 
 def _storage_url(text: str) -> str:
     scheme = text.split("://", 1)[0] if "://" in text else ""
-    if scheme not in limits.storage.SCHEMES:
-        raise ConfigError(f"expected memory:// or redis://host:port, got {text!r}")
+    if scheme not in limits.storage.SCHEMES or text == f"{ratelimit.SCHEME}:///":
+        raise ConfigError(
+            f"expected sqlite:///path (one machine), redis://host:port (several) or "
+            f"memory:// (one process), got {text!r}"
+        )
     return text
 
 
@@ -115,6 +120,8 @@ class Settings:
 
     database_url: str
     secret_key: str
+    # Default: a file in the instance folder that every worker counts in (registry/ratelimit.py).
+    ratelimit_storage_url: str
     policy: str = "opt-in"
     default_region: str = "CN"
     timezone: str = "Asia/Shanghai"
@@ -127,7 +134,6 @@ class Settings:
     # The registry's own SMS number (port): its texts come from it, and replies to
     # it, brought by the gateway (role ``gateway``), are the holder's own voice.
     sms_number: str = "10690000"
-    ratelimit_storage_url: str = "memory://"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     # Every GET of /api/v1, per key (per client address without one): feed, consents, receipts...
@@ -254,6 +260,9 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
+    else:
+        instance.mkdir(parents=True, exist_ok=True)
+        kwargs["ratelimit_storage_url"] = ratelimit.machine_url(instance)
     if (limit := get("RATELIMIT_CHECK")) is not None:
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:

@@ -169,6 +169,8 @@ def document(prefix: str) -> dict[str, Any]:
         if op.body is not None:
             codes += ["409", "413"]
         codes += op.errors
+        # The database or the rate-limit storage is unavailable: retry (Retry-After).
+        codes.append("503")
         for code in sorted(set(codes)):
             item["responses"][code] = {"description": "Error", "content": error}
         item["responses"]["429"] = RATE_LIMITED  # every operation, reads included

@@ -27,7 +27,8 @@ def test_defaults_follow_the_spec(tmp_path: Path) -> None:
     assert s.require_confirmation is True
     assert s.disconnect_data_since is None
     assert s.sms_backend == "console"
-    assert s.ratelimit_storage_url == "memory://"
+    # Not the SPEC's memory:// (issue 13): limits hold across every worker of the machine.
+    assert s.ratelimit_storage_url == f"sqlite:///{tmp_path / 'ratelimits.sqlite3'}"
     assert s.database_url == f"sqlite:///{tmp_path / 'registry.sqlite3'}"
 
 
@@ -95,6 +96,7 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("DATABASE_URL", "not a url"),
         ("DATABASE_URL", "mysql://user@127.0.0.1/anning"),
         ("RATELIMIT_STORAGE_URL", "bogus://127.0.0.1"),
+        ("RATELIMIT_STORAGE_URL", "sqlite:///"),
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
         ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
