@@ -29,6 +29,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from registry.api.openapi import IdConverter
 
     app.url_map.converters["id"] = IdConverter
+    # Every <int:...> in a URL is a record id too: bounded, so none overflows BIGINT (404).
+    app.url_map.converters["int"] = IdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from registry import phones
 from registry.api import actor_for, body, bp, caller, settings, write_limit
 from registry.api.errors import validation_details
-from registry.api.openapi import route
+from registry.api.openapi import ID_MAX, route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.consent import otp
 from registry.consent import services as consents
@@ -289,6 +289,8 @@ def list_consents() -> Any:
         limit = min(max(int(args.get("limit", 100)), 1), 1000)
     except ValueError as exc:
         raise ValidationFailed("after and limit must be whole numbers", field="limit") from exc
+    if not 0 <= after <= ID_MAX:
+        raise ValidationFailed(f"after must be a consent id, 0 to {ID_MAX}", field="after")
     session = get_session()
     sender_id = None
     if args.get("sender"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from flask import jsonify, request
@@ -17,6 +17,7 @@ from registry.errors import InvalidPhoneError, TooLarge, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import limiter
 from registry.numbers import services
+from registry.timeutil import within_calendar
 
 MAX_ROWS = 10_000
 
@@ -92,5 +93,9 @@ def reassigned(phone: str) -> Any:
         since = date.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationFailed("since must be a date, YYYY-MM-DD", field="since") from exc
+    try:
+        within_calendar(datetime.combine(since, time()))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="since") from exc
     answer = services.reassigned(get_session(), cfg, e164, since)
     return jsonify({"phone": e164, "since": since.isoformat(), "reassigned": answer})

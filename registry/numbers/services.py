@@ -17,7 +17,7 @@ from registry.events import services as events
 from registry.events.services import Actor
 from registry.numbers.models import Disconnection
 from registry.subscribers.models import Subscriber
-from registry.timeutil import to_utc, utcnow
+from registry.timeutil import to_utc, utcnow, within_calendar
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +31,19 @@ class Rejected:
 def parse_time(value: str | datetime, settings: Settings) -> datetime:
     """Parse an ISO 8601 time (or date); a time without offset is in REGISTRY_TIMEZONE."""
     if isinstance(value, datetime):
-        return to_utc(value, settings.tz)
-    text = value.strip()
+        parsed = value
+    else:
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"not an ISO 8601 time: {value!r}", field="disconnected_at"
+            ) from exc
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return to_utc(within_calendar(parsed), settings.tz)
     except ValueError as exc:
-        raise ValidationFailed(f"not an ISO 8601 time: {value!r}", field="disconnected_at") from exc
-    return to_utc(parsed, settings.tz)
+        raise ValidationFailed(str(exc), field="disconnected_at") from exc
 
 
 def disconnect(
