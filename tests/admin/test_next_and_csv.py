@@ -29,7 +29,12 @@ def test_a_next_with_crlf_or_elsewhere_goes_to_the_dashboard(
     page = client.get(f"/admin/login?next={target}")
     assert page.status_code == 200
     token = csrf(client, f"/admin/login?next={target}")
-    form = {"csrf_token": token, "email": officer.email, "password": PASSWORD, "code": officer.code()}
+    form = {
+        "csrf_token": token,
+        "email": officer.email,
+        "password": PASSWORD,
+        "code": officer.code(),
+    }
     resp = client.post(f"/admin/login?next={target}", data=form)
     assert resp.status_code == 302
     assert resp.headers["Location"] == "/admin/"
@@ -41,7 +46,12 @@ def test_a_next_with_crlf_or_elsewhere_goes_to_the_dashboard(
 
 def test_a_console_path_is_still_followed(client: FlaskClient, officer: Staff) -> None:
     token = csrf(client, "/admin/login")
-    form = {"csrf_token": token, "email": officer.email, "password": PASSWORD, "code": officer.code()}
+    form = {
+        "csrf_token": token,
+        "email": officer.email,
+        "password": PASSWORD,
+        "code": officer.code(),
+    }
     resp = client.post("/admin/login?next=/admin/stats%3Fq%3D2026Q1", data=form)
     assert resp.headers["Location"] == "/admin/stats?q=2026Q1"
 
