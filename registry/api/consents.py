@@ -228,6 +228,7 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     body=ConsentIn,
     response=ConsentOut,
     status=201,
+    responses={200: "The same external_id again: the consent recorded first, unchanged"},
 )
 @limiter.limit(write_limit)
 def create_consent() -> Any:
@@ -343,6 +344,7 @@ def get_consent(consent_id: int) -> Any:
     summary="Revoke a consent",
     tag="consents",
     response=ConsentOut,
+    responses={409: "The consent is already revoked or expired"},
 )
 @limiter.limit(write_limit)
 def revoke_consent(consent_id: int) -> Any:
