@@ -8,9 +8,14 @@ from urllib.parse import unquote
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from registry.admin import statistics
-from tests.admin.conftest import PASSWORD, Staff, csrf
+from registry.orgs import services as orgs
+from registry.orgs.models import Delegation
+from tests.admin.conftest import PASSWORD, Staff, csrf, post_form
+from tests.factories import World
 
 NEXTS = [
     "/admin/%0d%0aSet-Cookie:%20anning_staff=x",
@@ -77,3 +82,17 @@ def test_csv_exports_defuse_formulas(
         "'=HYPERLINK(\"http://evil.example\")", "'+1+1", "'@SUM(A1)", "'-2+3", "'\tx", "'\rx", "plain",
     ]  # fmt: skip
     assert rows[2][1] == "-2"  # numbers stay numbers
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00", "9999-12-31T23:59"])
+def test_a_delegation_expiring_at_the_calendars_edge_is_refused(
+    as_officer: FlaskClient, session: Session, world: World, when: str
+) -> None:
+    orgs.create_org(session, "callcenter-b", "Call center B", "sender")
+    session.commit()
+    form = {"principal": "acme", "agent": "callcenter-b", "senders": "acme-cards",
+            "scopes": ["check"], "expires_at": when}  # fmt: skip
+    resp = post_form(as_officer, "/admin/delegations", "/admin/delegations", form)  # type: ignore[arg-type]
+    assert resp.status_code < 500
+    assert "1900" in resp.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(Delegation)) == 0
