@@ -60,11 +60,25 @@ OPERATIONS: list[Operation] = []
 ID_MAX = 2**63 - 1  # BIGINT
 
 
+INT_ID_MAX = 2**31 - 1  # INTEGER: the id column of the smaller tables (webhooks, complaints...)
+
+
 class IdConverter(IntegerConverter):
-    """A record id in a URL: a positive BIGINT, so no id can overflow the database (else 404)."""
+    """A record id in a URL (``<id:>``): a positive BIGINT, so no id can overflow the database (else 404)."""
 
     def __init__(self, url_map: Map) -> None:
         super().__init__(url_map, min=1, max=ID_MAX)
+
+
+class IntIdConverter(IntegerConverter):
+    """A record id of a table with an INTEGER id (``<int:>``): 1 to 2^31-1, else 404.
+
+    Installed in place of werkzeug's ``int``, whose unbounded values reach
+    PostgreSQL as "integer out of range" (a 500).
+    """
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=INT_ID_MAX)
 
 
 def route(
@@ -160,6 +174,8 @@ def document(prefix: str) -> dict[str, Any]:
                 schema: dict[str, Any] = {"type": "string", "maxLength": 512}
                 if part.startswith("<id:"):
                     schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+                elif part.startswith("<int:"):
+                    schema = {"type": "integer", "minimum": 1, "maximum": INT_ID_MAX}
                 params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
             params.append(

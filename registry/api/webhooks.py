@@ -89,7 +89,7 @@ def delete_webhooks_by_url() -> Any:
     return jsonify({"deleted": deleted})
 
 
-@route(bp, "/webhooks/<id:hook_id>", "DELETE", summary="Remove a webhook", tag="sync", status=204)
+@route(bp, "/webhooks/<int:hook_id>", "DELETE", summary="Remove a webhook", tag="sync", status=204)
 @limiter.limit(write_limit)
 def delete_webhook(hook_id: int) -> Any:
     """Stop deliveries to a hook."""

@@ -96,3 +96,8 @@ def test_a_delegation_expiring_at_the_calendars_edge_is_refused(
     assert resp.status_code < 500
     assert "1900" in resp.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(Delegation)) == 0
+
+
+@pytest.mark.parametrize("n", ["2147483648", "9223372036854775806", "99999999999999999999999"])
+def test_ids_beyond_the_columns_range_are_404(as_officer: FlaskClient, n: str) -> None:
+    assert as_officer.get(f"/admin/complaints/{n}").status_code == 404

@@ -88,6 +88,8 @@ def test_query_integers_beyond_64_bits_are_422(acme: Api, query: str) -> None:
     [
         "/webhooks/99999999999999999999999",
         "/webhooks/9223372036854775808",
+        "/webhooks/9223372036854775806",  # a BIGINT, but not an INTEGER: the webhook id column
+        "/webhooks/2147483648",
         "/webhooks/0",
         "/consents/99999999999999999999999",
         "/delegations/99999999999999999999999/revoke",
@@ -105,8 +107,11 @@ def test_path_integers_beyond_64_bits_are_404(client: FlaskClient, world: World,
         assert resp.get_json()["error"]["code"] == "not_found"
 
 
-def test_the_largest_id_is_an_ordinary_404(acme: Api) -> None:
-    resp = acme.client.delete("/api/v1/webhooks/9223372036854775807", headers=acme.headers())
+def test_the_largest_ids_are_ordinary_404s(acme: Api) -> None:
+    resp = acme.client.delete("/api/v1/webhooks/2147483647", headers=acme.headers())
+    assert resp.status_code == 404
+    assert resp.get_json()["error"]["code"] == "not_found"
+    resp = acme.get("/consents/9223372036854775807")
     assert resp.status_code == 404
     assert resp.get_json()["error"]["code"] == "not_found"
 

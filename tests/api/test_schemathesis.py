@@ -107,6 +107,9 @@ def test_api_fuzz(case, api_key: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.fuzz
-def test_api_fuzz_sent_enough_requests() -> None:
+def test_api_fuzz_sent_enough_requests(pytestconfig: pytest.Config) -> None:
     """Run after the fuzz lane (same module, later): it sent at least 10,000 requests."""
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"fuzz lane: {Requests.count} requests answered")
     assert Requests.count >= FUZZ_REQUESTS, Requests.count

@@ -26,3 +26,8 @@ def test_a_contact_time_at_the_calendars_edge_is_refused(
     assert "1900" in page
     assert "9000" in page
     assert session.scalar(select(func.count()).select_from(Complaint)) == 0
+
+
+@pytest.mark.parametrize("n", ["2147483648", "9223372036854775806", "99999999999999999999999"])
+def test_complaint_ids_beyond_the_columns_range_are_404(holder: FlaskClient, n: str) -> None:  # noqa: F811
+    assert holder.get(f"/me/complaints/{n}").status_code == 404
