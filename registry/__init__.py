@@ -36,9 +36,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
-    from registry.api.openapi import IdConverter
+    from registry.api.openapi import IdConverter, IntIdConverter
 
     app.url_map.converters["id"] = IdConverter
+    # Every <int:...> in a URL is an INTEGER record id: bounded, so none overflows (404).
+    app.url_map.converters["int"] = IntIdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
         app.config.update(

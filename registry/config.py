@@ -154,6 +154,8 @@ class Settings:
     sanction_days: int = 10
     sanction_auto_suspend: bool = False
     sanction_suspend_days: int = 30
+    # Webhooks may reach loopback/private/link-local addresses (on-premise receivers, tests).
+    webhook_allow_private: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -277,6 +279,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
+    if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
+        kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

@@ -15,11 +15,30 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from registry.orgs.models import ROLES, SCOPES
 from registry.senders.models import CATEGORIES
+from registry.timeutil import within_calendar
+
+
+def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
+    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
+    if field.data is None:
+        return
+    try:
+        within_calendar(field.data)
+    except ValueError as exc:
+        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
+
 
 # A complaint's statuses as staff read them (the stored value stays the English code).
 STATUS_LABELS = {"open": _l("open"), "answered": _l("answered"), "closed": _l("closed")}
@@ -167,7 +186,9 @@ class DelegationForm(FlaskForm):
         validators=[DataRequired(message=_l("Choose at least one scope."))],
     )
     expires_at = DateTimeLocalField(
-        _l("Expires at (UTC, optional)"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+        _l("Expires at (UTC, optional)"),
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional(), _within_calendar],
     )
 
 

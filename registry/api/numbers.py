@@ -3,7 +3,7 @@ anyone may ask whether a number was reassigned."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from flask import jsonify, request
@@ -18,7 +18,7 @@ from registry.errors import InvalidPhoneError, TooLarge, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import limiter
 from registry.numbers import ranges, services
-from registry.timeutil import iso
+from registry.timeutil import iso, within_calendar
 
 MAX_ROWS = 10_000
 
@@ -101,6 +101,10 @@ def reassigned(phone: str) -> Any:
         since = date.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationFailed("since must be a date, YYYY-MM-DD", field="since") from exc
+    try:
+        within_calendar(datetime.combine(since, time()))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="since") from exc
     answer = services.reassigned(get_session(), cfg, e164, since)
     return jsonify({"phone": e164, "since": since.isoformat(), "reassigned": answer})
 
@@ -126,7 +130,7 @@ class RetractionOut(BaseModel):
 
 
 @route(bp, "/numbers/disconnections/retractions", "POST", summary="Retract a disconnection you reported",
-       tag="numbers", body=RetractionIn, response=RetractionOut, errors=("404",))  # fmt: skip
+       tag="numbers", body=RetractionIn, response=RetractionOut, responses={404: "No such disconnection of yours"})  # fmt: skip
 @limiter.limit(write_limit)
 def retract_disconnection() -> Any:
     """Retract a wrong disconnection (only the carrier that reported it); restore what it voided."""
@@ -214,7 +218,7 @@ def list_ranges() -> Any:
 
 
 @route(bp, "/numbers/ranges", "POST", summary="Sub-assign part of your range to an MVNO",
-       tag="numbers", body=RangeIn, response=RangeOut, status=201, errors=("404",))  # fmt: skip
+       tag="numbers", body=RangeIn, response=RangeOut, status=201, responses={404: "No such range of yours to sub-assign from"})  # fmt: skip
 @limiter.limit(write_limit)
 def sub_assign_range() -> Any:
     """Give an MVNO a longer prefix inside one of the caller's own ranges.
@@ -232,7 +236,7 @@ def sub_assign_range() -> Any:
 
 
 @route(bp, "/numbers/ranges/<id:range_id>/revoke", "POST", summary="Revoke a sub-assignment you made",
-       tag="numbers", response=RangeOut, errors=("409",))  # fmt: skip
+       tag="numbers", response=RangeOut, responses={409: "The range is already revoked"})  # fmt: skip
 @limiter.limit(write_limit)
 def revoke_range(range_id: int) -> Any:
     """Take back a sub-range the caller gave an MVNO; its numbers are the host's again."""

@@ -28,7 +28,7 @@ from registry.events.services import Actor
 from registry.numbers import ranges
 from registry.numbers.models import Disconnection
 from registry.subscribers.models import Subscriber
-from registry.timeutil import iso, to_utc, utcnow
+from registry.timeutil import iso, to_utc, utcnow, within_calendar
 
 # No registry holds disconnections from before this; an earlier time is a typo.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,9 +59,9 @@ def parse_time(
         except ValueError as exc:
             raise ValidationFailed(f"not an ISO 8601 time: {value!r}", field=field) from exc
     try:
-        return to_utc(parsed, settings.tz)
+        return to_utc(within_calendar(parsed), settings.tz)
     except (OverflowError, ValueError) as exc:
-        raise ValidationFailed(f"{field} is out of range: {value!r}", field=field) from exc
+        raise ValidationFailed(f"{field}: {exc}", field=field) from exc
 
 
 def disconnect(

@@ -196,12 +196,13 @@ def iso_text(value: Any) -> Any:
 
 def parse_cursor(after: str | None, limit: str | None) -> tuple[int, int]:
     """Validate ``after`` (a feed number, default 0) and ``limit`` (1 to 1000, default 100)."""
+    # Absent means the default; present but empty (``?after=``) is not a number.
     try:
-        a = int(after) if after else 0
+        a = int(after) if after is not None else 0
     except ValueError as exc:
         raise ValidationFailed("after must be a feed number (an integer)", field="after") from exc
     try:
-        n = int(limit) if limit else 100
+        n = int(limit) if limit is not None else 100
     except ValueError as exc:
         raise ValidationFailed("limit must be an integer", field="limit") from exc
     if a < 0 or a > 2**62:
