@@ -51,7 +51,12 @@ ERRORS = {
     409: "The request conflicts with the record's state",
     413: "The body or the batch is larger than the operation takes",
     422: "A field, query parameter or number is not valid",
-    429: "Rate limit reached; Retry-After says when to try again",
+    429: (
+        "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
+        "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
+        "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
+        "number's budget of consent texts was spent; retry after Retry-After seconds"
+    ),
     503: "The database is unreachable; retry shortly",
 }
 
@@ -135,10 +140,7 @@ ERROR_SCHEMA = {
 
 
 RATE_LIMITED = {
-    "description": "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
-    "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
-    "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
-    "number's budget of consent texts was spent; retry after Retry-After seconds",
+    "description": ERRORS[429],
     "headers": {
         "Retry-After": {"description": "seconds until the limit's window reopens",
                         "schema": {"type": "integer", "minimum": 1}}
