@@ -11,6 +11,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from registry.events.models import Event
+from registry.orgs.models import Organization
+from registry.senders.models import Sender
 from registry.timeutil import utcnow
 
 
@@ -89,3 +91,16 @@ def for_phone(session: Session, phone: str, limit: int = 1000) -> list[Event]:
             select(Event).where(Event.phone == phone).order_by(Event.id).limit(limit)  # type: ignore[arg-type]
         )
     )
+
+
+def history_of(session: Session, phone: str, limit: int = 1000) -> list[tuple[Event, str | None, str | None]]:
+    """Return a number's events, oldest first, each with its organization's and sender's names."""
+    rows = session.execute(
+        select(Event, Organization.name, Sender.name)  # type: ignore[call-overload]
+        .outerjoin(Organization, Organization.id == Event.organization_id)
+        .outerjoin(Sender, Sender.id == Event.sender_id)
+        .where(Event.phone == phone)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return [(event, org, sender) for event, org, sender in rows]
