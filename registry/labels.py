@@ -116,14 +116,14 @@ VIA = {
     "site": _l("on this site"),
     "sms": _l("by text message"),
     "otp": _l("with a texted code"),
-    "cli": _l("by the operator's command line"),
+    "cli": _l("from the command line"),
     "system": _l("automatically"),
 }
 
 ACTORS = {
-    "subscriber": _l("You"),
-    "system": _l("The registry"),
-    "demo": _l("The registry's demo data"),
+    "subscriber": _l("you"),
+    "system": _l("the registry"),
+    "demo": _l("the registry's demo data"),
 }
 
 VERDICTS = {
