@@ -297,7 +297,7 @@ def _operator_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             out[key] = raw.strip()
     if (raw := get("PRIVACY_URL")) is not None:
         url = raw.strip()
-        if not (url.startswith(("https://", "http://")) or url.startswith("/")):
+        if not (url.startswith(("https://", "http://", "/"))):
             raise ConfigError(
                 f"REGISTRY_PRIVACY_URL: expected an http(s):// address or a path, got {raw!r}"
             )

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.events.models import Event
 from registry.orgs.models import Organization
@@ -93,14 +94,16 @@ def for_phone(session: Session, phone: str, limit: int = 1000) -> list[Event]:
     )
 
 
-def history_of(session: Session, phone: str, limit: int = 1000) -> list[tuple[Event, str | None, str | None]]:
+def history_of(
+    session: Session, phone: str, limit: int = 1000
+) -> list[tuple[Event, str | None, str | None]]:
     """Return a number's events, oldest first, each with its organization's and sender's names."""
     rows = session.execute(
-        select(Event, Organization.name, Sender.name)  # type: ignore[call-overload]
-        .outerjoin(Organization, Organization.id == Event.organization_id)
-        .outerjoin(Sender, Sender.id == Event.sender_id)
-        .where(Event.phone == phone)
-        .order_by(Event.id)
+        select(Event, col(Organization.name), col(Sender.name))
+        .outerjoin(Organization, col(Organization.id) == col(Event.organization_id))
+        .outerjoin(Sender, col(Sender.id) == col(Event.sender_id))
+        .where(col(Event.phone) == phone)
+        .order_by(col(Event.id))
         .limit(limit)
     )
-    return [(event, org, sender) for event, org, sender in rows]
+    return [(event, org, sender) for event, org, sender in rows.tuples()]

@@ -91,7 +91,10 @@ def quiet_hours(text: str) -> str:
             _l("Write a start and an end time with a dash between them, like 12:00-14:00.")
         )
     start_h, start_m, end_h, end_m = (int(x) for x in match.groups())
-    for hour, minute, written in ((start_h, start_m, text.split("-")[0]), (end_h, end_m, text.split("-")[1])):
+    for hour, minute, written in (
+        (start_h, start_m, text.split("-")[0]),
+        (end_h, end_m, text.split("-")[1]),
+    ):
         if hour > 23:
             raise ValidationError(
                 _l("%(time)s is not a time of day: hours go from 0 to 23.", time=written)
@@ -101,7 +104,9 @@ def quiet_hours(text: str) -> str:
                 _l("%(time)s is not a time of day: minutes go from 00 to 59.", time=written)
             )
     if (start_h, start_m) == (end_h, end_m):
-        raise ValidationError(_l("The start and the end are the same time; write two different times."))
+        raise ValidationError(
+            _l("The start and the end are the same time; write two different times.")
+        )
     return f"{start_h:02d}:{start_m:02d}-{end_h:02d}:{end_m:02d}"
 
 

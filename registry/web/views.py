@@ -33,7 +33,7 @@ from registry.complaints import services as complaints
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.db import get_session
-from registry.errors import RegistryError
+from registry.errors import RegistryError, ValidationFailed
 from registry.events import services as events
 from registry.events.services import Actor
 from registry.extensions import limiter
@@ -335,7 +335,7 @@ def complaint_list() -> Any:
                 form.text.data,
             )
             db.commit()
-        except RegistryError:
+        except ValidationFailed:  # another holder's form token is a NotFound: the 404 page
             db.rollback()
             form.contacted_at.errors = [_("The time of the contact cannot be in the future.")]
         else:
@@ -376,7 +376,7 @@ def complaint_detail(complaint_id: int) -> Any:
                 db, form.once.data or "", complaint, form.body.data or "", author="holder"
             )
             db.commit()
-        except RegistryError:
+        except ValidationFailed:
             db.rollback()
             form.once.errors = [str(ONCE_EXPIRED)]
         else:

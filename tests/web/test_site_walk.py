@@ -64,9 +64,7 @@ def world(app: Flask) -> factories.World:
 
 def open_page(browser: Any, lang: str, viewport: dict[str, int], js: bool = True) -> Any:
     """Return a new page in its own context: the language the browser asks for, JS on or off."""
-    context = browser.new_context(
-        viewport=viewport, locale=LANGS[lang], java_script_enabled=js
-    )
+    context = browser.new_context(viewport=viewport, locale=LANGS[lang], java_script_enabled=js)
     return context.new_page()
 
 
@@ -103,7 +101,7 @@ def box(locator: Any) -> dict[str, float]:
 
 @pytest.fixture
 def browser(chromium: Any) -> Iterator[Any]:
-    yield chromium
+    return chromium
 
 
 @pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
@@ -120,9 +118,14 @@ def test_each_control_sits_beside_its_label_with_a_large_target(
             label = page.locator(f"label[for='{control.get_attribute('id')}']")
             c, lab = box(control), box(label)
             # Beside it: on the same line (centres within a few pixels), to its right, close.
-            assert abs((c["y"] + c["height"] / 2) - (lab["y"] + lab["height"] / 2)) <= 4, (path, c, lab)
+            assert abs((c["y"] + c["height"] / 2) - (lab["y"] + lab["height"] / 2)) <= 4, (
+                path,
+                c,
+                lab,
+            )
             assert 0 <= lab["x"] - (c["x"] + c["width"]) <= 24, (path, c, lab)
-            assert c["width"] >= 24 and c["height"] >= 24
+            assert c["width"] >= 24
+            assert c["height"] >= 24
             assert lab["height"] >= 40  # the label is the large target: the whole row
             controls.append(control)
     assert len(controls) == 2 + 12 + 2  # do-not-disturb, categories, channel
@@ -168,7 +171,8 @@ def test_holders_read_words_and_local_times_not_codes_and_utc(
     check(live_server, world.keys["shop"], "shop-deals")  # consent: allowed
     file_complaint(page, live_server)  # 10:15 in Shanghai is 02:15 UTC
     complaint_page = visible_text(page)
-    assert "10:15" in complaint_page and "02:15" not in complaint_page
+    assert "10:15" in complaint_page
+    assert "02:15" not in complaint_page
     seen = complaint_page
     for path in ("/me/checks", "/me/senders", "/me/complaints", "/me/data"):
         page.goto(live_server + path)
@@ -214,7 +218,8 @@ def test_error_pages_speak_the_page_language_with_the_site_around_them(
     assert page.url.endswith("/me")
     # The API keeps its envelope.
     api = page.request.get(live_server + "/api/v1/no-such-thing")
-    assert api.status == 404 and api.json()["error"]["code"] == "not_found"
+    assert api.status == 404
+    assert api.json()["error"]["code"] == "not_found"
     page.context.close()
 
 
@@ -228,19 +233,27 @@ def test_too_many_requests_and_a_database_down_are_site_pages(app: Flask, tmp_pa
         client = limited.test_client()
         client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
         client.post("/sign-in", data={"phone": HOLDER, "csrf_token": csrf(client, "/sign-in")})
-        resp = client.post("/sign-in", data={"phone": HOLDER, "csrf_token": csrf(client, "/sign-in")})
+        resp = client.post(
+            "/sign-in", data={"phone": HOLDER, "csrf_token": csrf(client, "/sign-in")}
+        )
         page = resp.get_data(as_text=True)
         assert resp.status_code == 429
-        assert 'lang="en"' in page and "Too many requests" in page and 'class="brand"' in page
-        assert "Wait a while" in page and 'href="/"' in page
+        assert 'lang="en"' in page
+        assert "Too many requests" in page
+        assert 'class="brand"' in page
+        assert "Wait a while" in page
+        assert 'href="/"' in page
     # The database is gone: asking for a code cannot be recorded. 503, the site's page.
     gone = make_app(f"sqlite:///{tmp_path / 'gone' / 'x.sqlite3'}", tmp_path)
     client = gone.test_client()
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
     resp = client.post("/sign-in", data={"phone": HOLDER, "csrf_token": csrf(client, "/sign-in")})
     page = resp.get_data(as_text=True)
-    assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0
-    assert "登记系统暂时无法使用" in page and 'class="brand"' in page and 'lang="zh-CN"' in page
+    assert resp.status_code == 503
+    assert int(resp.headers["Retry-After"]) > 0
+    assert "登记系统暂时无法使用" in page
+    assert 'class="brand"' in page
+    assert 'lang="zh-CN"' in page
     with gone.app_context():
         db.dispose()
 
@@ -261,7 +274,8 @@ def test_english_chosen_before_signing_in_stays_after(
     # The code was texted in English too.
     with db.session() as s:
         body = s.scalars(select(SmsMessage.body).order_by(SmsMessage.id.desc())).first()  # type: ignore[union-attr]
-    assert body is not None and body.startswith("Anning sign-in code")
+    assert body is not None
+    assert body.startswith("Anning sign-in code")
     page.context.close()
 
 
@@ -275,8 +289,9 @@ def test_each_empty_field_says_what_it_needs_and_links_to_itself(
     page.locator("main form button[type=submit]").first.click()
     summary = page.locator(".error-summary li a")
     messages = summary.all_inner_texts()
-    assert len(messages) == 3 and len(set(messages)) == 3, messages
-    assert "该字段是必填字段。" not in messages and "This field is required." not in messages
+    assert len(set(messages)) == len(messages) == 3, messages
+    assert "该字段是必填字段。" not in messages
+    assert "This field is required." not in messages
     for link in summary.all():
         target = link.get_attribute("href")
         assert page.locator(str(target)).count() == 1, target  # the error links somewhere real
@@ -321,7 +336,11 @@ def test_do_not_disturb_says_individual_consents_still_count(
     page = open_page(browser, lang, PHONE)
     sign_in(page, live_server)
     hint = page.locator("fieldset", has=page.locator("#dnd_sms")).inner_text()
-    assert ("单独同意过的发送方仍可联系您" if lang == "zh" else "agreed to individually can still contact you") in hint
+    assert (
+        "单独同意过的发送方仍可联系您"
+        if lang == "zh"
+        else "agreed to individually can still contact you"
+    ) in hint
     page.check("#dnd_sms")
     page.locator("main form button[type=submit]").first.click()
     # And it is true: the consented sender is still allowed, the other is refused for dnd.
@@ -350,7 +369,8 @@ def test_the_operator_footer_is_on_every_site_page(
         page.goto(live_server + path)
         assert page.locator("footer.operator a[href^='mailto:']").count() == 1, path
     page.locator("footer.operator").get_by_role("link", name="Privacy notice").click()
-    assert page.url.endswith("/privacy") and "What is recorded" in visible_text(page)
+    assert page.url.endswith("/privacy")
+    assert "What is recorded" in visible_text(page)
     page.context.close()
 
 
@@ -363,7 +383,8 @@ def test_the_footer_names_the_configured_operator(app: Flask, tmp_path: Any) -> 
         REGISTRY_PRIVACY_URL="https://example.org/privacy",
     ) as configured:  # fmt: skip
         page = configured.test_client().get("/").get_data(as_text=True)
-    assert "Example Telecom Authority" in page and "+86 10 1234 5678" in page
+    assert "Example Telecom Authority" in page
+    assert "+86 10 1234 5678" in page
     assert 'href="https://example.org/privacy"' in page
 
 
@@ -381,7 +402,8 @@ def test_a_complaint_sent_twice_is_made_once(
     en = {"Accept-Language": "en"}  # the page's own request API sends no language by itself
     first = page.request.post(live_server + "/me/complaints", form=form, headers=en)
     again = page.request.post(live_server + "/me/complaints", form=form, headers=en)  # a replay
-    assert first.url == again.url and re.search(r"/me/complaints/\d+$", again.url)
+    assert first.url == again.url
+    assert re.search(r"/me/complaints/\d+$", again.url)
     assert "already sent" in again.text()
     page.goto(live_server + "/me/complaints")
     page.fill("#address", "10690001")
@@ -431,15 +453,17 @@ def test_the_demo_makes_no_change_in_a_holders_name(
         s.commit()
         holders = [demo.DEMO_LOGIN, *demo.DEMO_HOLDERS]
         by_holder = s.scalar(
-            select(func.count()).select_from(Event).where(
-                Event.phone.in_(holders), Event.actor == "subscriber"  # type: ignore[attr-defined]
+            select(func.count())
+            .select_from(Event)
+            .where(
+                Event.phone.in_(holders),
+                Event.actor == "subscriber",  # type: ignore[attr-defined]
             )
         )
-        seeded = s.scalars(
-            select(Event.actor).where(Event.type == "preferences.changed")
-        ).all()
+        seeded = s.scalars(select(Event.actor).where(Event.type == "preferences.changed")).all()
     assert by_holder == 0
-    assert seeded and set(seeded) == {"demo"}  # the seeded settings name the demo as their maker
+    assert seeded
+    assert set(seeded) == {"demo"}
     page = open_page(browser, "en", PHONE, js=False)
     sign_in(page, live_server, demo.DEMO_LOGIN, demo.DEMO_LOGIN)
     page.goto(live_server + "/me/data")
