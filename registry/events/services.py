@@ -106,4 +106,4 @@ def history_of(
         .order_by(col(Event.id))
         .limit(limit)
     )
-    return [(event, org, sender) for event, org, sender in rows.tuples()]
+    return [(event, org, sender) for event, org, sender in rows]

@@ -176,7 +176,7 @@ def test_who_checked_and_complaint_with_escaped_text(holder: FlaskClient, acme: 
     page = resp.get_data(as_text=True)
     assert "&lt;script&gt;" in page
     assert "<script>alert" not in page
-    assert "等待答复" in page  # its status, in words
+    assert "待处理" in page  # its status, in words
     too_long = holder.post("/me/complaints", data={
         "address": "10690001", "channel": "sms", "contacted_at": "2026-01-02T10:00",
         "text": "x" * 1001, "csrf_token": csrf(holder, "/me/complaints"),

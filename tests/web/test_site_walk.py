@@ -11,6 +11,10 @@ a copied cookie refused after sign-out, and a demo that acts in nobody's name.
 from __future__ import annotations
 
 import re
+import threading
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,7 +155,7 @@ def file_complaint(page: Any, base: str, when: str = "2026-11-20T10:15") -> None
 
 WORDS = {
     "zh": ["拒绝", "您从未同意过", "允许", "您同意过该发送方", "短信", "生效中", "短信、电话",
-           "网站上的表单", "等待答复", "发送方联系您之前没有查询登记系统", "记录了同意", "中国标准时间"],
+           "网站上的表单", "待处理（等待答复）", "发送方联系您之前没有查询平台", "记录了同意", "中国标准时间"],
     "en": ["refused", "you never agreed to it", "allowed", "you agreed to this sender", "text message",
            "in force", "text messages, calls", "a form on a website", "waiting for an answer",
            "the sender did not ask the registry before contacting you", "Consent recorded",
@@ -251,7 +255,7 @@ def test_too_many_requests_and_a_database_down_are_site_pages(app: Flask, tmp_pa
     page = resp.get_data(as_text=True)
     assert resp.status_code == 503
     assert int(resp.headers["Retry-After"]) > 0
-    assert "登记系统暂时无法使用" in page
+    assert "平台暂时无法使用" in page
     assert 'class="brand"' in page
     assert 'lang="zh-CN"' in page
     with gone.app_context():
@@ -412,6 +416,30 @@ def test_a_complaint_sent_twice_is_made_once(
     page.locator("main form button[type=submit]").click()  # a new form is a new complaint
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Complaint)) == 2
+    # Four sendings of one new form at the same moment: still one complaint.
+    page.goto(live_server + "/me/complaints")
+    form = {
+        name: page.locator(f"main form [name='{name}']").first.input_value()
+        for name in ("csrf_token", "once")
+    }
+    form.update(address="10690001", channel="voice", contacted_at="2026-11-22T09:00")
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies())
+    body = urllib.parse.urlencode(form).encode()
+    start = threading.Barrier(4)
+
+    def send() -> int:
+        request = urllib.request.Request(
+            live_server + "/me/complaints", data=body, headers={"Cookie": cookie}
+        )
+        start.wait()
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - the test's own server
+            return int(resp.status)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda _: send(), range(4))) == [200] * 4
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Complaint)) == 3
+    page.goto(live_server + "/me/complaints/2")
     # The holder's message in the thread: once, however often it is sent.
     page.fill("#body", "Any news?")
     reply = {
