@@ -90,6 +90,17 @@ EVIDENCE_METHODS = {
     "synthetic": _l("generated test data"),
 }
 
+# Where an opt-out came from (free text from the sender; the usual ones have words).
+OPTOUT_SOURCES = {
+    "site": _l("you blocked it on this site"),
+    "sms_reply": _l("you replied to its text message"),
+    "call": _l("you said so on a call"),
+    "sms": _l("you said so by text message"),
+    "web_form": _l("you said so on its website"),
+    "app": _l("you said so in its app"),
+    "synthetic": _l("generated test data"),
+}
+
 EVENTS = {
     "consent.created": _l("Consent recorded"),
     "consent.confirmed": _l("Consent confirmed"),
@@ -195,6 +206,7 @@ def init_app(app: Flask) -> None:
         "consent_status_label": lambda c: label(CONSENT_STATUSES, c),
         "complaint_status_label": lambda c: label(COMPLAINT_STATUSES, c),
         "evidence_label": lambda c: label(EVIDENCE_METHODS, c),
+        "optout_source_label": lambda c: label(OPTOUT_SOURCES, c),
         "event_label": lambda c: label(EVENTS, c),
         "state_label": lambda c: label(STATES, c),
         "via_label": lambda c: label(VIA, c),

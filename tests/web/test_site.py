@@ -278,7 +278,9 @@ def test_a_used_code_cannot_sign_in_again(
 
 
 def test_another_holders_form_token_shows_nothing_of_theirs(
-    holder: FlaskClient, app, session: Session  # type: ignore[no-untyped-def]
+    holder: FlaskClient,
+    app,
+    session: Session,  # type: ignore[no-untyped-def]
 ) -> None:
     token = once(holder)
     form = {"address": "10690001", "channel": "sms", "contacted_at": "2026-01-02T10:00"}
