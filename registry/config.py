@@ -156,6 +156,10 @@ class Settings:
     sanction_suspend_days: int = 30
     # Webhooks may reach loopback/private/link-local addresses (on-premise receivers, tests).
     webhook_allow_private: bool = False
+    # Who runs this registry, shown in every page's footer (issue 13).
+    operator_name: str = "Anning demo registry (not a real service)"
+    operator_contact: str = "registry@example.org"
+    privacy_url: str | None = None  # None: the registry's own /privacy page
 
     @property
     def tz(self) -> ZoneInfo:
@@ -282,6 +286,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
+    kwargs.update(_operator_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -311,4 +316,22 @@ def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             out["sanction_auto_suspend"] = _bool(raw)
         except ConfigError as exc:
             raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out
+
+
+def _operator_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who runs the registry: a name, a contact and the privacy notice's address."""
+    out: dict[str, object] = {}
+    for name, key in (("OPERATOR_NAME", "operator_name"), ("OPERATOR_CONTACT", "operator_contact")):
+        if (raw := get(name)) is not None:
+            if len(raw.strip()) > 200:
+                raise ConfigError(f"REGISTRY_{name}: at most 200 characters")
+            out[key] = raw.strip()
+    if (raw := get("PRIVACY_URL")) is not None:
+        url = raw.strip()
+        if not (url.startswith(("https://", "http://", "/"))):
+            raise ConfigError(
+                f"REGISTRY_PRIVACY_URL: expected an http(s):// address or a path, got {raw!r}"
+            )
+        out["privacy_url"] = url
     return out
