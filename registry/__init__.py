@@ -7,13 +7,19 @@ from typing import Any
 
 from flask import Flask
 
-from registry.config import load_settings
+from registry.config import instance_path, load_settings
+from registry.layout import shipped
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
-    app = Flask(__name__, instance_relative_config=True, static_folder="../static")
     environ = dict(test_config.get("ENVIRON", {})) if test_config else None
+    app = Flask(
+        __name__,
+        instance_path=instance_path(environ),
+        instance_relative_config=True,
+        static_folder=shipped("static"),
+    )
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
     app.config.update(

@@ -169,6 +169,17 @@ def _instance_secret(instance_path: Path) -> str:
     return key
 
 
+def instance_path(environ: dict[str, str] | None = None) -> str | None:
+    """Return ``REGISTRY_INSTANCE_PATH`` made absolute, or None for Flask's default folder.
+
+    The folder holds the generated secret key, the default SQLite database and
+    the demo's API key: ``instance/`` beside a checkout, ``<venv>/var/registry-instance``
+    for an installed wheel.
+    """
+    value = (os.environ if environ is None else environ).get("REGISTRY_INSTANCE_PATH")
+    return str(Path(value).expanduser().resolve()) if value else None
+
+
 def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> Settings:
     """Read and check every REGISTRY_* variable; raise ConfigError naming the bad one."""
     env = dict(os.environ if environ is None else environ)

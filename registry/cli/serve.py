@@ -116,5 +116,3 @@ def serve(host: str, port: int, workers: int | None, demo: bool, access_log: boo
             _demo(app, host, port)
         db.dispose()  # workers open their own connections after the fork
     _gunicorn(gunicorn_options(host, port, workers, access_log))
-
-
