@@ -47,10 +47,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Attach the database, CSRF, Babel, the rate limiter and metrics."""
-    from registry import metrics
+    from registry import edge, metrics
     from registry.extensions import babel, csrf, db, limiter
     from registry.i18n import select_locale
 
+    edge.init_app(app)  # first: oversize requests are refused before anything else runs
     db.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

@@ -133,6 +133,9 @@ class Settings:
     sanction_days: int = 10
     sanction_auto_suspend: bool = False
     sanction_suspend_days: int = 30
+    # What sits in front of the app (issue 13): who may read /metrics, which proxies to believe.
+    metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -261,6 +264,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
     kwargs.update(_console_settings(get))
+    kwargs.update(_edge_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -290,4 +294,22 @@ def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             out["sanction_auto_suspend"] = _bool(raw)
         except ConfigError as exc:
             raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out
+
+
+def _edge_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who may read /metrics besides this machine, and how many proxies to believe."""
+    out: dict[str, object] = {}
+    if (token := get("METRICS_TOKEN")) is not None:
+        if len(token) < 16:
+            raise ConfigError("REGISTRY_METRICS_TOKEN: use at least 16 characters")
+        out["metrics_token"] = token
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        try:
+            count = int(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {raw!r}") from exc
+        if not 0 <= count <= 5:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {count}")
+        out["trusted_proxies"] = count
     return out

@@ -150,6 +150,7 @@ def document(prefix: str) -> dict[str, Any]:
             codes.append("404")
         if op.body is not None:
             codes += ["409", "413"]
+        codes += ["414", "431"]  # a request target over 4 KB, a header over 8 KB (registry/edge.py)
         for code in sorted(set(codes)):
             item["responses"][code] = {"description": "Error", "content": error}
         if op.auth:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,6 +16,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_KEY = re.compile(r"demo API key \(acme-bank\): (\S+)")
+INSTALL = re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install -q -e (\S+) && (.+)")
+
+
+def quickstart() -> list[tuple[str, str]]:
+    """Return the Quickstart's commands as (what is installed, what is run)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)\n```", section, re.S)
+    assert len(blocks) == 2, "the Quickstart is two commands: run, and test"
+    commands = []
+    for block in blocks:
+        match = INSTALL.fullmatch(block.strip())
+        assert match, f"not 'make the venv, install, run': {block!r}"
+        commands.append((match.group(1), match.group(2)))
+    return commands
+
+
+def quickstart_serve(tmp: Path) -> tuple[list[str], dict[str, str], int]:
+    """Return the README's serve command as written, with a free port and 2 workers appended,
+    and its environment: a new SQLite file and instance folder."""
+    (_, run), _ = quickstart()
+    port = free_port()
+    return [*shlex.split(run), "--port", str(port), "--workers", "2"], fresh_env(tmp), port
 
 
 def free_port() -> int:

@@ -20,24 +20,9 @@ import pyotp
 import pytest
 
 from tests.conftest import needs_chromium
-from tests.serving.server import ROOT, Served, free_port, fresh_env, serving
+from tests.serving.server import ROOT, Served, quickstart, quickstart_serve, serving
 
 DEMO_LOGIN = "+8613100000001"
-INSTALL = re.compile(r"python3 -m venv \.venv && \.venv/bin/pip install -q -e (\S+) && (.+)")
-
-
-def quickstart() -> list[tuple[str, str]]:
-    """Return the Quickstart's commands as (what is installed, what is run)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)\n```", section, re.S)
-    assert len(blocks) == 2, "the Quickstart is two commands: run, and test"
-    commands = []
-    for block in blocks:
-        match = INSTALL.fullmatch(block.strip())
-        assert match, f"not 'make the venv, install, run': {block!r}"
-        commands.append((match.group(1), match.group(2)))
-    return commands
 
 
 def test_the_quickstart_is_two_commands_install_and_run_then_install_and_test() -> None:
@@ -86,10 +71,7 @@ def language(page: Any) -> tuple[str, bool]:
 def test_the_quickstart_server_serves_two_visitors_each_signed_in_in_their_language(
     tmp_path: Path, chromium: Any
 ) -> None:
-    (_, run), _ = quickstart()
-    port = free_port()
-    env = fresh_env(tmp_path)
-    argv = [*shlex.split(run), "--port", str(port), "--workers", "2"]
+    argv, env, port = quickstart_serve(tmp_path)
     with serving(argv, env, port) as served:
         assert f"http://127.0.0.1:{port}/" in served.output()
         zh = chromium.new_context(locale="zh-CN").new_page()
