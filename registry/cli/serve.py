@@ -25,7 +25,7 @@ from registry.orgs.models import Organization
 
 # What gunicorn refuses before the app is called (it answers with its own
 # plain page; see docs/security.md "What sits in front of the app"). Each limit
-# is above the one the app applies (registry/limits.py), so a request the app
+# is above the one the app applies (registry/edge.py), so a request the app
 # can refuse in the JSON envelope reaches it; only requests beyond these bounds,
 # which would cost memory before any code of ours runs, stop at gunicorn.
 LIMIT_REQUEST_LINE = 8190  # bytes: gunicorn's maximum; the app answers 414 above 4096
