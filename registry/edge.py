@@ -31,11 +31,12 @@ def init_app(app: Flask) -> None:
 def refuse_oversize() -> None:
     """Answer 414 for a request target over 4 KB and 431 for a header field over 8 KB."""
     environ = request.environ
-    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
-    if len(target) > MAX_TARGET:
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # as sent (gunicorn, werkzeug)
+    size = len(target) if target else len(environ["PATH_INFO"]) + len(environ["QUERY_STRING"])
+    if size > MAX_TARGET:
         raise RequestURITooLarge(f"the request target is over {MAX_TARGET} bytes")
     for key, value in environ.items():
-        if key.startswith("HTTP_") and len(key) - 5 + len(value) + 2 > MAX_HEADER:
+        if key.startswith("HTTP_") and len(key) - 3 + len(value) > MAX_HEADER:  # "Name: value"
             name = key[5:].replace("_", "-").title()
             raise RequestHeaderFieldsTooLarge(f"the {name} header is over {MAX_HEADER} bytes")
 
