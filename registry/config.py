@@ -160,6 +160,9 @@ class Settings:
     operator_name: str = "Anning demo registry (not a real service)"
     operator_contact: str = "registry@example.org"
     privacy_url: str | None = None  # None: the registry's own /privacy page
+    # What sits in front of the app (issue 13): who may read /metrics, which proxies to believe.
+    metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -194,6 +197,17 @@ def _instance_secret(instance_path: Path) -> str:
             f"REGISTRY_SECRET_KEY: {path} holds no usable key; delete it to make a new one"
         )
     return key
+
+
+def instance_path(environ: dict[str, str] | None = None) -> str | None:
+    """Return ``REGISTRY_INSTANCE_PATH`` made absolute, or None for Flask's default folder.
+
+    The folder holds the generated secret key, the default SQLite database and
+    the demo's API key: ``instance/`` beside a checkout, ``<venv>/var/registry-instance``
+    for an installed wheel.
+    """
+    value = (os.environ if environ is None else environ).get("REGISTRY_INSTANCE_PATH")
+    return str(Path(value).expanduser().resolve()) if value else None
 
 
 def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> Settings:
@@ -287,6 +301,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
     kwargs.update(_operator_settings(get))
+    kwargs.update(_edge_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -334,4 +349,22 @@ def _operator_settings(get: Callable[[str], str | None]) -> dict[str, object]:
                 f"REGISTRY_PRIVACY_URL: expected an http(s):// address or a path, got {raw!r}"
             )
         out["privacy_url"] = url
+    return out
+
+
+def _edge_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who may read /metrics besides this machine, and how many proxies to believe."""
+    out: dict[str, object] = {}
+    if (token := get("METRICS_TOKEN")) is not None:
+        if len(token) < 16:
+            raise ConfigError("REGISTRY_METRICS_TOKEN: use at least 16 characters")
+        out["metrics_token"] = token
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        try:
+            count = int(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {raw!r}") from exc
+        if not 0 <= count <= 5:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {count}")
+        out["trusted_proxies"] = count
     return out

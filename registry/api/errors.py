@@ -31,9 +31,11 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    414: "too_large",
     415: "bad_request",
     422: "validation_error",
     429: "rate_limited",
+    431: "too_large",
     500: "internal_error",
     503: "unavailable",
 }
