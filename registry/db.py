@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from flask import Flask, current_app, g
@@ -102,9 +103,8 @@ class Prepared:
 def fingerprint(*columns: Any) -> ColumnElement[str]:
     """One text value, computed by the database, that changes whenever any of ``columns`` does.
 
-    Hot paths keep per-process copies of rarely changing rows (keys, senders,
-    delegations) and check them with this value inside a query they run
-    anyway, so a copy is never used past a change (see checks/services.py).
+    The per-process copies of keys, senders and delegations are verified with
+    it (registry/copies.py explains the mechanism).
     """
     # The separators are inlined, not bound: fewer parameters on every check.
     none, bar = literal_column("'~'", String), literal_column("'|'", String)
@@ -420,6 +420,37 @@ def get_read_session() -> tuple[Session, str]:
         if g.db_read_session is not None:
             return g.db_read_session, "replica"
     return get_reader(), "primary"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSessions:
+    """The sessions a check request uses, chosen by database and standby health.
+
+    ``write`` takes the log rows (the request commits it before answering);
+    ``read`` the facts (a standby's when one is healthy: ``replica``);
+    ``lookup`` reads keys and senders on the primary.
+    """
+
+    write: Session
+    read: Session
+    lookup: Session
+    replica: bool
+
+
+def get_check_sessions(single: bool) -> CheckSessions:
+    """Return this request's sessions for a check of one number (``single``) or a batch.
+
+    A single check's one write is its log row: on PostgreSQL it commits by
+    itself (no BEGIN/COMMIT round trips) on the connection that reads its facts;
+    on SQLite it queues for the writer lock while the reads take none. A batch
+    writes a batch row and its log rows in one transaction.
+    """
+    auto = get_autocommit()
+    read, source = get_read_session()
+    lookup = auto or get_reader()
+    if single and auto is not None:
+        return CheckSessions(auto, auto if source == "primary" else read, auto, source == "replica")
+    return CheckSessions(get_session(), read, lookup, source == "replica")
 
 
 def _close_session(_exc: BaseException | None) -> None:

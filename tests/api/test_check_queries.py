@@ -9,10 +9,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from registry import copies
 from registry.events import sealing
 from registry.extensions import db
-from registry.orgs import services as orgs_services
-from registry.senders import services as senders_services
 from tests.conftest import Api
 from tests.factories import HOLDER
 
@@ -46,8 +45,8 @@ def _feed_position_cached(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     # Start each test without per-process copies of keys and senders.
-    monkeypatch.setattr(orgs_services, "_CALLERS", {})
-    monkeypatch.setattr(senders_services, "_SENDERS", {})
+    monkeypatch.setattr(copies, "_CALLERS", {})
+    monkeypatch.setattr(copies, "_SENDERS", {})
 
 
 def test_single_check_is_four_statements_then_two(app: Flask, acme: Api, session) -> None:  # type: ignore[no-untyped-def]
