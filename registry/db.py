@@ -6,6 +6,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class Prepared:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
+        self.writes = bool(statement.is_dml)
         self._by_dialect: dict[str, Any] = {}
 
     def _compile(self, dialect: Any) -> Any:
@@ -76,9 +78,11 @@ class Prepared:
             name: bp.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bp in compiled.binds.items()
         }
+        # A select's columns, or an INSERT ... RETURNING's.
+        columns = getattr(self.statement, "selected_columns", None)
         results = [
             col.type.dialect_impl(dialect).result_processor(dialect, None)
-            for col in self.statement.selected_columns
+            for col in (columns if columns is not None else self.statement.exported_columns)
         ]
         names = tuple(compiled.positiontup) if dialect.positional else None
         entry = self._by_dialect[dialect.name] = (compiled, binds, results, names)
@@ -93,7 +97,15 @@ class Prepared:
             if proc is not None:
                 values[name] = proc(values[name])
         args = tuple(values[n] for n in names) if names is not None else values
-        raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+        lock = _WRITERS.get(conn.engine) if self.writes else None
+        if lock is not None and conn.get_execution_options().get("autocommit_reads"):
+            lock.acquire()
+            try:
+                raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+            finally:
+                lock.release()
+        else:
+            raw = conn.exec_driver_sql(compiled.string, args).fetchall()
         return [
             tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
             for row in raw
@@ -160,7 +172,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # after the lock was already free. An OS file lock queues the writers of
         # every worker process instead and wakes the next one at once; it is
         # released right after COMMIT or ROLLBACK.
-        writers = _WriterLock(_lock_path(url))
+        writers = _WRITERS[engine] = _WriterLock(_lock_path(url))
         dialect = engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
@@ -182,6 +194,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, **kwargs}
     return create_engine(url, **options)
+
+
+# Each SQLite engine's writer lock (make_engine), for writes outside a transaction (Prepared).
+_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
 def _lock_path(url: str) -> str | None:
@@ -440,16 +456,21 @@ class CheckSessions:
 def get_check_sessions(single: bool) -> CheckSessions:
     """Return this request's sessions for a check of one number (``single``) or a batch.
 
-    A single check's one write is its log row: on PostgreSQL it commits by
-    itself (no BEGIN/COMMIT round trips) on the connection that reads its facts;
-    on SQLite it queues for the writer lock while the reads take none. A batch
-    writes a batch row and its log rows in one transaction.
+    A single check's one write is its log row: it commits by itself (no
+    BEGIN/COMMIT) on the connection that reads its facts (on SQLite under the
+    writer lock, which the reads never take). A batch writes a batch row and
+    its log rows in one transaction.
     """
     auto = get_autocommit()
     read, source = get_read_session()
     lookup = auto or get_reader()
     if single and auto is not None:
         return CheckSessions(auto, auto if source == "primary" else read, auto, source == "replica")
+    if single and _state().reader is not None:
+        # SQLite: the log row is one statement on the reader's connection, which
+        # commits by itself under the writer lock (``Prepared``): one connection,
+        # no BEGIN/COMMIT, the lock held for that statement only.
+        return CheckSessions(lookup, read, lookup, False)
     return CheckSessions(get_session(), read, lookup, source == "replica")
 
 

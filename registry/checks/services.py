@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
@@ -27,7 +27,7 @@ from registry.checks.facts import load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions
+from registry.db import CheckSessions, Prepared, table_of
 from registry.decision import Decision, Facts, Policy, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge, UnknownSender
 from registry.events.sealing import known_seq
@@ -171,8 +171,17 @@ def check_many(
         return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
 
 
-_LOG = insert(CheckLog.__table__)  # type: ignore[attr-defined]
-_LOG_RETURNING = _LOG.returning(CheckLog.__table__.c.id)  # type: ignore[attr-defined]
+_LOG_TABLE = table_of(CheckLog)
+_LOG_ONE_COLUMNS = (
+    "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
+    "decision", "reason", "consent_id", "at", "checked_at",
+)  # fmt: skip
+# One check's log row (the columns of ``_log_row``), its id returned for the receipt.
+_LOG_ONE = Prepared(
+    insert(_LOG_TABLE)
+    .values({name: bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS})
+    .returning(_LOG_TABLE.c.id)
+)
 
 
 def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dict[str, Any]:
@@ -273,9 +282,8 @@ def check_one(
         zone=zone_for(phone, settings),
     )
     now = utcnow()
-    log_id: int = (
-        session.connection().execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
-    )
+    # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
+    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,

@@ -51,6 +51,7 @@ def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_single_check_is_four_statements_then_two(app: Flask, acme: Api, session) -> None:  # type: ignore[no-untyped-def]
     sealing.known_seq(session)  # the feed position is per process, not per request
+    session.commit()  # and end the read (live, on SQLite, it would hold the write lock)
     with statements(app) as seen:
         acme.check(HOLDER)
     # key, sender, the facts (one UNION ALL), the log row; the receipt's feed
@@ -75,6 +76,7 @@ def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, se
     acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
     agent = Api(client, key)
     sealing.known_seq(session)
+    session.commit()
     with statements(app) as seen:
         agent.check(HOLDER)
     assert len(seen) == 5, "\n---\n".join(seen)  # the owner's four and the delegation

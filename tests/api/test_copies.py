@@ -155,7 +155,9 @@ OPTOUT = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source"
 
 
 def _optouts(session: Session) -> int:
-    return int(session.execute(text("SELECT count(*) FROM opt_out")).scalar_one())
+    count = int(session.execute(text("SELECT count(*) FROM opt_out")).scalar_one())
+    session.commit()  # end the read: committed for real on SQLite it holds the write lock
+    return count
 
 
 def test_opt_out_with_a_revoked_key_is_refused_and_writes_nothing(
