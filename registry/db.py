@@ -74,10 +74,16 @@ class Prepared:
 
     def _compile(self, dialect: Any) -> Any:
         compiled = self.statement.compile(dialect=dialect)
-        binds = {
-            name: bp.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bp in compiled.binds.items()
-        }
+        # Parameters the caller gives (with their processors), and the
+        # statement's own literal values, processed once here.
+        binds: dict[str, Any] = {}
+        fixed: dict[str, Any] = {}
+        for name, bp in compiled.binds.items():
+            proc = bp.type.dialect_impl(dialect).bind_processor(dialect)
+            if bp.required:
+                binds[name] = proc
+            else:
+                fixed[name] = bp.effective_value if proc is None else proc(bp.effective_value)
         # A select's columns, or an INSERT ... RETURNING's.
         columns = getattr(self.statement, "selected_columns", None)
         results = [
@@ -85,17 +91,17 @@ class Prepared:
             for col in (columns if columns is not None else self.statement.exported_columns)
         ]
         names = tuple(compiled.positiontup) if dialect.positional else None
-        entry = self._by_dialect[dialect.name] = (compiled, binds, results, names)
+        entry = self._by_dialect[dialect.name] = (compiled, binds, fixed, results, names)
         return entry
 
     def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement on ``conn`` (a SQLAlchemy Connection); return processed rows."""
         entry = self._by_dialect.get(conn.dialect.name) or self._compile(conn.dialect)
-        compiled, binds, results, names = entry
-        values = compiled.construct_params(params)
+        compiled, binds, fixed, results, names = entry
+        values = dict(fixed)
         for name, proc in binds.items():
-            if proc is not None:
-                values[name] = proc(values[name])
+            value = params[name]  # a missing parameter is a KeyError, as SQLAlchemy would refuse
+            values[name] = value if proc is None else proc(value)
         args = tuple(values[n] for n in names) if names is not None else values
         lock = _WRITERS.get(conn.engine) if self.writes else None
         if lock is not None and conn.get_execution_options().get("autocommit_reads"):
