@@ -15,8 +15,13 @@ log = logging.getLogger("registry.sms")
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
-    app = Flask(__name__, instance_relative_config=True, static_folder="../static")
-    environ = dict(test_config.get("ENVIRON", {})) if test_config else None
+    # ``INSTANCE_PATH`` (tests, or a factory call such as gunicorn's
+    # ``registry:create_app({"INSTANCE_PATH": ...})``) moves the instance folder.
+    instance = test_config.get("INSTANCE_PATH") if test_config else None
+    app = Flask(
+        __name__, instance_path=instance, instance_relative_config=True, static_folder="../static"
+    )
+    environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
     app.config.update(
@@ -26,15 +31,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="anning_holder",
         SESSION_COOKIE_SAMESITE="Lax",
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        # A failing storage raises limits' StorageError: a 503, not a 500 (api/errors.py).
+        RATELIMIT_STORAGE_OPTIONS={"wrap_exceptions": True},
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
-    from registry.api.openapi import IdConverter
+    from registry.api.openapi import IdConverter, IntIdConverter
 
     app.url_map.converters["id"] = IdConverter
+    # Every <int:...> in a URL is an INTEGER record id: bounded, so none overflows (404).
+    app.url_map.converters["int"] = IntIdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
-        app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
+        app.config.update(
+            {k: v for k, v in test_config.items() if k not in ("ENVIRON", "INSTANCE_PATH")}
+        )
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

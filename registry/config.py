@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -18,7 +19,10 @@ import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from registry import ratelimit  # registers sqlite:// (and memory://) with limits
+
 POLICIES = ("opt-in", "opt-out")
+SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
 SMS_BACKENDS = ("console", "http")
 
 
@@ -78,8 +82,11 @@ def _rate_limit(text: str) -> str:
 
 def _storage_url(text: str) -> str:
     scheme = text.split("://", 1)[0] if "://" in text else ""
-    if scheme not in limits.storage.SCHEMES:
-        raise ConfigError(f"expected memory:// or redis://host:port, got {text!r}")
+    if scheme not in limits.storage.SCHEMES or text == f"{ratelimit.SCHEME}:///":
+        raise ConfigError(
+            f"expected sqlite:///path (one machine), redis://host:port (several) or "
+            f"memory:// (one process), got {text!r}"
+        )
     return text
 
 
@@ -88,6 +95,14 @@ def _http_url(text: str) -> str:
     if not text.lower().startswith(("http://", "https://")):
         raise ConfigError(f"expected an http:// or https:// URL, got {text.split(':', 1)[0]!r}")
     return text
+
+
+def _sms_number(text: str) -> str:
+    """Return the registry's number as sender addresses are kept: digits, an optional +."""
+    cleaned = text.replace(" ", "").replace("-", "")
+    if not SMS_NUMBER.fullmatch(cleaned):
+        raise ConfigError(f"expected an SMS port or number such as 10690000, got {text!r}")
+    return cleaned
 
 
 def _bool(text: str) -> bool:
@@ -105,6 +120,8 @@ class Settings:
 
     database_url: str
     secret_key: str
+    # Default: a file in the instance folder that every worker counts in (registry/ratelimit.py).
+    ratelimit_storage_url: str
     policy: str = "opt-in"
     default_region: str = "CN"
     timezone: str = "Asia/Shanghai"
@@ -114,7 +131,9 @@ class Settings:
     sms_backend: str = "console"
     sms_http_url: str | None = None
     sms_http_token: str | None = None
-    ratelimit_storage_url: str = "memory://"
+    # The registry's own SMS number (port): its texts come from it, and replies to
+    # it, brought by the gateway (role ``gateway``), are the holder's own voice.
+    sms_number: str = "10690000"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     # Every GET of /api/v1, per key (per client address without one): feed, consents, receipts...
@@ -135,6 +154,8 @@ class Settings:
     sanction_days: int = 10
     sanction_auto_suspend: bool = False
     sanction_suspend_days: int = 30
+    # Webhooks may reach loopback/private/link-local addresses (on-premise receivers, tests).
+    webhook_allow_private: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -235,10 +256,15 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (gateway := get("SMS_HTTP_URL")) is not None:
         kwargs["sms_http_url"] = check("SMS_HTTP_URL", _http_url, gateway)
     kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
+    if (number := get("SMS_NUMBER")) is not None:
+        kwargs["sms_number"] = check("SMS_NUMBER", _sms_number, number)
     if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
+    else:
+        instance.mkdir(parents=True, exist_ok=True)
+        kwargs["ratelimit_storage_url"] = ratelimit.machine_url(instance)
     if (limit := get("RATELIMIT_CHECK")) is not None:
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
@@ -253,6 +279,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
+    if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
+        kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 

@@ -27,7 +27,8 @@ honoured from the next request on, in every process, with no message between
 processes. A refusal is never served from a copy.
 
 Callers use this module only: ``caller`` and ``sender`` to get (and keep)
-copies, ``copies_of`` for what to verify, ``afresh`` after ``StaleCopy``.
+copies, ``copies_of`` for what to verify, ``afresh`` after ``StaleCopy``
+(``forget`` drops copies without reading again).
 """
 
 from __future__ import annotations
@@ -104,12 +105,17 @@ def sender(session: Session, who: Caller, code: str, scope: str, now: datetime) 
     return ref
 
 
+def forget(key: str, org_id: int, code: str) -> None:
+    """Drop this process's copies of the key's caller and of sender ``code`` as it resolved it."""
+    _SENDERS.pop((org_id, code), None)
+    _CALLERS.pop(_digest(key), None)
+
+
 def afresh(
     session: Session, key: str, who: Caller, code: str, scope: str, now: datetime
 ) -> tuple[Caller, SenderRef]:
     """Forget this process's copies of the key and of sender ``code``; read both again."""
-    _SENDERS.pop((who.org_id, code), None)
-    _CALLERS.pop(_digest(key), None)
+    forget(key, who.org_id, code)
     fresh = authenticate(session, key)
     return fresh, resolve_sender(session, fresh, code, scope, now)
 

@@ -5,7 +5,7 @@ from registry.checks.models import CheckBatch, CheckLog
 from registry.complaints.models import Complaint, ComplaintMessage
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
-from registry.numbers.models import Disconnection
+from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
 from registry.sanctions.models import Sanction
 from registry.senders.models import Sender, SenderAddress
@@ -26,6 +26,7 @@ __all__ = [
     "DelegationSender",
     "Disconnection",
     "Event",
+    "NumberRange",
     "OptOut",
     "Organization",
     "Sanction",

@@ -32,4 +32,14 @@ def security_headers(response: Response) -> Response:
 
 bp.after_request(security_headers)
 
-from registry.admin import auth, delegations, desk, directory, enforcement, statistics  # noqa: E402,F401  (routes register on import)
+from registry.admin import (  # noqa: E402,F401  (routes register on import)
+    auth,
+    claims,
+    delegations,
+    desk,
+    directory,
+    enforcement,
+    errors,
+    numbers,
+    statistics,
+)

@@ -23,22 +23,19 @@ from registry.orgs import delegations
 from registry.orgs import services as orgs
 
 
-def _filters() -> DelegationFilter:
-    form = DelegationFilter(request.args)
-    if not form.validate():
-        abort(400, "the filters are not valid")
-    return form
-
-
 def _page(form: DelegationForm | None = None, status: int = 200) -> Any:
-    filters = _filters()
+    filters = DelegationFilter(request.args)
     session = get_session()
-    found = delegations.search(
-        session,
-        principal=(filters.principal.data or "").strip() or None,
-        agent=(filters.agent.data or "").strip() or None,
-        state=filters.state.data or None,
-    )
+    if not filters.validate():
+        # Shown as the filter form's errors (still a 400: the query was wrong).
+        found, status = [], 400
+    else:
+        found = delegations.search(
+            session,
+            principal=(filters.principal.data or "").strip() or None,
+            agent=(filters.agent.data or "").strip() or None,
+            state=filters.state.data or None,
+        )
     if form is None:
         form = DelegationForm(principal=(filters.principal.data or "").strip() or None)
     return render_template(
@@ -89,7 +86,7 @@ def delegation_grant() -> Any:
     return redirect(url_for("admin.delegations_index"))
 
 
-@bp.post("/delegations/<int:delegation_id>/revoke")
+@bp.post("/delegations/<id:delegation_id>/revoke")
 @officer_required
 def delegation_revoke(delegation_id: int) -> Any:
     """Revoke a delegation at once: the agent's next call is refused."""

@@ -22,8 +22,11 @@ from registry.timeutil import utcnow
 def complaints_index() -> Any:
     """Show the complaint queue, filtered by status, organization, sender and age."""
     form = QueueFilter(request.args)
+    days = settings().complaint_answer_days
     if not form.validate():
-        abort(400, "the filters are not valid")
+        # Shown as the form's errors, beside the filters (still a 400: the query was wrong).
+        page = render_template("admin/complaints.html", form=form, rows=[], answer_days=days)
+        return page, 400
     f = desk.QueueFilter(
         status=form.status.data or None,
         org=(form.org.data or "").strip() or None,
@@ -31,7 +34,6 @@ def complaints_index() -> Any:
         older_than_days=form.older_than.data,
         overdue=form.overdue.data == "1",
     )
-    days = settings().complaint_answer_days
     rows = desk.queue(get_session(), f, utcnow(), days)
     return render_template("admin/complaints.html", form=form, rows=rows, answer_days=days)
 

@@ -1,10 +1,10 @@
-"""The public sanction register, ``/sanctions``: no sign-in, nothing personal."""
+"""The public pages outside the site's flows: the sanction register ``/sanctions`` and the favicon."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template, send_from_directory
 
 from registry.admin import security_headers
 from registry.db import get_session
@@ -23,3 +23,10 @@ def register() -> Any:
         "admin/public_sanctions.html", entries=public_register(get_session(), now), now=now
     )
     return response, 200, {"Cache-Control": "public, max-age=60"}
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    """Serve the icon browsers ask for at the root (static/favicon.ico; favicon.svg beside it)."""
+    folder = current_app.static_folder or "static"
+    return send_from_directory(folder, "favicon.ico", mimetype="image/x-icon", max_age=86400)

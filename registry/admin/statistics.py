@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from registry import csvcells
 from registry.admin import bp, charts
 from registry.admin.charts import Series
 from registry.admin.session import record, staff_required
@@ -240,6 +241,10 @@ DATASETS: dict[str, Callable[[Session, tuple[date, date] | None], Dataset]] = {
 }
 
 
+class BadQuarter(ValueError):
+    """The ``q`` filter does not name a quarter."""
+
+
 def _period() -> tuple[str, tuple[date, date] | None]:
     label = request.args.get("q", "").strip().upper()
     if not label:
@@ -247,14 +252,24 @@ def _period() -> tuple[str, tuple[date, date] | None]:
     try:
         return label, stats.quarter_bounds(label)
     except ValueError:
-        abort(400, "the quarter must look like 2026Q4")
+        raise BadQuarter(label) from None
+
+
+def _quarter_error(exc: BadQuarter, template: str) -> Any:
+    """Show the page's quarter filter with its error (a 400: the query was wrong)."""
+    message = _("Write the quarter as a year, Q and 1 to 4, like 2026Q4.")
+    return render_template(template, datasets=[], quarter=str(exc)[:6], quarter_error=message,
+                           refreshed=None, period=None, generated=utcnow()), 400  # fmt: skip
 
 
 @bp.get("/stats")
 @staff_required
 def stats_index() -> Any:
     """Show every statistic with its chart and table."""
-    label, period = _period()
+    try:
+        label, period = _period()
+    except BadQuarter as exc:
+        return _quarter_error(exc, "admin/stats.html")
     session = get_session()
     datasets = [build(session, period) for build in DATASETS.values()]
     return render_template(
@@ -272,13 +287,16 @@ def stats_csv(name: str) -> Any:
     build = DATASETS.get(name)
     if build is None:
         abort(404)
-    label, period = _period()
+    try:
+        label, period = _period()
+    except BadQuarter:
+        abort(400, _("Write the quarter as a year, Q and 1 to 4, like 2026Q4."))
     with force_locale("en"):  # the CSV's headers and labels stay English, whatever the page's
         data = build(get_session(), period)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(data.columns)
-    writer.writerows(data.rows)
+    writer.writerow(csvcells.row(list(data.columns)))
+    writer.writerows(csvcells.row(list(r)) for r in data.rows)  # names come from organizations
     record("stats.export", f"stats:{name}", quarter=label or None)
     get_session().commit()
     filename = f"anning-{name}{'-' + label if label else ''}.csv"
@@ -293,7 +311,10 @@ def stats_csv(name: str) -> Any:
 @staff_required
 def quarterly_report() -> Any:
     """Show the quarterly report: every statistic for one quarter, made to print."""
-    label, period = _period()
+    try:
+        label, period = _period()
+    except BadQuarter as exc:
+        return _quarter_error(exc, "admin/report.html")
     if period is None:
         label = stats.quarter_of(utcnow().date())
         period = stats.quarter_bounds(label)

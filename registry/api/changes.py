@@ -19,7 +19,9 @@ class Change(BaseModel):
     """One change. ``sender``, ``channels``, ``category``, ``consent_id`` and the
     attribution (``organization``: the principal; ``agent``: who acted for it)
     appear on changes of your senders; ``preferences`` on a watched number's
-    ``preferences.changed``; ``disconnected_at`` on ``number.disconnected``."""
+    ``preferences.changed``; ``disconnected_at`` and ``carrier`` (who reported it) on
+    ``number.disconnected`` and ``number.disconnection_retracted``, the latter with
+    ``retracted_by`` (``carrier`` or ``regulator``)."""
 
     seq: int
     type: str
@@ -34,6 +36,8 @@ class Change(BaseModel):
     agent: str | None = None
     preferences: dict[str, Any] | None = None
     disconnected_at: str | None = None
+    carrier: str | None = None
+    retracted_by: str | None = None
 
 
 class ChangePage(BaseModel):

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
+from limits.errors import StorageError
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -110,6 +111,26 @@ def register(app: Flask) -> None:
         if _is_api() or request.path in ("/readyz", "/healthz"):
             response, status = envelope(
                 "unavailable", "the registry's database is unavailable; retry shortly", 503
+            )
+        else:
+            response = render_template_string(
+                _PAGE, status=503, message="Service unavailable, please retry shortly"
+            )
+            status = 503
+        if isinstance(response, Response):
+            response.headers["Retry-After"] = "5"
+        return response, status
+
+    @app.errorhandler(StorageError)
+    def _limits_down(exc: StorageError) -> Any:
+        # The rate-limit storage (the machine's sqlite:// file, or Redis) failed:
+        # a limit that cannot be counted is not waived; the client retries.
+        log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
+                  exc.storage_error)  # fmt: skip
+        response: Response | str
+        if _is_api():
+            response, status = envelope(
+                "unavailable", "the registry cannot count its rate limits; retry shortly", 503
             )
         else:
             response = render_template_string(

@@ -115,7 +115,13 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
                   times=(holder.updated_at,))
         ).where(match(holder.phone)),
         select(*_row("disconnection", cut.phone, times=(func.max(cut.disconnected_at),)))
-        .where(and_(match(cut.phone), cut.disconnected_at <= at))
+        .where(
+            and_(
+                match(cut.phone),
+                cut.disconnected_at <= at,
+                cut.retracted_at.is_(None),  # a retracted disconnection no longer counts
+            )
+        )
         .group_by(cut.phone),
     )  # fmt: skip
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.extensions import db
+from registry.numbers import ranges
 from registry.orgs import services as orgs
 from registry.orgs.models import Organization
 from registry.senders import services as senders
@@ -24,6 +25,7 @@ from registry.timeutil import utcnow
 # we know of, and the demo never texts anyone (the console SMS backend).
 DEMO_LOGIN = "+8613100000001"
 DEMO_HOLDERS = [f"+86131000000{i:02d}" for i in range(1, 21)]
+DEMO_RANGES = ("+86131", "+86139")
 
 ORGS = [
     ("acme-bank", "Acme Bank 顶峰银行", "sender"),
@@ -31,6 +33,8 @@ ORGS = [
     ("shopmall", "ShopMall Platform 好物商城", "platform"),
     ("citytel", "CityTel Carrier 城市电信", "carrier"),
     ("regulator", "Communications Regulator", "regulator"),
+    # Brings the replies sent to the registry's own number (REGISTRY_SMS_NUMBER).
+    ("anning-sms", "Anning SMS Gateway 安宁短信网关", "gateway"),
 ]
 SENDERS = [
     ("acme-bank", "acme-cards", "Acme Bank Credit Cards", "finance", ["10690001", "+862160000001"]),
@@ -55,6 +59,10 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         _, keys[slug] = orgs.create_key(session, org, "demo")
     refs = {}
     now = utcnow()
+    # The demo carrier holds the ranges of the demo numbers (DEMO_HOLDERS,
+    # DEMO_LOGIN, the synthetic +86139 holders): it may report them disconnected.
+    for prefix in DEMO_RANGES:
+        ranges.assign(session, prefix, "citytel", "demo")
     for slug, code, name, category, addresses in SENDERS:
         senders.create_sender(session, org_ids[slug], code, name, category, addresses)
     from registry.orgs.services import Caller
@@ -120,6 +128,10 @@ def demo(holders: int) -> None:
     for slug, key in keys.items():
         click.echo(f"API key for {slug}: {key}")
     click.echo(f"demo login number: {DEMO_LOGIN} (codes appear in `registry sms outbox`)")
+    click.echo(
+        f"registry SMS number: {settings.sms_number} (holders' replies to it: "
+        "POST /api/v1/gateway/inbound-sms with the anning-sms key)"
+    )
 
 
 # Synthetic holders are +86139 followed by eight digits. Each row is made by the

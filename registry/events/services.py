@@ -71,6 +71,17 @@ def record(
 
 
 _INSERT = insert(Event.__table__)  # type: ignore[attr-defined]
+QUOTE_KEPT = 500
+
+
+def quoted(text: str | None) -> str | None:
+    """Return a holder's text as an event keeps it: its first 500 characters.
+
+    ``event.data`` holds at most 4,000 characters of JSON, where a control
+    character takes six (``\\u0001``): 500 always fit beside the other fields,
+    while a 1,600-character SMS reply might not.
+    """
+    return text[:QUOTE_KEPT] if text is not None else None
 
 
 def for_consent(session: Session, consent_id: int) -> list[Event]:

@@ -14,10 +14,21 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from registry.senders.models import CATEGORIES
+from registry.timeutil import within_calendar
+
+
+def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
+    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
+    if field.data is None:
+        return
+    try:
+        within_calendar(field.data)
+    except ValueError as exc:
+        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
 
 
 class PhoneForm(FlaskForm):
@@ -116,7 +127,9 @@ class ComplaintForm(FlaskForm):
         validators=[DataRequired()],
     )
     contacted_at = DateTimeLocalField(
-        _l("When (your local time)"), validators=[DataRequired()], format="%Y-%m-%dT%H:%M"
+        _l("When (your local time)"),
+        validators=[DataRequired(), _within_calendar],
+        format="%Y-%m-%dT%H:%M",
     )
     text = TextAreaField(_l("What happened (optional)"), validators=[Optional(), Length(max=1000)])
 

@@ -319,7 +319,7 @@ def complaint_list() -> Any:
     )
 
 
-@bp.route("/me/complaints/<id:complaint_id>", methods=["GET", "POST"])
+@bp.route("/me/complaints/<int:complaint_id>", methods=["GET", "POST"])
 @holder_required
 def complaint_detail(complaint_id: int) -> Any:
     """One complaint: what the check log says, and the thread with the regulator."""
