@@ -29,7 +29,7 @@ from registry.config import Settings
 from registry.copies import StaleCopy
 from registry.db import CheckSessions, Prepared, table_of
 from registry.decision import Decision, Facts, Policy, decide
-from registry.errors import InvalidPhoneError, NotFound, TooLarge, UnknownSender
+from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
 from registry.orgs.models import Organization
 from registry.orgs.services import Caller
@@ -551,11 +551,3 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
-
-
-def sender_owner(session: Session, code: str) -> int:
-    """Return the id of the organization that owns sender ``code``."""
-    owner = session.scalar(select(col(Sender.organization_id)).where(col(Sender.code) == code))
-    if owner is None:
-        raise UnknownSender(f"no sender with code {code!r}", field="sender")
-    return int(owner)

@@ -190,6 +190,14 @@ def grant_sender(
     raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
 
 
+def sender_as_owner(session: Session, code: str, now: datetime) -> SenderRef:
+    """Return sender ``code`` as its own organization uses it (the operator's CLI); raise UnknownSender."""
+    row = session.connection().execute(_BY_CODE, {"code": code}).first()
+    if row is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    return _ref(tuple(row), now)
+
+
 def resolve_sender(
     session: Session, caller: Caller, code: str, scope: str, now: datetime
 ) -> SenderRef:
