@@ -8,20 +8,24 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g
 
-from registry.config import load_settings
+from registry.config import instance_path, load_settings
+from registry.layout import shipped
 
 log = logging.getLogger("registry.sms")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
+    environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
     # ``INSTANCE_PATH`` (tests, or a factory call such as gunicorn's
     # ``registry:create_app({"INSTANCE_PATH": ...})``) moves the instance folder.
-    instance = test_config.get("INSTANCE_PATH") if test_config else None
+    instance = (test_config.get("INSTANCE_PATH") if test_config else None) or instance_path(environ)
     app = Flask(
-        __name__, instance_path=instance, instance_relative_config=True, static_folder="../static"
+        __name__,
+        instance_path=instance,
+        instance_relative_config=True,
+        static_folder=shipped("static"),
     )
-    environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
     app.config.update(
@@ -55,7 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Attach the database, CSRF, Babel, the rate limiter and metrics."""
-    from registry import metrics
+    from registry import edge, metrics
     from registry.extensions import (
         SiteSessions,
         babel,
@@ -66,6 +70,7 @@ def register_extensions(app: Flask) -> None:
     )
     from registry.i18n import select_locale
 
+    edge.init_app(app)  # first: oversize requests are refused before anything else runs
     db.init_app(app)
     app.session_interface = SiteSessions()
     csrf.init_app(app)
@@ -111,10 +116,11 @@ def deliver_own_messages(response: Response) -> Response:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Send every API error through the one envelope."""
+    """Send every API error through the one envelope; pages for the site and the console."""
+    from registry.admin.errors import render_error
     from registry.api.errors import register
 
-    register(app)
+    register(app, pages={"/admin": render_error})
 
 
 def register_commands(app: Flask) -> None:

@@ -140,6 +140,8 @@ class Settings:
     ratelimit_read: str = "600 per minute"
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
+    # Sign-in codes tried from one client address (each code also locks after 5 wrong tries).
+    ratelimit_code_client: str = "20 per 10 minutes"
     ratelimit_consent_number: str = "10 per hour"
     # Checks on numbers the sender has no record with, per organization (anti-enumeration).
     ratelimit_cold_check: str = "1000000 per day"
@@ -156,6 +158,13 @@ class Settings:
     sanction_suspend_days: int = 30
     # Webhooks may reach loopback/private/link-local addresses (on-premise receivers, tests).
     webhook_allow_private: bool = False
+    # Who runs this registry, shown in every page's footer (issue 13).
+    operator_name: str = "Anning demo registry (not a real service)"
+    operator_contact: str = "registry@example.org"
+    privacy_url: str | None = None  # None: the registry's own /privacy page
+    # What sits in front of the app (issue 13): who may read /metrics, which proxies to believe.
+    metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -190,6 +199,17 @@ def _instance_secret(instance_path: Path) -> str:
             f"REGISTRY_SECRET_KEY: {path} holds no usable key; delete it to make a new one"
         )
     return key
+
+
+def instance_path(environ: dict[str, str] | None = None) -> str | None:
+    """Return ``REGISTRY_INSTANCE_PATH`` made absolute, or None for Flask's default folder.
+
+    The folder holds the generated secret key, the default SQLite database and
+    the demo's API key: ``instance/`` beside a checkout, ``<venv>/var/registry-instance``
+    for an installed wheel.
+    """
+    value = (os.environ if environ is None else environ).get("REGISTRY_INSTANCE_PATH")
+    return str(Path(value).expanduser().resolve()) if value else None
 
 
 def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> Settings:
@@ -275,6 +295,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:
         kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
+    if (limit := get("RATELIMIT_CODE_CLIENT")) is not None:
+        kwargs["ratelimit_code_client"] = check("RATELIMIT_CODE_CLIENT", _rate_limit, limit)
     if (limit := get("RATELIMIT_CONSENT_NUMBER")) is not None:
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
@@ -282,6 +304,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
+    kwargs.update(_operator_settings(get))
+    kwargs.update(_edge_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -311,4 +335,40 @@ def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             out["sanction_auto_suspend"] = _bool(raw)
         except ConfigError as exc:
             raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out
+
+
+def _operator_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who runs the registry: a name, a contact and the privacy notice's address."""
+    out: dict[str, object] = {}
+    for name, key in (("OPERATOR_NAME", "operator_name"), ("OPERATOR_CONTACT", "operator_contact")):
+        if (raw := get(name)) is not None:
+            if len(raw.strip()) > 200:
+                raise ConfigError(f"REGISTRY_{name}: at most 200 characters")
+            out[key] = raw.strip()
+    if (raw := get("PRIVACY_URL")) is not None:
+        url = raw.strip()
+        if not (url.startswith(("https://", "http://", "/"))):
+            raise ConfigError(
+                f"REGISTRY_PRIVACY_URL: expected an http(s):// address or a path, got {raw!r}"
+            )
+        out["privacy_url"] = url
+    return out
+
+
+def _edge_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who may read /metrics besides this machine, and how many proxies to believe."""
+    out: dict[str, object] = {}
+    if (token := get("METRICS_TOKEN")) is not None:
+        if len(token) < 16:
+            raise ConfigError("REGISTRY_METRICS_TOKEN: use at least 16 characters")
+        out["metrics_token"] = token
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        try:
+            count = int(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {raw!r}") from exc
+        if not 0 <= count <= 5:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {count}")
+        out["trusted_proxies"] = count
     return out

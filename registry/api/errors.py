@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from limits.errors import StorageError
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
@@ -23,9 +31,11 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    414: "too_large",
     415: "bad_request",
     422: "validation_error",
     429: "rate_limited",
+    431: "too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -62,14 +72,30 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{ status }}</title><link rel="stylesheet" href="/static/css/site.css">
-<main class="page"><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Anning</a></p></main>"""
+# Pages for paths whose blueprint renders its own errors (the console): prefix -> renderer.
+# Filled by the app factory, so this module never imports the console.
+PageRenderer = Callable[[int, str | None], str]
+_PAGES: dict[str, PageRenderer] = {}
 
 
-def register(app: Flask) -> None:
-    """Install the handlers: domain errors, validation, HTTP errors, and the last resort."""
+def _page(status: int, message: str | None = None) -> tuple[str, int]:
+    """Render an error as a page in the visitor's language, with the chrome and a way back.
+
+    The console's paths get the console's page (errors raised before any console
+    view ran, such as a routing 404); every other HTML path is the citizen site's.
+    """
+    for prefix, render in _PAGES.items():
+        if request.path.startswith(prefix):
+            return render(status, message), status
+    return render_template("web/error.html", status=status, message=message), status
+
+
+def register(app: Flask, pages: dict[str, PageRenderer] | None = None) -> None:
+    """Install the handlers: domain errors, validation, HTTP errors, and the last resort.
+
+    ``pages`` maps a path prefix to the renderer of its error pages (the console's).
+    """
+    _PAGES.update(pages or {})
 
     @app.errorhandler(RegistryError)
     def _domain(exc: RegistryError) -> Any:
@@ -78,7 +104,7 @@ def register(app: Flask) -> None:
             if isinstance(exc, RateLimited):
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response, status
-        return render_template_string(_PAGE, status=exc.status, message=exc.message), exc.status
+        return _page(exc.status)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Any:
@@ -88,7 +114,8 @@ def register(app: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
         if not _is_api():
-            return render_template_string(_PAGE, status=status, message=exc.description), status
+            # The limiter's own words (translated where the limit is declared); else the status says it.
+            return _page(status, exc.description if status == 429 else None)
         code = HTTP_CODES.get(status, "bad_request")
         message = exc.description or code
         if status == 429:
@@ -113,9 +140,7 @@ def register(app: Flask) -> None:
                 "unavailable", "the registry's database is unavailable; retry shortly", 503
             )
         else:
-            response = render_template_string(
-                _PAGE, status=503, message="Service unavailable, please retry shortly"
-            )
+            response = make_response(*_page(503))
             status = 503
         if isinstance(response, Response):
             response.headers["Retry-After"] = "5"
@@ -127,18 +152,13 @@ def register(app: Flask) -> None:
         # a limit that cannot be counted is not waived; the client retries.
         log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
                   exc.storage_error)  # fmt: skip
-        response: Response | str
         if _is_api():
             response, status = envelope(
                 "unavailable", "the registry cannot count its rate limits; retry shortly", 503
             )
         else:
-            response = render_template_string(
-                _PAGE, status=503, message="Service unavailable, please retry shortly"
-            )
-            status = 503
-        if isinstance(response, Response):
-            response.headers["Retry-After"] = "5"
+            response, status = make_response(*_page(503)), 503
+        response.headers["Retry-After"] = "5"
         return response, status
 
     @app.errorhandler(Exception)
@@ -146,4 +166,4 @@ def register(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _is_api():
             return envelope("internal_error", "the registry failed to answer; try again", 500)
-        return render_template_string(_PAGE, status=500, message="Internal error"), 500
+        return _page(500)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from registry import phones
 from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
-from registry.api.openapi import route
+from registry.api.openapi import ERRORS, route
 from registry.api.schemas import ErrorItem, Phone, Strict, Time
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, TooLarge, ValidationFailed
@@ -130,7 +130,7 @@ class RetractionOut(BaseModel):
 
 
 @route(bp, "/numbers/disconnections/retractions", "POST", summary="Retract a disconnection you reported",
-       tag="numbers", body=RetractionIn, response=RetractionOut, responses={404: "No such disconnection of yours"})  # fmt: skip
+       tag="numbers", body=RetractionIn, response=RetractionOut, responses={404: ERRORS[404]})  # fmt: skip
 @limiter.limit(write_limit)
 def retract_disconnection() -> Any:
     """Retract a wrong disconnection (only the carrier that reported it); restore what it voided."""
@@ -210,6 +210,7 @@ def _one(session: Any, org_id: int, range_id: int) -> dict[str, Any]:
 
 @route(bp, "/numbers/ranges", "GET", summary="Your number ranges", tag="numbers",
        response=RangeList)  # fmt: skip
+@limiter.limit(read_limit)
 def list_ranges() -> Any:
     """List the live ranges the caller holds and those it sub-assigned (carrier role)."""
     carrier = require_role("carrier")
@@ -218,7 +219,7 @@ def list_ranges() -> Any:
 
 
 @route(bp, "/numbers/ranges", "POST", summary="Sub-assign part of your range to an MVNO",
-       tag="numbers", body=RangeIn, response=RangeOut, status=201, responses={404: "No such range of yours to sub-assign from"})  # fmt: skip
+       tag="numbers", body=RangeIn, response=RangeOut, status=201, responses={404: ERRORS[404]})  # fmt: skip
 @limiter.limit(write_limit)
 def sub_assign_range() -> Any:
     """Give an MVNO a longer prefix inside one of the caller's own ranges.

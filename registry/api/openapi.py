@@ -33,6 +33,7 @@ class Operation:
     def statuses(self) -> dict[int, str]:
         """Return every status the operation answers, with its description."""
         codes = {self.status: "OK", 422: ERRORS[422], 429: ERRORS[429], 503: ERRORS[503]}
+        codes |= {414: ERRORS[414], 431: ERRORS[431]}  # registry/edge.py, on every request
         if self.body is not None:
             codes |= {400: ERRORS[400], 409: ERRORS[409], 413: ERRORS[413]}
         if self.auth:
@@ -50,8 +51,15 @@ ERRORS = {
     404: "No such record, or not one of yours",
     409: "The request conflicts with the record's state",
     413: "The body or the batch is larger than the operation takes",
+    414: "The request target (path and query) is over 4 KB",
     422: "A field, query parameter or number is not valid",
-    429: "Rate limit reached; Retry-After says when to try again",
+    429: (
+        "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
+        "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
+        "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
+        "number's budget of consent texts was spent; retry after Retry-After seconds"
+    ),
+    431: "A header field is over 8 KB",
     503: "The database is unreachable; retry shortly",
 }
 
@@ -135,10 +143,7 @@ ERROR_SCHEMA = {
 
 
 RATE_LIMITED = {
-    "description": "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
-    "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
-    "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
-    "number's budget of consent texts was spent; retry after Retry-After seconds",
+    "description": ERRORS[429],
     "headers": {
         "Retry-After": {"description": "seconds until the limit's window reopens",
                         "schema": {"type": "integer", "minimum": 1}}

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from registry.config import Settings
 from registry.consent import services as consents
+from registry.events.services import Actor
 from registry.extensions import db
 from registry.numbers import ranges
 from registry.orgs import services as orgs
@@ -26,6 +27,8 @@ from registry.timeutil import utcnow
 DEMO_LOGIN = "+8613100000001"
 DEMO_HOLDERS = [f"+86131000000{i:02d}" for i in range(1, 21)]
 DEMO_RANGES = ("+86131", "+86139")
+# Who the demo's own changes are attributed to: never the holder (SPEC §8).
+DEMO = Actor("demo", "cli")
 
 ORGS = [
     ("acme-bank", "Acme Bank 顶峰银行", "sender"),
@@ -72,14 +75,15 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         caller = Caller(org_ids[slug], slug, slug, "sender", None)
         refs[code] = resolve_sender(session, caller, code, "consent", now)
     for i, phone in enumerate(DEMO_HOLDERS):
+        # Seeded settings are recorded as what they are: the demo's, not the holder's.
         if i % 4 == 1:
-            subscribers.set_preferences(session, phone, dnd_sms=True, dnd_voice=True)
+            subscribers.set_preferences(session, phone, DEMO, dnd_sms=True, dnd_voice=True)
         elif i % 4 == 2:
             subscribers.set_preferences(
-                session, phone, blocked_categories=["finance", "real_estate"]
+                session, phone, DEMO, blocked_categories=["finance", "real_estate"]
             )
         elif i % 4 == 3:
-            subscribers.set_preferences(session, phone, quiet_hours="12:00-14:00")
+            subscribers.set_preferences(session, phone, DEMO, quiet_hours="12:00-14:00")
         slug, code = ("acme-bank", "acme-cards") if i % 2 == 0 else ("shopmall", "shopmall-deals")
         sender = refs[code]
         owner = sender.organization_id
@@ -94,7 +98,8 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             session, settings, actor, sender, phone, ["sms", "voice"], evidence,
             external_id=f"demo-{i}", confirmed=i % 5 != 4,
         )  # fmt: skip
-    subscribers.set_preferences(session, DEMO_LOGIN, dnd_voice=False, dnd_sms=False)
+    # The login number's account exists with nothing set: no change is recorded in its name.
+    subscribers.get_or_create(session, DEMO_LOGIN)
     key_file(instance).parent.mkdir(parents=True, exist_ok=True)
     key_file(instance).write_text(keys["acme-bank"])
     key_file(instance).chmod(0o600)

@@ -61,7 +61,7 @@ def parse_time(
     try:
         return to_utc(within_calendar(parsed), settings.tz)
     except (OverflowError, ValueError) as exc:
-        raise ValidationFailed(f"{field}: {exc}", field=field) from exc
+        raise ValidationFailed(f"{field} is out of range: {exc}", field=field) from exc
 
 
 def disconnect(

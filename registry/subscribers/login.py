@@ -14,7 +14,7 @@ from sqlmodel import col
 from registry.config import Settings
 from registry.errors import Conflict, ValidationFailed
 from registry.sms import services as sms
-from registry.subscribers.models import LoginCode
+from registry.subscribers.models import HolderSession, LoginCode
 from registry.subscribers.services import get_or_create
 from registry.timeutil import utcnow
 
@@ -89,3 +89,44 @@ def sign_out_everywhere(session: Session, phone: str) -> None:
     """End every session of this number (each carries the epoch it was opened at)."""
     holder = get_or_create(session, phone)
     holder.session_epoch += 1
+    session.execute(
+        update(HolderSession)
+        .where(col(HolderSession.phone) == phone, col(HolderSession.ended_at).is_(None))
+        .values(ended_at=utcnow())
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(session: Session, phone: str) -> str:
+    """Start a server-side session for a holder who just proved the number; return its token.
+
+    The token goes into the (signed) session cookie; the server keeps only its
+    hash, and the session lives only as long as that row says it does.
+    """
+    token = secrets.token_urlsafe(32)
+    session.add(HolderSession(token_hash=_token_hash(token), phone=phone))
+    session.flush()
+    return token
+
+
+def session_phone(session: Session, token: str | None) -> str | None:
+    """Return the number a live session token was opened for, or None once it has ended."""
+    if not token:
+        return None
+    row = session.get(HolderSession, _token_hash(token))
+    if row is None or row.ended_at is not None:
+        return None
+    return row.phone
+
+
+def end_session(session: Session, token: str | None) -> None:
+    """End one session: a copy of its cookie opens nothing from now on."""
+    if not token:
+        return
+    row = session.get(HolderSession, _token_hash(token))
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        session.flush()

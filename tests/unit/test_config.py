@@ -167,3 +167,20 @@ def test_an_empty_variable_means_the_default(tmp_path: Path) -> None:
         "Asia/Shanghai",
         (time(8), time(21)),
     )
+
+
+def test_operator_settings_are_read_and_checked(tmp_path: Path) -> None:
+    settings = load_settings(
+        tmp_path,
+        {
+            "REGISTRY_OPERATOR_NAME": " Example Authority ",
+            "REGISTRY_OPERATOR_CONTACT": "help@example.org",
+            "REGISTRY_PRIVACY_URL": "https://example.org/privacy",
+        },
+    )
+    assert settings.operator_name == "Example Authority"
+    assert settings.operator_contact == "help@example.org"
+    assert settings.privacy_url == "https://example.org/privacy"
+    assert load_settings(tmp_path, {}).privacy_url is None  # the registry's own page
+    with pytest.raises(ConfigError, match="REGISTRY_PRIVACY_URL"):
+        load_settings(tmp_path, {"REGISTRY_PRIVACY_URL": "javascript:alert(1)"})
