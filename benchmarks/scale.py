@@ -64,7 +64,7 @@ from _common import (
 )
 from sqlalchemy import Engine, text
 
-from registry.checks.services import _FACTS
+from registry.checks.facts import FACTS
 from registry.db import make_engine
 
 PG_DB = "bench_scale"
@@ -181,7 +181,7 @@ def fact_query(b: Built, lookups: int, seed: int) -> tuple[float, float]:
         for _ in range(lookups):
             params = {"phones": [f"+86139{rng.randrange(n):08d}"], "sender": sender, "at": at}
             t0 = time.perf_counter()
-            conn.execute(_FACTS, params).all()
+            conn.execute(FACTS, params).all()
             times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2] * 1e6, times[int(len(times) * 0.99)] * 1e6

@@ -60,17 +60,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Attach the database, CSRF, Babel, the rate limiter and metrics."""
     from registry import edge, metrics
-    from registry.extensions import babel, csrf, db, limiter
+    from registry.extensions import (
+        SiteSessions,
+        babel,
+        csrf,
+        db,
+        limiter,
+        without_global_limit_pass,
+    )
     from registry.i18n import select_locale
 
     edge.init_app(app)  # first: oversize requests are refused before anything else runs
     db.init_app(app)
+    app.session_interface = SiteSessions()
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
     limiter.init_app(app)
+    without_global_limit_pass(app, limiter)
     metrics.init_app(app)
 
 

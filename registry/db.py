@@ -6,8 +6,10 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from flask import Flask, current_app, g
@@ -67,32 +69,49 @@ class Prepared:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
+        self.writes = bool(statement.is_dml)
         self._by_dialect: dict[str, Any] = {}
 
     def _compile(self, dialect: Any) -> Any:
         compiled = self.statement.compile(dialect=dialect)
-        binds = {
-            name: bp.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bp in compiled.binds.items()
-        }
+        # Parameters the caller gives (with their processors), and the
+        # statement's own literal values, processed once here.
+        binds: dict[str, Any] = {}
+        fixed: dict[str, Any] = {}
+        for name, bp in compiled.binds.items():
+            proc = bp.type.dialect_impl(dialect).bind_processor(dialect)
+            if bp.required:
+                binds[name] = proc
+            else:
+                fixed[name] = bp.effective_value if proc is None else proc(bp.effective_value)
+        # A select's columns, or an INSERT ... RETURNING's.
+        columns = getattr(self.statement, "selected_columns", None)
         results = [
             col.type.dialect_impl(dialect).result_processor(dialect, None)
-            for col in self.statement.selected_columns
+            for col in (columns if columns is not None else self.statement.exported_columns)
         ]
         names = tuple(compiled.positiontup) if dialect.positional else None
-        entry = self._by_dialect[dialect.name] = (compiled, binds, results, names)
+        entry = self._by_dialect[dialect.name] = (compiled, binds, fixed, results, names)
         return entry
 
     def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement on ``conn`` (a SQLAlchemy Connection); return processed rows."""
         entry = self._by_dialect.get(conn.dialect.name) or self._compile(conn.dialect)
-        compiled, binds, results, names = entry
-        values = compiled.construct_params(params)
+        compiled, binds, fixed, results, names = entry
+        values = dict(fixed)
         for name, proc in binds.items():
-            if proc is not None:
-                values[name] = proc(values[name])
+            value = params[name]  # a missing parameter is a KeyError, as SQLAlchemy would refuse
+            values[name] = value if proc is None else proc(value)
         args = tuple(values[n] for n in names) if names is not None else values
-        raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+        lock = _WRITERS.get(conn.engine) if self.writes else None
+        if lock is not None and conn.get_execution_options().get("autocommit_reads"):
+            lock.acquire()
+            try:
+                raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+            finally:
+                lock.release()
+        else:
+            raw = conn.exec_driver_sql(compiled.string, args).fetchall()
         return [
             tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
             for row in raw
@@ -102,9 +121,8 @@ class Prepared:
 def fingerprint(*columns: Any) -> ColumnElement[str]:
     """One text value, computed by the database, that changes whenever any of ``columns`` does.
 
-    Hot paths keep per-process copies of rarely changing rows (keys, senders,
-    delegations) and check them with this value inside a query they run
-    anyway, so a copy is never used past a change (see checks/services.py).
+    The per-process copies of keys, senders and delegations are verified with
+    it (registry/copies.py explains the mechanism).
     """
     # The separators are inlined, not bound: fewer parameters on every check.
     none, bar = literal_column("'~'", String), literal_column("'|'", String)
@@ -160,7 +178,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # after the lock was already free. An OS file lock queues the writers of
         # every worker process instead and wakes the next one at once; it is
         # released right after COMMIT or ROLLBACK.
-        writers = _WriterLock(_lock_path(url))
+        writers = _WRITERS[engine] = _WriterLock(_lock_path(url))
         dialect = engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
@@ -182,6 +200,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, **kwargs}
     return create_engine(url, **options)
+
+
+# Each SQLite engine's writer lock (make_engine), for writes outside a transaction (Prepared).
+_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
 def _lock_path(url: str) -> str | None:
@@ -426,6 +448,42 @@ def get_read_session() -> tuple[Session, str]:
         if g.db_read_session is not None:
             return g.db_read_session, "replica"
     return get_reader(), "primary"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSessions:
+    """The sessions a check request uses, chosen by database and standby health.
+
+    ``write`` takes the log rows (the request commits it before answering);
+    ``read`` the facts (a standby's when one is healthy: ``replica``);
+    ``lookup`` reads keys and senders on the primary.
+    """
+
+    write: Session
+    read: Session
+    lookup: Session
+    replica: bool
+
+
+def get_check_sessions(single: bool) -> CheckSessions:
+    """Return this request's sessions for a check of one number (``single``) or a batch.
+
+    A single check's one write is its log row: it commits by itself (no
+    BEGIN/COMMIT) on the connection that reads its facts (on SQLite under the
+    writer lock, which the reads never take). A batch writes a batch row and
+    its log rows in one transaction.
+    """
+    auto = get_autocommit()
+    read, source = get_read_session()
+    lookup = auto or get_reader()
+    if single and auto is not None:
+        return CheckSessions(auto, auto if source == "primary" else read, auto, source == "replica")
+    if single and _state().reader is not None:
+        # SQLite: the log row is one statement on the reader's connection, which
+        # commits by itself under the writer lock (``Prepared``): one connection,
+        # no BEGIN/COMMIT, the lock held for that statement only.
+        return CheckSessions(lookup, read, lookup, False)
+    return CheckSessions(get_session(), read, lookup, source == "replica")
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import Signer as _ItsSigner
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 from registry.errors import ValidationFailed
 
@@ -19,13 +22,47 @@ class TokenExpired(InvalidToken):
     """A token older than its purpose allows."""
 
 
+class _KeyedSigner(_ItsSigner):
+    """itsdangerous' signer, deriving its key once rather than on every signature."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._key = super().derive_key()
+
+    def derive_key(self, secret_key: Any = None) -> bytes:
+        """Return the key derived at construction (the same for every call with no argument)."""
+        return self._key if secret_key is None else super().derive_key(secret_key)
+
+
+class _Untimed(URLSafeSerializer):
+    """URLSafeSerializer with one signer, and payloads never compressed.
+
+    Its tokens are ordinary itsdangerous tokens (any ``URLSafeSerializer`` with
+    the secret and salt verifies them, and this one reads compressed ones).
+    Signed in volume (a receipt per check), the stock serializer built a signer
+    and derived its key per token and tried zlib on payloads too short to gain.
+    """
+
+    def __init__(self, secret: str, salt: str) -> None:
+        super().__init__(secret, salt=salt, signer=_KeyedSigner)
+        self._signer = super().make_signer(salt)
+
+    def make_signer(self, salt: Any = None) -> _ItsSigner:
+        """Return the one signer of this serializer's own salt."""
+        return self._signer if salt is None or salt == self.salt else super().make_signer(salt)
+
+    def dump_payload(self, obj: Any) -> bytes:
+        """Return the payload as base64 JSON, uncompressed."""
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+
 class Signer:
     """Sign and verify payloads for one purpose (the salt), optionally with a max age."""
 
     def __init__(self, secret: str, purpose: str, max_age: int | None = None) -> None:
         self.max_age = max_age
         self._timed = URLSafeTimedSerializer(secret, salt=f"anning.{purpose}")
-        self._plain = URLSafeSerializer(secret, salt=f"anning.{purpose}")
+        self._plain = _Untimed(secret, f"anning.{purpose}")
 
     def dumps(self, payload: Any) -> str:
         """Return the signed token for ``payload``."""

@@ -6,16 +6,15 @@ from typing import TypeVar
 
 from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
+from registry import copies
 from registry.config import Settings
 from registry.db import get_autocommit, get_reader
 from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import csrf
-from registry.orgs.services import Caller, authenticate, authenticate_cached, forget_caller
-from registry.senders.services import SenderRef, forget_sender, resolve_sender
-from registry.timeutil import utcnow
+from registry.orgs.services import Caller, authenticate
+from registry.senders.services import SenderRef
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
@@ -31,9 +30,7 @@ def _refuse_nul() -> None:
 
 
 # The preflight checks and opt-outs take the caller from a per-process copy and
-# verify it in the statement they run anyway: the checks' facts query (see
-# checks/services.py, ``Directory``), the opt-out's conditional insert
-# (senders/services.py, ``COPIES_HOLD``).
+# verify it in the statement they run anyway (registry/copies.py).
 CACHED = {"api.check", "api.check_batch", "api.create_optout"}
 
 
@@ -46,7 +43,7 @@ def _authenticate() -> None:
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
     key = header[7:].strip()
     if request.endpoint in CACHED:
-        g.caller = authenticate_cached(get_autocommit() or get_reader(), key)
+        g.caller = copies.caller(get_autocommit() or get_reader(), key)
     else:
         g.caller = authenticate(get_reader(), key)
     g.api_key = key
@@ -60,22 +57,16 @@ def _authenticate() -> None:
 GATEWAY = {"api.gateway_inbound_sms"}
 
 
-def sender_afresh(session: Session, code: str, scope: str) -> SenderRef:
-    """Forget this process's copies of the caller and of sender ``code``; read both again.
-
-    For a request whose copies were found out of date: a revoked key is 401
-    here, a withdrawn delegation 403, as for any request.
-    """
-    forget_sender(caller().org_id, code)
-    forget_caller(g.api_key)
-    g.caller = authenticate(get_reader(), g.api_key)
-    return resolve_sender(session, caller(), code, scope, utcnow())
-
-
 def caller() -> Caller:
     """Return the organization this request authenticated as."""
     c: Caller = g.caller
     return c
+
+
+def api_key() -> str:
+    """Return the bearer key this request authenticated with."""
+    key: str = g.api_key
+    return key
 
 
 def require_role(*roles: str) -> Caller:

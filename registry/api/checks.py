@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, read_limit, sender_afresh, settings
-from registry.api.gates import cold_gate
+from registry.api import api_key, body, bp, caller, read_limit, settings
+from registry.api.gates import ColdBudget
 from registry.api.openapi import route
 from registry.api.schemas import (
     Category,
@@ -24,12 +23,11 @@ from registry.api.schemas import (
     Time,
 )
 from registry.checks import services
-from registry.db import get_autocommit, get_read_session, get_reader, get_session
+from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError
 from registry.extensions import limiter
 from registry.metrics import count_decision
-from registry.senders.services import resolve_sender_cached
-from registry.timeutil import iso, to_utc, utcnow
+from registry.timeutil import iso
 
 
 class CheckIn(Strict):
@@ -124,49 +122,16 @@ def _check_limit() -> str:
     return settings().ratelimit_check
 
 
-def _cold_gate(req: services.CheckRequest) -> services.ColdGate:
-    """Return the gate for checks on numbers the sender has no record with (api/gates.py)."""
-    return cold_gate(
-        f"sender {req.sender.code}",
-        f"too many checks on numbers sender {req.sender.code!r} has no consent or "
-        f"opt-out with ({req.channel})",
-    )
+def _question(data: CheckIn | BatchIn) -> services.Question:
+    return services.Question(data.sender, data.channel, data.purpose, data.category, data.at)
 
 
-def _request(
-    sender_code: str,
-    channel: str,
-    purpose: str,
-    category: str | None,
-    at: datetime | None,
-    fresh: bool = False,
-) -> services.CheckRequest:
-    """Build the check request, from per-process copies of the caller and sender unless ``fresh``.
-
-    The facts query verifies the copies (``services.Directory``); when they have
-    changed, the view builds the request again with ``fresh`` (and a revoked
-    key is refused then).
-    """
-    cfg = settings()
-    now = utcnow()
-    if fresh:
-        sender = sender_afresh(get_reader(), sender_code, "check")
-        directory = None
-    else:
-        who = caller()
-        sender = resolve_sender_cached(
-            get_autocommit() or get_reader(), who, sender_code, "check", now
-        )
-        directory = services.Directory(
-            who.key_prefix, who.fingerprint, sender.agent_id, sender.fingerprint
-        )
-    return services.CheckRequest(
-        sender=sender,
-        channel=channel,
-        purpose=purpose,
-        category=category or sender.category,
-        at=to_utc(at, cfg.tz) if at is not None else now,
-        directory=directory,
+def _budget(sender_code: str, channel: str) -> ColdBudget:
+    """Return the budget for checks on numbers the sender has no record with (api/gates.py)."""
+    return ColdBudget(
+        f"sender {sender_code}",
+        f"too many checks on numbers sender {sender_code!r} has no consent or "
+        f"opt-out with ({channel})",
     )
 
 
@@ -188,26 +153,15 @@ def check() -> Any:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field="phone") from exc
-    args = (data.sender, data.channel, data.purpose, data.category, data.at)
-    # One log row is the only write: on PostgreSQL it commits by itself (no
-    # BEGIN/COMMIT round trips); on SQLite it queues for the writer lock.
-    auto = get_autocommit()
-    session = auto or get_session()
-    read, source = get_read_session()
-    # Copies are verified where the facts are read: a standby may lag behind a
-    # revocation, so with facts from a standby the key and sender come fresh
-    # from the primary, as they always did.
-    req = _request(*args, fresh=source == "replica")
-    if auto is not None and source == "primary":
-        read = auto  # one connection for the facts and the log row
-    try:
-        result = services.check_one(session, cfg, req, phone, read, _cold_gate(req))
-    except services.StaleDirectory:
-        req = _request(*args, fresh=True)
-        result = services.check_one(session, cfg, req, phone, read, _cold_gate(req))
-    session.commit()
+    dbs = get_check_sessions(single=True)
+    result = services.check(
+        dbs, cfg, caller(), api_key(), _question(data), phone, _budget(data.sender, data.channel)
+    )
+    dbs.write.commit()
+    source = "replica" if dbs.replica else "primary"
     dec = result.decision
     count_decision(dec.decision, dec.reason)
+    req = result.request
     out: dict[str, Any] = {
         "phone": phone,
         "sender": req.sender.code,
@@ -241,17 +195,13 @@ def check() -> Any:
 def check_batch() -> Any:
     """Answer a batch in input order; an invalid number never fails the batch."""
     data = body(BatchIn)
-    cfg = settings()
-    args = (data.sender, data.channel, data.purpose, data.category, data.at)
-    session = get_session()
-    read, source = get_read_session()
-    req = _request(*args, fresh=source == "replica")  # as in check()
-    try:
-        result = services.check_batch(session, cfg, req, data.phones, read, _cold_gate(req))
-    except services.StaleDirectory:
-        req = _request(*args, fresh=True)
-        result = services.check_batch(session, cfg, req, data.phones, read, _cold_gate(req))
-    session.commit()
+    dbs = get_check_sessions(single=False)
+    result = services.check_many(
+        dbs, settings(), caller(), api_key(), _question(data), data.phones,
+        _budget(data.sender, data.channel),
+    )  # fmt: skip
+    dbs.write.commit()
+    source = "replica" if dbs.replica else "primary"
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:
         if item.decision is not None:

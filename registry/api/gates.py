@@ -1,9 +1,10 @@
 """Budgets a view counts itself, in the rate limiter's storage: cold numbers and texts to a number.
 
 Route limits (``@limiter.limit``) count requests. Two budgets count something
-else, so the views hand a gate to the service, which calls it with what it is
+else, so the views hand one to the service, which spends it with what it is
 about to do and is refused (``RateLimited``, 429 with ``Retry-After``) when
-the budget is spent:
+the budget is spent. The interfaces are the domain's (``checks.services.ColdBudget``,
+``consent.services.TextGate``); these are their implementations at the edge:
 
 - **cold numbers** (``REGISTRY_RATELIMIT_COLD_CHECK``, per acting organization:
   the agent when there is one): numbers the caller has no record with. Checks,
@@ -28,7 +29,6 @@ import time
 from limits import parse
 
 from registry.api import caller, settings
-from registry.checks.services import ColdGate
 from registry.consent.services import TextGate
 from registry.errors import RateLimited
 from registry.extensions import limiter
@@ -38,32 +38,41 @@ log = logging.getLogger(__name__)
 parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per call
 
 
-def cold_gate(what: str, refusal: str) -> ColdGate:
-    """Return the gate for ``what`` (e.g. ``sender acme-cards``) on numbers the caller has no record with.
+class ColdBudget:
+    """The caller's budget of numbers it has no record with (``checks.services.ColdBudget``).
 
-    ``refusal`` says, in the 429's message, what was asked too often. Every
-    refusal is logged and counted in the metrics, so mining attempts are visible.
+    ``what`` (e.g. ``sender acme-cards``) and ``refusal`` say, in the log and in
+    the 429's message, what was asked too often. Every refusal is logged and
+    counted in the metrics, so mining attempts are visible.
     """
-    who = caller()
 
-    def gate(amount: int) -> None:
-        if amount <= 0:
+    def __init__(self, what: str, refusal: str) -> None:
+        self.what = what
+        self.refusal = refusal
+        self.who = caller().slug
+
+    def spend(self, numbers: int) -> None:
+        """Spend ``numbers`` of the budget; raise RateLimited when it is spent."""
+        if numbers <= 0:
             return
         item = parse_limit(settings().ratelimit_cold_check)
-        if limiter.limiter.hit(item, "cold-check", who.slug, cost=amount):
+        if limiter.limiter.hit(item, "cold-check", self.who, cost=numbers):
             return
-        reset = limiter.limiter.get_window_stats(item, "cold-check", who.slug).reset_time
-        count_cold_refusal(who.slug)
+        reset = limiter.limiter.get_window_stats(item, "cold-check", self.who).reset_time
+        count_cold_refusal(self.who)
         log.warning(
             "cold checks refused: organization %s, %s, %d numbers (limit %s)",
-            who.slug, what, amount, item,
+            self.who, self.what, numbers, item,
         )  # fmt: skip
         raise RateLimited(
-            f"{refusal} (limit {item}); the registry is not a directory of numbers",
+            f"{self.refusal} (limit {item}); the registry is not a directory of numbers",
             retry_after=int(reset - time.time()) + 1,
         )
 
-    return gate
+
+def cold_gate(what: str, refusal: str) -> ColdBudget:
+    """Return the cold-number budget of this request's caller (see ``ColdBudget``)."""
+    return ColdBudget(what, refusal)
 
 
 def text_gate() -> TextGate:

@@ -8,7 +8,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, sender_afresh, settings, write_limit
+from registry.api import actor_for, api_key, body, bp, caller, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.consent import services as consents
@@ -16,14 +16,7 @@ from registry.consent.replies import classify
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, ValidationFailed
 from registry.extensions import limiter
-from registry.senders.services import (
-    StaleDirectory,
-    copies_params,
-    optout_reach,
-    resolve_sender,
-    resolve_sender_cached,
-    sender_by_address,
-)
+from registry.senders.services import optout_reach, resolve_sender, sender_by_address
 from registry.timeutil import iso, to_utc, utcnow
 
 
@@ -104,21 +97,10 @@ def create_optout() -> Any:
     session = get_session()
     phone = _phone(data.phone, "phone")
     received = to_utc(data.received_at, cfg.tz) if data.received_at else None
-    channels: list[str] = list(data.channels)
-    args = (phone, channels, data.source, received, data.text)
-    # The caller and an owner's sender come from per-process copies; the insert
-    # happens only while they still match (see COPIES_HOLD), else afresh.
-    who = caller()
-    sender = resolve_sender_cached(session, who, data.sender, "optout", utcnow())
-    try:
-        if sender.agent_id is not None:
-            raise StaleDirectory  # a delegated call reads its rows afresh
-        optout = consents.record_optout(
-            session, actor_for(sender), sender, *args, only_if=copies_params(who, sender)
-        )
-    except StaleDirectory:
-        sender = sender_afresh(session, data.sender, "optout")
-        optout = consents.record_optout(session, actor_for(sender), sender, *args)
+    optout, sender = consents.record_reported_optout(
+        session, caller(), api_key(), data.sender, phone, list(data.channels), data.source,
+        received, data.text,
+    )  # fmt: skip
     session.commit()
     return jsonify(
         {

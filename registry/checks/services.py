@@ -1,246 +1,65 @@
-"""The preflight check: gather facts in one query, decide, log, sign a receipt.
+"""The preflight check: resolve the sender, gather the facts, decide, log, sign a receipt.
 
-This is the hot path. It uses SQLAlchemy Core and plain rows: building ORM
-objects would cost more than the rest of the request (STYLE.md, habit 5).
+This is the hot path; read a check top to bottom in ``check`` (one number) and
+``check_many`` (a batch): the key and sender come from per-process copies
+(registry/copies.py), verified by the facts query (checks/facts.py), and read
+again when they are out of date; the cold-number budget is asked before
+answering; the log row is written before the answer leaves; the receipt is
+signed (checks/receipts.py). Core statements and plain rows throughout
+(STYLE.md, habit 5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    String,
-    and_,
-    any_,
-    bindparam,
-    case,
-    cast,
-    func,
-    insert,
-    literal,
-    null,
-    select,
-    union_all,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import BindParameter
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
-from registry import phones
+from registry import copies, phones
+from registry.checks import receipts
+from registry.checks.facts import load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
-from registry.consent.models import Consent, OptOut
-from registry.db import Prepared, table_of
-from registry.decision import ConsentFact, Decision, Facts, OptOutFact, Policy, Preferences, decide
+from registry.copies import StaleCopy
+from registry.db import CheckSessions, Prepared, table_of
+from registry.decision import Decision, Facts, Policy, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
-from registry.numbers.models import Disconnection
-from registry.orgs.services import KEY_FINGERPRINT, KEY_NOW
+from registry.orgs.models import Organization
+from registry.orgs.services import Caller
 from registry.senders.models import Sender
-from registry.senders.services import (
-    DELEGATION_FINGERPRINT,
-    GRANTS_NOW,
-    SENDER_FINGERPRINT,
-    SENDER_NOW,
-    SenderRef,
-    StaleDirectory,
-)
-from registry.subscribers.models import Subscriber
-from registry.timeutil import UTCDateTime, iso, utcnow
-from registry.tokens import Signer
+from registry.senders.services import SenderRef
+from registry.timeutil import UTCDateTime, iso, to_utc, utcnow
 
-# SQLite allows 32,766 bound parameters; four branches of the fact query each
-# take the chunk's phones, so a chunk stays well under that. PostgreSQL takes
-# the chunk as one array parameter (``= ANY``): a whole batch in one query,
-# and no statement with thousands of placeholders for the driver to parse.
-CHUNK = 2_000
-PG_CHUNK = 10_000
+__all__ = ["load_facts"]  # re-exported: the facts are part of this service's interface
 
 
-c, o, s, d = (table_of(t) for t in (Consent, OptOut, Subscriber, Disconnection))
-_phones: BindParameter[list[str]] = bindparam("phones", expanding=True)
-_NULL_TS: ColumnElement[Any] = cast(null(), UTCDateTime())
-_NULL_TXT: ColumnElement[Any] = cast(null(), c.c.channels.type)
-_NULL_INT: ColumnElement[Any] = cast(null(), c.c.id.type)
+class ColdBudget(Protocol):
+    """The budget of checks on numbers the caller has no record with (``cold``).
 
+    Handed to the service by the edge (the API implements it with the rate
+    limiter's storage, api/gates.py); the service spends it before answering.
+    """
 
-# Every fact for (phones, sender) at or before :at, tagged by kind.
-def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any], ...]:
-    return (
-        select(
-            literal("c").label("kind"), c.c.phone, c.c.id, c.c.channels, c.c.category, c.c.status,
-            c.c.evidence_captured_at.label("t1"), c.c.created_at.label("t2"),
-            c.c.activated_at.label("t3"), c.c.expires_at.label("t4"), c.c.pending_until.label("t5"),
-        ).where(and_(match(c.c.phone), c.c.sender_id == bindparam("sender"))),
-        select(
-            literal("o"), o.c.phone, _NULL_INT, o.c.channels, _NULL_TXT, _NULL_TXT,
-            o.c.received_at, o.c.created_at, _NULL_TS, _NULL_TS, _NULL_TS,
-        ).where(
-            and_(
-                match(o.c.phone),
-                o.c.sender_id == bindparam("sender"),
-                o.c.withdrawn_at.is_(None),
-            )
-        ),
-        select(
-            literal("s"), s.c.phone, _NULL_INT, s.c.blocked_categories, s.c.quiet_hours,
-            case(
-                (and_(s.c.dnd_voice, s.c.dnd_sms), "sms,voice"),
-                (s.c.dnd_voice, "voice"),
-                (s.c.dnd_sms, "sms"),
-                else_="",
-            ),
-            s.c.updated_at, _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
-        ).where(match(s.c.phone)),
-        select(
-            literal("d"), d.c.phone, _NULL_INT, _NULL_TXT, _NULL_TXT, _NULL_TXT,
-            func.max(d.c.disconnected_at), _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
-        )
-        .where(
-            and_(
-                match(d.c.phone),
-                d.c.disconnected_at <= bindparam("at", type_=UTCDateTime()),
-                d.c.retracted_at.is_(None),  # a retracted disconnection no longer counts
-            )
-        )
-        .group_by(d.c.phone),
-    )  # fmt: skip
-
-
-_BY_PHONES = _branches(lambda col: col.in_(_phones))
-_BY_ARRAY = _branches(lambda col: col == any_(bindparam("phones", type_=ARRAY(String))))
-_BY_PHONE = _branches(lambda col: col == bindparam("phone"))
-# One round trip: the facts, for a list of numbers (batches) or for one.
-_FACTS = union_all(*_BY_PHONES)
-_FACTS_PG = union_all(*_BY_ARRAY)
-_FACTS_ONE = Prepared(union_all(*_BY_PHONE))
-# The facts, and the key, sender and delegation rows the request took from this
-# process's copies, as fingerprints read in the same statement (so from the same
-# snapshot): a copy is used only while it matches the database (see ``Directory``).
-_NULLS = (
-    _NULL_INT,
-    _NULL_TXT,
-    _NULL_TXT,
-    _NULL_TXT,
-    _NULL_TS,
-    _NULL_TS,
-    _NULL_TS,
-    _NULL_TS,
-    _NULL_TS,
-)
-_VERIFY = (
-    KEY_NOW.with_only_columns(literal("k"), KEY_FINGERPRINT, *_NULLS),
-    SENDER_NOW.with_only_columns(literal("x"), SENDER_FINGERPRINT, *_NULLS),
-    GRANTS_NOW.with_only_columns(literal("g"), DELEGATION_FINGERPRINT, *_NULLS),
-)
-_FACTS_VERIFIED = union_all(*_BY_PHONES, *_VERIFY)
-_FACTS_PG_VERIFIED = union_all(*_BY_ARRAY, *_VERIFY)
-_FACTS_ONE_VERIFIED = Prepared(union_all(*_BY_PHONE, *_VERIFY))
+    def spend(self, numbers: int) -> None:
+        """Spend ``numbers`` of the budget; raise RateLimited (with nothing answered) when spent."""
 
 
 @dataclass(frozen=True, slots=True)
-class Directory:
-    """The key and sender a check took from per-process copies, to verify with its facts."""
+class Question:
+    """What a caller asks, as parsed from the request: its sender still a code."""
 
-    key_prefix: str
-    key_fingerprint: str
-    agent_id: int | None
-    sender_fingerprint: tuple[str, ...]
-
-    def verify(self, seen: dict[str, list[str]]) -> None:
-        """Raise StaleDirectory unless the database still holds exactly these rows."""
-        if seen.get("k") != [self.key_fingerprint] or (
-            seen.get("x", []) + sorted(seen.get("g", []))
-        ) != list(self.sender_fingerprint):
-            raise StaleDirectory
-
-
-def _split(text: str | None) -> frozenset[str]:
-    return frozenset(text.split(",")) if text else frozenset()
-
-
-def _quiet(text: str | None) -> tuple[time, time] | None:
-    if not text:
-        return None
-    start, end = text.split("-")
-    return time.fromisoformat(start), time.fromisoformat(end)
-
-
-def load_facts(
-    session: Session,
-    sender: SenderRef,
-    phone_list: Sequence[str],
-    at: datetime,
-    directory: Directory | None = None,
-) -> dict[str, Facts]:
-    """Return the facts for each phone about ``sender`` at ``at``: one query per chunk.
-
-    With ``directory``, the first query also verifies the per-process copies the
-    request used, and StaleDirectory is raised when they are out of date.
-    """
-    seen: dict[str, list[str]] = {}
-    consents: dict[str, list[ConsentFact]] = {}
-    optouts: dict[str, list[OptOutFact]] = {}
-    prefs: dict[str, Preferences] = {}
-    cut: dict[str, datetime] = {}
-    conn = session.connection()
-    pg = conn.dialect.name == "postgresql"
-    step = PG_CHUNK if pg else CHUNK
-    # With a directory to verify, the first query runs even for no phones at all.
-    for start in range(0, max(len(phone_list), directory is not None), step):
-        params: dict[str, Any] = {"sender": sender.id, "at": at}
-        if directory is not None and start == 0:
-            params["prefix"] = directory.key_prefix
-            params["agent"] = directory.agent_id
-        rows: Sequence[Any]
-        if len(phone_list) == 1:  # the single check: a precompiled statement
-            params["phone"] = phone_list[0]
-            rows = (_FACTS_ONE_VERIFIED if directory is not None else _FACTS_ONE).rows(conn, params)
-        else:
-            params["phones"] = list(phone_list[start : start + step])
-            verify = directory is not None and start == 0
-            if pg:
-                query = _FACTS_PG_VERIFIED if verify else _FACTS_PG
-            else:
-                query = _FACTS_VERIFIED if verify else _FACTS
-            rows = conn.execute(query, params).all()
-        for kind, phone, id_, chan, cat, status, t1, t2, t3, t4, t5 in rows:
-            if kind == "c":
-                consents.setdefault(phone, []).append(
-                    ConsentFact(id_, _split(chan), status, t1, t2, cat, t3, t4, t5)
-                )
-            elif kind == "o":
-                optouts.setdefault(phone, []).append(OptOutFact(_split(chan), t1, t2))
-            elif kind == "s":
-                prefs[phone] = Preferences(t1, _split(status), _split(chan), _quiet(cat))
-            elif kind == "d":
-                if t1 is not None:
-                    cut[phone] = t1
-            else:
-                seen.setdefault(kind, []).append(phone)
-    if directory is not None:
-        directory.verify(seen)
-    empty = Facts(sender_suspended=sender.suspended)
-    result = {}
-    for phone in phone_list:
-        if phone in consents or phone in optouts or phone in prefs or phone in cut:
-            result[phone] = Facts(
-                sender.suspended,
-                tuple(consents.get(phone, ())),
-                tuple(optouts.get(phone, ())),
-                prefs.get(phone),
-                cut.get(phone),
-            )
-        else:
-            result[phone] = empty
-    return result
+    sender: str
+    channel: str
+    purpose: str
+    category: str | None = None
+    at: datetime | None = None
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -269,7 +88,7 @@ class CheckRequest:
     purpose: str
     category: str
     at: datetime
-    directory: Directory | None = None  # per-process copies to verify with the facts
+    copies: copies.Copies | None = None  # per-process copies to verify with the facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,15 +99,89 @@ class CheckResult:
     decision: Decision
     check_id: str
     checked_at: datetime
+    request: CheckRequest
 
 
-def receipt_signer(settings: Settings) -> Signer:
-    """Return the signer for check receipts."""
-    return Signer(settings.secret_key, "receipt")
+def _request(
+    dbs: CheckSessions,
+    settings: Settings,
+    who: Caller,
+    key: str,
+    question: Question,
+    scope: str,
+    fresh: bool,
+) -> CheckRequest:
+    """Build the check request, with the caller and sender from copies unless ``fresh``.
+
+    Facts from a standby may lag behind a revocation, so with a standby the key
+    and sender always come fresh from the primary (and are not verified there).
+    """
+    now = utcnow()
+    verify: copies.Copies | None = None
+    if fresh or dbs.replica:
+        who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
+    else:
+        sender = copies.sender(dbs.lookup, who, question.sender, scope, now)
+        verify = copies.copies_of(who, sender)
+    at = to_utc(question.at, settings.tz) if question.at is not None else now
+    return CheckRequest(
+        sender, question.channel, question.purpose, question.category or sender.category, at, verify
+    )
 
 
-_LOG = insert(CheckLog.__table__)  # type: ignore[attr-defined]
-_LOG_RETURNING = _LOG.returning(CheckLog.__table__.c.id)  # type: ignore[attr-defined]
+def check(
+    dbs: CheckSessions,
+    settings: Settings,
+    who: Caller,
+    key: str,
+    question: Question,
+    phone: str,
+    budget: ColdBudget | None,
+) -> CheckResult:
+    """Answer one check for the caller ``who`` (bearer ``key``): decided, logged, signed.
+
+    The caller's key and sender are taken from copies first; when the facts
+    query finds them out of date, they are read again and the check answered
+    with those (a revoked key is refused then). The log row is on ``dbs.write``,
+    which the caller commits before sending the answer.
+    """
+    try:
+        req = _request(dbs, settings, who, key, question, "check", fresh=False)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+    except StaleCopy:
+        req = _request(dbs, settings, who, key, question, "check", fresh=True)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+
+
+def check_many(
+    dbs: CheckSessions,
+    settings: Settings,
+    who: Caller,
+    key: str,
+    question: Question,
+    inputs: Sequence[Any],
+    budget: ColdBudget | None,
+) -> BatchResult:
+    """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
+    try:
+        req = _request(dbs, settings, who, key, question, "check", fresh=False)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+    except StaleCopy:
+        req = _request(dbs, settings, who, key, question, "check", fresh=True)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+
+
+_LOG_TABLE = table_of(CheckLog)
+_LOG_ONE_COLUMNS = (
+    "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
+    "decision", "reason", "consent_id", "at", "checked_at",
+)  # fmt: skip
+# One check's log row (the columns of ``_log_row``), its id returned for the receipt.
+_LOG_ONE = Prepared(
+    insert(_LOG_TABLE)
+    .values({name: bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS})
+    .returning(_LOG_TABLE.c.id)
+)
 
 
 def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dict[str, Any]:
@@ -365,20 +258,20 @@ def check_one(
     req: CheckRequest,
     phone: str,
     read: Session | None = None,
-    gate: ColdGate | None = None,
+    budget: ColdBudget | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
-    ``gate`` is asked first when the sender has no record with the number.
+    ``budget`` is spent first when the sender has no record with the number.
     """
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     state = known_seq(read or session)
-    facts = load_facts(read or session, req.sender, [phone], req.at, req.directory)[phone]
-    if gate is not None and cold(facts, req.channel, req.at):
-        gate(1)
+    facts = load_facts(read or session, req.sender, [phone], req.at, req.copies)[phone]
+    if budget is not None and cold(facts, req.channel, req.at):
+        budget.spend(1)
     dec = decide(
         facts,
         channel=req.channel,
@@ -389,23 +282,22 @@ def check_one(
         zone=zone_for(phone, settings),
     )
     now = utcnow()
-    log_id: int = (
-        session.connection().execute(_LOG_RETURNING, _log_row(req, phone, dec, now)).scalar_one()
+    # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
+    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
+    claims = receipts.Claims(
+        sender=req.sender.code,
+        channel=req.channel,
+        purpose=req.purpose,
+        checked_at=iso(now),
+        registry_seq=state,
+        log_id=log_id,
+        phone=phone,
+        decision=dec.decision,
+        reason=dec.reason,
+        agent=req.sender.agent_slug,
+        on_behalf_of=req.sender.org_slug if req.sender.agent_slug is not None else None,
     )
-    receipt = {
-        "i": log_id,
-        "p": phone,
-        "s": req.sender.code,
-        "c": req.channel,
-        "u": req.purpose,
-        "d": dec.decision,
-        "r": dec.reason,
-        "t": iso(now),
-        "q": state,
-    }
-    if req.sender.agent_slug is not None:
-        receipt["a"], receipt["o"] = req.sender.agent_slug, req.sender.org_slug
-    return CheckResult(phone, dec, receipt_signer(settings).dumps(receipt), now)
+    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +319,7 @@ class BatchResult:
     denied: int
     invalid: int
     check_id: str
+    request: CheckRequest
 
 
 def normalize_many(
@@ -447,7 +340,7 @@ def decide_many(
 ) -> dict[str, Decision]:
     """Decide for many distinct phones at once (batch, scrub); ``session`` only reads."""
     return decide_all(
-        settings, req, load_facts(session, req.sender, phone_list, req.at, req.directory)
+        settings, req, load_facts(session, req.sender, phone_list, req.at, req.copies)
     )
 
 
@@ -479,10 +372,6 @@ def cold(facts: Facts, channel: str, at: datetime) -> bool:
         if c.status == "pending" and (c.pending_until is None or c.pending_until > at):
             return False
     return True
-
-
-# Called with the number of cold checks a request is about to answer; raises to refuse.
-ColdGate = Callable[[int], None]
 
 
 def decide_all(
@@ -561,7 +450,7 @@ def check_batch(
     req: CheckRequest,
     inputs: Sequence[Any],
     read: Session | None = None,
-    gate: ColdGate | None = None,
+    budget: ColdBudget | None = None,
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place."""
     if len(inputs) > settings.max_batch:
@@ -569,9 +458,9 @@ def check_batch(
     parsed = normalize_many(inputs, settings.default_region)
     state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    facts = load_facts(read or session, req.sender, distinct, req.at, req.directory)
-    if gate is not None:
-        gate(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
+    facts = load_facts(read or session, req.sender, distinct, req.at, req.copies)
+    if budget is not None:
+        budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
     now = utcnow()
     items = [
@@ -582,59 +471,64 @@ def check_batch(
     invalid = sum(1 for i in items if i.error is not None)
     denied = len(items) - allowed - invalid
     batch_id = log_batch(session, req, decisions, now, (len(items), allowed, denied, invalid))
-    receipt = {
-        "b": batch_id,
-        "s": req.sender.code,
-        "c": req.channel,
-        "u": req.purpose,
-        "t": iso(now),
-        "q": state,
-    }
-    return BatchResult(items, allowed, denied, invalid, receipt_signer(settings).dumps(receipt))
+    claims = receipts.Claims(
+        sender=req.sender.code,
+        channel=req.channel,
+        purpose=req.purpose,
+        checked_at=iso(now),
+        registry_seq=state,
+        batch_id=batch_id,
+    )
+    check_id = receipts.sign(settings, claims)
+    return BatchResult(items, allowed, denied, invalid, check_id, req)
 
 
 def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:
     """Return the verified content of a receipt; raise InvalidToken for a forged id."""
-    payload = receipt_signer(settings).loads(check_id)
-    if not isinstance(payload, dict):
-        raise NotFound("no such receipt")
-    attribution = {"agent": payload["a"], "on_behalf_of": payload["o"]} if "a" in payload else {}
-    if "b" not in payload:
+    claims = receipts.verify(settings, check_id)
+    attribution = (
+        {"agent": claims.agent, "on_behalf_of": claims.on_behalf_of}
+        if claims.agent is not None
+        else {}
+    )
+    common = {
+        "check_id": check_id,
+        "sender": claims.sender,
+        "channel": claims.channel,
+        "purpose": claims.purpose,
+        "checked_at": claims.checked_at,
+        # The feed number the decision saw (absent on receipts signed before it existed).
+        "registry_seq": claims.registry_seq,
+    }
+    if claims.batch_id is None:
+        if claims.phone is None or claims.decision is None:
+            raise NotFound("no such receipt")
         return attribution | {
             "check_id": check_id,
-            "phone": payload["p"],
-            "sender": payload["s"],
-            "channel": payload["c"],
-            "purpose": payload.get("u"),
-            "decision": payload["d"],
-            "reason": payload["r"],
-            "checked_at": payload["t"],
-            # The feed number the decision saw (absent on receipts signed before it existed).
-            "registry_seq": payload.get("q"),
+            "phone": claims.phone,
+            "sender": claims.sender,
+            "channel": claims.channel,
+            "purpose": claims.purpose,
+            "decision": claims.decision,
+            "reason": claims.reason,
+            "checked_at": claims.checked_at,
+            "registry_seq": claims.registry_seq,
         }
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(
         select(log.c.phone, log.c.decision, log.c.reason)
-        .where(log.c.batch_id == payload["b"])
+        .where(log.c.batch_id == claims.batch_id)
         .order_by(log.c.id)
     ).all()
-    return attribution | {
-        "check_id": check_id,
-        "sender": payload["s"],
-        "channel": payload["c"],
-        "purpose": payload.get("u"),
-        "checked_at": payload["t"],
-        "registry_seq": payload.get("q"),
-        "results": [{"phone": p, "decision": dec, "reason": r} for p, dec, r in rows],
-    }
+    return (
+        attribution
+        | common
+        | {"results": [{"phone": p, "decision": dec, "reason": r} for p, dec, r in rows]}
+    )
 
 
 def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dict[str, Any]]:
     """Return who checked this number, newest first: sender, its organization, and any agent."""
-    from sqlalchemy.orm import aliased
-
-    from registry.orgs.models import Organization
-
     log = CheckLog.__table__  # type: ignore[attr-defined]
     owner, agent = aliased(Organization), aliased(Organization)
     rows = session.execute(
@@ -657,13 +551,3 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
-
-
-def sender_owner(session: Session, code: str) -> int:
-    """Return the id of the organization that owns sender ``code``."""
-    from registry.errors import UnknownSender
-
-    owner = session.scalar(select(col(Sender.organization_id)).where(col(Sender.code) == code))
-    if owner is None:
-        raise UnknownSender(f"no sender with code {code!r}", field="sender")
-    return int(owner)

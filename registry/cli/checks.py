@@ -14,8 +14,7 @@ from registry import csvcells
 from registry.checks import services
 from registry.errors import RegistryError
 from registry.extensions import db
-from registry.orgs.services import Caller
-from registry.senders.services import resolve_sender
+from registry.senders.services import sender_as_owner
 from registry.timeutil import utcnow
 
 CHUNK = 10_000
@@ -63,10 +62,7 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
         now = utcnow()
         try:
             # The operator runs the CLI with the owner's authority over the sender.
-            owner = services.sender_owner(session, sender_code)
-            sender = resolve_sender(
-                session, Caller(owner, "", "", "sender", None), sender_code, "check", now
-            )
+            sender = sender_as_owner(session, sender_code, now)
         except RegistryError as exc:
             raise click.ClickException(exc.message) from exc
         req = services.CheckRequest(sender, channel, purpose, sender.category, now)

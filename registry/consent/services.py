@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from registry import copies
 from registry.config import Settings
 from registry.consent import claims
 from registry.consent.models import CHANNELS, Consent, OptOut
@@ -27,8 +28,9 @@ from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
 from registry.events.models import Event
 from registry.events.services import SYSTEM, Actor
+from registry.orgs.services import Caller
 from registry.senders.models import Sender
-from registry.senders.services import COPIES_HOLD, SenderRef, StaleDirectory
+from registry.senders.services import SenderRef
 from registry.sms import services as sms
 from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
@@ -419,10 +421,9 @@ def record_optout(
 ) -> RecordedOptOut:
     """Record a refusal of ``sender``; it wins over any earlier consent at once.
 
-    With ``only_if`` (``senders.services.copies_params``) the opt-out is
-    inserted only while the caller's key and sender still match those copies,
-    in the same statement, and StaleDirectory is raised, with nothing written,
-    when they do not.
+    With ``only_if`` (``copies.hold_params``) the opt-out is inserted only
+    while the caller's key and sender still match those copies, in the same
+    statement, and StaleCopy is raised, with nothing written, when they do not.
 
     Two Core inserts on the session's connection, the opt-out and its event,
     and nothing read back but the new id: opt-outs arrive in volume (issue 3),
@@ -452,7 +453,7 @@ def record_optout(
             session.connection().execute(_INSERT_OPTOUT_IF, values | only_if).scalar_one_or_none()
         )
         if found is None:
-            raise StaleDirectory
+            raise copies.StaleCopy
         optout_id = found
     events.record(
         session,
@@ -469,19 +470,55 @@ def record_optout(
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
 
 
+def record_reported_optout(
+    session: Session,
+    who: Caller,
+    key: str,
+    sender_code: str,
+    phone: str,
+    channels: list[str],
+    source: str,
+    received_at: datetime | None = None,
+    text: str | None = None,
+) -> tuple[RecordedOptOut, SenderRef]:
+    """Record a refusal a sender reports through the API (caller ``who``, bearer ``key``).
+
+    The caller and an owner's sender come from per-process copies, and the
+    insert happens only while they still match (``copies.HOLD``); when they do
+    not, or for a delegated call (more rows to compare), both are read afresh.
+    """
+    now = utcnow()
+    sender = copies.sender(session, who, sender_code, "optout", now)
+    args = (phone, channels, source, received_at, text)
+    if sender.agent_id is None:
+        try:
+            only_if = copies.hold_params(who, sender)
+            optout = record_optout(session, _api_actor(who, sender), sender, *args, only_if=only_if)
+            return optout, sender
+        except copies.StaleCopy:
+            pass
+    who, sender = copies.afresh(session, key, who, sender_code, "optout", now)
+    return record_optout(session, _api_actor(who, sender), sender, *args), sender
+
+
+def _api_actor(who: Caller, sender: SenderRef) -> Actor:
+    """Return who acts: the sender's organization, through the caller if it is an agent."""
+    return Actor(f"org:{who.slug}", "api", org_id=sender.organization_id, agent_id=sender.agent_id)
+
+
 _OPTOUT_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channels", "source", "text",
     "received_at", "created_at",
 )  # fmt: skip
 _INSERT_OPTOUT = insert(table_of(OptOut)).returning(table_of(OptOut).c.id)
-# The same row, inserted only while the per-process copies hold (COPIES_HOLD).
+# The same row, inserted only while the per-process copies hold (copies.HOLD).
 _INSERT_OPTOUT_IF = (
     insert(table_of(OptOut))
     .from_select(
         list(_OPTOUT_COLUMNS),
         select(
             *(bindparam(name, type_=table_of(OptOut).c[name].type) for name in _OPTOUT_COLUMNS)
-        ).where(COPIES_HOLD),
+        ).where(copies.HOLD),
     )
     .returning(table_of(OptOut).c.id)
 )

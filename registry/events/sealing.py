@@ -164,7 +164,7 @@ def last_seq(session: Session) -> int:
     return int(session.execute(_TOP).scalar() or 0)
 
 
-# engine -> (read at, feed number): see ``known_seq``.
+# database (its connection pool, shared by an engine's option variants) -> (read at, feed number).
 _KNOWN: dict[int, tuple[float, int]] = {}
 KNOWN_TTL = 0.05
 
@@ -178,7 +178,7 @@ def known_seq(session: Session) -> int:
     read its facts — just a less precise one; it lags by at most the TTL, well
     inside the sealer's own lag (a change is numbered within one worker tick).
     """
-    key = id(session.get_bind().engine)
+    key = id(session.get_bind().engine.pool)
     now = time.monotonic()
     known = _KNOWN.get(key)
     if known is None or now - known[0] > KNOWN_TTL:

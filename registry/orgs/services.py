@@ -32,7 +32,7 @@ class Caller:
     role: str
     suspended_until: datetime | None
     key_prefix: str = ""
-    fingerprint: str = ""  # of the key and organization rows, see ``authenticate_cached``
+    fingerprint: str = ""  # of the key and organization rows (registry/copies.py)
 
     def suspended(self, now: datetime) -> bool:
         """Tell whether the organization is under a suspension at ``now``."""
@@ -100,7 +100,9 @@ KEY_FINGERPRINT = fingerprint(
     Organization.role,
     Organization.suspended_until,
 )
-_AUTH = (
+# The lookup of a live key by its public prefix (``:prefix``); registry/copies.py
+# verifies copies of its result with its KEY_FINGERPRINT.
+KEY_LOOKUP = (
     select(
         col(ApiKey.key_hash),
         col(Organization.id),
@@ -116,16 +118,12 @@ _AUTH = (
 )
 
 
-# The fingerprint of a live key (``:prefix``) as the database holds it now.
-KEY_NOW = _AUTH.with_only_columns(KEY_FINGERPRINT)
-
-
 def authenticate(session: Session, key: str) -> Caller:
     """Return the caller for a bearer key; raise Unauthorized. One indexed query."""
     parts = key.split("_")
     if len(parts) < 3 or not key.startswith(KEY_PREFIX):
         raise Unauthorized("the API key is malformed")
-    row = session.connection().execute(_AUTH, {"prefix": parts[1]}).first()
+    row = session.connection().execute(KEY_LOOKUP, {"prefix": parts[1]}).first()
     # Compare in constant time, and hash even when the prefix is unknown so the
     # timing does not tell an attacker which prefixes exist.
     stored = row[0] if row is not None else "0" * 64
@@ -133,34 +131,6 @@ def authenticate(session: Session, key: str) -> Caller:
         raise Unauthorized("the API key is not valid")
     # Organization.id is typed optional (unset before insert); a joined row always has one.
     return Caller(row[1], row[2], row[3], row[4], row[5], parts[1], row[6])  # type: ignore[arg-type]
-
-
-# sha256 of a key -> its caller, per process: see ``authenticate_cached``.
-_CALLERS: dict[str, Caller] = {}
-CACHE_SIZE = 10_000
-
-
-def authenticate_cached(session: Session, key: str) -> Caller:
-    """Return the caller for a bearer key from this process's copy, else as ``authenticate``.
-
-    Only for the preflight checks, which verify the copy in the same query that
-    reads their facts (``Caller.fingerprint``) and start again with
-    ``forget_caller`` and ``authenticate`` when it no longer matches: a revoked
-    key or a suspension is honoured from the next check on, in every process.
-    """
-    digest = _hash(key)
-    found = _CALLERS.get(digest)
-    if found is None:
-        found = authenticate(session, key)
-        if len(_CALLERS) >= CACHE_SIZE:
-            _CALLERS.clear()
-        _CALLERS[digest] = found
-    return found
-
-
-def forget_caller(key: str) -> None:
-    """Drop this process's copy of a key's caller."""
-    _CALLERS.pop(_hash(key), None)
 
 
 # --- the regulator console's directory (issue 6) ------------------------------

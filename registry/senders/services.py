@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -20,7 +20,7 @@ from registry.errors import (
     ValidationFailed,
 )
 from registry.orgs.models import Delegation, DelegationSender, Organization
-from registry.orgs.services import KEY_NOW, Caller
+from registry.orgs.services import Caller
 from registry.senders.models import CATEGORIES, Sender, SenderAddress
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
@@ -40,7 +40,7 @@ class SenderRef:
     org_slug: str = ""
     agent_id: int | None = None  # set when the caller acts for the owner by delegation
     agent_slug: str | None = None
-    # Of the sender, owner and delegation rows this rests on (see ``resolve_sender_cached``).
+    # Of the sender, owner and delegation rows this rests on (registry/copies.py).
     fingerprint: tuple[str, ...] = ()
 
 
@@ -107,7 +107,9 @@ SENDER_FINGERPRINT = fingerprint(
     Organization.slug,
 )
 DELEGATION_FINGERPRINT = fingerprint(Delegation.id, Delegation.scopes, Delegation.expires_at)
-_SENDER = select(
+# The lookup of a sender with its owner; registry/copies.py verifies copies of
+# its result with its SENDER_FINGERPRINT (and of the grants with DELEGATION_FINGERPRINT).
+SENDER_LOOKUP = select(
     col(Sender.id),
     col(Sender.code),
     col(Sender.name),
@@ -118,12 +120,12 @@ _SENDER = select(
     col(Organization.slug),
     SENDER_FINGERPRINT,
 ).join(Organization, col(Organization.id) == Sender.organization_id)
-_BY_CODE = _SENDER.where(col(Sender.code) == bindparam("code"))
-_BY_ADDRESS = _SENDER.join(
+_BY_CODE = SENDER_LOOKUP.where(col(Sender.code) == bindparam("code"))
+_BY_ADDRESS = SENDER_LOOKUP.join(
     SenderAddress,
     col(SenderAddress.sender_id) == Sender.id,
 ).where(col(SenderAddress.address) == bindparam("address"))
-_DELEGATED = (
+GRANTS_LOOKUP = (
     select(col(Delegation.scopes), col(Delegation.expires_at), DELEGATION_FINGERPRINT)
     .join(DelegationSender, col(DelegationSender.delegation_id) == Delegation.id)
     .where(
@@ -134,12 +136,6 @@ _DELEGATED = (
         )
     )
 )
-# The fingerprints of a sender (``:sender``) and of an agent's live grants for it
-# (``:agent``), as the database holds them now: to verify per-process copies.
-SENDER_NOW = _SENDER.where(col(Sender.id) == bindparam("sender")).with_only_columns(
-    SENDER_FINGERPRINT
-)
-GRANTS_NOW = _DELEGATED.with_only_columns(DELEGATION_FINGERPRINT)
 
 
 def _suspended(until: datetime | None, now: datetime) -> bool:
@@ -161,10 +157,10 @@ def _ref(row: tuple[Any, ...], now: datetime, agent: Caller | None = None) -> Se
     )
 
 
-Rows = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
+SenderRows = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
 
 
-def _lookup(session: Session, caller: Caller, code: str) -> Rows:
+def lookup_sender(session: Session, caller: Caller, code: str) -> SenderRows:
     """Read the sender ``code`` and, if the caller does not own it, the caller's grants for it."""
     conn = session.connection()
     row = conn.execute(_BY_CODE, {"code": code}).first()
@@ -172,11 +168,13 @@ def _lookup(session: Session, caller: Caller, code: str) -> Rows:
         raise UnknownSender(f"no sender with code {code!r}", field="sender")
     if row[4] == caller.org_id:
         return tuple(row), []
-    grants = conn.execute(_DELEGATED, {"agent": caller.org_id, "sender": row[0]}).all()
+    grants = conn.execute(GRANTS_LOOKUP, {"agent": caller.org_id, "sender": row[0]}).all()
     return tuple(row), [tuple(g) for g in grants]
 
 
-def _grant(rows: Rows, caller: Caller, code: str, scope: str, now: datetime) -> SenderRef:
+def grant_sender(
+    rows: SenderRows, caller: Caller, code: str, scope: str, now: datetime
+) -> SenderRef:
     """Return the sender as the caller may use it for ``scope`` at ``now``; else Forbidden."""
     row, grants = rows
     if row[4] == caller.org_id:
@@ -192,6 +190,14 @@ def _grant(rows: Rows, caller: Caller, code: str, scope: str, now: datetime) -> 
     raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
 
 
+def sender_as_owner(session: Session, code: str, now: datetime) -> SenderRef:
+    """Return sender ``code`` as its own organization uses it (the operator's CLI); raise UnknownSender."""
+    row = session.connection().execute(_BY_CODE, {"code": code}).first()
+    if row is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    return _ref(tuple(row), now)
+
+
 def resolve_sender(
     session: Session, caller: Caller, code: str, scope: str, now: datetime
 ) -> SenderRef:
@@ -199,66 +205,7 @@ def resolve_sender(
 
     The owner's call is one indexed query; a delegated call adds exactly one more.
     """
-    return _grant(_lookup(session, caller, code), caller, code, scope, now)
-
-
-class StaleDirectory(Exception):
-    """A per-process copy of a key, sender or delegation no longer matches the database."""
-
-
-# A condition that holds while the caller's key and its own sender are as a
-# per-process copy has them (parameters from ``copies_params``). For writes that
-# take both from copies: the write is made conditional on it (INSERT ... SELECT
-# ... WHERE), so it happens only if nothing changed, in the same statement.
-# Owners only: a delegated call has more rows to compare and reads them afresh.
-COPIES_HOLD: ColumnElement[bool] = and_(
-    KEY_NOW.scalar_subquery() == bindparam("copy_key"),
-    SENDER_NOW.scalar_subquery() == bindparam("copy_sender"),
-)
-
-
-def copies_params(caller: Caller, sender: SenderRef) -> dict[str, Any]:
-    """Return the parameters of ``COPIES_HOLD`` for this caller and (owned) sender."""
-    return {
-        "prefix": caller.key_prefix,
-        "copy_key": caller.fingerprint,
-        "sender": sender.id,
-        "copy_sender": sender.fingerprint[0],
-    }
-
-
-# (caller organization, sender code) -> the rows ``_lookup`` read, per process.
-_SENDERS: dict[tuple[int, str], Rows] = {}
-CACHE_SIZE = 10_000
-
-
-def resolve_sender_cached(
-    session: Session, caller: Caller, code: str, scope: str, now: datetime
-) -> SenderRef:
-    """Return what ``resolve_sender`` would, from this process's copy of the rows when it has one.
-
-    Only for the preflight checks, which verify ``SenderRef.fingerprint`` in the
-    query that reads their facts, and call ``forget_sender`` and start again
-    when it no longer matches. Suspensions and expiries are judged at ``now``.
-    """
-    key = (caller.org_id, code)
-    rows = _SENDERS.get(key)
-    if rows is not None:
-        try:
-            return _grant(rows, caller, code, scope, now)
-        except Forbidden:
-            _SENDERS.pop(key, None)  # a refusal is never served from a copy: read again
-    rows = _lookup(session, caller, code)  # an unknown sender raises: nothing is kept
-    ref = _grant(rows, caller, code, scope, now)
-    if len(_SENDERS) >= CACHE_SIZE:
-        _SENDERS.clear()
-    _SENDERS[key] = rows
-    return ref
-
-
-def forget_sender(org_id: int, code: str) -> None:
-    """Drop this process's copy of a sender as one caller resolved it."""
-    _SENDERS.pop((org_id, code), None)
+    return grant_sender(lookup_sender(session, caller, code), caller, code, scope, now)
 
 
 def sender_by_address(session: Session, address: str, now: datetime) -> SenderRef:
@@ -288,7 +235,9 @@ def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
         cleaned = text.replace(" ", "").replace("-", "")
         row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
     if row is None:
-        rows = session.execute(_SENDER.where(col(Sender.name).ilike(f"%{text}%")).limit(2)).all()
+        rows = session.execute(
+            SENDER_LOOKUP.where(col(Sender.name).ilike(f"%{text}%")).limit(2)
+        ).all()
         if len(rows) == 1:
             row = rows[0]
         elif len(rows) > 1:
@@ -303,7 +252,7 @@ def sender_by_reference(session: Session, reference: str, now: datetime) -> Send
     code = reference.strip()
     row = session.execute(_BY_ADDRESS, {"address": code.replace(" ", "")}).first()
     if row is None:
-        by_code = _SENDER.where(func.lower(col(Sender.code)) == code.lower())
+        by_code = SENDER_LOOKUP.where(func.lower(col(Sender.code)) == code.lower())
         row = session.execute(by_code.limit(1)).first()
     return _ref(row, now) if row is not None else None
 
@@ -315,7 +264,7 @@ def optout_reach(session: Session, sender: SenderRef, now: datetime) -> list[Sen
     only for those of the principal's senders it holds a live ``optout`` grant
     for (its scopes bound what it may say, even a refusal).
     """
-    query = _SENDER.where(col(Sender.organization_id) == sender.organization_id)
+    query = SENDER_LOOKUP.where(col(Sender.organization_id) == sender.organization_id)
     if sender.agent_id is not None:
         granted = (
             select(col(DelegationSender.sender_id))
@@ -337,7 +286,7 @@ def optout_reach(session: Session, sender: SenderRef, now: datetime) -> list[Sen
 
 def sender_by_id(session: Session, sender_id: int, now: datetime) -> SenderRef:
     """Return a sender by its id; raise UnknownSender."""
-    row = session.execute(_SENDER.where(col(Sender.id) == sender_id)).first()
+    row = session.execute(SENDER_LOOKUP.where(col(Sender.id) == sender_id)).first()
     if row is None:
         raise UnknownSender(f"no sender {sender_id}", field="sender")
     return _ref(tuple(row), now)

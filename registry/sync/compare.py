@@ -22,7 +22,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry import phones
-from registry.checks.services import CheckRequest, ColdGate, cold, decide_all, load_facts, log_batch
+from registry.checks.services import (
+    CheckRequest,
+    ColdBudget,
+    cold,
+    decide_all,
+    load_facts,
+    log_batch,
+)
 from registry.config import Settings
 from registry.errors import RegistryError, TooLarge
 from registry.orgs.services import Caller
@@ -53,11 +60,11 @@ def compare(
     caller: Caller,
     rows: list[Row],
     at: datetime,
-    gate: ColdGate | None = None,
+    gate: ColdBudget | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (differences, errors), each naming the row's index in the page; log every answer.
 
-    ``gate`` is asked first with the number of rows on cold numbers; when it
+    ``gate`` is spent first with the number of rows on cold numbers; when it
     refuses, nothing is answered or logged.
     """
     if len(rows) > MAX_ROWS:
@@ -90,7 +97,9 @@ def compare(
         facts = load_facts(session, ref, list(dict.fromkeys(p for _, p, _ in items)), at)
         asked.append((req, items, facts))
     if gate is not None:
-        gate(sum(1 for req, _, f in asked for one in f.values() if cold(one, req.channel, at)))
+        gate.spend(
+            sum(1 for req, _, f in asked for one in f.values() if cold(one, req.channel, at))
+        )
     now = utcnow()
     differences: list[dict[str, Any]] = []
     for req, items, facts in asked:

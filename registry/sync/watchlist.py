@@ -15,7 +15,7 @@ feed then shows a watched number's changes made since the watch began
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, union
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.checks.models import CheckLog
+from registry.checks.services import ColdBudget
 from registry.consent.models import Consent, OptOut
 from registry.db import table_of
 from registry.sync.models import Watch
@@ -32,8 +33,6 @@ MAX_PHONES = 10_000
 CHUNK = 1_000
 w = Watch.__table__  # type: ignore[attr-defined]
 c, o, k = table_of(Consent), table_of(OptOut), table_of(CheckLog)
-# Called with how many new entries are on numbers without a relationship; raises to refuse.
-Gate = Callable[[int], None]
 
 
 def _theirs(table: Table, org_id: int) -> ColumnElement[bool]:
@@ -76,17 +75,17 @@ def strangers(session: Session, org_id: int, phones: Sequence[str]) -> int:
 
 
 def watch(
-    session: Session, org_id: int, phones: Sequence[str], gate: Gate | None = None
+    session: Session, org_id: int, phones: Sequence[str], gate: ColdBudget | None = None
 ) -> tuple[int, int]:
     """Add E.164 numbers to the organization's watchlist; return (how many were new, charged).
 
-    ``gate`` is asked first with the number of new entries on numbers the
+    ``gate`` is spent first with the number of new entries on numbers the
     organization has no relationship with (``charged``); when it refuses,
     nothing is added.
     """
     charged = strangers(session, org_id, phones)
     if gate is not None:
-        gate(charged)
+        gate.spend(charged)
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     added = 0

@@ -9,10 +9,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from registry import copies
 from registry.events import sealing
 from registry.extensions import db
-from registry.orgs import services as orgs_services
-from registry.senders import services as senders_services
 from tests.conftest import Api
 from tests.factories import HOLDER
 
@@ -46,12 +45,13 @@ def _feed_position_cached(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
     # Start each test without per-process copies of keys and senders.
-    monkeypatch.setattr(orgs_services, "_CALLERS", {})
-    monkeypatch.setattr(senders_services, "_SENDERS", {})
+    monkeypatch.setattr(copies, "_CALLERS", {})
+    monkeypatch.setattr(copies, "_SENDERS", {})
 
 
 def test_single_check_is_four_statements_then_two(app: Flask, acme: Api, session) -> None:  # type: ignore[no-untyped-def]
     sealing.known_seq(session)  # the feed position is per process, not per request
+    session.commit()  # and end the read (live, on SQLite, it would hold the write lock)
     with statements(app) as seen:
         acme.check(HOLDER)
     # key, sender, the facts (one UNION ALL), the log row; the receipt's feed
@@ -76,6 +76,7 @@ def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, se
     acme.post("/delegations", {"agent": "agent-cc", "senders": ["acme-cards"], "scopes": ["check"]})
     agent = Api(client, key)
     sealing.known_seq(session)
+    session.commit()
     with statements(app) as seen:
         agent.check(HOLDER)
     assert len(seen) == 5, "\n---\n".join(seen)  # the owner's four and the delegation

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from registry import copies
 from registry.orgs import services as orgs_services
-from registry.senders import services as senders_services
 from registry.timeutil import utcnow
 from tests.conftest import Api
 from tests.factories import HOLDER, World
@@ -23,8 +23,8 @@ from tests.factories import HOLDER, World
 
 @pytest.fixture(autouse=True)
 def _cold_copies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(orgs_services, "_CALLERS", {})
-    monkeypatch.setattr(senders_services, "_SENDERS", {})
+    monkeypatch.setattr(copies, "_CALLERS", {})
+    monkeypatch.setattr(copies, "_SENDERS", {})
 
 
 def _agent(session: Session, client: FlaskClient) -> Api:
@@ -49,8 +49,8 @@ def _sql(session: Session, statement: str, **params: object) -> None:
 
 def test_copies_are_used(acme: Api) -> None:
     acme.check(HOLDER)
-    assert len(orgs_services._CALLERS) == 1
-    assert len(senders_services._SENDERS) == 1
+    assert len(copies._CALLERS) == 1
+    assert len(copies._SENDERS) == 1
 
 
 def test_revoked_key_is_refused_at_once(acme: Api, session: Session) -> None:
@@ -59,7 +59,7 @@ def test_revoked_key_is_refused_at_once(acme: Api, session: Session) -> None:
     resp = acme.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
     assert resp.status_code == 401
     assert resp.get_json()["error"]["code"] == "unauthorized"
-    assert orgs_services._CALLERS == {}
+    assert copies._CALLERS == {}
     # and a batch too
     resp = acme.post("/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": [HOLDER]})
     assert resp.status_code == 401
@@ -155,7 +155,9 @@ OPTOUT = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source"
 
 
 def _optouts(session: Session) -> int:
-    return int(session.execute(text("SELECT count(*) FROM opt_out")).scalar_one())
+    count = int(session.execute(text("SELECT count(*) FROM opt_out")).scalar_one())
+    session.commit()  # end the read: committed for real on SQLite it holds the write lock
+    return count
 
 
 def test_opt_out_with_a_revoked_key_is_refused_and_writes_nothing(
