@@ -144,10 +144,34 @@ class RegisterEntry:
     ends_at: datetime | None
     lifted_at: datetime | None
     active: bool
+    kind: str = "suspension"
+    credit_code: str | None = None
+    region: str | None = None
+    address: str | None = None
+    amount: int | None = None
+    deadline: datetime | None = None
+    done_at: datetime | None = None
+    id: int = 0
 
 
-def public_register(session: Session, now: datetime, limit: int = 500) -> list[RegisterEntry]:
-    """Return suspensions, newest first: current ones and those of the past year."""
+# What the public register shows: every measure but the trigger's internal flags.
+PUBLIC_KINDS = ("suspension", "notice", "interview", "rectification", "fine", "listing")
+
+
+def _active(kind: str, ends: datetime | None, lifted: datetime | None,
+            done: datetime | None, now: datetime) -> bool:  # fmt: skip
+    if lifted is not None or done is not None:
+        return False
+    if kind in ("suspension", "listing"):
+        return ends is None or ends > now
+    # A notice or an interview is a fact, not a state.
+    return kind in ("rectification", "fine")
+
+
+def public_register(
+    session: Session, now: datetime, limit: int = 500, kinds: tuple[str, ...] = ("suspension",)
+) -> list[RegisterEntry]:
+    """Return measures of ``kinds``, newest first: current ones and those of the past year."""
     rows = session.execute(
         select(
             col(Organization.name),
@@ -157,29 +181,47 @@ def public_register(session: Session, now: datetime, limit: int = 500) -> list[R
             col(Sanction.starts_at),
             col(Sanction.ends_at),
             col(Sanction.lifted_at),
+            col(Sanction.kind),
+            col(Organization.credit_code),
+            col(Organization.region),
+            col(Sanction.address),
+            col(Sanction.amount),
+            col(Sanction.deadline),
+            col(Sanction.done_at),
+            col(Sanction.id),
         )
         .join(Organization, col(Organization.id) == Sanction.organization_id)
         .outerjoin(Sender, col(Sender.id) == Sanction.sender_id)
         .where(
-            col(Sanction.kind) == "suspension",
-            col(Sanction.starts_at) >= now - timedelta(days=365),
+            col(Sanction.kind).in_(kinds),
+            or_(
+                col(Sanction.starts_at) >= now - timedelta(days=365),
+                and_(col(Sanction.lifted_at).is_(None), col(Sanction.ends_at) > now),
+            ),
         )
         .order_by(col(Sanction.starts_at).desc(), col(Sanction.id).desc())
         .limit(limit)
     )
-    return [
-        RegisterEntry(
-            org_name,
-            slug,
-            sender_name,
-            reason,
-            starts,
-            ends,
-            lifted,
-            lifted is None and (ends is None or ends > now),
+    entries = []
+    for row in rows:
+        name, slug, sender, reason, starts, ends, lifted, kind = tuple(row)[:8]
+        code, region, address, amount, deadline, done, sid = tuple(row)[8:]
+        active = _active(kind, ends, lifted, done, now)
+        entry = RegisterEntry(name, slug, sender, reason, starts, ends, lifted, active,
+                              kind, code, region, address, amount, deadline, done, sid)  # fmt: skip
+        entries.append(entry)
+    return entries
+
+
+def credit_list(session: Session, now: datetime) -> list[Organization]:
+    """Return the organizations on the credit list now, by slug."""
+    return list(
+        session.scalars(
+            select(Organization)
+            .where(col(Organization.listed_until) > now)
+            .order_by(col(Organization.slug))
         )
-        for org_name, slug, sender_name, reason, starts, ends, lifted in rows
-    ]
+    )
 
 
 def history(session: Session, org_id: int) -> list[Sanction]:
