@@ -26,7 +26,9 @@ def org_group() -> None:
 @click.argument("slug")
 @click.option("--name", required=True, help="The organization's legal or display name.")
 @click.option("--role", type=click.Choice(ROLES), default="sender", show_default=True)
-@click.option("--credit-code", default=None, help="统一社会信用代码: 18 characters (GB 32100-2015).")
+@click.option(
+    "--credit-code", default=None, help="统一社会信用代码: 18 characters (GB 32100-2015)."
+)
 @click.option("--region", default=None, help="Province or region.")
 def org_create(
     slug: str, name: str, role: str, credit_code: str | None, region: str | None

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from flask_babel import refresh
 from flask.testing import FlaskClient
+from flask_babel import refresh
 from sqlalchemy.orm import Session
 
 from registry.orgs import services as orgs
@@ -34,7 +34,9 @@ def register(session: Session, world: World) -> None:
     assert acme is not None
     assert shop is not None
     orgs.set_identity(session, acme, CODE, "上海")
-    basis = measures.Basis("=Ignored opt-outs, 退订 ignored", None, "officer@regulator.example", now)
+    basis = measures.Basis(
+        "=Ignored opt-outs, 退订 ignored", None, "officer@regulator.example", now
+    )
     measures.fine(session, acme, basis, 2000, 6000)
     measures.listing(session, acme, basis, 90)
     deals = session.get(Sender, world.sender_ids["shop-deals"])
@@ -101,9 +103,7 @@ def test_exports_need_no_sign_in_and_are_empty_when_nothing_happened(
     assert list(csv.DictReader(io.StringIO(text))) == []
 
 
-def test_public_page_names_the_credit_code_and_the_list(
-    app: Flask, register: None
-) -> None:
+def test_public_page_names_the_credit_code_and_the_list(app: Flask, register: None) -> None:
     page = app.test_client().get("/sanctions", headers={"Accept-Language": "en"})
     text = page.get_data(as_text=True)
     assert CODE in text
