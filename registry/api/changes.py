@@ -19,11 +19,13 @@ class Change(BaseModel):
     """One change. ``sender``, ``channels``, ``category``, ``consent_id`` and the
     attribution (``organization``: the principal; ``agent``: who acted for it)
     appear on changes of your senders; ``preferences`` on a watched number's
-    ``preferences.changed``; ``disconnected_at`` on ``number.disconnected``."""
+    ``preferences.changed``; ``disconnected_at`` on ``number.disconnected``;
+    ``organization`` and ``sanction`` (no ``phone``) on ``organization.sanctioned``
+    and ``organization.sanction_lifted``, which every carrier reads."""
 
     seq: int
     type: str
-    phone: str
+    phone: str | None
     state: str | None
     at: str
     sender: str | None = None
@@ -34,6 +36,7 @@ class Change(BaseModel):
     agent: str | None = None
     preferences: dict[str, Any] | None = None
     disconnected_at: str | None = None
+    sanction: dict[str, Any] | None = None
 
 
 class ChangePage(BaseModel):

@@ -15,9 +15,11 @@ from registry.timeutil import UTCDateTime, utcnow
 #   optout.recorded
 #   preferences.changed
 #   number.disconnected
+#   organization.sanctioned / organization.sanction_lifted (issue 17: no phone, phone "")
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
     "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
+    "organization.sanctioned", "organization.sanction_lifted",
 )  # fmt: skip
 
 

@@ -207,7 +207,9 @@ def listing(session: Session, org: Organization, b: Basis, days: int) -> Sanctio
     services._check(b.reason, days)
     until = b.now + timedelta(days=days)
     org.listed_until = max(until, org.listed_until) if org.listed_until else until
-    return _add(session, _row(org, "listing", b, ends_at=until))
+    row = _add(session, _row(org, "listing", b, ends_at=until))
+    services.announce(session, row)
+    return row
 
 
 def suspend_address(
@@ -226,10 +228,12 @@ def suspend_address(
     found, sender = row
     until = b.now + timedelta(days=days)
     found.suspended_until = until
-    return _add(
+    measure = _add(
         session,
         _row(org, "suspension", b, sender_id=sender.id, address=cleaned, ends_at=until),
     )
+    services.announce(session, measure)
+    return measure
 
 
 def measure_of(session: Session, org: Organization, sanction_id: int) -> Sanction:
@@ -277,10 +281,14 @@ def lift(
         row.lifted_at = now
         session.flush()
         org.listed_until = _latest_listing(session, org, now)
+    # lift_sender / lift_org closed (and announced) the row already.
+    announced = row.kind == "suspension" and not row.address and row.lifted_at is not None
     row.lifted_at = now
     row.lift_reason = text
     row.lifted_by = by
     session.flush()
+    if not announced and row.kind in ("suspension", "listing"):
+        services.announce(session, row, services.LIFTED)
     return row
 
 

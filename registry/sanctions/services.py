@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.errors import Conflict, NotFound, ValidationFailed
+from registry.events import services as events
 from registry.orgs.models import Organization
 from registry.sanctions.models import Sanction
 from registry.senders.models import Sender
@@ -63,6 +64,7 @@ def suspend_sender(
     )
     session.add(row)
     session.flush()
+    announce(session, row)
     return row
 
 
@@ -84,6 +86,7 @@ def suspend_org(
     )
     session.add(row)
     session.flush()
+    announce(session, row)
     return row
 
 
@@ -99,6 +102,7 @@ def _open_suspensions(
                 col(Sanction.kind) == "suspension",
                 col(Sanction.organization_id) == org_id,
                 target,
+                col(Sanction.address).is_(None),  # an address's suspension is lifted on its own
                 col(Sanction.lifted_at).is_(None),
                 or_(col(Sanction.ends_at).is_(None), col(Sanction.ends_at) > now),
             )
@@ -116,6 +120,8 @@ def lift_sender(session: Session, sender: Sender, now: datetime) -> list[Sanctio
     for row in rows:
         row.lifted_at = now
     session.flush()
+    for row in rows:
+        announce(session, row, LIFTED)
     return rows
 
 
@@ -129,6 +135,8 @@ def lift_org(session: Session, org: Organization, now: datetime) -> list[Sanctio
     for row in rows:
         row.lifted_at = now
     session.flush()
+    for row in rows:
+        announce(session, row, LIFTED)
     return rows
 
 
@@ -330,3 +338,33 @@ def suspended_now(session: Session, now: datetime) -> tuple[list[Organization], 
     ).all()
     senders = session.scalars(select(Sender).where(and_(col(Sender.suspended_until) > now))).all()
     return list(orgs), list(senders)
+
+
+# The feed's changes about an organization's standing (not about a number): every
+# carrier organization reads them (the registry records no carrier-to-sender
+# relation, so every carrier is told), and so does the organization itself.
+SANCTIONED = "organization.sanctioned"
+LIFTED = "organization.sanction_lifted"
+FEED_TYPES = (SANCTIONED, LIFTED)
+
+
+def announce(session: Session, row: Sanction, type_: str = SANCTIONED) -> None:
+    """Put a suspension or listing (or its lifting) on the change feed, in this transaction."""
+    org = session.get(Organization, row.organization_id)
+    sender = session.get(Sender, row.sender_id) if row.sender_id else None
+    data = {
+        "id": row.id,
+        "measure": row.kind,
+        "organization": org.slug if org else None,
+        "credit_code": org.credit_code if org else None,
+        "sender": sender.code if sender else None,
+        "address": row.address,
+        "reason": row.reason,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+    }
+    if type_ == LIFTED:
+        data["lifted_at"] = row.lifted_at
+    actor = events.Actor(f"regulator:{row.created_by}"[:100], "system")
+    events.record(session, actor, "", type_, organization_id=row.organization_id,
+                  state="lifted" if type_ == LIFTED else row.kind, data=data)  # fmt: skip

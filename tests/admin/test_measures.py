@@ -269,3 +269,38 @@ def test_agents_checks_for_a_suspended_principal_answer_sender_suspended(
     answer = shop.check(HOLDER, sender="acme-cards")
     assert (answer["decision"], answer["reason"]) == ("deny", "sender_suspended")
     assert shop.check(HOLDER, sender="shop-deals")["reason"] != "sender_suspended"
+
+
+def _feed(api: Api) -> list[dict[str, object]]:
+    resp = api.get("/changes?after=0&limit=1000")
+    assert resp.status_code == 200
+    return [c for c in resp.get_json()["changes"] if str(c["type"]).startswith("organization.")]
+
+
+def test_carriers_are_told_through_the_feed_and_others_are_not(
+    as_officer: FlaskClient, acme: Api, shop: Api, carrier: Api, session: Session
+) -> None:
+    from registry.orgs.services import set_identity
+
+    org = session.scalar(select(Organization).where(Organization.slug == "acme"))
+    assert org is not None
+    set_identity(session, org, CODE, None)
+    session.commit()
+    post_form(as_officer, PAGE, "/admin/orgs/acme/suspend",
+              {"reason": "Ignored opt-outs", "days": "7", "version": _version(as_officer)})  # fmt: skip
+    _measure(as_officer, kind="listing", reason="Listed", days="90")
+    post_form(as_officer, PAGE, "/admin/orgs/acme/lift",
+              {"lift_reason": "Rectified", "version": _version(as_officer)})  # fmt: skip
+    told = _feed(carrier)
+    assert [(c["type"], c["sanction"]["measure"]) for c in told] == [  # type: ignore[index]
+        ("organization.sanctioned", "suspension"),
+        ("organization.sanctioned", "listing"),
+        ("organization.sanction_lifted", "suspension"),
+    ]
+    first = told[0]
+    assert first["organization"] == "acme"
+    assert first["phone"] is None
+    assert first["sanction"]["credit_code"] == CODE  # type: ignore[index]
+    assert str(first["sanction"]["ends_at"]).endswith("Z")  # type: ignore[index]
+    assert len(_feed(acme)) == 3  # the organization itself
+    assert _feed(shop) == []  # a platform that is neither the carrier nor the sanctioned
