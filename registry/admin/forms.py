@@ -271,3 +271,16 @@ class VersionForm(FlaskForm):
     """A button acting on an organization (a fine paid, a rectification done)."""
 
     version = HiddenField()
+
+
+class ReviewForm(FlaskForm):
+    """Draft (or redraft) a quarter's public review."""
+
+    quarter = StringField(
+        _l("Quarter (e.g. 2026Q3)"),
+        validators=[DataRequired(), Regexp(r"^\s*\d{4}[Qq][1-4]\s*$", message=_l("like 2026Q3"))],
+    )
+    note = TextAreaField(
+        _l("The regulator's note (published with the review)"),
+        validators=[Optional(), Length(max=4000)],
+    )

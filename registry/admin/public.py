@@ -88,3 +88,22 @@ def favicon() -> Any:
     """Serve the icon browsers ask for at the root (static/favicon.ico; favicon.svg beside it)."""
     folder = current_app.static_folder or "static"
     return send_from_directory(folder, "favicon.ico", mimetype="image/x-icon", max_age=86400)
+
+
+@bp.get("/reviews")
+def reviews() -> Any:
+    """List the published quarterly reviews."""
+    from registry.sanctions import review
+
+    rows = review.listing(get_session(), published=True)
+    return render_template("admin/public_reviews.html", rows=rows), 200, PUBLIC
+
+
+@bp.get("/reviews/<quarter>")
+def review_page(quarter: str) -> Any:
+    """One published quarterly review: the worst industries and companies, with charts."""
+    from registry.admin.reviews import context
+    from registry.sanctions import review
+
+    row = review.get(get_session(), quarter, published=True)
+    return render_template("admin/public_review.html", **context(row)), 200, PUBLIC

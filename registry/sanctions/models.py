@@ -43,3 +43,24 @@ class Sanction(SQLModel, table=True):
     amount: int | None = None  # the fine, yuan
     lift_reason: str | None = Field(default=None, max_length=500)
     lifted_by: str | None = Field(default=None, max_length=254)
+
+
+class PublicReview(SQLModel, table=True):
+    """A quarter's public review: drafted from the data, reviewed, then published by the regulator.
+
+    ``data`` is the JSON snapshot taken when the draft was made (industries and
+    companies with the most verified complaints per 10,000 checks), so that a
+    published review never changes under its readers.
+    """
+
+    __tablename__ = "public_review"
+
+    id: int | None = Field(default=None, primary_key=True)
+    quarter: str = Field(max_length=6, unique=True)  # YYYYQn
+    status: str = Field(default="draft", max_length=16)  # draft | published
+    data: str
+    note: str | None = Field(default=None, max_length=4000)  # the regulator's words, published
+    drafted_by: str = Field(max_length=254)
+    drafted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    published_by: str | None = Field(default=None, max_length=254)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
