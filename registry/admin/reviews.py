@@ -43,6 +43,7 @@ def review_charts(data: dict[str, Any]) -> dict[str, Markup | None]:
             _("Verified complaints per 10,000 checks, by industry"),
             [industry_label(r["category"]) for r in industries],
             [charts.Series(_("per 10,000 checks"), [r["per_10k"] or 0 for r in industries])],
+            left=210,
         )
     if companies:
         out["companies"] = charts.hbar(
