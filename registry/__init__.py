@@ -8,15 +8,24 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g
 
-from registry.config import load_settings
+from registry.config import instance_path, load_settings
+from registry.layout import shipped
 
 log = logging.getLogger("registry.sms")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
-    app = Flask(__name__, instance_relative_config=True, static_folder="../static")
-    environ = dict(test_config.get("ENVIRON", {})) if test_config else None
+    environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
+    # ``INSTANCE_PATH`` (tests, or a factory call such as gunicorn's
+    # ``registry:create_app({"INSTANCE_PATH": ...})``) moves the instance folder.
+    instance = (test_config.get("INSTANCE_PATH") if test_config else None) or instance_path(environ)
+    app = Flask(
+        __name__,
+        instance_path=instance,
+        instance_relative_config=True,
+        static_folder=shipped("static"),
+    )
     settings = load_settings(app.instance_path, environ)
     app.config.update(settings.as_flask_config())
     app.config.update(
@@ -26,15 +35,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="anning_holder",
         SESSION_COOKIE_SAMESITE="Lax",
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        # A failing storage raises limits' StorageError: a 503, not a 500 (api/errors.py).
+        RATELIMIT_STORAGE_OPTIONS={"wrap_exceptions": True},
         RATELIMIT_HEADERS_ENABLED=True,
         BABEL_DEFAULT_LOCALE="zh_CN",
     )
-    from registry.api.openapi import IdConverter
+    from registry.api.openapi import IdConverter, IntIdConverter
 
     app.url_map.converters["id"] = IdConverter
+    # Every <int:...> in a URL is an INTEGER record id: bounded, so none overflows (404).
+    app.url_map.converters["int"] = IntIdConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep fields in the documented order
     if test_config:
-        app.config.update({k: v for k, v in test_config.items() if k != "ENVIRON"})
+        app.config.update(
+            {k: v for k, v in test_config.items() if k not in ("ENVIRON", "INSTANCE_PATH")}
+        )
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -44,10 +59,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Attach the database, CSRF, Babel, the rate limiter and metrics."""
-    from registry import metrics
+    from registry import edge, metrics
     from registry.extensions import babel, csrf, db, limiter
     from registry.i18n import select_locale
 
+    edge.init_app(app)  # first: oversize requests are refused before anything else runs
     db.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

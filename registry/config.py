@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -18,7 +19,10 @@ import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from registry import ratelimit  # registers sqlite:// (and memory://) with limits
+
 POLICIES = ("opt-in", "opt-out")
+SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
 SMS_BACKENDS = ("console", "http")
 
 
@@ -78,8 +82,11 @@ def _rate_limit(text: str) -> str:
 
 def _storage_url(text: str) -> str:
     scheme = text.split("://", 1)[0] if "://" in text else ""
-    if scheme not in limits.storage.SCHEMES:
-        raise ConfigError(f"expected memory:// or redis://host:port, got {text!r}")
+    if scheme not in limits.storage.SCHEMES or text == f"{ratelimit.SCHEME}:///":
+        raise ConfigError(
+            f"expected sqlite:///path (one machine), redis://host:port (several) or "
+            f"memory:// (one process), got {text!r}"
+        )
     return text
 
 
@@ -88,6 +95,14 @@ def _http_url(text: str) -> str:
     if not text.lower().startswith(("http://", "https://")):
         raise ConfigError(f"expected an http:// or https:// URL, got {text.split(':', 1)[0]!r}")
     return text
+
+
+def _sms_number(text: str) -> str:
+    """Return the registry's number as sender addresses are kept: digits, an optional +."""
+    cleaned = text.replace(" ", "").replace("-", "")
+    if not SMS_NUMBER.fullmatch(cleaned):
+        raise ConfigError(f"expected an SMS port or number such as 10690000, got {text!r}")
+    return cleaned
 
 
 def _bool(text: str) -> bool:
@@ -105,6 +120,8 @@ class Settings:
 
     database_url: str
     secret_key: str
+    # Default: a file in the instance folder that every worker counts in (registry/ratelimit.py).
+    ratelimit_storage_url: str
     policy: str = "opt-in"
     default_region: str = "CN"
     timezone: str = "Asia/Shanghai"
@@ -114,7 +131,9 @@ class Settings:
     sms_backend: str = "console"
     sms_http_url: str | None = None
     sms_http_token: str | None = None
-    ratelimit_storage_url: str = "memory://"
+    # The registry's own SMS number (port): its texts come from it, and replies to
+    # it, brought by the gateway (role ``gateway``), are the holder's own voice.
+    sms_number: str = "10690000"
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     # Every GET of /api/v1, per key (per client address without one): feed, consents, receipts...
@@ -135,6 +154,15 @@ class Settings:
     sanction_days: int = 10
     sanction_auto_suspend: bool = False
     sanction_suspend_days: int = 30
+    # Webhooks may reach loopback/private/link-local addresses (on-premise receivers, tests).
+    webhook_allow_private: bool = False
+    # Who runs this registry, shown in every page's footer (issue 13).
+    operator_name: str = "Anning demo registry (not a real service)"
+    operator_contact: str = "registry@example.org"
+    privacy_url: str | None = None  # None: the registry's own /privacy page
+    # What sits in front of the app (issue 13): who may read /metrics, which proxies to believe.
+    metrics_token: str | None = None
+    trusted_proxies: int = 0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -169,6 +197,17 @@ def _instance_secret(instance_path: Path) -> str:
             f"REGISTRY_SECRET_KEY: {path} holds no usable key; delete it to make a new one"
         )
     return key
+
+
+def instance_path(environ: dict[str, str] | None = None) -> str | None:
+    """Return ``REGISTRY_INSTANCE_PATH`` made absolute, or None for Flask's default folder.
+
+    The folder holds the generated secret key, the default SQLite database and
+    the demo's API key: ``instance/`` beside a checkout, ``<venv>/var/registry-instance``
+    for an installed wheel.
+    """
+    value = (os.environ if environ is None else environ).get("REGISTRY_INSTANCE_PATH")
+    return str(Path(value).expanduser().resolve()) if value else None
 
 
 def load_settings(instance_path: str | Path, environ: dict[str, str] | None = None) -> Settings:
@@ -235,10 +274,15 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     if (gateway := get("SMS_HTTP_URL")) is not None:
         kwargs["sms_http_url"] = check("SMS_HTTP_URL", _http_url, gateway)
     kwargs["sms_http_token"] = get("SMS_HTTP_TOKEN")
+    if (number := get("SMS_NUMBER")) is not None:
+        kwargs["sms_number"] = check("SMS_NUMBER", _sms_number, number)
     if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
+    else:
+        instance.mkdir(parents=True, exist_ok=True)
+        kwargs["ratelimit_storage_url"] = ratelimit.machine_url(instance)
     if (limit := get("RATELIMIT_CHECK")) is not None:
         kwargs["ratelimit_check"] = check("RATELIMIT_CHECK", _rate_limit, limit)
     if (limit := get("RATELIMIT_WRITE")) is not None:
@@ -253,7 +297,11 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
+    if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
+        kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
+    kwargs.update(_operator_settings(get))
+    kwargs.update(_edge_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -283,4 +331,40 @@ def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             out["sanction_auto_suspend"] = _bool(raw)
         except ConfigError as exc:
             raise ConfigError(f"REGISTRY_SANCTION_AUTO_SUSPEND: {exc}") from exc
+    return out
+
+
+def _operator_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who runs the registry: a name, a contact and the privacy notice's address."""
+    out: dict[str, object] = {}
+    for name, key in (("OPERATOR_NAME", "operator_name"), ("OPERATOR_CONTACT", "operator_contact")):
+        if (raw := get(name)) is not None:
+            if len(raw.strip()) > 200:
+                raise ConfigError(f"REGISTRY_{name}: at most 200 characters")
+            out[key] = raw.strip()
+    if (raw := get("PRIVACY_URL")) is not None:
+        url = raw.strip()
+        if not (url.startswith(("https://", "http://", "/"))):
+            raise ConfigError(
+                f"REGISTRY_PRIVACY_URL: expected an http(s):// address or a path, got {raw!r}"
+            )
+        out["privacy_url"] = url
+    return out
+
+
+def _edge_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read who may read /metrics besides this machine, and how many proxies to believe."""
+    out: dict[str, object] = {}
+    if (token := get("METRICS_TOKEN")) is not None:
+        if len(token) < 16:
+            raise ConfigError("REGISTRY_METRICS_TOKEN: use at least 16 characters")
+        out["metrics_token"] = token
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        try:
+            count = int(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {raw!r}") from exc
+        if not 0 <= count <= 5:
+            raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {count}")
+        out["trusted_proxies"] = count
     return out

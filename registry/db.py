@@ -211,13 +211,19 @@ class _WriterLock:
         depth = getattr(self.local, "depth", 0)
         if depth == 0:
             self.thread_lock.acquire()
-            if self.path is not None:
-                if self.fd is None or self.pid != os.getpid():
-                    # A forked worker needs its own open file: flock locks belong
-                    # to the open file, which a fork would share with the parent.
-                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                    self.pid = os.getpid()
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                if self.path is not None:
+                    if self.fd is None or self.pid != os.getpid():
+                        # A forked worker needs its own open file: flock locks belong
+                        # to the open file, which a fork would share with the parent.
+                        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                        self.pid = os.getpid()
+                    fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except BaseException:
+                # The lock file cannot be opened (a read-only folder): fail this
+                # write, not every later one of the process on a lock never released.
+                self.thread_lock.release()
+                raise
         self.local.depth = depth + 1
 
     def release(self) -> None:

@@ -7,10 +7,13 @@ sees the whole server, not the one worker that answered.
 
 from __future__ import annotations
 
+import functools
+import hmac
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -55,6 +58,28 @@ class QueueDepth(Collector):
         yield gauge
 
 
+def readers_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve /metrics to this machine, or to whoever shows ``REGISTRY_METRICS_TOKEN``.
+
+    The samples name organizations (refused cold checks), so they are not public.
+    """
+    from registry.edge import local_client
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        token = current_app.config["REGISTRY"].metrics_token
+        shown = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if (token and hmac.compare_digest(shown.encode(), token.encode())) or local_client():
+            return view(*args, **kwargs)
+        return Response(
+            "/metrics answers this machine, or a bearer token (REGISTRY_METRICS_TOKEN)\n",
+            403,
+            mimetype="text/plain",
+        )
+
+    return guarded
+
+
 def init_app(app: Flask) -> None:
     """Expose /metrics and time every request by endpoint."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -73,7 +98,9 @@ def init_app(app: Flask) -> None:
                     registry
                 ).decode(), "text/plain; version=0.0.4; charset=utf-8"
 
-        metrics = Metrics(app, group_by="endpoint", defaults_prefix="anning")
+        metrics = Metrics(
+            app, group_by="endpoint", defaults_prefix="anning", metrics_decorator=readers_only
+        )
     else:
         from prometheus_flask_exporter import PrometheusMetrics
 
@@ -82,7 +109,11 @@ def init_app(app: Flask) -> None:
         registry.register(COLD_REFUSALS)
         registry.register(QueueDepth())
         metrics = PrometheusMetrics(
-            app, group_by="endpoint", defaults_prefix="anning", registry=registry
+            app,
+            group_by="endpoint",
+            defaults_prefix="anning",
+            registry=registry,
+            metrics_decorator=readers_only,
         )
     app.extensions["registry.metrics"] = metrics
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+from registry.layout import shipped
+
+MIGRATIONS = shipped("migrations")
 
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:

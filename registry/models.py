@@ -2,16 +2,16 @@
 
 from registry.admin.models import StaffAudit, StaffUser
 from registry.checks.models import CheckBatch, CheckLog
-from registry.complaints.models import Complaint, ComplaintMessage
+from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
-from registry.numbers.models import Disconnection
+from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
 from registry.sanctions.models import PublicReview, Sanction
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
-from registry.stats.models import StatDaily, StatWatermark
-from registry.subscribers.models import Subscriber
+from registry.stats.models import StatDaily, StatGap, StatWatermark
+from registry.subscribers.models import HolderSession, Subscriber
 from registry.sync.models import Watch, Webhook
 
 __all__ = [
@@ -20,12 +20,15 @@ __all__ = [
     "CheckLog",
     "Complaint",
     "ComplaintMessage",
+    "ComplaintSubmission",
     "Consent",
     "ConsentRequest",
     "Delegation",
     "DelegationSender",
     "Disconnection",
     "Event",
+    "HolderSession",
+    "NumberRange",
     "OptOut",
     "Organization",
     "PublicReview",
@@ -36,6 +39,7 @@ __all__ = [
     "StaffAudit",
     "StaffUser",
     "StatDaily",
+    "StatGap",
     "StatWatermark",
     "Subscriber",
     "Watch",

@@ -9,6 +9,23 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Times the registry accepts from outside, as written (wall clock, any offset).
+# The calendar ends at 0001-01-01 and 9999-12-31: a time near either edge
+# overflows when it is moved to UTC, or later when a day, a pending period or a
+# zone is added to it. Nothing the registry records is that old or that far
+# ahead, so input outside these years is refused where it is parsed (422),
+# leaving centuries of room for every computation after.
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(9000, 12, 31, 23, 59, 59, 999999)
+OUT_OF_RANGE = "the time must fall in the years 1900 to 9000"
+
+
+def within_calendar(value: datetime) -> datetime:
+    """Return ``value``, or raise ValueError when it lies outside the years 1900 to 9000."""
+    if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
+        raise ValueError(OUT_OF_RANGE)
+    return value
+
 
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""

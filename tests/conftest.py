@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from registry import create_app, migrate
 from registry.db import make_engine, metadata
-from registry.extensions import db
+from registry.extensions import db, limiter
 from tests import factories
 
 NOON = "2030-01-15T12:00:00+08:00"  # inside the default calling hours, local time
@@ -69,9 +69,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def make_app(database_url: str, instance: Path, **env: str) -> Flask:
     """Create an app for tests with extra REGISTRY_* settings."""
     environ = {**TEST_ENV, "REGISTRY_DATABASE_URL": database_url, **env}
-    app = create_app({"TESTING": True, "ENVIRON": environ})
-    app.instance_path = str(instance)
-    return app
+    # The instance folder holds the rate-limit counts (registry/ratelimit.py): one per app here.
+    return create_app({"TESTING": True, "ENVIRON": environ, "INSTANCE_PATH": str(instance)})
 
 
 @contextmanager
@@ -83,6 +82,10 @@ def other_app(database_url: str, instance: Path, **env: str) -> Iterator[Flask]:
     finally:
         with extra.app_context():
             db.dispose()
+        # Flask-Limiter keeps one storage per Limiter, the last init_app's: give the
+        # suite's app its own back (its counts are in its instance folder's file).
+        if has_app_context() and current_app._get_current_object() is not extra:  # type: ignore[attr-defined]
+            limiter.init_app(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +203,12 @@ def shop(client: FlaskClient, world: factories.World) -> Api:
 def carrier(client: FlaskClient, world: factories.World) -> Api:
     """Return an API client for the carrier."""
     return Api(client, world.keys["carrier"])
+
+
+@pytest.fixture
+def gateway(client: FlaskClient, world: factories.World, session: Session) -> Api:
+    """Return an API client for the registry's own SMS gateway (role gateway)."""
+    return Api(client, factories.gateway(session))
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium; Playwright cannot download a browser here

@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from registry.numbers import ranges
 from registry.orgs import services as orgs
 from registry.senders import services as senders
 from registry.timeutil import utcnow
 
 HOLDER = "+8613800138000"
 HOLDER2 = "+8613900139000"
+CARRIER_RANGES = ("+86138", "+86139")
 
 
 @dataclass
@@ -39,6 +41,10 @@ def world(session: Session) -> World:
             session, w.org_ids[slug], code, code.title(), category, [address]
         )
         w.sender_ids[code] = sender.id or 0
+    # The carrier holds the ranges of the suite's numbers (HOLDER, HOLDER2): only
+    # a number's carrier may report it disconnected.
+    for prefix in CARRIER_RANGES:
+        ranges.assign(session, prefix, "carrier", "test")
     session.commit()
     return w
 
@@ -46,3 +52,11 @@ def world(session: Session) -> World:
 def ago(**kw: float) -> datetime:
     """Return a time in the past."""
     return utcnow() - timedelta(**kw)
+
+
+def gateway(session: Session, slug: str = "sms-gateway") -> str:
+    """Create the registry's SMS gateway organization (role gateway); return its key."""
+    org = orgs.create_org(session, slug, "Registry SMS Gateway", "gateway")
+    _, key = orgs.create_key(session, org)
+    session.commit()
+    return key

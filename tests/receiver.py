@@ -30,6 +30,7 @@ class Delivery:
     signature: str
     body: bytes
     accepted: bool
+    host: str = ""  # the Host header it came with
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -68,6 +69,7 @@ class Receiver:
                         self.headers.get("X-Anning-Signature", ""),
                         body,
                         accepted,
+                        self.headers.get("Host", ""),
                     )
                 )
                 try:

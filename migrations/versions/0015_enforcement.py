@@ -6,7 +6,7 @@ the sanction register carries the measures' fields; an address can be
 suspended; public_review keeps the quarterly public reviews.
 
 Revision ID: 0015
-Revises: 0013_stat_gap
+Revises: 0012
 Create Date: 2026-12-01 10:20:20.672781
 """
 
@@ -20,7 +20,7 @@ import registry.timeutil
 
 
 revision: str = '0015'
-down_revision: str | None = '0013_stat_gap'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -35,4 +35,14 @@ bp.after_request(security_headers)
 import registry.admin.measures  # noqa: E402  (issue 17: the range of measures)
 import registry.admin.outreach  # noqa: E402  (issue 17: warnings, sharing)
 import registry.admin.reviews  # noqa: E402,F401  (issue 17: the quarterly public review)
-from registry.admin import auth, delegations, desk, directory, enforcement, errors, statistics  # noqa: E402,F401  (routes register on import)
+from registry.admin import (  # noqa: E402,F401  (routes register on import)
+    auth,
+    claims,
+    delegations,
+    desk,
+    directory,
+    enforcement,
+    errors,
+    numbers,
+    statistics,
+)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -129,12 +129,12 @@ def sign_in(session: Session, email: str, password: str, code: str, now: datetim
         raise SignInFailed("the email, password or code is wrong")
     if user.locked_until is not None and user.locked_until > now:
         raise AccountLocked(user.locked_until)
+    failures = _claim_try(session, user, now)
     step = (
         _totp_step(user.totp_secret, code, now) if _verify(user.password_hash, password) else None
     )
     if step is None or step <= user.last_totp_step:
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILURES:
+        if failures >= MAX_FAILURES:
             user.failed_logins = 0
             user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
             session.flush()
@@ -149,6 +149,34 @@ def sign_in(session: Session, email: str, password: str, code: str, now: datetim
     user.last_login_at = now
     session.flush()
     return user
+
+
+def _claim_try(session: Session, user: StaffUser, now: datetime) -> int:
+    """Count this attempt before judging it; return the failures it would make, or raise AccountLocked.
+
+    One conditional UPDATE (``failed_logins = failed_logins + 1`` while fewer
+    than MAX_FAILURES and not locked): of any number of simultaneous attempts
+    at most MAX_FAILURES are judged, on PostgreSQL too, where a concurrent
+    claim waits for the row and then re-reads it. A right answer resets the
+    counter; the caller commits whether sign-in succeeds or raises.
+    """
+    t = StaffUser.__table__  # type: ignore[attr-defined]
+    claimed = session.execute(
+        update(t)
+        .where(
+            t.c.id == user.id,
+            t.c.failed_logins < MAX_FAILURES,
+            or_(t.c.locked_until.is_(None), t.c.locked_until <= now),
+        )
+        .values(failed_logins=t.c.failed_logins + 1)
+        .returning(t.c.failed_logins)
+    ).first()
+    # The row changed under the ORM object (and may have been changed by an attempt
+    # we waited for): read the counters, and the last code used, again.
+    session.expire(user, ["failed_logins", "locked_until", "last_totp_step"])
+    if claimed is None:  # locked by attempts that arrived at the same time
+        raise AccountLocked(user.locked_until or now + timedelta(minutes=LOCK_MINUTES))
+    return int(claimed.failed_logins)
 
 
 def _verify(stored: str, password: str) -> bool:

@@ -86,7 +86,7 @@ def delegation_grant() -> Any:
     return redirect(url_for("admin.delegations_index"))
 
 
-@bp.post("/delegations/<int:delegation_id>/revoke")
+@bp.post("/delegations/<id:delegation_id>/revoke")
 @officer_required
 def delegation_revoke(delegation_id: int) -> Any:
     """Revoke a delegation at once: the agent's next call is refused."""

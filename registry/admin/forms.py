@@ -16,11 +16,30 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from registry.orgs.models import ROLES, SCOPES
 from registry.senders.models import CATEGORIES
+from registry.timeutil import within_calendar
+
+
+def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
+    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
+    if field.data is None:
+        return
+    try:
+        within_calendar(field.data)
+    except ValueError as exc:
+        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
+
 
 # A complaint's statuses as staff read them (the stored value stays the English code).
 STATUS_LABELS = {"open": _l("open"), "answered": _l("answered"), "closed": _l("closed")}
@@ -174,7 +193,9 @@ class DelegationForm(FlaskForm):
         validators=[DataRequired(message=_l("Choose at least one scope."))],
     )
     expires_at = DateTimeLocalField(
-        _l("Expires at (UTC, optional)"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+        _l("Expires at (UTC, optional)"),
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional(), _within_calendar],
     )
 
 
@@ -196,6 +217,34 @@ class DelegationFilter(FlaskForm):
         ],
         validators=[Optional()],
     )
+
+
+PREFIX = Regexp(r"^\s*\+[0-9 ]{1,20}\s*$", message=_l("+ and digits, e.g. +86138"))
+
+
+class RangeForm(FlaskForm):
+    """Assign a number range (号段) to a carrier, or sub-assign part of a host's range."""
+
+    prefix = StringField(_l("Prefix (E.164, e.g. +86138)"), validators=[DataRequired(), PREFIX])
+    carrier = StringField(_l("Carrier (slug)"), validators=[DataRequired(), SLUG])
+    host = StringField(
+        _l("Host carrier (slug; only for an MVNO's sub-range)"), validators=[Optional(), SLUG]
+    )
+
+
+class NumberLookup(FlaskForm):
+    """Look up a number: the range that holds it and its disconnections (GET: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    phone = StringField(_l("Number"), validators=[Optional(), Length(max=64)])
+
+
+class RetractForm(FlaskForm):
+    """Retract a wrong disconnection: the reason is kept and audited."""
+
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
 class IdentityForm(FlaskForm):

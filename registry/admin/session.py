@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -83,9 +84,16 @@ def current() -> StaffUser:
     return cast(StaffUser, g.staff)
 
 
+_CONSOLE_PATH = re.compile(r"/admin(?:[/?#][!-\[\]-~]*)?")
+
+
 def safe_next(target: str | None) -> str:
-    """Return ``target`` if it is a console path on this site, else the dashboard."""
-    if target:
+    """Return ``target`` if it is a console path on this site, else the dashboard.
+
+    Only printable ASCII without spaces or backslashes passes: a CR or LF would
+    split the Location header, and a backslash is a slash to some browsers.
+    """
+    if target and _CONSOLE_PATH.fullmatch(target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/admin"):
             return target

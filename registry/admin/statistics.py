@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from registry import csvcells
 from registry.admin import bp, charts
 from registry.admin.charts import Series
 from registry.admin.session import record, staff_required
@@ -294,8 +295,8 @@ def stats_csv(name: str) -> Any:
         data = build(get_session(), period)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(data.columns)
-    writer.writerows(data.rows)
+    writer.writerow(csvcells.row(list(data.columns)))
+    writer.writerows(csvcells.row(list(r)) for r in data.rows)  # names come from organizations
     record("stats.export", f"stats:{name}", quarter=label or None)
     get_session().commit()
     filename = f"anning-{name}{'-' + label if label else ''}.csv"

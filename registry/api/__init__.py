@@ -50,6 +50,14 @@ def _authenticate() -> None:
     else:
         g.caller = authenticate(get_reader(), key)
     g.api_key = key
+    if g.caller.role == "gateway" and request.endpoint not in GATEWAY:
+        # The gateway carries the holder's own voice; a key that could also
+        # act as a sender would let one party speak on both sides.
+        raise Forbidden("a gateway key is good only for the gateway endpoints")
+
+
+# What a ``gateway`` key may call (each also requires that role itself).
+GATEWAY = {"api.gateway_inbound_sms"}
 
 
 def sender_afresh(session: Session, code: str, scope: str) -> SenderRef:
@@ -110,6 +118,7 @@ from registry.api import (  # noqa: E402,F401  (routes register on import)
     checks,
     consents,
     delegations,
+    gateway,
     meta,
     numbers,
     optouts,

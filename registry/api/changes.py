@@ -19,9 +19,11 @@ class Change(BaseModel):
     """One change. ``sender``, ``channels``, ``category``, ``consent_id`` and the
     attribution (``organization``: the principal; ``agent``: who acted for it)
     appear on changes of your senders; ``preferences`` on a watched number's
-    ``preferences.changed``; ``disconnected_at`` on ``number.disconnected``;
-    ``organization`` and ``sanction`` (no ``phone``) on ``organization.sanctioned``
-    and ``organization.sanction_lifted``, which every carrier reads."""
+    ``preferences.changed``; ``disconnected_at`` and ``carrier`` (who reported it) on
+    ``number.disconnected`` and ``number.disconnection_retracted``, the latter with
+    ``retracted_by`` (``carrier`` or ``regulator``); ``organization`` and ``sanction``
+    (``phone`` null) on ``organization.sanctioned`` and ``organization.sanction_lifted``,
+    which every carrier reads."""
 
     seq: int
     type: str
@@ -36,6 +38,8 @@ class Change(BaseModel):
     agent: str | None = None
     preferences: dict[str, Any] | None = None
     disconnected_at: str | None = None
+    carrier: str | None = None
+    retracted_by: str | None = None
     sanction: dict[str, Any] | None = None
 
 

@@ -12,7 +12,7 @@ from registry import phones
 from registry.api import actor_for, body, bp, caller, read_limit, settings, write_limit
 from registry.api.errors import validation_details
 from registry.api.gates import text_gate
-from registry.api.openapi import route
+from registry.api.openapi import ID_MAX, route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
 from registry.consent import otp
 from registry.consent import services as consents
@@ -230,6 +230,7 @@ def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bo
     body=ConsentIn,
     response=ConsentOut,
     status=201,
+    responses={200: "The same external_id again: the consent recorded first, unchanged"},
 )
 @limiter.limit(write_limit)
 def create_consent() -> Any:
@@ -292,6 +293,8 @@ def list_consents() -> Any:
         limit = min(max(int(args.get("limit", 100)), 1), 1000)
     except ValueError as exc:
         raise ValidationFailed("after and limit must be whole numbers", field="limit") from exc
+    if not 0 <= after <= ID_MAX:
+        raise ValidationFailed(f"after must be a consent id, 0 to {ID_MAX}", field="after")
     session = get_session()
     sender_id = None
     if args.get("sender"):
@@ -345,6 +348,7 @@ def get_consent(consent_id: int) -> Any:
     summary="Revoke a consent",
     tag="consents",
     response=ConsentOut,
+    responses={409: "The consent is already revoked or expired"},
 )
 @limiter.limit(write_limit)
 def revoke_consent(consent_id: int) -> Any:

@@ -95,6 +95,7 @@ def list_delegations() -> Any:
     summary="Revoke a delegation",
     tag="delegations",
     response=DelegationOut,
+    responses={409: "The delegation is already revoked"},
 )
 @limiter.limit(write_limit)
 def revoke_delegation(delegation_id: int) -> Any:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    make_response,
+    render_template,
+    render_template_string,
+    request,
+)
+from limits.errors import StorageError
 from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -22,9 +31,11 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    414: "too_large",
     415: "bad_request",
     422: "validation_error",
     429: "rate_limited",
+    431: "too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -67,6 +78,17 @@ _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <main class="page"><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Anning</a></p></main>"""
 
 
+def _page(status: int, message: str | None = None) -> tuple[str, int]:
+    """Render an error as a page: the site's own, in the visitor's language, with a way back.
+
+    The console keeps its plain page for now (its own chrome is the console's
+    business); every other HTML path is the citizen site's.
+    """
+    if request.path.startswith("/admin"):
+        return render_template_string(_PAGE, status=status, message=message or ""), status
+    return render_template("web/error.html", status=status, message=message), status
+
+
 def register(app: Flask) -> None:
     """Install the handlers: domain errors, validation, HTTP errors, and the last resort."""
 
@@ -77,7 +99,7 @@ def register(app: Flask) -> None:
             if isinstance(exc, RateLimited):
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response, status
-        return render_template_string(_PAGE, status=exc.status, message=exc.message), exc.status
+        return _page(exc.status)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Any:
@@ -87,7 +109,8 @@ def register(app: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
         if not _is_api():
-            return render_template_string(_PAGE, status=status, message=exc.description), status
+            # The limiter's own words (translated where the limit is declared); else the status says it.
+            return _page(status, exc.description if status == 429 else None)
         code = HTTP_CODES.get(status, "bad_request")
         message = exc.description or code
         if status == 429:
@@ -112,6 +135,24 @@ def register(app: Flask) -> None:
                 "unavailable", "the registry's database is unavailable; retry shortly", 503
             )
         else:
+            response = make_response(*_page(503))
+            status = 503
+        if isinstance(response, Response):
+            response.headers["Retry-After"] = "5"
+        return response, status
+
+    @app.errorhandler(StorageError)
+    def _limits_down(exc: StorageError) -> Any:
+        # The rate-limit storage (the machine's sqlite:// file, or Redis) failed:
+        # a limit that cannot be counted is not waived; the client retries.
+        log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
+                  exc.storage_error)  # fmt: skip
+        response: Response | str
+        if _is_api():
+            response, status = envelope(
+                "unavailable", "the registry cannot count its rate limits; retry shortly", 503
+            )
+        else:
             response = render_template_string(
                 _PAGE, status=503, message="Service unavailable, please retry shortly"
             )
@@ -125,4 +166,4 @@ def register(app: Flask) -> None:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _is_api():
             return envelope("internal_error", "the registry failed to answer; try again", 500)
-        return render_template_string(_PAGE, status=500, message="Internal error"), 500
+        return _page(500)

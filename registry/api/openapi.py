@@ -26,17 +26,67 @@ class Operation:
     tag: str
     query: dict[str, str] = field(default_factory=dict)
     auth: bool = True
+    # Statuses this operation answers beyond the ones every operation of its
+    # kind does (see ``statuses``), each with what it means here.
+    responses: dict[int, str] = field(default_factory=dict)
+
+    def statuses(self) -> dict[int, str]:
+        """Return every status the operation answers, with its description."""
+        codes = {self.status: "OK", 422: ERRORS[422], 429: ERRORS[429], 503: ERRORS[503]}
+        codes |= {414: ERRORS[414], 431: ERRORS[431]}  # registry/edge.py, on every request
+        if self.body is not None:
+            codes |= {400: ERRORS[400], 409: ERRORS[409], 413: ERRORS[413]}
+        if self.auth:
+            codes |= {401: ERRORS[401], 403: ERRORS[403]}
+        if "<" in self.path:
+            codes[404] = ERRORS[404]
+        return codes | self.responses
+
+
+# What an error status means, wherever it is answered (each in the envelope).
+ERRORS = {
+    400: "The body is not JSON, or not the object the operation takes",
+    401: "No API key, or one that is unknown or revoked",
+    403: "The key's organization may not do this (role, scope, suspension, another's record)",
+    404: "No such record, or not one of yours",
+    409: "The request conflicts with the record's state",
+    413: "The body or the batch is larger than the operation takes",
+    414: "The request target (path and query) is over 4 KB",
+    422: "A field, query parameter or number is not valid",
+    429: (
+        "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
+        "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
+        "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
+        "number's budget of consent texts was spent; retry after Retry-After seconds"
+    ),
+    431: "A header field is over 8 KB",
+    503: "The database is unreachable; retry shortly",
+}
 
 
 OPERATIONS: list[Operation] = []
 ID_MAX = 2**63 - 1  # BIGINT
 
 
+INT_ID_MAX = 2**31 - 1  # INTEGER: the id column of the smaller tables (webhooks, complaints...)
+
+
 class IdConverter(IntegerConverter):
-    """A record id in a URL: a positive BIGINT, so no id can overflow the database (else 404)."""
+    """A record id in a URL (``<id:>``): a positive BIGINT, so no id can overflow the database (else 404)."""
 
     def __init__(self, url_map: Map) -> None:
         super().__init__(url_map, min=1, max=ID_MAX)
+
+
+class IntIdConverter(IntegerConverter):
+    """A record id of a table with an INTEGER id (``<int:>``): 1 to 2^31-1, else 404.
+
+    Installed in place of werkzeug's ``int``, whose unbounded values reach
+    PostgreSQL as "integer out of range" (a 500).
+    """
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, min=1, max=INT_ID_MAX)
 
 
 def route(
@@ -51,13 +101,18 @@ def route(
     status: int = 200,
     query: dict[str, str] | None = None,
     auth: bool = True,
+    responses: dict[int, str] | None = None,
 ) -> Callable[[F], F]:
-    """Register a view on ``bp`` and record it for the OpenAPI document."""
+    """Register a view on ``bp`` and record it for the OpenAPI document.
+
+    ``responses`` adds the statuses only this operation answers (a 200 beside
+    its 201, a 409 without a body) to those of its kind (``Operation.statuses``).
+    """
 
     def wrap(view: F) -> F:
-        OPERATIONS.append(
-            Operation(path, method.lower(), summary, body, response, status, tag, query or {}, auth)
-        )
+        operation = Operation(path, method.lower(), summary, body, response, status, tag)
+        operation.query, operation.auth, operation.responses = query or {}, auth, responses or {}
+        OPERATIONS.append(operation)
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
 
@@ -88,10 +143,7 @@ ERROR_SCHEMA = {
 
 
 RATE_LIMITED = {
-    "description": "rate_limited: a per-key limit (REGISTRY_RATELIMIT_READ on every GET, "
-    "REGISTRY_RATELIMIT_WRITE or _CHECK on writes), the organization's cold-number budget "
-    "(checks, compare rows, watchlist entries on numbers it has no record with), or a "
-    "number's budget of consent texts was spent; retry after Retry-After seconds",
+    "description": ERRORS[429],
     "headers": {
         "Retry-After": {"description": "seconds until the limit's window reopens",
                         "schema": {"type": "integer", "minimum": 1}}
@@ -140,6 +192,8 @@ def document(prefix: str) -> dict[str, Any]:
                 schema: dict[str, Any] = {"type": "string", "maxLength": 512}
                 if part.startswith("<id:"):
                     schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+                elif part.startswith("<int:"):
+                    schema = {"type": "integer", "minimum": 1, "maximum": INT_ID_MAX}
                 params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
             params.append(
@@ -152,20 +206,15 @@ def document(prefix: str) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
-        ok: dict[str, Any] = {"description": "OK"}
-        if op.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(op.response, "serialization")}}
-        item["responses"][str(op.status)] = ok
-        codes = ["400", "422", "429"] if op.body is not None else ["422", "429"]
-        if op.auth:
-            codes += ["401", "403"]
-        if "<" in op.path:
-            codes.append("404")
-        if op.body is not None:
-            codes += ["409", "413"]
-        for code in sorted(set(codes)):
-            item["responses"][code] = {"description": "Error", "content": error}
-        item["responses"]["429"] = RATE_LIMITED  # every operation, reads included
+        for code, description in sorted(op.statuses().items()):
+            answer: dict[str, Any] = {"description": description}
+            if code >= 400:
+                answer["content"] = error
+            elif op.response is not None and code != 204:
+                schema_ref = ref(op.response, "serialization")
+                answer["content"] = {"application/json": {"schema": schema_ref}}
+            item["responses"][str(code)] = answer
+        item["responses"]["429"] = RATE_LIMITED  # every operation, reads included: Retry-After
         if op.auth:
             item["security"] = [{"bearer": []}]
         paths.setdefault(_openapi_path(prefix + op.path), {})[op.method] = item

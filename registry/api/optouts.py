@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from flask import jsonify
 from pydantic import BaseModel, Field
@@ -12,12 +12,14 @@ from registry.api import actor_for, body, bp, caller, sender_afresh, settings, w
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.consent import services as consents
+from registry.consent.replies import classify
 from registry.db import get_session
-from registry.errors import InvalidPhoneError
+from registry.errors import InvalidPhoneError, ValidationFailed
 from registry.extensions import limiter
 from registry.senders.services import (
     StaleDirectory,
     copies_params,
+    optout_reach,
     resolve_sender,
     resolve_sender_cached,
     sender_by_address,
@@ -58,11 +60,23 @@ class InboundIn(Strict):
 
 
 class InboundOut(BaseModel):
-    """What the reply did, and the text to send back to the holder."""
+    """What the reply did, and the text to send back to the holder.
 
-    action: str
+    Through a sender's port only refusals act: ``opt_out`` (this sender) and
+    ``opt_out_all`` (every sender of its organization, never global
+    do-not-disturb). A "Y" or "START" answers ``claim_recorded``: kept for the
+    holder and the regulator to see, activating nothing; ``claimed`` says which
+    (``confirm`` or ``opt_in``), and ``reply`` tells the holder how to confirm
+    through the registry's own number.
+    """
+
+    action: Literal["opt_out", "opt_out_all", "claim_recorded", "help", "none"]
     sender: str
     reply: str
+    claimed: Literal["confirm", "opt_in"] | None = None
+    opted_out: Annotated[
+        list[str], Field(description="codes of the senders this reply opted the number out of")
+    ] = []
 
 
 def _phone(raw: str, field: str) -> str:
@@ -123,24 +137,43 @@ def create_optout() -> Any:
     bp,
     "/inbound-sms",
     "POST",
-    summary="Forward a holder's SMS reply",
+    summary="Forward a holder's SMS reply (refusals act; a Y or START is recorded as a claim)",
     tag="optouts",
     body=InboundIn,
     response=InboundOut,
 )
 @limiter.limit(write_limit)
 def inbound_sms() -> Any:
-    """Read a reply (STOP, 退订, Y, START, HELP...) and act on it for the sender behind ``to``."""
+    """Read a reply to the sender behind ``to``: act on refusals, record a Y or START as a claim."""
     data = body(InboundIn)
     cfg = settings()
     session = get_session()
     phone = _phone(data.from_, "from")
+    if data.to.replace(" ", "").replace("-", "") == cfg.sms_number:
+        raise ValidationFailed(
+            "that is the registry's own number: replies to it come through its gateway",
+            field="to",
+        )
     now = utcnow()
     owner = sender_by_address(session, data.to, now)
-    sender = resolve_sender(session, caller(), owner.code, "optout", now)
+    # An agent acts on a keyword only within its scopes: a refusal needs
+    # ``optout``, a (claimed) confirmation or re-subscription ``consent``.
+    action = classify(data.text)
+    scope = "consent" if action in ("confirm", "opt_in") else "optout"
+    sender = resolve_sender(session, caller(), owner.code, scope, now)
+    reach = optout_reach(session, sender, now) if action == "opt_out_all" else None
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
     outcome = consents.handle_reply(
-        session, cfg, actor_for(sender), sender, phone, data.text, received
-    )
+        session, cfg, actor_for(sender), sender, phone, data.text, received,
+        port=data.to, reach=reach,
+    )  # fmt: skip
     session.commit()
-    return jsonify({"action": outcome.action, "sender": sender.code, "reply": outcome.reply})
+    return jsonify(
+        {
+            "action": outcome.action,
+            "sender": sender.code,
+            "reply": outcome.reply,
+            "claimed": outcome.claimed,
+            "opted_out": list(outcome.opted_out),
+        }
+    )

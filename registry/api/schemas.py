@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from registry.senders.models import CATEGORIES
+from registry.timeutil import within_calendar
 
 Channel = Literal["voice", "sms"]
 Purpose = Literal["marketing", "service"]
@@ -52,5 +53,9 @@ class ErrorItem(BaseModel):
 
 
 # A time in a request: an ISO 8601 string only (a bare number is not silently read
-# as a Unix timestamp).
-Time = Annotated[datetime, Field(strict=True, examples=["2026-11-25T10:00:00+08:00"])]
+# as a Unix timestamp), in the years 1900 to 9000 (registry.timeutil.within_calendar).
+Time = Annotated[
+    datetime,
+    Field(strict=True, examples=["2026-11-25T10:00:00+08:00"]),
+    AfterValidator(within_calendar),
+]

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, read_limit, write_limit
+from registry.api import body, bp, caller, read_limit, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Category, SenderCode, Strict
 from registry.db import get_session
+from registry.errors import Conflict
 from registry.extensions import limiter
 from registry.senders import services
 from registry.senders.models import Sender
@@ -74,6 +75,11 @@ def list_senders() -> Any:
 def create_sender() -> Any:
     """Register a sender for the caller's organization."""
     data = body(SenderCreate)
+    for i, address in enumerate(data.addresses):
+        # Texts from the registry's own number speak for the registry, and replies
+        # to it for the holder: no sender may present it.
+        if address.replace(" ", "").replace("-", "") == settings().sms_number:
+            raise Conflict("that is the registry's own number", field=f"addresses.{i}")
     session = get_session()
     sender, addresses = services.create_sender(
         session, caller().org_id, data.code, data.name, data.category, data.addresses

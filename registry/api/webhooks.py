@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, read_limit, write_limit
+from registry.api import body, bp, caller, read_limit, settings, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Strict
 from registry.db import get_session
@@ -57,7 +57,9 @@ def create_webhook() -> Any:
     """Register a URL; changes from now on are delivered there by the worker."""
     data = body(WebhookIn)
     session = get_session()
-    hook, secret = webhooks.create(session, caller().org_id, data.url)
+    hook, secret = webhooks.create(
+        session, caller().org_id, data.url, allow_private=settings().webhook_allow_private
+    )
     session.commit()
     return jsonify(webhooks.public(hook) | {"secret": secret}), 201
 

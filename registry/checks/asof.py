@@ -30,6 +30,7 @@ _STATE = {
     "consent.revoked": "revoked",
     "consent.expired": "expired",
     "consent.voided": "void",
+    "consent.restored": None,  # a retracted disconnection gave back the event's state
 }
 
 
@@ -98,6 +99,8 @@ def facts_as_of(
             col(Disconnection.phone) == phone,
             col(Disconnection.disconnected_at) <= at,
             col(Disconnection.created_at) <= at,
+            # A retracted disconnection counted until it was retracted.
+            or_(col(Disconnection.retracted_at).is_(None), col(Disconnection.retracted_at) > at),
         )
         .order_by(col(Disconnection.disconnected_at).desc())
         .limit(1)

@@ -103,7 +103,13 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
             literal("d"), d.c.phone, _NULL_INT, _NULL_TXT, _NULL_TXT, _NULL_TXT,
             func.max(d.c.disconnected_at), _NULL_TS, _NULL_TS, _NULL_TS, _NULL_TS,
         )
-        .where(and_(match(d.c.phone), d.c.disconnected_at <= bindparam("at", type_=UTCDateTime())))
+        .where(
+            and_(
+                match(d.c.phone),
+                d.c.disconnected_at <= bindparam("at", type_=UTCDateTime()),
+                d.c.retracted_at.is_(None),  # a retracted disconnection no longer counts
+            )
+        )
         .group_by(d.c.phone),
     )  # fmt: skip
 

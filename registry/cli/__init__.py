@@ -24,6 +24,16 @@ def cli() -> None:
     """Anning registry: consent and do-not-disturb."""
 
 
+def _builtins() -> None:
+    """Add the commands that must run outside the app's context (``serve`` forks gunicorn)."""
+    from registry.cli.serve import serve
+
+    cli.add_command(serve)
+
+
+_builtins()
+
+
 def main() -> None:
     """Run the ``registry`` command.
 
@@ -39,8 +49,8 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
-    from registry.cli import admin, checks, consent, db, demo, numbers, orgs, serve, sms, sync
+    from registry.cli import admin, checks, consent, db, demo, numbers, orgs, sms, sync
 
-    for module in (admin, checks, consent, db, demo, numbers, orgs, serve, sms, sync):
+    for module in (admin, checks, consent, db, demo, numbers, orgs, sms, sync):
         for command in module.COMMANDS:
             app.cli.add_command(command)

@@ -10,6 +10,7 @@ from typing import TextIO
 import click
 from flask import current_app
 
+from registry import csvcells
 from registry.checks import services
 from registry.errors import RegistryError
 from registry.extensions import db
@@ -30,6 +31,21 @@ def _numbers(fh: TextIO) -> Iterator[str]:
         yield row[0]
 
 
+def _read_numbers(fh: TextIO) -> list[str]:
+    """Read FILE whole; a file that is not UTF-8 text or not CSV is a usage error (exit 2)."""
+    name = getattr(fh, "name", "FILE")
+    try:
+        return list(_numbers(fh))
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as CSV UTF-8 and try again",
+            param_hint="FILE",
+        ) from exc
+    except csv.Error as exc:
+        raise click.BadParameter(f"{name} is not a CSV file: {exc}", param_hint="FILE") from exc
+
+
 @click.command("scrub")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--sender", "sender_code", required=True, help="The sender's code.")
@@ -39,7 +55,7 @@ def _numbers(fh: TextIO) -> Iterator[str]:
 def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: TextIO) -> None:
     """Check every number in FILE; write phone, decision, reason (every check is logged)."""
     settings = current_app.config["REGISTRY"]
-    lines = list(_numbers(file))
+    lines = _read_numbers(file)
     writer = csv.writer(output)
     writer.writerow(["input", "phone", "decision", "reason"])
     counts = {"allow": 0, "deny": 0, "invalid": 0}
@@ -61,12 +77,18 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
                 session.commit()
                 for item in result.items:
                     if item.error is not None or item.decision is None:
-                        writer.writerow([item.input, "", "invalid", "invalid_phone"])
+                        row = [csvcells.text_cell(item.input), "", "invalid", "invalid_phone"]
+                        writer.writerow(row)
                         counts["invalid"] += 1
                     else:
-                        writer.writerow(
-                            [item.input, item.phone, item.decision.decision, item.decision.reason]
-                        )
+                        # The input is echoed, defused; the phone is the registry's
+                        # own E.164 and stays as is (registry.csvcells).
+                        writer.writerow([
+                            csvcells.text_cell(item.input),
+                            csvcells.phone_cell(item.phone or ""),
+                            item.decision.decision,
+                            item.decision.reason,
+                        ])  # fmt: skip
                         counts[item.decision.decision] += 1
                 bar.update(len(chunk))
     click.echo(

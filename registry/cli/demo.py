@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from registry.config import Settings
 from registry.consent import services as consents
+from registry.events.services import Actor
 from registry.extensions import db
+from registry.numbers import ranges
 from registry.orgs import services as orgs
 from registry.orgs.models import Organization
 from registry.senders import services as senders
@@ -24,6 +26,9 @@ from registry.timeutil import utcnow
 # we know of, and the demo never texts anyone (the console SMS backend).
 DEMO_LOGIN = "+8613100000001"
 DEMO_HOLDERS = [f"+86131000000{i:02d}" for i in range(1, 21)]
+DEMO_RANGES = ("+86131", "+86139")
+# Who the demo's own changes are attributed to: never the holder (SPEC §8).
+DEMO = Actor("demo", "cli")
 
 ORGS = [
     ("acme-bank", "Acme Bank 顶峰银行", "sender"),
@@ -31,6 +36,8 @@ ORGS = [
     ("shopmall", "ShopMall Platform 好物商城", "platform"),
     ("citytel", "CityTel Carrier 城市电信", "carrier"),
     ("regulator", "Communications Regulator", "regulator"),
+    # Brings the replies sent to the registry's own number (REGISTRY_SMS_NUMBER).
+    ("anning-sms", "Anning SMS Gateway 安宁短信网关", "gateway"),
 ]
 SENDERS = [
     ("acme-bank", "acme-cards", "Acme Bank Credit Cards", "finance", ["10690001", "+862160000001"]),
@@ -55,6 +62,10 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         _, keys[slug] = orgs.create_key(session, org, "demo")
     refs = {}
     now = utcnow()
+    # The demo carrier holds the ranges of the demo numbers (DEMO_HOLDERS,
+    # DEMO_LOGIN, the synthetic +86139 holders): it may report them disconnected.
+    for prefix in DEMO_RANGES:
+        ranges.assign(session, prefix, "citytel", "demo")
     for slug, code, name, category, addresses in SENDERS:
         senders.create_sender(session, org_ids[slug], code, name, category, addresses)
     from registry.orgs.services import Caller
@@ -64,14 +75,15 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         caller = Caller(org_ids[slug], slug, slug, "sender", None)
         refs[code] = resolve_sender(session, caller, code, "consent", now)
     for i, phone in enumerate(DEMO_HOLDERS):
+        # Seeded settings are recorded as what they are: the demo's, not the holder's.
         if i % 4 == 1:
-            subscribers.set_preferences(session, phone, dnd_sms=True, dnd_voice=True)
+            subscribers.set_preferences(session, phone, DEMO, dnd_sms=True, dnd_voice=True)
         elif i % 4 == 2:
             subscribers.set_preferences(
-                session, phone, blocked_categories=["finance", "real_estate"]
+                session, phone, DEMO, blocked_categories=["finance", "real_estate"]
             )
         elif i % 4 == 3:
-            subscribers.set_preferences(session, phone, quiet_hours="12:00-14:00")
+            subscribers.set_preferences(session, phone, DEMO, quiet_hours="12:00-14:00")
         slug, code = ("acme-bank", "acme-cards") if i % 2 == 0 else ("shopmall", "shopmall-deals")
         sender = refs[code]
         owner = sender.organization_id
@@ -86,7 +98,8 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             session, settings, actor, sender, phone, ["sms", "voice"], evidence,
             external_id=f"demo-{i}", confirmed=i % 5 != 4,
         )  # fmt: skip
-    subscribers.set_preferences(session, DEMO_LOGIN, dnd_voice=False, dnd_sms=False)
+    # The login number's account exists with nothing set: no change is recorded in its name.
+    subscribers.get_or_create(session, DEMO_LOGIN)
     key_file(instance).parent.mkdir(parents=True, exist_ok=True)
     key_file(instance).write_text(keys["acme-bank"])
     key_file(instance).chmod(0o600)
@@ -120,6 +133,10 @@ def demo(holders: int) -> None:
     for slug, key in keys.items():
         click.echo(f"API key for {slug}: {key}")
     click.echo(f"demo login number: {DEMO_LOGIN} (codes appear in `registry sms outbox`)")
+    click.echo(
+        f"registry SMS number: {settings.sms_number} (holders' replies to it: "
+        "POST /api/v1/gateway/inbound-sms with the anning-sms key)"
+    )
 
 
 # Synthetic holders are +86139 followed by eight digits. Each row is made by the

@@ -52,3 +52,20 @@ class ComplaintMessage(SQLModel, table=True):
     author: str = Field(max_length=254)  # "holder" or "regulator:<staff email>"
     body: str = Field(max_length=4000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ComplaintSubmission(SQLModel, table=True):
+    """A site form's one-time token, and what sending it made (a complaint or a holder's message).
+
+    The token is the primary key: a form sent twice (a double click, a
+    reloaded POST, a replay) finds the row of the first sending and shows what
+    it made instead of making it again, even when both arrive at once.
+    """
+
+    __tablename__ = "complaint_submission"
+
+    token: str = Field(primary_key=True, max_length=64)
+    phone: str = Field(max_length=16)
+    complaint_id: int = Field(foreign_key="complaint.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="complaint_message.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

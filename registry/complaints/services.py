@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.checks.verdict import checks_before
-from registry.complaints.models import STATUSES, Complaint, ComplaintMessage
+from registry.complaints.models import STATUSES, Complaint, ComplaintMessage, ComplaintSubmission
 from registry.errors import NotFound, UnknownAddress, ValidationFailed
 from registry.senders.services import sender_by_address
 from registry.timeutil import utcnow
@@ -119,3 +120,81 @@ def set_status(session: Session, complaint: Complaint, status: str) -> Complaint
     complaint.status = status
     session.flush()
     return complaint
+
+
+def _sent_before(session: Session, token: str, phone: str) -> ComplaintSubmission | None:
+    row = session.get(ComplaintSubmission, token, populate_existing=True)
+    if row is not None and row.phone != phone:
+        # A token is issued to one holder's page; another number's form never sees it.
+        raise NotFound("no such form")
+    return row
+
+
+def file_complaint_once(
+    session: Session,
+    token: str,
+    phone: str,
+    address: str,
+    channel: str,
+    contacted_at: datetime,
+    text: str | None = None,
+) -> tuple[Complaint, bool]:
+    """File a complaint from a one-time form; a second sending returns the first's complaint.
+
+    Returns the complaint and whether this call made it. The token's row is
+    inserted with the complaint, in one savepoint: when two sendings race, the
+    loser's insert fails on the primary key, its complaint is rolled back with
+    it, and it answers with the winner's.
+    """
+    done = _sent_before(session, token, phone)
+    if done is not None:
+        return get(session, done.complaint_id), False
+    try:
+        with session.begin_nested():
+            complaint = file_complaint(session, phone, address, channel, contacted_at, text)
+            session.add(
+                ComplaintSubmission(token=token, phone=phone, complaint_id=complaint.id or 0)
+            )
+            session.flush()
+    except IntegrityError:
+        done = _sent_before(session, token, phone)
+        if done is None:
+            raise
+        return get(session, done.complaint_id), False
+    return complaint, True
+
+
+def reply_once(
+    session: Session, token: str, complaint: Complaint, body: str, *, author: str
+) -> tuple[ComplaintMessage, bool]:
+    """Add the holder's message from a one-time form; a second sending adds nothing."""
+    done = _sent_before(session, token, complaint.phone)
+    if done is not None and done.message_id is not None:
+        return _message(session, done.message_id), False
+    if done is not None:  # the token of a complaint form, sent to a reply form
+        raise ValidationFailed("this form was already used", field="body")
+    try:
+        with session.begin_nested():
+            message = reply(session, complaint, body, author=author)
+            session.add(
+                ComplaintSubmission(
+                    token=token,
+                    phone=complaint.phone,
+                    complaint_id=complaint.id or 0,
+                    message_id=message.id,
+                )
+            )
+            session.flush()
+    except IntegrityError:
+        done = _sent_before(session, token, complaint.phone)
+        if done is None or done.message_id is None:
+            raise
+        return _message(session, done.message_id), False
+    return message, True
+
+
+def _message(session: Session, message_id: int) -> ComplaintMessage:
+    message = session.get(ComplaintMessage, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    return message

@@ -46,6 +46,9 @@ class Consent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The short reference the registry's confirmation text carries ("Y 4821"), so a
+    # holder with several pending requests can say which one a reply means.
+    reply_ref: str | None = Field(default=None, max_length=8)
 
 
 class OptOut(SQLModel, table=True):

@@ -6,6 +6,8 @@ changes; the consent row is the current state those events imply.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.config import Settings
+from registry.consent import claims
 from registry.consent.models import CHANNELS, Consent, OptOut
+from registry.consent.replies import classify, reply_text
 from registry.db import table_of
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
@@ -26,9 +30,11 @@ from registry.events.services import SYSTEM, Actor
 from registry.senders.models import Sender
 from registry.senders.services import COPIES_HOLD, SenderRef, StaleDirectory
 from registry.sms import services as sms
+from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
 
 CLOCK_SKEW = timedelta(minutes=5)
+TEXT_KEPT = 1000  # opt_out.text; an SMS reply may be longer (up to 1,600 characters)
 CHANNEL_NAMES = {"sms": "短信", "voice": "电话"}
 # Called with the number about to be texted for a sender (a code, a confirmation);
 # raises RateLimited when that number's budget of such texts is spent.
@@ -62,8 +68,10 @@ def _event(
     actor: Actor,
     note: str | None = None,
     at: datetime | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     data: dict[str, object] = {"note": note} if note else {}
+    data.update(extra or {})
     if type_ == "created":
         data.update(
             method=consent.evidence_method,
@@ -91,14 +99,38 @@ def _event(
     )
 
 
-def confirmation_text(sender: SenderRef, channels: str, category: str | None) -> str:
-    """Return the text asking the holder to confirm a pending consent."""
+def confirmation_text(
+    sender: SenderRef, channels: str, category: str | None, ref: str, number: str
+) -> str:
+    """Return the text asking the holder to confirm a pending consent.
+
+    It is sent from the registry's own number (``REGISTRY_SMS_NUMBER``), and a
+    reply to that number is the only SMS that confirms: ``ref`` tells several
+    pending requests apart ("Y 4821").
+    """
     how = "、".join(CHANNEL_NAMES[c] for c in channels.split(","))
     topic = f"（{category}）" if category else ""
     return (
-        f"【Anning】{sender.name} 请求通过{how}向您发送营销信息{topic}。"
-        f"回复 Y 同意；不回复则不生效；回复 TD 拒绝。"
+        f"【Anning】{sender.name} 请求通过{how}向您发送营销信息{topic}，编号 {ref}。"
+        f"回复 Y 同意（有多个请求时回复 Y {ref}）；不回复则不生效；回复 TD {ref} 拒绝。"
+        f"本短信来自安宁登记处 {number}。"
     )
+
+
+_PENDING_REFS = select(table_of(Consent).c.reply_ref).where(
+    table_of(Consent).c.phone == bindparam("phone"), table_of(Consent).c.status == "pending"
+)
+
+
+def _new_reply_ref(session: Session, phone: str) -> str:
+    """Return a 4-digit reference no other pending consent of this number carries."""
+    # On the connection, not the session: no autoflush of a bulk's thousands of objects.
+    taken: set[str] = set(session.connection().execute(_PENDING_REFS, {"phone": phone}).scalars())
+    for _ in range(50):
+        ref = f"{1000 + secrets.randbelow(9000)}"
+        if ref not in taken:
+            return ref
+    return ref  # 50 draws all taken: 9,000 codes; a clash only makes "Y <ref>" ask again
 
 
 def create_consent(
@@ -160,6 +192,7 @@ def create_consent(
         evidence_ip=evidence.ip,
         created_at=now,
         activated_at=(now if confirmed else evidence.captured_at) if active else None,
+        reply_ref=None if active else _new_reply_ref(session, phone),
     )
     try:
         # A savepoint: when a concurrent retry with the same external_id wins
@@ -181,10 +214,12 @@ def create_consent(
         _event(session, consent, "confirmed", actor, at=consent.activated_at)
     else:
         if text_gate is not None:
-            text_gate(
-                phone
-            )  # raises before anything is sent; the caller's rollback undoes the rest
-        sms.send(session, phone, confirmation_text(sender, chans, category), "consent_confirm")
+            # Raises before anything is sent; the caller's rollback undoes the rest.
+            text_gate(phone)
+        text = confirmation_text(
+            sender, chans, category, consent.reply_ref or "", settings.sms_number
+        )
+        sms.send(session, phone, text, "consent_confirm")
     return consent, True
 
 
@@ -234,24 +269,15 @@ def confirm(session: Session, consent: Consent, actor: Actor) -> Consent:
     return consent
 
 
-def confirm_pending_for(
-    session: Session, phone: str, sender_id: int, actor: Actor
-) -> list[Consent]:
-    """Confirm every pending consent of this number for this sender (a Y reply)."""
-    pending = session.scalars(
-        select(Consent).where(
-            col(Consent.phone) == phone,
-            col(Consent.sender_id) == sender_id,
-            col(Consent.status) == "pending",
+def pending_for(session: Session, phone: str) -> list[Consent]:
+    """Return this number's pending consents, oldest first (what a "Y" may confirm)."""
+    return list(
+        session.scalars(
+            select(Consent)
+            .where(col(Consent.phone) == phone, col(Consent.status) == "pending")
+            .order_by(col(Consent.id))
         )
-    ).all()
-    done = []
-    for consent in pending:
-        try:
-            done.append(confirm(session, consent, actor))
-        except Conflict:
-            continue
-    return done
+    )
 
 
 def _end(
@@ -261,10 +287,14 @@ def _end(
     actor: Actor,
     at: datetime,
     note: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> None:
     consent.status = status
     consent.ended_at = at
-    _event(session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at)
+    _event(
+        session, consent, {"void": "voided"}.get(status, status), actor, note=note, at=at,
+        extra=extra,
+    )  # fmt: skip
 
 
 def revoke(session: Session, consent: Consent, actor: Actor) -> Consent:
@@ -289,8 +319,19 @@ def expire_due(session: Session, now: datetime | None = None) -> int:
     return len(due)
 
 
-def void_before(session: Session, phone: str, disconnected_at: datetime, actor: Actor) -> int:
-    """Void every consent of ``phone`` given before a disconnection; return how many."""
+def void_before(
+    session: Session,
+    phone: str,
+    disconnected_at: datetime,
+    actor: Actor,
+    disconnection_id: int | None = None,
+) -> int:
+    """Void every consent of ``phone`` given before a disconnection; return how many.
+
+    Each ``consent.voided`` event names the disconnection and the status it
+    ended, so that retracting the disconnection can restore exactly these
+    (``restore_voided``).
+    """
     rows = session.scalars(
         select(Consent).where(
             and_(
@@ -301,8 +342,55 @@ def void_before(session: Session, phone: str, disconnected_at: datetime, actor: 
         )
     ).all()
     for consent in rows:
-        _end(session, consent, "void", actor, utcnow(), note="number disconnected")
+        extra: dict[str, object] = {"previous": consent.status}
+        if disconnection_id is not None:
+            extra["disconnection"] = disconnection_id
+        _end(session, consent, "void", actor, utcnow(), note="number disconnected", extra=extra)
     return len(rows)
+
+
+def restore_voided(
+    session: Session,
+    phone: str,
+    disconnection_id: int,
+    actor: Actor,
+    still_cut_at: datetime | None = None,
+) -> int:
+    """Give back the status of every consent a retracted disconnection voided; return how many.
+
+    The consents are found through their ``consent.voided`` events, which name
+    the disconnection and the status it ended. A consent that another,
+    still-standing disconnection (at ``still_cut_at``, the latest) would have
+    voided too stays void. A restored pending consent whose time ran out is
+    expired by the next ``expire_due`` as any other.
+    """
+    previous: dict[int, str] = {}
+    voided = session.execute(
+        select(col(Event.consent_id), col(Event.data)).where(
+            col(Event.phone) == phone, col(Event.type) == "consent.voided"
+        )
+    ).all()
+    for consent_id, data in voided:
+        detail = json.loads(data) if data else {}
+        if consent_id is not None and detail.get("disconnection") == disconnection_id:
+            previous[consent_id] = detail.get("previous") or "active"
+    if not previous:
+        return 0
+    rows = session.scalars(
+        select(Consent)
+        .where(col(Consent.id).in_(previous), col(Consent.status) == "void")
+        .with_for_update()
+    ).all()
+    restored = 0
+    for consent in rows:
+        if still_cut_at is not None and consent.evidence_captured_at <= still_cut_at:
+            continue
+        consent.status = previous[consent.id or 0]
+        consent.ended_at = None
+        _event(session, consent, "restored", actor, note="disconnection retracted",
+               extra={"disconnection": disconnection_id})  # fmt: skip
+        restored += 1
+    return restored
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +441,7 @@ def record_optout(
         "agent_id": actor.agent_id,
         "channels": chosen,
         "source": source,
-        "text": text,
+        "text": text[:TEXT_KEPT] if text is not None else None,
         "received_at": received,
         "created_at": now,
     }
@@ -375,7 +463,7 @@ def record_optout(
         organization_id=sender.organization_id,
         channels=chosen,
         state="opted_out",
-        data={"source": source, "received_at": received, "text": text},
+        data={"source": source, "received_at": received, "text": events.quoted(text)},
         at=now,
     )
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
@@ -429,6 +517,8 @@ class ReplyOutcome:
     action: str
     reply: str
     consents: tuple[int, ...] = ()
+    claimed: str | None = None  # the keyword a recorded claim stands for
+    opted_out: tuple[str, ...] = ()  # codes of the senders the reply refused
 
 
 def handle_reply(
@@ -439,45 +529,39 @@ def handle_reply(
     phone: str,
     text: str,
     received_at: datetime,
+    *,
+    port: str,
+    reach: list[SenderRef] | None = None,
 ) -> ReplyOutcome:
-    """Act on a holder's reply to one of a sender's addresses (SPEC §4 inbound SMS).
+    """Act on a holder's reply to one of a sender's addresses (SPEC §4 inbound SMS, §8).
 
-    An opt-out refuses the sender on every channel: a holder who texts STOP
-    wants the sender to stop, not to switch to calling. STOPALL also turns on
-    SMS do-not-disturb. START is the holder's own express consent to that
-    sender by SMS, recorded as such with the reply as evidence.
+    The sender forwards it, so only what narrows its own reach is acted on:
+    an opt-out refuses the sender on every channel (a holder who texts STOP
+    wants the sender to stop, not to switch to calling), STOPALL every sender
+    in ``reach`` (its organization's, see ``senders.services.optout_reach``).
+    A "Y" or "START" is the holder's statement about the sender that the sender
+    could have made up: it is recorded as a claim (``consent.claims``) and
+    activates nothing. Global do-not-disturb is never turned on from here.
     """
-    from registry.consent.replies import classify, reply_text
-    from registry.subscribers import services as subscribers
-    from registry.subscribers.models import Subscriber
-
     action = classify(text)
     holder = session.get(Subscriber, phone)
     language = holder.language if holder is not None else None
+    names = {"sender": sender.name, "port": port, "registry": settings.sms_number}
     via_sms = Actor(actor.label, "sms", actor.org_id, actor.agent_id)
-    touched: tuple[int, ...] = ()
-    reply_key = action
     if action in ("opt_out", "opt_out_all"):
-        record_optout(
-            session, via_sms, sender, phone, list(CHANNELS), "sms_reply", received_at, text
+        refused = (reach or [sender]) if action == "opt_out_all" else [sender]
+        for each in refused:
+            record_optout(
+                session, via_sms, each, phone, list(CHANNELS), "sms_reply", received_at, text
+            )
+        codes = tuple(each.code for each in refused)
+        return ReplyOutcome(action, reply_text(action, language, **names), opted_out=codes)
+    if action in ("confirm", "opt_in"):
+        claims.record_claim(session, via_sms, sender, phone, action, text, port, received_at)
+        return ReplyOutcome(
+            "claim_recorded", reply_text(f"claim_{action}", language, **names), claimed=action
         )
-        if action == "opt_out_all":
-            subscribers.set_preferences(session, phone, Actor("subscriber", "sms"), dnd_sms=True)
-    elif action == "opt_in":
-        evidence = Evidence(
-            "sms_reply", received_at, wording=text, reference=f"sms-reply:{sender.code}"
-        )
-        consent, _ = create_consent(
-            session, settings, via_sms, sender, phone, ["sms"], evidence, confirmed=True
-        )
-        touched = (consent.id or 0,)
-    elif action == "confirm":
-        done = confirm_pending_for(
-            session, phone, sender.id, Actor("subscriber", "sms", actor.org_id, actor.agent_id)
-        )
-        touched = tuple(c.id or 0 for c in done)
-        reply_key = "confirm" if done else "confirm_none"
-    return ReplyOutcome(action, reply_text(reply_key, sender.name, language), touched)
+    return ReplyOutcome(action, reply_text(action, language, **names))
 
 
 _ENDING = {"consent.revoked": "revoked", "consent.expired": "expired", "consent.voided": "void"}
@@ -497,6 +581,8 @@ def derive(consent: Consent, history: list[Event]) -> dict[str, object]:
             status, activated_at = "active", e.at
         elif e.type in _ENDING:
             status, ended_at = _ENDING[e.type], e.at
+        elif e.type == "consent.restored":  # a retracted disconnection gave it back
+            status, ended_at = e.state, None
     return {"status": status, "activated_at": activated_at, "ended_at": ended_at}
 
 
@@ -523,10 +609,11 @@ class HolderSender(TypedDict):
     sender: Sender | None
     consents: list[Consent]
     optouts: list[OptOut]
+    claims: list[claims.Claim]  # its forwarded "Y"/"START" replies, which activated nothing
 
 
 def for_holder(session: Session, phone: str) -> list[HolderSender]:
-    """Return, per sender, what the registry holds for this number: consents and opt-outs."""
+    """Return, per sender, what the registry holds for this number: consents, opt-outs, claims."""
     senders: dict[int, HolderSender] = {}
 
     def entry(sender_id: int) -> HolderSender:
@@ -536,6 +623,7 @@ def for_holder(session: Session, phone: str) -> list[HolderSender]:
                 "sender": sender,
                 "consents": [],
                 "optouts": [],
+                "claims": [],
             }
         return senders[sender_id]
 
@@ -547,6 +635,8 @@ def for_holder(session: Session, phone: str) -> list[HolderSender]:
         select(OptOut).where(col(OptOut.phone) == phone).order_by(col(OptOut.id))
     ):
         entry(optout.sender_id)["optouts"].append(optout)
+    for claim in claims.for_phone(session, phone):
+        entry(claim.sender_id)["claims"].append(claim)
     return list(senders.values())
 
 

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # Event types, by subject:
-#   consent.created / consent.confirmed / consent.revoked / consent.expired / consent.voided
+#   consent.created / consent.confirmed / consent.revoked / consent.expired
+#   consent.voided / consent.restored (a retracted disconnection gave it back)
 #   optout.recorded
 #   preferences.changed
-#   number.disconnected
+#   number.disconnected / number.disconnection_retracted
+#   claim.recorded (a sender forwarded a "Y"/"START": kept, acted on never; consent/claims.py)
 #   organization.sanctioned / organization.sanction_lifted (issue 17: no phone, phone "")
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
-    "consent.voided", "optout.recorded", "preferences.changed", "number.disconnected",
+    "consent.voided", "consent.restored", "optout.recorded", "preferences.changed",
+    "number.disconnected", "number.disconnection_retracted", "claim.recorded",
     "organization.sanctioned", "organization.sanction_lifted",
 )  # fmt: skip
 
@@ -33,6 +36,15 @@ class Event(SQLModel, table=True):
         # event after its commit (registry/sync/feed.py explains why).
         Index("ix_event_seq", "seq", unique=True),
         Index("ix_event_phone_seq", "phone", "seq"),  # a phone's chain head
+        # The console's list of claims, newest first; partial, so the hot writers
+        # of every other event type never maintain it.
+        Index(
+            "ix_event_claim",
+            "organization_id",
+            "id",
+            postgresql_where=text("type = 'claim.recorded'"),
+            sqlite_where=text("type = 'claim.recorded'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)

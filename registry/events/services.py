@@ -9,8 +9,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.events.models import Event
+from registry.orgs.models import Organization
+from registry.senders.models import Sender
 from registry.timeutil import utcnow
 
 
@@ -71,6 +74,17 @@ def record(
 
 
 _INSERT = insert(Event.__table__)  # type: ignore[attr-defined]
+QUOTE_KEPT = 500
+
+
+def quoted(text: str | None) -> str | None:
+    """Return a holder's text as an event keeps it: its first 500 characters.
+
+    ``event.data`` holds at most 4,000 characters of JSON, where a control
+    character takes six (``\\u0001``): 500 always fit beside the other fields,
+    while a 1,600-character SMS reply might not.
+    """
+    return text[:QUOTE_KEPT] if text is not None else None
 
 
 def for_consent(session: Session, consent_id: int) -> list[Event]:
@@ -89,3 +103,18 @@ def for_phone(session: Session, phone: str, limit: int = 1000) -> list[Event]:
             select(Event).where(Event.phone == phone).order_by(Event.id).limit(limit)  # type: ignore[arg-type]
         )
     )
+
+
+def history_of(
+    session: Session, phone: str, limit: int = 1000
+) -> list[tuple[Event, str | None, str | None]]:
+    """Return a number's events, oldest first, each with its organization's and sender's names."""
+    rows = session.execute(
+        select(Event, col(Organization.name), col(Sender.name))
+        .outerjoin(Organization, col(Organization.id) == col(Event.organization_id))
+        .outerjoin(Sender, col(Sender.id) == col(Event.sender_id))
+        .where(col(Event.phone) == phone)
+        .order_by(col(Event.id))
+        .limit(limit)
+    )
+    return [(event, org, sender) for event, org, sender in rows]

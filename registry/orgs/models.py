@@ -9,7 +9,9 @@ from sqlmodel import Field, SQLModel
 from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
-ROLES = ("sender", "platform", "carrier", "regulator")
+# ``gateway``: the SMS gateway carrying the registry's own number; its key is good
+# only for the gateway endpoints (registry/api/gateway.py), never as a sender's.
+ROLES = ("sender", "platform", "carrier", "regulator", "gateway")
 SCOPES = ("check", "optout", "consent", "changes")
 
 

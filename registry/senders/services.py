@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -298,3 +298,48 @@ def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
     if row is None:
         raise UnknownSender(f"no sender matches {text!r}", field="query")
     return _ref(row, now)
+
+
+def sender_by_reference(session: Session, reference: str, now: datetime) -> SenderRef | None:
+    """Return the sender a holder names in an SMS to the registry: its code or an address."""
+    code = reference.strip()
+    row = session.execute(_BY_ADDRESS, {"address": code.replace(" ", "")}).first()
+    if row is None:
+        by_code = _SENDER.where(func.lower(col(Sender.code)) == code.lower())
+        row = session.execute(by_code.limit(1)).first()
+    return _ref(row, now) if row is not None else None
+
+
+def optout_reach(session: Session, sender: SenderRef, now: datetime) -> list[SenderRef]:
+    """Return every sender a STOPALL forwarded for ``sender`` refuses: its organization's.
+
+    An owner's port speaks for all of its organization's senders; an agent's,
+    only for those of the principal's senders it holds a live ``optout`` grant
+    for (its scopes bound what it may say, even a refusal).
+    """
+    query = _SENDER.where(col(Sender.organization_id) == sender.organization_id)
+    if sender.agent_id is not None:
+        granted = (
+            select(col(DelegationSender.sender_id))
+            .join(Delegation, col(Delegation.id) == DelegationSender.delegation_id)
+            .where(
+                col(DelegationSender.agent_id) == sender.agent_id,
+                col(Delegation.revoked_at).is_(None),
+                or_(col(Delegation.expires_at).is_(None), col(Delegation.expires_at) > now),
+                col(Delegation.scopes).contains("optout"),
+            )
+        )
+        query = query.where(col(Sender.id).in_(granted))
+    rows = session.execute(query.order_by(col(Sender.id))).all()
+    return [
+        replace(_ref(tuple(row), now), agent_id=sender.agent_id, agent_slug=sender.agent_slug)
+        for row in rows
+    ]
+
+
+def sender_by_id(session: Session, sender_id: int, now: datetime) -> SenderRef:
+    """Return a sender by its id; raise UnknownSender."""
+    row = session.execute(_SENDER.where(col(Sender.id) == sender_id)).first()
+    if row is None:
+        raise UnknownSender(f"no sender {sender_id}", field="sender")
+    return _ref(tuple(row), now)

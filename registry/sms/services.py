@@ -60,8 +60,16 @@ def queued_by(session: Session) -> list[int]:
 def _post(settings: Settings, message: SmsMessage) -> None:
     if not settings.sms_http_url:  # config refuses REGISTRY_SMS_BACKEND=http without it
         raise RuntimeError("REGISTRY_SMS_HTTP_URL is not set")
+    # Every text the registry sends comes from its own number: the holder's
+    # replies to it are the ones the gateway brings back (registry/api/gateway.py).
     payload = json.dumps(
-        {"id": message.id, "to": message.phone, "text": message.body, "kind": message.kind}
+        {
+            "id": message.id,
+            "from": settings.sms_number,
+            "to": message.phone,
+            "text": message.body,
+            "kind": message.kind,
+        }
     ).encode()
     headers = {"Content-Type": "application/json"}
     if settings.sms_http_token:
@@ -126,7 +134,7 @@ def deliver(
             if settings.sms_backend == "http":
                 _post(settings, message)
             else:
-                log.info("SMS to %s: %s", message.phone, message.body)
+                log.info("SMS from %s to %s: %s", settings.sms_number, message.phone, message.body)
         except (OSError, urllib.error.URLError) as exc:
             message.last_error = str(exc)[:500]
             if message.attempts >= MAX_ATTEMPTS:

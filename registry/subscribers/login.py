@@ -7,14 +7,14 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.config import Settings
 from registry.errors import Conflict, ValidationFailed
 from registry.sms import services as sms
-from registry.subscribers.models import LoginCode
+from registry.subscribers.models import HolderSession, LoginCode
 from registry.subscribers.services import get_or_create
 from registry.timeutil import utcnow
 
@@ -48,24 +48,39 @@ def send_code(session: Session, settings: Settings, phone: str, language: str | 
 
 
 def verify_code(session: Session, settings: Settings, phone: str, code: str) -> int:
-    """Check the code; return the holder's session epoch. Wrong tries count even if the caller then fails."""
-    row = session.scalars(
-        select(LoginCode)
-        .where(col(LoginCode.phone) == phone, col(LoginCode.used_at).is_(None))
-        .order_by(col(LoginCode.id).desc())
+    """Check the code; return the holder's session epoch. Wrong tries count even if the caller then fails.
+
+    A try is claimed before the code is judged, by one conditional UPDATE
+    (``attempts = attempts + 1 WHERE attempts < MAX_TRIES``): however many
+    requests arrive at once, at most MAX_TRIES of them are judged. On
+    PostgreSQL a concurrent claim waits for the row and re-reads ``attempts``;
+    SQLite's writers are serialized (BEGIN IMMEDIATE). The caller commits
+    whether this returns or raises.
+    """
+    t = LoginCode.__table__  # type: ignore[attr-defined]
+    latest = session.execute(
+        select(t.c.id, t.c.attempts, t.c.expires_at)
+        .where(t.c.phone == phone, t.c.used_at.is_(None))
+        .order_by(t.c.id.desc())
         .limit(1)
     ).first()
-    if row is None:
+    if latest is None:
         raise Conflict("no code is waiting for this number; ask for a new one")
-    if row.attempts >= MAX_TRIES:
+    if latest.attempts >= MAX_TRIES:
         raise Conflict("too many wrong codes; ask for a new one")
-    if row.expires_at <= utcnow():
+    if latest.expires_at <= utcnow():
         raise Conflict("the code has expired; ask for a new one")
-    if not hmac.compare_digest(row.code_hash, _hash(settings, phone, code.strip())):
-        row.attempts += 1
-        session.flush()
+    claimed = session.execute(
+        update(t)
+        .where(t.c.id == latest.id, t.c.used_at.is_(None), t.c.attempts < MAX_TRIES)
+        .values(attempts=t.c.attempts + 1)
+        .returning(t.c.code_hash)
+    ).first()
+    if claimed is None:  # the last tries went to requests that arrived at the same time
+        raise Conflict("too many wrong codes; ask for a new one")
+    if not hmac.compare_digest(claimed.code_hash, _hash(settings, phone, code.strip())):
         raise ValidationFailed("that code is not right", field="code")
-    row.used_at = utcnow()
+    session.execute(update(t).where(t.c.id == latest.id).values(used_at=utcnow()))
     holder = get_or_create(session, phone)
     return holder.session_epoch
 
@@ -74,3 +89,44 @@ def sign_out_everywhere(session: Session, phone: str) -> None:
     """End every session of this number (each carries the epoch it was opened at)."""
     holder = get_or_create(session, phone)
     holder.session_epoch += 1
+    session.execute(
+        update(HolderSession)
+        .where(col(HolderSession.phone) == phone, col(HolderSession.ended_at).is_(None))
+        .values(ended_at=utcnow())
+    )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(session: Session, phone: str) -> str:
+    """Start a server-side session for a holder who just proved the number; return its token.
+
+    The token goes into the (signed) session cookie; the server keeps only its
+    hash, and the session lives only as long as that row says it does.
+    """
+    token = secrets.token_urlsafe(32)
+    session.add(HolderSession(token_hash=_token_hash(token), phone=phone))
+    session.flush()
+    return token
+
+
+def session_phone(session: Session, token: str | None) -> str | None:
+    """Return the number a live session token was opened for, or None once it has ended."""
+    if not token:
+        return None
+    row = session.get(HolderSession, _token_hash(token))
+    if row is None or row.ended_at is not None:
+        return None
+    return row.phone
+
+
+def end_session(session: Session, token: str | None) -> None:
+    """End one session: a copy of its cookie opens nothing from now on."""
+    if not token:
+        return
+    row = session.get(HolderSession, _token_hash(token))
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        session.flush()

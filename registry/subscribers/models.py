@@ -36,3 +36,19 @@ class LoginCode(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class HolderSession(SQLModel, table=True):
+    """One signed-in browser of the site, known to the server so that signing out ends it.
+
+    The session cookie carries a random token; only its SHA-256 is stored, so
+    a copy of this table opens no session. Signing out sets ``ended_at``: a
+    copy of the cookie taken before is refused from then on.
+    """
+
+    __tablename__ = "holder_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    phone: str = Field(max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -40,7 +40,7 @@ MAX_LIMIT = 1000
 SEQUENCE_BATCH = 10_000
 # Changes about the number itself rather than about one sender: shown only to
 # organizations that watch the number (they already hold it).
-NUMBER_TYPES = ("preferences.changed", "number.disconnected")
+NUMBER_TYPES = ("preferences.changed", "number.disconnected", "number.disconnection_retracted")
 # Changes about an organization's standing (a suspension, a listing, their end):
 # every carrier reads them, and the organization itself (docs/enforcement.md).
 ORG_TYPES = ("organization.sanctioned", "organization.sanction_lifted")
@@ -185,8 +185,13 @@ def _item(row: Any, names: _Names) -> dict[str, Any]:
         item["sanction"] = {k: iso_text(v) for k, v in json.loads(data).items()}
     elif type_ == "preferences.changed" and data:
         item["preferences"] = json.loads(data)
-    elif type_ == "number.disconnected" and data:
-        item["disconnected_at"] = iso_text(json.loads(data).get("disconnected_at"))
+    elif type_ in ("number.disconnected", "number.disconnection_retracted") and data:
+        detail = json.loads(data)
+        item["disconnected_at"] = iso_text(detail.get("disconnected_at"))
+        if org is not None:  # the carrier that reported it: the one who may speak for it
+            item["carrier"] = names.orgs[org]
+        if "by" in detail:  # a retraction: by that carrier, or by the regulator
+            item["retracted_by"] = detail["by"]
     return item
 
 
@@ -199,12 +204,13 @@ def iso_text(value: Any) -> Any:
 
 def parse_cursor(after: str | None, limit: str | None) -> tuple[int, int]:
     """Validate ``after`` (a feed number, default 0) and ``limit`` (1 to 1000, default 100)."""
+    # Absent means the default; present but empty (``?after=``) is not a number.
     try:
-        a = int(after) if after else 0
+        a = int(after) if after is not None else 0
     except ValueError as exc:
         raise ValidationFailed("after must be a feed number (an integer)", field="after") from exc
     try:
-        n = int(limit) if limit else 100
+        n = int(limit) if limit is not None else 100
     except ValueError as exc:
         raise ValidationFailed("limit must be an integer", field="limit") from exc
     if a < 0 or a > 2**62:

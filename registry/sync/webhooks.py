@@ -23,18 +23,15 @@ import hmac
 import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from registry.sync import feed
+from registry.sync import egress, feed
 from registry.sync.models import Webhook
 from registry.timeutil import iso
 
@@ -60,11 +57,19 @@ class DeliveryPolicy:
         return timedelta(seconds=2 * self.timeout + 1)
 
 
-def create(session: Session, org_id: int, url: str) -> tuple[Webhook, str]:
-    """Register a URL for the organization's changes; return the hook and its secret (shown once)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationFailed("url must be an http:// or https:// URL with a host", field="url")
+def create(
+    session: Session, org_id: int, url: str, *, allow_private: bool = False
+) -> tuple[Webhook, str]:
+    """Register a URL for the organization's changes; return the hook and its secret (shown once).
+
+    A URL whose host is not a public address is refused (see ``registry.sync.egress``)
+    unless ``allow_private`` (REGISTRY_WEBHOOK_ALLOW_PRIVATE); it is judged again at
+    every delivery, after DNS resolution.
+    """
+    try:
+        egress.check_url(url, allow_private=allow_private)
+    except egress.TargetRefused as exc:
+        raise ValidationFailed(str(exc), field="url") from exc
     hooks = session.scalar(select(func.count()).select_from(h).where(h.c.organization_id == org_id))
     if (hooks or 0) >= MAX_HOOKS:
         raise Conflict(f"an organization has at most {MAX_HOOKS} webhooks", field="url")
@@ -173,40 +178,24 @@ def next_delivery(session: Session, hook_id: int, policy: DeliveryPolicy) -> Del
     return Delivery(hook_id, hook.url, hook.secret, delivery_id, body, last)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Treat a redirect as a failure: urllib would re-send a POST as a bodiless GET,
-    and that GET's 200 would look like an acknowledgement."""
+def post(delivery: Delivery, policy: DeliveryPolicy, *, allow_private: bool = False) -> str | None:
+    """POST a batch; return None on a 2xx, else what went wrong.
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def post(delivery: Delivery, policy: DeliveryPolicy) -> str | None:
-    """POST a batch; return None on a 2xx, else what went wrong."""
+    Through ``registry.sync.egress``: the host is resolved and every address
+    judged, the connection goes to a validated address, no redirect is
+    followed (a 3xx is a failure: a redirected POST's 200 is no
+    acknowledgement), and every failure before an HTTP answer reads the same.
+    """
     timestamp = int(time.time())
-    request = urllib.request.Request(  # noqa: S310  (http(s) only, checked in create)
-        delivery.url,
-        data=delivery.body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Anning-Webhooks/1",
-            SIGNATURE_HEADER: signature(delivery.secret, timestamp, delivery.body),
-            DELIVERY_HEADER: delivery.delivery_id,
-        },
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Anning-Webhooks/1",
+        SIGNATURE_HEADER: signature(delivery.secret, timestamp, delivery.body),
+        DELIVERY_HEADER: delivery.delivery_id,
+    }
+    return egress.post(
+        delivery.url, delivery.body, headers, timeout=policy.timeout, allow_private=allow_private
     )
-    try:
-        with _OPENER.open(request, timeout=policy.timeout) as resp:
-            resp.read(1024)
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:  # refused, reset, timed out, bad URL
-        return f"{type(exc).__name__}: {exc}"[:300]
-    return None if 200 <= status < 300 else f"HTTP {status}"
 
 
 def record_result(

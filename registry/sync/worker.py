@@ -52,9 +52,17 @@ def sequence_all(session_factory: SessionFactory) -> int:
 
 
 def deliver_webhooks(
-    session_factory: SessionFactory, policy: webhooks.DeliveryPolicy, max_batches: int = 50
+    session_factory: SessionFactory,
+    policy: webhooks.DeliveryPolicy,
+    max_batches: int = 50,
+    *,
+    allow_private: bool = False,
 ) -> tuple[int, int]:
-    """Push due hooks' pending batches; return (batches delivered, failures)."""
+    """Push due hooks' pending batches; return (batches delivered, failures).
+
+    ``allow_private`` (REGISTRY_WEBHOOK_ALLOW_PRIVATE) lets deliveries reach
+    private addresses; without it every delivery re-judges the resolved address.
+    """
     delivered = failed = 0
     with session_factory() as session:
         claimed = webhooks.claim_due(session, policy, utcnow())
@@ -68,7 +76,7 @@ def deliver_webhooks(
                 session.commit()  # no transaction stays open while we wait on a receiver
             if delivery is None:
                 break
-            error = webhooks.post(delivery, policy)
+            error = webhooks.post(delivery, policy, allow_private=allow_private)
             with session_factory() as session:
                 webhooks.record_result(session, delivery, error, policy, utcnow())
                 session.commit()
@@ -100,7 +108,9 @@ def tick(
         log.exception("sequencing failed")
         out.errors.append(f"sequence: {exc}")
     try:
-        out.delivered, out.failed = deliver_webhooks(session_factory, policy)
+        out.delivered, out.failed = deliver_webhooks(
+            session_factory, policy, allow_private=settings.webhook_allow_private
+        )
     except Exception as exc:
         log.exception("webhook delivery failed")
         out.errors.append(f"webhooks: {exc}")

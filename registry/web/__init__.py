@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 
+from registry import labels
 from registry.db import get_session
 
 bp = Blueprint("web", __name__)
@@ -30,6 +31,24 @@ def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+@bp.record_once
+def _labels(state: Any) -> None:
+    labels.init_app(state.app)
+
+
+@bp.app_context_processor
+def _operator() -> dict[str, Any]:
+    """Give every page (site and console) who runs the registry, for the footer (_footer.html)."""
+    settings = current_app.config["REGISTRY"]
+    return {
+        "operator": {
+            "name": settings.operator_name,
+            "contact": settings.operator_contact,
+            "privacy_url": settings.privacy_url or url_for("web.privacy"),
+        }
+    }
 
 
 @bp.app_errorhandler(CSRFError)
@@ -59,6 +78,12 @@ def readyz() -> Any:
 def index() -> Any:
     """Show the front page."""
     return render_template("index.html")
+
+
+@bp.get("/privacy")
+def privacy() -> Any:
+    """Say what the registry records about a number, why, who sees it, and for how long."""
+    return render_template("web/privacy.html")
 
 
 from registry.web import views  # noqa: E402,F401  (routes register on import)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -14,16 +17,38 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from registry.labels import CATEGORIES as CATEGORY_LABELS
 from registry.senders.models import CATEGORIES
+from registry.timeutil import within_calendar
+
+
+def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
+    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
+    if field.data is None:
+        return
+    try:
+        within_calendar(field.data)
+    except ValueError as exc:
+        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
 
 
 class PhoneForm(FlaskForm):
     """Step 1 of signing in: the number."""
 
-    phone = StringField(_l("Your mobile number"), validators=[DataRequired(), Length(max=40)])
+    phone = StringField(
+        _l("Your mobile number"),
+        validators=[DataRequired(_l("Enter your mobile number.")), Length(max=40)],
+    )
 
 
 class CodeForm(FlaskForm):
@@ -33,7 +58,7 @@ class CodeForm(FlaskForm):
     code = StringField(
         _l("The 6-digit code we texted you"),
         validators=[
-            DataRequired(),
+            DataRequired(_l("Enter the 6-digit code from the text message.")),
             Regexp(r"^\s*\d{6}\s*$", message=_l("Enter the 6 digits of the code.")),
         ],
     )
@@ -44,22 +69,6 @@ class MultiCheckbox(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-
-CATEGORY_LABELS = {
-    "finance": _l("Banking, loans and credit cards"),
-    "insurance": _l("Insurance"),
-    "real_estate": _l("Property and real estate"),
-    "education": _l("Education and training courses"),
-    "health": _l("Health, medicine and beauty"),
-    "employment": _l("Jobs and recruitment"),
-    "travel": _l("Travel and hotels"),
-    "retail": _l("Shopping and online stores"),
-    "automotive": _l("Cars and car services"),
-    "telecom": _l("Phone and broadband plans"),
-    "food": _l("Food and restaurants"),
-    "other": _l("Everything else"),
-}
 
 
 class PreferencesForm(FlaskForm):
@@ -73,13 +82,43 @@ class PreferencesForm(FlaskForm):
     )
     quiet_hours = StringField(
         _l("Quiet hours (for example 12:00-14:00)"),
-        validators=[
-            Optional(),
-            Regexp(
-                r"^\s*\d{2}:\d{2}\s*-\s*\d{2}:\d{2}\s*$", message=_l("Write them like 12:00-14:00.")
-            ),
-        ],
+        validators=[Optional(), Length(max=40)],
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
     )
+
+    def validate_quiet_hours(self, field: StringField) -> None:
+        """Accept ``9:00-10:00`` as well as ``09:00-10:00``; say what is wrong otherwise."""
+        field.data = quiet_hours(field.data or "")
+
+
+def quiet_hours(text: str) -> str:
+    """Return quiet hours written ``H:MM-H:MM`` as ``HH:MM-HH:MM``, or raise a ValidationError that says what is wrong."""
+    text = unicodedata.normalize("NFKC", text).replace(" ", "").replace("–", "-").replace("~", "-")
+    if not text:
+        return ""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", text)
+    if match is None:
+        raise ValidationError(
+            _l("Write a start and an end time with a dash between them, like 12:00-14:00.")
+        )
+    start_h, start_m, end_h, end_m = (int(x) for x in match.groups())
+    for hour, minute, written in (
+        (start_h, start_m, text.split("-")[0]),
+        (end_h, end_m, text.split("-")[1]),
+    ):
+        if hour > 23:
+            raise ValidationError(
+                _l("%(time)s is not a time of day: hours go from 0 to 23.", time=written)
+            )
+        if minute > 59:
+            raise ValidationError(
+                _l("%(time)s is not a time of day: minutes go from 00 to 59.", time=written)
+            )
+    if (start_h, start_m) == (end_h, end_m):
+        raise ValidationError(
+            _l("The start and the end are the same time; write two different times.")
+        )
+    return f"{start_h:02d}:{start_m:02d}-{end_h:02d}:{end_m:02d}"
 
 
 class ConsentActionForm(FlaskForm):
@@ -94,7 +133,10 @@ class BlockForm(FlaskForm):
 
     query = StringField(
         _l("Sender name, code, or the number that called or texted you"),
-        validators=[DataRequired(), Length(max=100)],
+        validators=[
+            DataRequired(_l("Enter the sender's name or code, or the number it used.")),
+            Length(max=100),
+        ],
     )
 
 
@@ -104,27 +146,54 @@ class UnblockForm(FlaskForm):
     sender_id = HiddenField(validators=[DataRequired(), Regexp(r"^\d{1,18}$")])
 
 
+ONCE_EXPIRED = _l("This form was not sent from its page. Check what you wrote and send it again.")
+
+
+def once_field() -> HiddenField:
+    """Return the hidden one-time token of a form that must not take effect twice."""
+    return HiddenField(
+        validators=[
+            DataRequired(ONCE_EXPIRED),
+            Regexp(r"^[A-Za-z0-9_-]{20,64}$", message=ONCE_EXPIRED),
+        ]
+    )
+
+
 class ComplaintForm(FlaskForm):
     """Report an unwanted call or text."""
 
     address = StringField(
-        _l("The number or SMS port it came from"), validators=[DataRequired(), Length(max=32)]
+        _l("The number or SMS port it came from"),
+        validators=[
+            DataRequired(_l("Enter the number or SMS port that called or texted you.")),
+            Length(max=32),
+        ],
     )
     channel = RadioField(
         _l("It was a"),
         choices=[SelectChoice("sms", _l("text message")), SelectChoice("voice", _l("call"))],
-        validators=[DataRequired()],
+        validators=[InputRequired(_l("Choose whether it was a text message or a call."))],
     )
     contacted_at = DateTimeLocalField(
-        _l("When (your local time)"), validators=[DataRequired()], format="%Y-%m-%dT%H:%M"
+        _l("When (your local time)"),
+        validators=[
+            InputRequired(_l("Enter the day and time of the call or text.")),
+            _within_calendar,
+        ],
+        format="%Y-%m-%dT%H:%M",
     )
     text = TextAreaField(_l("What happened (optional)"), validators=[Optional(), Length(max=1000)])
+    once = once_field()
 
 
 class ReplyForm(FlaskForm):
     """Add to a complaint's thread."""
 
-    body = TextAreaField(_l("Your message"), validators=[DataRequired(), Length(max=1000)])
+    body = TextAreaField(
+        _l("Your message"),
+        validators=[DataRequired(_l("Write your message before sending it.")), Length(max=1000)],
+    )
+    once = once_field()
 
 
 class EmptyForm(FlaskForm):

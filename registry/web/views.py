@@ -6,6 +6,7 @@ Views parse the form, call one service, and render; every change commits here.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -25,14 +26,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from registry import phones
+from registry import labels, phones
 from registry.checks.services import checks_for_phone
 from registry.complaints import desk
 from registry.complaints import services as complaints
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.db import get_session
-from registry.errors import RegistryError
+from registry.errors import RegistryError, ValidationFailed
 from registry.events import services as events
 from registry.events.services import Actor
 from registry.extensions import limiter
@@ -44,6 +45,7 @@ from registry.subscribers.models import Subscriber
 from registry.timeutil import to_utc, utcnow
 from registry.web import bp
 from registry.web.forms import (
+    ONCE_EXPIRED,
     BlockForm,
     CodeForm,
     ComplaintForm,
@@ -70,12 +72,18 @@ def holder_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         phone = session.get("phone")
         if phone:
-            holder = get_session().get(Subscriber, phone)
-            # Signed out everywhere, or the number was disconnected since: start again.
-            if holder is not None and holder.session_epoch == session.get("epoch"):
+            db = get_session()
+            holder = db.get(Subscriber, phone)
+            # Signed out (here or everywhere), or the number was disconnected since: start again.
+            if (
+                holder is not None
+                and holder.session_epoch == session.get("epoch")
+                and login.session_phone(db, session.get("sid")) == phone
+            ):
                 g.phone = phone
                 return view(*args, **kwargs)
-        session.pop("phone", None)
+        for key in ("phone", "epoch", "sid"):
+            session.pop(key, None)
         return redirect(url_for("web.sign_in"))
 
     return wrapped
@@ -103,12 +111,16 @@ def set_language(code: str) -> Any:
     lambda: _settings().ratelimit_login_number,
     key_func=_phone_key,
     methods=["POST"],
-    error_message="Too many codes were asked for this number. Wait a few minutes, then try again.",
+    error_message=lambda: _(
+        "Too many codes were asked for this number. Wait a few minutes, then try again."
+    ),
 )
 @limiter.limit(
     lambda: _settings().ratelimit_login_client,
     methods=["POST"],
-    error_message="Too many sign-in attempts from this connection. Wait a while, then try again.",
+    error_message=lambda: _(
+        "Too many sign-in attempts from this connection. Wait a while, then try again."
+    ),
 )
 def sign_in() -> Any:
     """Ask for the number and text it a code."""
@@ -129,7 +141,11 @@ def sign_in() -> Any:
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
-@limiter.limit("20 per 10 minutes", methods=["POST"])
+@limiter.limit(
+    "20 per 10 minutes",
+    methods=["POST"],
+    error_message=lambda: _("Too many codes were tried. Wait ten minutes, then try again."),
+)
 def enter_code() -> Any:
     """Check the code and start the holder's session."""
     form = CodeForm()
@@ -144,11 +160,16 @@ def enter_code() -> Any:
             db.commit()  # a wrong code counts as a try
             form.code.errors = [_message(exc)]
         else:
+            sid = login.open_session(db, phone)
             db.commit()
-            # A new session for the signed-in holder (no fixation), with a new CSRF token.
+            # A new session for the signed-in holder (no fixation), with a new CSRF token;
+            # the language chosen before signing in is a choice, not a credential: it stays.
+            lang = session.get("lang")
             session.clear()
             g.pop("csrf_token", None)
-            session["phone"], session["epoch"] = phone, epoch
+            session["phone"], session["epoch"], session["sid"] = phone, epoch, sid
+            if lang in LOCALES:
+                session["lang"] = lang
             session.permanent = False
             return redirect(url_for("web.preferences"))
     return render_template("web/code.html", form=form)
@@ -175,9 +196,13 @@ def _message(exc: RegistryError) -> str:
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out() -> Any:
-    """End this session."""
+    """End this session, on the server too: a copy of its cookie opens nothing afterwards."""
     if EmptyForm().validate_on_submit():
-        session.pop("phone", None)
+        db = get_session()
+        login.end_session(db, session.get("sid"))
+        db.commit()
+        for key in ("phone", "epoch", "sid"):
+            session.pop(key, None)
     return redirect(url_for("web.index"))
 
 
@@ -189,7 +214,8 @@ def sign_out_everywhere() -> Any:
         db = get_session()
         login.sign_out_everywhere(db, g.phone)
         db.commit()
-        session.pop("phone", None)
+        for key in ("phone", "epoch", "sid"):
+            session.pop(key, None)
     return redirect(url_for("web.index"))
 
 
@@ -213,7 +239,7 @@ def preferences() -> Any:
                 dnd_sms=form.dnd_sms.data,
                 dnd_voice=form.dnd_voice.data,
                 blocked_categories=list(form.categories.data or []),
-                quiet_hours=(form.quiet_hours.data or "").replace(" ", "") or None,
+                quiet_hours=form.quiet_hours.data or None,
             )
         except RegistryError:
             db.rollback()
@@ -221,7 +247,11 @@ def preferences() -> Any:
         else:
             db.commit()
             flash(
-                _("Saved. From now on every sender that asks the registry gets this answer."), "ok"
+                _(
+                    "Saved. From now on every sender that asks the registry gets this answer, "
+                    "except senders you agreed to individually."
+                ),
+                "ok",
             )
             return redirect(url_for("web.preferences"))
     return render_template("web/preferences.html", form=form, phone=g.phone)
@@ -292,34 +322,46 @@ def complaint_list() -> Any:
     """File a complaint; see every complaint and its status."""
     db = get_session()
     form = ComplaintForm()
-    # DataRequired guarantees contacted_at; the test narrows its type without an assert.
+    # InputRequired guarantees contacted_at; the test narrows its type without an assert.
     if form.validate_on_submit() and form.contacted_at.data is not None:
         try:
-            complaint = complaints.file_complaint(
+            complaint, made = complaints.file_complaint_once(
                 db,
+                form.once.data or "",
                 g.phone,
                 form.address.data or "",
                 form.channel.data or "",
-                to_utc(form.contacted_at.data, _settings().tz),
+                to_utc(form.contacted_at.data, labels.zone(g.phone)),
                 form.text.data,
             )
             db.commit()
-            flash(
-                _(
-                    "Complaint filed. The regulator answers every complaint; you will see the reply here."
-                ),
-                "ok",
-            )
-            return redirect(url_for("web.complaint_detail", complaint_id=complaint.id))
-        except RegistryError:
+        except ValidationFailed:  # another holder's form token is a NotFound: the 404 page
             db.rollback()
             form.contacted_at.errors = [_("The time of the contact cannot be in the future.")]
+        else:
+            if made:
+                flash(
+                    _(
+                        "Complaint filed. The regulator answers every complaint; you will see the reply here."
+                    ),
+                    "ok",
+                )
+            else:
+                flash(_("This complaint was already sent; here it is."), "ok")
+            return redirect(url_for("web.complaint_detail", complaint_id=complaint.id))
+    _fresh_once(form)
     return render_template(
         "web/complaints.html", form=form, items=complaints.for_phone(db, g.phone)
     )
 
 
-@bp.route("/me/complaints/<id:complaint_id>", methods=["GET", "POST"])
+def _fresh_once(form: Any) -> None:
+    """Give a form that must take effect once the token of its next sending."""
+    if not form.once.data or form.once.errors:
+        form.once.data = secrets.token_urlsafe(24)
+
+
+@bp.route("/me/complaints/<int:complaint_id>", methods=["GET", "POST"])
 @holder_required
 def complaint_detail(complaint_id: int) -> Any:
     """One complaint: what the check log says, and the thread with the regulator."""
@@ -329,9 +371,17 @@ def complaint_detail(complaint_id: int) -> Any:
         abort(404)
     form = ReplyForm()
     if form.validate_on_submit():
-        complaints.reply(db, complaint, form.body.data or "", author="holder")
-        db.commit()
-        return redirect(url_for("web.complaint_detail", complaint_id=complaint_id))
+        try:
+            complaints.reply_once(
+                db, form.once.data or "", complaint, form.body.data or "", author="holder"
+            )
+            db.commit()
+        except ValidationFailed:
+            db.rollback()
+            form.once.errors = [str(ONCE_EXPIRED)]
+        else:
+            return redirect(url_for("web.complaint_detail", complaint_id=complaint_id))
+    _fresh_once(form)
     return render_template(
         "web/complaint.html",
         complaint=complaint,
@@ -346,7 +396,7 @@ def complaint_detail(complaint_id: int) -> Any:
 @holder_required
 def my_data() -> Any:
     """Every change to this number's record, oldest first."""
-    return render_template("web/data.html", items=events.for_phone(get_session(), g.phone))
+    return render_template("web/data.html", items=events.history_of(get_session(), g.phone))
 
 
 @bp.get("/me/data.json")

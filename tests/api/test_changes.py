@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from registry.events import sealing
 from registry.subscribers import services as subscribers
 from registry.timeutil import iso, utcnow
-from tests.api.test_consents import consent_body, reply
+from tests.api.test_consents import consent_body, registry_reply, reply
 from tests.conftest import Api
 from tests.factories import HOLDER, HOLDER2
 
@@ -33,18 +33,27 @@ def follow(api: Api, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
             return out
 
 
-def test_own_senders_changes_from_every_channel_in_order(acme: Api, session: Session) -> None:
+def test_own_senders_changes_from_every_channel_in_order(
+    acme: Api, gateway: Api, session: Session
+) -> None:
     acme.post("/consents", consent_body())  # pending: the registry texts the holder
-    reply(acme, "Y")  # confirmed by SMS
+    reply(acme, "Y")  # forwarded by the sender: a claim, which changes nothing
+    registry_reply(gateway, "Y")  # the holder's reply to the registry's number: confirmed
     acme.post("/optouts", {"phone": HOLDER2, "sender": "acme-cards", "channels": ["voice"], "source": "call"})  # fmt: skip
     changes = follow(acme)
     assert [c["type"] for c in changes] == [
         "consent.created",
+        "claim.recorded",
         "consent.confirmed",
         "optout.recorded",
     ]
     assert [c["seq"] for c in changes] == sorted(c["seq"] for c in changes)
-    created, confirmed, optout = changes
+    created, claim, confirmed, optout = changes
+    assert (claim["sender"], claim["state"], claim["organization"]) == (
+        "acme-cards",
+        "claimed",
+        "acme",
+    )
     assert created == {
         "seq": created["seq"], "type": "consent.created", "phone": HOLDER, "sender": "acme-cards",
         "channels": ["sms"], "state": "pending", "at": created["at"],

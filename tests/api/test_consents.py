@@ -43,7 +43,16 @@ def reply(api: Api, text: str, phone: str = HOLDER, to: str = "10690001"):  # ty
     return resp.get_json()
 
 
-def test_pending_consent_texts_holder_then_y_reply_allows(acme: Api, session: Session) -> None:
+def registry_reply(gateway: Api, text: str, phone: str = HOLDER):  # type: ignore[no-untyped-def]
+    """Reply to the registry's own number, as the SMS gateway brings it."""
+    resp = gateway.post("/gateway/inbound-sms", {"from": phone, "to": "10690000", "text": text})
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def test_pending_consent_texts_holder_then_y_to_the_registry_allows(
+    acme: Api, gateway: Api, session: Session
+) -> None:
     resp = acme.post("/consents", consent_body())
     assert resp.status_code == 201
     consent = resp.get_json()
@@ -51,11 +60,15 @@ def test_pending_consent_texts_holder_then_y_reply_allows(acme: Api, session: Se
     assert consent["evidence"]["wording"] == EVIDENCE["wording"]
     assert consent["evidence"]["captured_at"] == "2026-01-10T01:30:00Z"
     texts = session.scalars(select(SmsMessage.body).where(SmsMessage.phone == HOLDER)).all()
-    assert any("Acme-Cards" in t and "Y" in t for t in texts)
+    assert any("Acme-Cards" in t and "Y" in t and "10690000" in t for t in texts)
+    assert acme.check(HOLDER, at=now_iso())["reason"] == "consent_pending"
+    # Before issue 12 the sender's own forwarded "Y" confirmed; now only the
+    # holder's reply to the registry's number does.
+    assert reply(acme, "Y")["action"] == "claim_recorded"
     assert acme.check(HOLDER, at=now_iso())["reason"] == "consent_pending"
 
-    answer = reply(acme, "Y")
-    assert answer["action"] == "confirm"
+    answer = registry_reply(gateway, "Y")
+    assert (answer["action"], answer["consents"]) == ("confirm", [consent["id"]])
     assert acme.check(HOLDER)["reason"] == "consent"
     history = acme.get(f"/consents/{consent['id']}").get_json()["history"]
     assert [h["type"] for h in history] == ["created", "confirmed"]
@@ -281,14 +294,14 @@ def test_unused_world_fixture_is_real(world: World) -> None:
     assert set(world.keys) == {"acme", "shop", "carrier"}
 
 
-def test_state_rederives_from_events(app: Flask, acme: Api, session: Session) -> None:
+def test_state_rederives_from_events(app: Flask, acme: Api, gateway: Api, session: Session) -> None:
     from registry.consent import services as consents
 
     ids = [
         acme.post("/consents", consent_body(phone=p, external_id=p)).get_json()["id"]
         for p in (HOLDER, HOLDER2)
     ]
-    acme.post("/inbound-sms", {"from": HOLDER, "to": "10690001", "text": "Y"})
+    registry_reply(gateway, "Y")
     acme.post(f"/consents/{ids[1]}/revoke")
     assert consents.rederive(session) == []
     row = session.get(Consent, ids[0])

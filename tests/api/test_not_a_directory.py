@@ -233,7 +233,11 @@ def test_records_that_no_longer_speak_for_the_number_do_not_warm_it(
         # HOLDER2 changed hands: acme's opt-out was the previous holder's.
         with db.session() as s:
             numbers.disconnect(
-                s, app.config["REGISTRY"], Actor("carrier:carrier", "api"), HOLDER2, utcnow()
+                s,
+                app.config["REGISTRY"],
+                Actor("carrier:carrier", "api", world.org_ids["carrier"]),
+                HOLDER2,
+                utcnow(),
             )
             s.commit()
         assert acme.post("/check", {"phone": HOLDER2, "sender": "acme-cards", "channel": "sms"}).status_code == 200  # fmt: skip

@@ -139,7 +139,7 @@ def test_reassigned_true_false_null(
 
 
 def test_cli_import_keeps_good_rows_and_reports_bad_lines(
-    app: Flask, session: Session, tmp_path
+    app: Flask, session: Session, world: object, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "disc.csv"
     path.write_text(
@@ -152,7 +152,9 @@ def test_cli_import_keeps_good_rows_and_reports_bad_lines(
         "139 0013 9000,2026-04-01\n",
         encoding="utf-8",
     )
-    result = app.test_cli_runner().invoke(args=["disconnections", "import", str(path)])
+    result = app.test_cli_runner().invoke(
+        args=["disconnections", "import", str(path), "--carrier", "carrier"]
+    )
     assert result.exit_code == 0, result.output
     assert "2 disconnections recorded, 3 rows rejected" in result.output
     for line in ("line 3", "line 4", "line 5"):

@@ -288,3 +288,84 @@ def cold_refusals(app: Flask, organization: str) -> float:
         rf'anning_cold_check_refusals_total\{{organization="{organization}"\}} ([0-9.]+)', metrics
     )
     return float(found.group(1)) if found else 0.0
+
+
+# --- a made-up key buys no fresh budget (issue 13) ------------------------------
+
+
+def made_up_keys(world: World) -> list[dict[str, str]]:
+    """Return Authorization headers a client could invent, and one real key (not the site's)."""
+    fake = [{"Authorization": f"Bearer ann_fake{i:04d}_{'x' * 32}"} for i in range(5)]
+    return [*fake, {"Authorization": f"Bearer {world.keys['acme']}"}]
+
+
+@pytest.mark.live
+def test_a_bearer_header_is_no_new_bucket_on_the_site(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    with other_app(
+        app.config["REGISTRY"].database_url, tmp_path, REGISTRY_RATELIMIT_LOGIN_CLIENT="3 per hour"
+    ) as limited:
+        client = limited.test_client()
+        answers = []
+        # Another number each time (the per-number limit stays out of it), another key each time.
+        for i, headers in enumerate(made_up_keys(world)):
+            token = csrf(client, "/sign-in")
+            resp = client.post(
+                "/sign-in",
+                data={"phone": f"+8613900000{i:03d}", "csrf_token": token},
+                headers=headers,
+            )
+            answers.append(resp.status_code)
+        assert answers == [302, 302, 302, 429, 429, 429]
+
+
+@pytest.mark.live
+def test_a_bearer_header_is_no_new_bucket_on_the_console(app: Flask, tmp_path: Path) -> None:
+    from tests.admin.conftest import csrf as console_csrf
+
+    world = make_world()
+    with other_app(app.config["REGISTRY"].database_url, tmp_path) as limited:
+        limited.config["STAFF_LOGIN_RATE"] = "3 per hour"
+        client = limited.test_client()
+        answers = []
+        for headers in made_up_keys(world):
+            token = console_csrf(client, "/admin/login")
+            form = {"csrf_token": token, "email": "nobody@regulator.example",
+                    "password": "wrong", "code": "000000"}  # fmt: skip
+            answers.append(client.post("/admin/login", data=form, headers=headers).status_code)
+        assert 429 not in answers[:3]
+        assert answers[3:] == [429, 429, 429]
+
+
+@pytest.mark.live
+def test_an_api_limit_is_keyed_by_the_key_only_once_it_is_authenticated(
+    app: Flask, tmp_path: Path
+) -> None:
+    world = make_world()
+    with limited_app(app, tmp_path, "memory://") as limited:
+        client = limited.test_client()
+        # A made-up key is refused before any limit counts it: 401, never 429, however often.
+        for headers in made_up_keys(world)[:-1]:
+            resp = client.post("/api/v1/check", json=CHECK, headers=headers)
+            assert resp.status_code == 401
+            assert "X-RateLimit-Limit" not in resp.headers
+        # The real key has its own budget, whatever was tried before.
+        api = Api(client, world.keys["acme"])
+        assert [api.post("/check", CHECK).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@pytest.mark.live
+def test_a_storage_that_fails_is_a_503_not_a_500(app: Flask, tmp_path: Path) -> None:
+    world = make_world()
+    (tmp_path / "not-a-folder").write_text("")
+    broken = f"sqlite:///{tmp_path / 'not-a-folder' / 'ratelimits.sqlite3'}"
+    with limited_app(app, tmp_path, broken) as limited:
+        client = limited.test_client()
+        resp = Api(client, world.keys["acme"]).post("/check", CHECK)
+        assert resp.status_code == 503
+        assert resp.get_json()["error"]["code"] == "unavailable"
+        assert resp.headers["Retry-After"] == "5"
+        token = csrf(client, "/sign-in")
+        page = client.post("/sign-in", data={"phone": HOLDER, "csrf_token": token})
+        assert page.status_code == 503
+        assert "Traceback" not in page.get_data(as_text=True)

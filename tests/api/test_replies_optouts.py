@@ -84,8 +84,13 @@ def reply(api: Api, text: str, to: str = "10690001", phone: str = HOLDER):  # ty
     return api.post("/inbound-sms", {"from": phone, "to": to, "text": text})
 
 
-def test_optout_after_consent_denies_then_start_allows_again(
-    app: Flask, acme: Api, monkeypatch: pytest.MonkeyPatch
+def registry_reply(gateway: Api, text: str, phone: str = HOLDER):  # type: ignore[no-untyped-def]
+    body = {"from": phone, "to": "10690000", "text": text}
+    return gateway.post("/gateway/inbound-sms", body)
+
+
+def test_optout_after_consent_denies_then_start_to_the_registry_allows_again(
+    app: Flask, acme: Api, gateway: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
@@ -96,20 +101,30 @@ def test_optout_after_consent_denies_then_start_allows_again(
                             "evidence": {"method": "web_form", "captured_at": "2026-01-01T10:00:00+08:00"}})  # fmt: skip
     assert acme.check(HOLDER)["reason"] == "consent"
     answer = reply(acme, "退订").get_json()
-    assert answer == {"action": "opt_out", "sender": "acme-cards", "reply": answer["reply"]}
+    assert answer == {"action": "opt_out", "sender": "acme-cards", "reply": answer["reply"],
+                      "claimed": None, "opted_out": ["acme-cards"]}  # fmt: skip
     assert "退订" in answer["reply"]
+    assert "START 10690001" in answer["reply"]  # how to undo it, through the registry
     assert acme.check(HOLDER)["reason"] == "opted_out"
     assert acme.check(HOLDER, channel="voice")["reason"] == "opted_out"
-    assert reply(acme, "START").get_json()["action"] == "opt_in"
+    # Before issue 12 a START forwarded by the sender re-subscribed: now it is a claim.
+    assert reply(acme, "START").get_json()["action"] == "claim_recorded"
+    assert acme.check(HOLDER)["reason"] == "opted_out"
+    assert registry_reply(gateway, "START 10690001").get_json()["action"] == "opt_in"
     assert acme.check(HOLDER)["reason"] == "consent"
 
 
-def test_stopall_sets_sms_dnd_for_every_sender(acme: Api, shop: Api, session: Session) -> None:
-    assert reply(acme, "全部退订").get_json()["action"] == "opt_out_all"
-    sub = session.get(Subscriber, HOLDER)
-    assert sub is not None
-    assert sub.dnd_sms
-    assert shop.check(HOLDER, sender="shop-deals")["reason"] == "dnd"
+def test_stopall_to_a_port_refuses_that_organizations_senders_only(
+    acme: Api, shop: Api, session: Session
+) -> None:
+    # Before issue 12 it set the holder's global SMS do-not-disturb.
+    answer = reply(acme, "全部退订").get_json()
+    assert answer["action"] == "opt_out_all"
+    assert answer["opted_out"] == ["acme-cards"]
+    assert "10690000" in answer["reply"]  # where global do-not-disturb is asked for
+    assert session.get(Subscriber, HOLDER) is None  # no preference was touched
+    assert acme.check(HOLDER)["reason"] == "opted_out"
+    assert shop.check(HOLDER, sender="shop-deals")["reason"] == "no_consent"
 
 
 def test_help_names_the_sender_and_how_to_refuse(acme: Api) -> None:
@@ -125,9 +140,10 @@ def test_reply_in_english_when_the_holder_chose_english(acme: Api, session: Sess
     assert "unsubscribed" in reply(acme, "STOP").get_json()["reply"]
 
 
-def test_y_without_pending_consent_confirms_nothing(acme: Api) -> None:
+def test_y_to_a_port_is_a_claim_that_confirms_nothing(acme: Api) -> None:
     answer = reply(acme, "Y").get_json()
-    assert answer["action"] == "confirm"
+    assert (answer["action"], answer["claimed"]) == ("claim_recorded", "confirm")
+    assert "10690000" in answer["reply"]
     assert acme.check(HOLDER)["reason"] == "no_consent"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from registry.subscribers import services as subscribers
-from tests.api.test_consents import consent_body, reply
+from tests.api.test_consents import consent_body, registry_reply, reply
 from tests.conftest import Api
 from tests.factories import HOLDER, HOLDER2
 
@@ -22,9 +22,11 @@ def row(phone: str, state: str, channel: str = "sms", sender: str = "acme-cards"
     return {"phone": phone, "sender": sender, "channel": channel, "state": state}
 
 
-def test_only_differences_come_back_with_the_registrys_reason(acme: Api, session: Session) -> None:
+def test_only_differences_come_back_with_the_registrys_reason(
+    acme: Api, gateway: Api, session: Session
+) -> None:
     acme.post("/consents", consent_body(phone=HOLDER))
-    reply(acme, "Y", phone=HOLDER)  # active consent on sms
+    registry_reply(gateway, "Y", phone=HOLDER)  # the holder confirmed: active consent on sms
     acme.post("/consents", consent_body(phone=HOLDER2))
     reply(acme, "STOP", phone=HOLDER2)  # the gateway saw a STOP the platform missed
     subscribers.set_preferences(session, THIRD, dnd_voice=True)

@@ -32,6 +32,7 @@ def test_demo_fills_an_empty_registry_with_working_keys(
     keys = dict(re.findall(r"API key for ([\w-]+): (\S+)", result.output))
     assert {"acme-bank", "shopmall", "citytel", "regulator"} <= set(keys)
     assert DEMO_LOGIN in result.output
+    assert "registry SMS number: 10690000" in result.output
     assert session.scalar(select(func.count()).select_from(Sender)) >= 3
     assert session.scalar(select(func.count()).select_from(Consent)) >= len(DEMO_HOLDERS)
 
@@ -43,6 +44,31 @@ def test_demo_fills_an_empty_registry_with_working_keys(
     body["phone"] = DEMO_HOLDERS[1]  # do-not-disturb, and consent to another sender only
     answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
     assert (answer["decision"], answer["reason"]) == ("deny", "dnd")
+
+    # The printed gateway key brings replies to the registry's own number, and
+    # is refused where a sender's key would be used.
+    gateway = {"Authorization": f"Bearer {keys['anning-sms']}"}
+    reply = {"from": DEMO_HOLDERS[0], "to": "10690000", "text": "HELP"}
+    resp = client.post("/api/v1/gateway/inbound-sms", json=reply, headers=gateway)
+    assert (resp.status_code, resp.get_json()["action"]) == (200, "help")
+    resp = client.post("/api/v1/check", json=body, headers=gateway)
+    assert resp.status_code == 403
+
+
+def test_the_demo_carrier_holds_the_demo_numbers(
+    cli: Cli, client: FlaskClient, session: Session
+) -> None:
+    keys = dict(re.findall(r"API key for ([\w-]+): (\S+)", cli("demo").output))
+    rows = [
+        {"phone": phone, "disconnected_at": "2026-03-01T00:00:00+08:00"}
+        for phone in (DEMO_HOLDERS[0], DEMO_LOGIN, "+8613900000001", "+8613800138000")
+    ]
+    headers = {"Authorization": f"Bearer {keys['citytel']}"}
+    resp = client.post("/api/v1/numbers/disconnections", json={"disconnections": rows},
+                       headers=headers)  # fmt: skip
+    body = resp.get_json()
+    assert body["accepted"] == 3
+    assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [(3, "not_your_number")]
 
 
 def test_demo_creates_a_missing_instance_folder(

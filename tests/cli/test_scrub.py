@@ -69,7 +69,7 @@ def test_scrub_writes_a_decision_for_every_row(
     assert rows(out.read_text(encoding="utf-8")) == [
         ["input", "phone", "decision", "reason"],
         ["13100000051", A, "allow", "consent"],
-        ["+86 131-0000-0052", B, "deny", "dnd"],
+        ["'+86 131-0000-0052", B, "deny", "dnd"],  # echoed input, defused (registry.csvcells)
         ["１３１００００００５３", C, "deny", "no_consent"],
         ["not a number", "", "invalid", "invalid_phone"],
         ["12345", "", "invalid", "invalid_phone"],

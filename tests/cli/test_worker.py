@@ -35,7 +35,9 @@ def _optouts(world: factories.World, start: int, n: int) -> None:
 
 
 def _worker(database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **TEST_ENV, "REGISTRY_DATABASE_URL": database_url}
+    # The receiver is on 127.0.0.1: this deployment allows private webhook targets.
+    env = {**os.environ, **TEST_ENV, "REGISTRY_DATABASE_URL": database_url,
+           "REGISTRY_WEBHOOK_ALLOW_PRIVATE": "true"}  # fmt: skip
     args = ["worker", "--interval", "0.05", "--batch", "5", "--timeout", "0.6", "--backoff", "0.1"]
     return subprocess.Popen(
         [str(REGISTRY), *args],
@@ -63,7 +65,7 @@ def test_kill_9_mid_delivery_then_restart_loses_nothing(
     try:
         with db.session() as session:
             world = factories.world(session)
-            webhooks.create(session, world.org_ids["acme"], receiver.url)
+            webhooks.create(session, world.org_ids["acme"], receiver.url, allow_private=True)
             session.commit()
         _optouts(world, 0, 40)
         worker = _worker(database_url, tmp_path)

@@ -124,8 +124,10 @@ class Writer(threading.Thread):
                 self.statuses.append(resp.status)
                 if resp.status == 201:
                     self.acked.append(phone)
-            except OSError:
-                time.sleep(0.05)  # server gone: the write was not acknowledged
+            except (OSError, http.client.HTTPException):
+                # Server gone, possibly in the middle of an answer (IncompleteRead):
+                # the write was not acknowledged.
+                time.sleep(0.05)
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ def test_defaults_follow_the_spec(tmp_path: Path) -> None:
     assert s.require_confirmation is True
     assert s.disconnect_data_since is None
     assert s.sms_backend == "console"
-    assert s.ratelimit_storage_url == "memory://"
+    # Not the SPEC's memory:// (issue 13): limits hold across every worker of the machine.
+    assert s.ratelimit_storage_url == f"sqlite:///{tmp_path / 'ratelimits.sqlite3'}"
     assert s.database_url == f"sqlite:///{tmp_path / 'registry.sqlite3'}"
 
 
@@ -42,6 +43,7 @@ def test_good_values_are_read(tmp_path: Path) -> None:
         DISCONNECT_DATA_SINCE="2024-01-01",
         SMS_BACKEND="http",
         SMS_HTTP_URL="http://127.0.0.1:9/sms",
+        SMS_NUMBER="1069 0099",
         RATELIMIT_STORAGE_URL="redis://127.0.0.1:6379/0",
         RATELIMIT_CHECK="100 per second",
         DATABASE_URL="postgresql://user@127.0.0.1:5432/anning",
@@ -51,6 +53,7 @@ def test_good_values_are_read(tmp_path: Path) -> None:
     assert s.require_confirmation is False
     assert s.disconnect_data_since == date(2024, 1, 1)
     assert (s.sms_backend, s.sms_http_url) == ("http", "http://127.0.0.1:9/sms")
+    assert s.sms_number == "10690099"
     assert s.ratelimit_check == "100 per second"
     # psycopg 3 is the driver for the libpq-style URL people copy.
     assert s.database_url == "postgresql+psycopg://user@127.0.0.1:5432/anning"
@@ -88,9 +91,12 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("REQUIRE_CONFIRMATION", "maybe"),
         ("DISCONNECT_DATA_SINCE", "last year"),
         ("SMS_BACKEND", "carrier-pigeon"),
+        ("SMS_NUMBER", "registry"),
+        ("SMS_NUMBER", "12"),
         ("DATABASE_URL", "not a url"),
         ("DATABASE_URL", "mysql://user@127.0.0.1/anning"),
         ("RATELIMIT_STORAGE_URL", "bogus://127.0.0.1"),
+        ("RATELIMIT_STORAGE_URL", "sqlite:///"),
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
         ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
@@ -161,3 +167,20 @@ def test_an_empty_variable_means_the_default(tmp_path: Path) -> None:
         "Asia/Shanghai",
         (time(8), time(21)),
     )
+
+
+def test_operator_settings_are_read_and_checked(tmp_path: Path) -> None:
+    settings = load_settings(
+        tmp_path,
+        {
+            "REGISTRY_OPERATOR_NAME": " Example Authority ",
+            "REGISTRY_OPERATOR_CONTACT": "help@example.org",
+            "REGISTRY_PRIVACY_URL": "https://example.org/privacy",
+        },
+    )
+    assert settings.operator_name == "Example Authority"
+    assert settings.operator_contact == "help@example.org"
+    assert settings.privacy_url == "https://example.org/privacy"
+    assert load_settings(tmp_path, {}).privacy_url is None  # the registry's own page
+    with pytest.raises(ConfigError, match="REGISTRY_PRIVACY_URL"):
+        load_settings(tmp_path, {"REGISTRY_PRIVACY_URL": "javascript:alert(1)"})

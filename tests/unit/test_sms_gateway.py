@@ -73,7 +73,9 @@ def test_http_backend_retries_until_the_gateway_accepts(
     session.commit()
     assert sms.deliver(session, settings) == (1, 0)
     assert message.status == "sent"
-    assert gateway.received == [{"id": message.id, "to": HOLDER, "text": "hello", "kind": "test"}]
+    assert gateway.received == [
+        {"id": message.id, "from": "10690000", "to": HOLDER, "text": "hello", "kind": "test"}
+    ]
     assert gateway.auth == ["Bearer tok", "Bearer tok"]
 
 

@@ -38,8 +38,8 @@ def shoot(browser, url: str, name: str) -> None:  # type: ignore[no-untyped-def]
     """Screenshot a page at phone and desktop width (into docs/ only when asked)."""
     folder = DOCS_SHOTS if os.environ.get("ANNING_SCREENSHOTS") else Path(tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
-    for label, width in (("phone", 390), ("desktop", 1280)):
-        page = browser.new_page(viewport={"width": width, "height": 844})
+    for label, width, height in (("phone", 390, 844), ("desktop", 1366, 900)):
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.context.add_cookies(browser._anning_cookies)  # the signed-in session
         page.goto(url)
         page.screenshot(path=str(folder / f"site-{name}-{label}.png"), full_page=True)
@@ -112,7 +112,7 @@ def test_holder_flow_in_chromium(app: Flask, live_server: str, chromium) -> None
     page.get_by_label(re.compile("When", re.I)).fill("2026-11-20T10:30")
     page.get_by_label(re.compile("What happened", re.I)).fill("A card offer although I said no.")
     page.get_by_role("button", name=re.compile("Send the complaint", re.I)).click()
-    assert "open" in page.content()
+    assert "waiting for an answer" in page.content()  # its status, in words
 
     # Every page at phone and desktop width, signed in.
     chromium._anning_cookies = page.context.cookies()

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask import g
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +21,14 @@ from tests.factories import HOLDER, HOLDER2, World
 def csrf(client: FlaskClient, path: str) -> str:
     page = client.get(path).get_data(as_text=True)
     match = re.search(r'name="(?:\w-)?csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert match, page[:500]
+    return match.group(1)
+
+
+def once(client: FlaskClient, path: str = "/me/complaints") -> str:
+    """Return the one-time token of the form on ``path``."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="once" type="hidden" value="([^"]+)"', page)
     assert match, page[:500]
     return match.group(1)
 
@@ -162,12 +171,12 @@ def test_who_checked_and_complaint_with_escaped_text(holder: FlaskClient, acme: 
     token = csrf(holder, "/me/complaints")
     resp = holder.post("/me/complaints", data={
         "address": "10690001", "channel": "sms", "contacted_at": "2026-01-02T10:00",
-        "text": "<script>alert(1)</script>", "csrf_token": token,
+        "text": "<script>alert(1)</script>", "csrf_token": token, "once": once(holder),
     }, follow_redirects=True)  # fmt: skip
     page = resp.get_data(as_text=True)
     assert "&lt;script&gt;" in page
     assert "<script>alert" not in page
-    assert "open" in page
+    assert "待处理" in page  # its status, in words
     too_long = holder.post("/me/complaints", data={
         "address": "10690001", "channel": "sms", "contacted_at": "2026-01-02T10:00",
         "text": "x" * 1001, "csrf_token": csrf(holder, "/me/complaints"),
@@ -224,7 +233,7 @@ def test_codes_are_rate_limited_per_number_with_a_clear_message(app, tmp_path) -
             "/sign-in", data={"phone": "+86 138 0013 8000", "csrf_token": csrf(client, "/sign-in")}
         )
         assert resp.status_code == 429
-        assert "Wait a few minutes" in resp.get_data(as_text=True)
+        assert "请等几分钟再试" in resp.get_data(as_text=True)  # in the page's language
         assert int(resp.headers["Retry-After"]) > 0
         # Another number is not held up by this one.
         assert (
@@ -266,3 +275,38 @@ def test_a_used_code_cannot_sign_in_again(
     resp = client.post("/sign-in/code", data={"phone": HOLDER, "code": code, "csrf_token": token})
     assert resp.status_code == 200  # the form again, with the reason
     assert client.get("/me").status_code == 302
+
+
+def test_another_holders_form_token_shows_nothing_of_theirs(
+    holder: FlaskClient,
+    app,
+    session: Session,  # type: ignore[no-untyped-def]
+) -> None:
+    token = once(holder)
+    form = {"address": "10690001", "channel": "sms", "contacted_at": "2026-01-02T10:00"}
+    made = holder.post(
+        "/me/complaints", data={**form, "once": token, "csrf_token": csrf(holder, "/me/complaints")}
+    )
+    assert made.status_code == 302
+    other = app.test_client()
+    # One app context for the whole test: Flask-WTF's per-request token cache must not
+    # hand the first client's token to the second.
+    g.pop("csrf_token", None)
+    sign_in(other, session, "139 0013 9000")
+    # The second holder replays the first one's token: refused, and the first's complaint unseen.
+    resp = other.post(
+        "/me/complaints",
+        data={**form, "once": token, "csrf_token": csrf(other, "/me/complaints")},
+    )
+    assert resp.status_code == 404
+    assert "10690001" not in resp.get_data(as_text=True)
+    assert "10690001" not in other.get("/me/complaints").get_data(as_text=True)
+
+
+def test_sign_out_ends_the_session_on_the_server(holder: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    copied = holder.get_cookie("anning_holder")
+    assert copied is not None
+    holder.post("/sign-out", data={"csrf_token": csrf(holder, "/me")})
+    thief = app.test_client()
+    thief.set_cookie("anning_holder", copied.value)
+    assert thief.get("/me").status_code == 302

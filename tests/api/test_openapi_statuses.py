@@ -1,0 +1,116 @@
+"""The OpenAPI document lists every status an operation answers: each one provoked here.
+
+Every answer below is compared with the document's ``responses`` for its
+operation; the schemathesis lanes (test_schemathesis.py) do the same for
+whatever they generate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from registry.api.openapi import ERRORS
+from registry.extensions import db
+from tests import factories
+from tests.api.test_consents import consent_body
+from tests.conftest import Api, other_app
+from tests.factories import HOLDER
+
+
+@pytest.fixture
+def documented(client: FlaskClient) -> dict[str, Any]:
+    return client.get("/api/v1/openapi.json").get_json()["paths"]  # type: ignore[no-any-return]
+
+
+class Observed:
+    """Answers, checked one by one against the document."""
+
+    def __init__(self, documented: dict[str, Any]) -> None:
+        self.documented = documented
+
+    def __call__(self, resp: Any, method: str, path: str, expected: int) -> Any:
+        assert resp.status_code == expected, (method, path, resp.get_json())
+        listed = self.documented[f"/api/v1{path}"][method.lower()]["responses"]
+        assert str(expected) in listed, (method, path, expected, sorted(listed))
+        if expected >= 400:
+            assert set(resp.get_json()) == {"error"}
+        return resp
+
+
+@pytest.fixture
+def observed(documented: dict[str, Any]) -> Observed:
+    return Observed(documented)
+
+
+def test_consent_statuses(acme: Api, shop: Api, observed: Observed) -> None:
+    body = consent_body(external_id="crm-7")
+    made = observed(acme.post("/consents", body), "POST", "/consents", 201)
+    observed(acme.post("/consents", body), "POST", "/consents", 200)  # replayed external_id
+    consent_id = made.get_json()["id"]
+    revoke = f"/consents/{consent_id}/revoke"
+    observed(acme.post(revoke), "POST", "/consents/{consent_id}/revoke", 200)
+    observed(acme.post(revoke), "POST", "/consents/{consent_id}/revoke", 409)  # already revoked
+    observed(shop.post(revoke), "POST", "/consents/{consent_id}/revoke", 403)  # not shop's
+    observed(acme.get("/consents/999999"), "GET", "/consents/{consent_id}", 404)
+    observed(acme.get("/consents?after=-1"), "GET", "/consents", 422)
+    wrong = {**body, "evidence": {**body["evidence"], "captured_at": "0001-01-01T00:00:00"}}
+    observed(acme.post("/consents", wrong), "POST", "/consents", 422)
+
+
+def test_auth_body_and_size_statuses(
+    client: FlaskClient, acme: Api, carrier: Api, observed: Observed
+) -> None:
+    check = {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"}
+    observed(client.post("/api/v1/check", json=check), "POST", "/check", 401)
+    observed(carrier.post("/check", check), "POST", "/check", 403)  # not acme's sender
+    not_json = acme.client.post("/api/v1/check", data="{", headers={**acme.headers(), "Content-Type": "application/json"})  # fmt: skip
+    observed(not_json, "POST", "/check", 400)
+    many = {"phones": [HOLDER] * 10_001, "sender": "acme-cards", "channel": "sms"}
+    observed(acme.post("/check/batch", many), "POST", "/check/batch", 413)
+    rows = {"disconnections": [{"phone": HOLDER, "disconnected_at": "2026-01-01T00:00:00Z"}]}
+    observed(carrier.post("/numbers/disconnections", rows), "POST", "/numbers/disconnections", 202)
+    observed(acme.post("/numbers/disconnections", rows), "POST", "/numbers/disconnections", 403)
+
+
+def test_webhook_statuses(acme: Api, observed: Observed) -> None:
+    made = acme.post("/webhooks", {"url": "https://example.com/h"})
+    observed(made, "POST", "/webhooks", 201)
+    observed(acme.post("/webhooks", {"url": "http://10.0.0.1/"}), "POST", "/webhooks", 422)
+    hook = f"/webhooks/{made.get_json()['id']}"
+    delete = acme.client.delete(f"/api/v1{hook}", headers=acme.headers())
+    observed(delete, "DELETE", "/webhooks/{hook_id}", 204)
+    again = acme.client.delete(f"/api/v1{hook}", headers=acme.headers())
+    observed(again, "DELETE", "/webhooks/{hook_id}", 404)
+
+
+@pytest.mark.live  # a second app (its own limits) sees only committed data
+def test_rate_limited_is_documented(app: Flask, tmp_path: Path, documented: dict[str, Any]) -> None:
+    observed = Observed(documented)
+    with db.session() as session:
+        world = factories.world(session)
+    optout = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"}
+    with other_app(
+        app.config["REGISTRY"].database_url, tmp_path, REGISTRY_RATELIMIT_WRITE="1 per minute"
+    ) as limited:
+        api = Api(limited.test_client(), world.keys["acme"])
+        observed(api.post("/optouts", optout), "POST", "/optouts", 201)
+        observed(api.post("/optouts", optout), "POST", "/optouts", 429)
+
+
+def test_every_operation_documents_its_errors(documented: dict[str, Any]) -> None:
+    for path, methods in documented.items():
+        for method, op in methods.items():
+            codes = {int(c) for c in op["responses"]}
+            assert {422, 429, 503} <= codes, (method, path)
+            assert any(200 <= c < 300 for c in codes), (method, path)
+            if "{" in path:
+                assert 404 in codes, (method, path)
+            if "requestBody" in op:
+                assert {400, 413} <= codes, (method, path)
+            for code in codes - set(range(200, 300)):
+                assert op["responses"][str(code)]["description"] in ERRORS.values() or code in (409,), (method, path, code)  # fmt: skip
