@@ -366,6 +366,7 @@ def announce(session: Session, row: Sanction, type_: str = SANCTIONED) -> None:
     if type_ == LIFTED:
         data["lifted_at"] = row.lifted_at
     # The regulator acts as "regulator" in the event log (the staff audit names the officer).
-    actor = events.Actor("system" if row.created_by == "system" else "regulator", "console")
+    system = row.created_by == "system"
+    actor = events.SYSTEM if system else events.Actor("regulator", "console")
     events.record(session, actor, "", type_, organization_id=row.organization_id,
                   state="lifted" if type_ == LIFTED else row.kind, data=data)  # fmt: skip
