@@ -107,10 +107,11 @@ def deliver_own_messages(response: Response) -> Response:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Send every API error through the one envelope."""
+    """Send every API error through the one envelope; pages for the site and the console."""
+    from registry.admin.errors import render_error
     from registry.api.errors import register
 
-    register(app)
+    register(app, pages={"/admin": render_error})
 
 
 def register_commands(app: Flask) -> None:

@@ -140,6 +140,8 @@ class Settings:
     ratelimit_read: str = "600 per minute"
     ratelimit_login_number: str = "5 per 10 minutes"
     ratelimit_login_client: str = "30 per hour"
+    # Sign-in codes tried from one client address (each code also locks after 5 wrong tries).
+    ratelimit_code_client: str = "20 per 10 minutes"
     ratelimit_consent_number: str = "10 per hour"
     # Checks on numbers the sender has no record with, per organization (anti-enumeration).
     ratelimit_cold_check: str = "1000000 per day"
@@ -293,6 +295,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_login_number"] = check("RATELIMIT_LOGIN_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_LOGIN_CLIENT")) is not None:
         kwargs["ratelimit_login_client"] = check("RATELIMIT_LOGIN_CLIENT", _rate_limit, limit)
+    if (limit := get("RATELIMIT_CODE_CLIENT")) is not None:
+        kwargs["ratelimit_code_client"] = check("RATELIMIT_CODE_CLIENT", _rate_limit, limit)
     if (limit := get("RATELIMIT_CONSENT_NUMBER")) is not None:
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:

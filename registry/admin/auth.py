@@ -41,7 +41,8 @@ bp.before_request(load_staff)
 
 
 @bp.context_processor
-def _labels() -> dict[str, Any]:
+def console_labels() -> dict[str, Any]:
+    """Return the labels of stored codes shown to staff, in their language."""
     # Stored codes shown to staff in their language (the codes themselves stay English).
     return {
         "status_labels": STATUS_LABELS,

@@ -1,9 +1,11 @@
 """The console's error pages: in the console's language, with its header and a way back.
 
 Errors raised by a console view (or its blueprint's hooks) are answered here,
-before the app-wide handlers of registry/api/errors.py; an address under
-``/admin`` that matches no page reaches ``not_found`` below, so that it too is
-answered by the console rather than the site.
+before the app-wide handlers of registry/api/errors.py; errors raised before
+any console view runs (an address under ``/admin`` that matches no page, a
+wrong method) reach the app-wide handlers, which render ``render_error`` for
+``/admin`` paths (the app factory hands it to them), so they too are answered
+by the console rather than the site.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 from flask import render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 
 from registry.admin import bp
+from registry.admin.auth import console_labels
 from registry.admin.session import load_staff
 from registry.errors import RegistryError
 
@@ -39,7 +42,13 @@ def _page(status: int, message: str) -> str:
     # (CSRF, a NUL character); the header still shows who is signed in, and the way
     # back leads to the right place.
     load_staff()
-    return render_template("admin/error.html", status=status, message=message)
+    # Outside a console view (a routing error) the blueprint's context processor did not run.
+    return render_template("admin/error.html", status=status, message=message, **console_labels())
+
+
+def render_error(status: int, message: str | None = None) -> str:
+    """Render the console's error page for ``status`` (the app's handlers call this for /admin)."""
+    return _page(status, message or _message(status))
 
 
 @bp.errorhandler(400)
@@ -62,9 +71,3 @@ def error_page(exc: HTTPException) -> Any:
 def domain_error_page(exc: RegistryError) -> Any:
     """Render the console's error page for a domain error a console view let through."""
     return _page(exc.status, _message(exc.status)), exc.status
-
-
-@bp.route("/<path:rest>")
-def not_found(rest: str) -> Any:
-    """Answer an unknown console address with the console's 404 page."""
-    raise NotFound()

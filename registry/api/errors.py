@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -11,7 +12,6 @@ from flask import (
     jsonify,
     make_response,
     render_template,
-    render_template_string,
     request,
 )
 from limits.errors import StorageError
@@ -72,25 +72,30 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{ status }}</title><link rel="stylesheet" href="/static/css/site.css">
-<main class="page"><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Anning</a></p></main>"""
+# Pages for paths whose blueprint renders its own errors (the console): prefix -> renderer.
+# Filled by the app factory, so this module never imports the console.
+PageRenderer = Callable[[int, str | None], str]
+_PAGES: dict[str, PageRenderer] = {}
 
 
 def _page(status: int, message: str | None = None) -> tuple[str, int]:
-    """Render an error as a page: the site's own, in the visitor's language, with a way back.
+    """Render an error as a page in the visitor's language, with the chrome and a way back.
 
-    The console keeps its plain page for now (its own chrome is the console's
-    business); every other HTML path is the citizen site's.
+    The console's paths get the console's page (errors raised before any console
+    view ran, such as a routing 404); every other HTML path is the citizen site's.
     """
-    if request.path.startswith("/admin"):
-        return render_template_string(_PAGE, status=status, message=message or ""), status
+    for prefix, render in _PAGES.items():
+        if request.path.startswith(prefix):
+            return render(status, message), status
     return render_template("web/error.html", status=status, message=message), status
 
 
-def register(app: Flask) -> None:
-    """Install the handlers: domain errors, validation, HTTP errors, and the last resort."""
+def register(app: Flask, pages: dict[str, PageRenderer] | None = None) -> None:
+    """Install the handlers: domain errors, validation, HTTP errors, and the last resort.
+
+    ``pages`` maps a path prefix to the renderer of its error pages (the console's).
+    """
+    _PAGES.update(pages or {})
 
     @app.errorhandler(RegistryError)
     def _domain(exc: RegistryError) -> Any:
@@ -147,18 +152,13 @@ def register(app: Flask) -> None:
         # a limit that cannot be counted is not waived; the client retries.
         log.error("rate-limit storage unavailable on %s %s: %s", request.method, request.path,
                   exc.storage_error)  # fmt: skip
-        response: Response | str
         if _is_api():
             response, status = envelope(
                 "unavailable", "the registry cannot count its rate limits; retry shortly", 503
             )
         else:
-            response = render_template_string(
-                _PAGE, status=503, message="Service unavailable, please retry shortly"
-            )
-            status = 503
-        if isinstance(response, Response):
-            response.headers["Retry-After"] = "5"
+            response, status = make_response(*_page(503)), 503
+        response.headers["Retry-After"] = "5"
         return response, status
 
     @app.errorhandler(Exception)

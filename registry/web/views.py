@@ -142,7 +142,7 @@ def sign_in() -> Any:
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(
-    "20 per 10 minutes",
+    lambda: _settings().ratelimit_code_client,
     methods=["POST"],
     error_message=lambda: _("Too many codes were tried. Wait ten minutes, then try again."),
 )

@@ -122,6 +122,7 @@ def test_officer_retracts_a_disconnection_and_the_consent_counts_again(
     assert f'id="disconnection-{found.id}"' in page
     lookup = f"/admin/numbers?phone={HOLDER}"
     action = f"/admin/numbers/disconnections/{found.id}/retract"
+    acme.post("/watchlist", {"phones": [HOLDER]})  # the feed shows changes from here on
     resp = post_form(as_officer, lookup, action, {"reason": ""})
     assert resp.status_code == 302
     assert acme.check(HOLDER)["reason"] == "reassigned"  # no reason, no retraction
@@ -135,8 +136,7 @@ def test_officer_retracts_a_disconnection_and_the_consent_counts_again(
     )  # fmt: skip
     page = as_officer.get(lookup).get_data(as_text=True)
     assert "the carrier&#39;s file was wrong" in page
-    # The feed says the regulator retracted it.
-    acme.post("/watchlist", {"phones": [HOLDER]})
+    # The feed says the regulator retracted it (to a watch begun before the retraction).
     changes = acme.get("/changes?after=0&limit=1000").get_json()["changes"]
     [retracted] = [c for c in changes if c["type"] == "number.disconnection_retracted"]
     assert (retracted["carrier"], retracted["retracted_by"]) == ("carrier", "regulator")

@@ -52,7 +52,7 @@ def sign_in(client: FlaskClient, session: Session, typed: str = "138 0013 8000")
         "/sign-in/code",
         data={"phone": phone, "code": last_code(session, phone), "csrf_token": token},
     )
-    assert resp.status_code == 302
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
     assert resp.headers["Location"].endswith("/me")
 
 
