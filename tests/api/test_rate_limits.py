@@ -151,6 +151,7 @@ def test_the_sites_sign_in_code_endpoints_are_limited(app: Flask, tmp_path: Path
         tmp_path,
         REGISTRY_RATELIMIT_LOGIN_NUMBER="3 per 10 minutes",
         REGISTRY_RATELIMIT_LOGIN_CLIENT="4 per hour",
+        REGISTRY_RATELIMIT_CODE_CLIENT="20 per 10 minutes",  # the default
     ) as limited:
         client = limited.test_client()
         # Asking for a code: per number and per client address (the header names the tighter).
