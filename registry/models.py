@@ -7,7 +7,7 @@ from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
 from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
-from registry.sanctions.models import Sanction
+from registry.sanctions.models import PublicReview, Sanction
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatGap, StatWatermark
@@ -31,6 +31,7 @@ __all__ = [
     "NumberRange",
     "OptOut",
     "Organization",
+    "PublicReview",
     "Sanction",
     "Sender",
     "SenderAddress",

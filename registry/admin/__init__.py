@@ -32,6 +32,9 @@ def security_headers(response: Response) -> Response:
 
 bp.after_request(security_headers)
 
+import registry.admin.measures  # noqa: E402  (issue 17: the range of measures)
+import registry.admin.outreach  # noqa: E402  (issue 17: warnings, sharing)
+import registry.admin.reviews  # noqa: E402,F401  (issue 17: the quarterly public review)
 from registry.admin import (  # noqa: E402,F401  (routes register on import)
     auth,
     claims,

@@ -46,9 +46,13 @@ def hbar(
     fmt: Callable[[float], str] = _fmt_default,
     maximum: float | None = None,
     width: int = 560,
+    left: int = 150,
 ) -> Markup:
-    """Return grouped horizontal bars: one group per label, one bar per series."""
-    bar, gap, left, right = 12, 8, 150, 70
+    """Return grouped horizontal bars: one group per label, one bar per series.
+
+    ``left`` is the room for the labels, in the SVG's units.
+    """
+    bar, gap, right = 12, 8, 70
     group = bar * len(series) + gap
     top = 8 + 16 * len(series) + 8
     height = top + group * len(labels) + 8

@@ -9,12 +9,23 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from registry.admin import bp
-from registry.admin.forms import ConfirmForm, KeyForm, OrgForm, SenderForm, SuspendForm
+from registry.admin.forms import (
+    ConfirmForm,
+    IdentityForm,
+    KeyForm,
+    LiftForm,
+    MeasureForm,
+    OrgForm,
+    SenderForm,
+    SuspendForm,
+    VersionForm,
+)
 from registry.admin.session import officer_required, record, staff_required
 from registry.db import get_session
 from registry.errors import RegistryError
 from registry.orgs import delegations
 from registry.orgs import services as orgs
+from registry.sanctions.measures import running
 from registry.sanctions.services import history
 from registry.senders import services as senders
 from registry.timeutil import utcnow
@@ -38,12 +49,16 @@ def org_create() -> Any:
     if form.validate_on_submit():
         try:
             org = orgs.create_org(
-                session, form.slug.data or "", form.name.data or "", form.role.data
-            )
+                session, form.slug.data or "", form.name.data or "", form.role.data,
+                form.credit_code.data, form.region.data,
+            )  # fmt: skip
         except RegistryError as exc:
-            form.slug.errors = [*form.slug.errors, exc.message]
+            field = exc.details[0]["field"] if exc.details else "slug"
+            target = getattr(form, field, form.slug)
+            target.errors = [*target.errors, exc.message]
         else:
-            record("org.create", f"org:{org.slug}", name=org.name, role=org.role)
+            record("org.create", f"org:{org.slug}", name=org.name, role=org.role,
+                   credit_code=org.credit_code, region=org.region)  # fmt: skip
             session.commit()
             flash(_("Created %(slug)s.", slug=org.slug))
             return redirect(url_for("admin.org_detail", slug=org.slug))
@@ -66,6 +81,11 @@ def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
         "key_form": KeyForm(),
         "suspend_form": SuspendForm(),
         "confirm": ConfirmForm(),
+        "identity_form": IdentityForm(data={"credit_code": org.credit_code, "region": org.region}),
+        "measure_form": MeasureForm(),
+        "lift_form": LiftForm(),
+        "version_form": VersionForm(),
+        "running": running,
         "now": utcnow(),
         "new_key": None,
         **forms,
@@ -113,7 +133,11 @@ def key_create(slug: str) -> Any:
     form = KeyForm()
     if not form.validate_on_submit():
         return _detail(slug, 422, key_form=form)
-    row, key = orgs.create_key(session, org, form.name.data or "")
+    try:
+        row, key = orgs.create_key(session, org, form.name.data or "")
+    except RegistryError as exc:
+        form.name.errors = [*form.name.errors, exc.message]
+        return _detail(slug, exc.status, key_form=form)
     record("key.create", f"key:{row.prefix}", org=slug, name=row.name)
     session.commit()
     # Shown in this response only (never stored in clear, never put in the URL).

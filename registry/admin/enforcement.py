@@ -8,11 +8,12 @@ from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from registry.admin import bp
-from registry.admin.forms import ConfirmForm, SuspendForm
+from registry.admin.forms import ConfirmForm, LiftForm, SuspendForm
 from registry.admin.session import current, officer_required, record, staff_required
 from registry.db import get_session
-from registry.errors import RegistryError
+from registry.errors import Conflict, RegistryError
 from registry.orgs.services import get_org, slug_of
+from registry.sanctions import measures
 from registry.sanctions import services as sanctions
 from registry.timeutil import utcnow
 
@@ -29,7 +30,9 @@ def sanctions_index() -> Any:
         orgs=orgs,
         senders=senders,
         flags=sanctions.flags(session, now),
-        register=sanctions.public_register(session, now),
+        register=sanctions.public_register(session, now, kinds=sanctions.PUBLIC_KINDS),
+        overdue=measures.overdue(session, now),
+        listed=sanctions.credit_list(session, now),
         confirm=ConfirmForm(),
         now=now,
     )
@@ -46,10 +49,12 @@ def suspend_sender(code: str) -> Any:
         flash(_errors(form), "error")
         return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
     try:
+        measures.claim(session, _org(sender.organization_id), _version(form))
         row = sanctions.suspend_sender(
             session, sender, form.reason.data or "", form.days.data or 0, current().email, utcnow()
         )
     except RegistryError as exc:
+        session.rollback()
         flash(exc.message, "error")
     else:
         record("sender.suspend", f"sender:{code}", reason=row.reason, until=row.ends_at)
@@ -65,13 +70,19 @@ def lift_sender(code: str) -> Any:
     """End a sender's suspension now."""
     session = get_session()
     sender = sanctions.by_code(session, code)
-    if ConfirmForm().validate_on_submit():
+    form = LiftForm()
+    if not form.validate_on_submit():
+        flash(_("Lifting a measure early needs a reason."), "error")
+    else:
         try:
-            sanctions.lift_sender(session, sender, utcnow())
+            measures.claim(session, _org(sender.organization_id), _version(form))
+            rows = sanctions.lift_sender(session, sender, utcnow())
+            _reason(rows, form.lift_reason.data or "")
         except RegistryError as exc:
+            session.rollback()
             flash(exc.message, "error")
         else:
-            record("sender.lift", f"sender:{code}")
+            record("sender.lift", f"sender:{code}", reason=form.lift_reason.data)
             session.commit()
             flash(_("Sender %(code)s may be checked again.", code=code))
     return redirect(url_for("admin.org_detail", slug=_slug(sender.organization_id)))
@@ -88,10 +99,12 @@ def suspend_org(slug: str) -> Any:
         flash(_errors(form), "error")
         return redirect(url_for("admin.org_detail", slug=slug))
     try:
+        measures.claim(session, org, _version(form))
         row = sanctions.suspend_org(
             session, org, form.reason.data or "", form.days.data or 0, current().email, utcnow()
         )
     except RegistryError as exc:
+        session.rollback()
         flash(exc.message, "error")
     else:
         record("org.suspend", f"org:{slug}", reason=row.reason, until=row.ends_at)
@@ -107,13 +120,19 @@ def lift_org(slug: str) -> Any:
     """End an organization's suspension now."""
     session = get_session()
     org = get_org(session, slug)
-    if ConfirmForm().validate_on_submit():
+    form = LiftForm()
+    if not form.validate_on_submit():
+        flash(_("Lifting a measure early needs a reason."), "error")
+    else:
         try:
-            sanctions.lift_org(session, org, utcnow())
+            measures.claim(session, org, _version(form))
+            rows = sanctions.lift_org(session, org, utcnow())
+            _reason(rows, form.lift_reason.data or "")
         except RegistryError as exc:
+            session.rollback()
             flash(exc.message, "error")
         else:
-            record("org.lift", f"org:{slug}")
+            record("org.lift", f"org:{slug}", reason=form.lift_reason.data)
             session.commit()
             flash(_("%(name)s may be checked again.", name=org.name))
     return redirect(url_for("admin.org_detail", slug=slug))
@@ -128,3 +147,24 @@ def _errors(form: Any) -> str:
 
 def _slug(org_id: int) -> str:
     return slug_of(get_session(), org_id)
+
+
+def _org(org_id: int) -> Any:
+    from registry.orgs.models import Organization
+
+    org = get_session().get(Organization, org_id)
+    if org is None:
+        raise Conflict(f"no organization {org_id}")
+    return org
+
+
+def _version(form: Any) -> int | None:
+    from registry.admin.measures import version_of
+
+    return version_of(form)
+
+
+def _reason(rows: list[Any], reason: str) -> None:
+    for row in rows:
+        row.lift_reason = reason.strip()
+        row.lifted_by = current().email

@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
     EmailField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectChoice,
@@ -85,6 +86,7 @@ class SuspendForm(FlaskForm):
     days = IntegerField(
         _l("Duration in days"), default=30, validators=[DataRequired(), NumberRange(1, 3650)]
     )
+    version = HiddenField()
 
 
 class ConfirmForm(FlaskForm):
@@ -103,6 +105,11 @@ class OrgForm(FlaskForm):
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r) for r in ROLES], default="sender")
+    credit_code = StringField(
+        _l("Unified social credit code (18 characters)"),
+        validators=[Optional(), Length(max=40)],
+    )
+    region = StringField(_l("Province or region"), validators=[Optional(), Length(max=64)])
 
 
 class SenderForm(FlaskForm):
@@ -238,3 +245,91 @@ class RetractForm(FlaskForm):
     """Retract a wrong disconnection: the reason is kept and audited."""
 
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class IdentityForm(FlaskForm):
+    """An organization's credit code and region."""
+
+    credit_code = StringField(
+        _l("Unified social credit code (18 characters)"),
+        validators=[Optional(), Length(max=40)],
+    )
+    region = StringField(_l("Province or region"), validators=[Optional(), Length(max=64)])
+    version = HiddenField()
+
+
+MEASURE_LABELS = {
+    "notice": _l("Notice (通报)"),
+    "interview": _l("Interview (约谈)"),
+    "rectification": _l("Rectification order (责令整改)"),
+    "fine": _l("Fine"),
+    "listing": _l("Listing on the credit list"),
+    "address": _l("Suspension of one address"),
+}
+
+
+class MeasureForm(FlaskForm):
+    """One measure against an organization; which fields count depends on the kind."""
+
+    kind = SelectField(
+        _l("Measure"), choices=[SelectChoice(k, v) for k, v in MEASURE_LABELS.items()]
+    )
+    # Own ids: the page's suspension form has fields of the same names.
+    reason = TextAreaField(
+        _l("Reason (published)"),
+        id="measure-reason",
+        validators=[DataRequired(), Length(max=500)],
+    )
+    complaints = StringField(
+        _l("Evidence: complaint ids (comma-separated)"), validators=[Optional(), Length(max=1000)]
+    )
+    checks = StringField(
+        _l("Evidence: check ids (comma-separated)"), validators=[Optional(), Length(max=1000)]
+    )
+    meets_at = DateTimeLocalField(
+        _l("Interview date (UTC)"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+    minutes = TextAreaField(_l("Interview minutes"), validators=[Optional(), Length(max=4000)])
+    deadline = DateTimeLocalField(
+        _l("Rectification deadline (UTC)"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+    illegal_gains = IntegerField(
+        _l("Illegal gains (yuan)"), validators=[Optional(), NumberRange(0, 10**9)]
+    )
+    amount = IntegerField(_l("Fine (yuan)"), validators=[Optional(), NumberRange(1, 10**9)])
+    days = IntegerField(
+        _l("Duration in days (listing, address)"),
+        id="measure-days",
+        default=30,
+        validators=[Optional(), NumberRange(1, 3650)],
+    )
+    address = StringField(_l("Address to suspend"), validators=[Optional(), Length(max=32)])
+    version = HiddenField()
+
+
+class LiftForm(FlaskForm):
+    """End a measure before its time: the reason is required."""
+
+    lift_reason = TextAreaField(
+        _l("Reason for lifting early"), validators=[DataRequired(), Length(max=500)]
+    )
+    version = HiddenField()
+
+
+class VersionForm(FlaskForm):
+    """A button acting on an organization (a fine paid, a rectification done)."""
+
+    version = HiddenField()
+
+
+class ReviewForm(FlaskForm):
+    """Draft (or redraft) a quarter's public review."""
+
+    quarter = StringField(
+        _l("Quarter (e.g. 2026Q3)"),
+        validators=[DataRequired(), Regexp(r"^\s*\d{4}[Qq][1-4]\s*$", message=_l("like 2026Q3"))],
+    )
+    note = TextAreaField(
+        _l("The regulator's note (published with the review)"),
+        validators=[Optional(), Length(max=4000)],
+    )

@@ -21,11 +21,13 @@ class Change(BaseModel):
     appear on changes of your senders; ``preferences`` on a watched number's
     ``preferences.changed``; ``disconnected_at`` and ``carrier`` (who reported it) on
     ``number.disconnected`` and ``number.disconnection_retracted``, the latter with
-    ``retracted_by`` (``carrier`` or ``regulator``)."""
+    ``retracted_by`` (``carrier`` or ``regulator``); ``organization`` and ``sanction``
+    (``phone`` null) on ``organization.sanctioned`` and ``organization.sanction_lifted``,
+    which every carrier reads."""
 
     seq: int
     type: str
-    phone: str
+    phone: str | None
     state: str | None
     at: str
     sender: str | None = None
@@ -38,6 +40,7 @@ class Change(BaseModel):
     disconnected_at: str | None = None
     carrier: str | None = None
     retracted_by: str | None = None
+    sanction: dict[str, Any] | None = None
 
 
 class ChangePage(BaseModel):

@@ -47,7 +47,7 @@ class Operation:
 ERRORS = {
     400: "The body is not JSON, or not the object the operation takes",
     401: "No API key, or one that is unknown or revoked",
-    403: "The key's organization may not do this (role, scope, suspension, another's record)",
+    403: "The key's organization may not do this (role, scope, suspension, credit-list listing, another's record)",
     404: "No such record, or not one of yours",
     409: "The request conflicts with the record's state",
     413: "The body or the batch is larger than the operation takes",

@@ -85,6 +85,7 @@ def _suspended_at(session: Session, sender: Sender, at: datetime) -> bool:
         select(col(Sanction.id))
         .where(
             col(Sanction.kind) == "suspension",
+            col(Sanction.address).is_(None),  # one address's suspension is not the sender's
             col(Sanction.organization_id) == sender.organization_id,
             or_(col(Sanction.sender_id) == sender.id, col(Sanction.sender_id).is_(None)),
             col(Sanction.starts_at) <= at,

@@ -26,15 +26,38 @@ def org_group() -> None:
 @click.argument("slug")
 @click.option("--name", required=True, help="The organization's legal or display name.")
 @click.option("--role", type=click.Choice(ROLES), default="sender", show_default=True)
-def org_create(slug: str, name: str, role: str) -> None:
+@click.option(
+    "--credit-code", default=None, help="统一社会信用代码: 18 characters (GB 32100-2015)."
+)
+@click.option("--region", default=None, help="Province or region.")
+def org_create(
+    slug: str, name: str, role: str, credit_code: str | None, region: str | None
+) -> None:
     """Create an organization."""
     with db.session() as session:
         try:
-            org = orgs.create_org(session, slug, name, role)
+            org = orgs.create_org(session, slug, name, role, credit_code, region)
         except RegistryError as exc:
             raise _fail(exc) from exc
         session.commit()
-        click.echo(f"created organization {org.slug} ({org.role})")
+        code = f", credit code {org.credit_code}" if org.credit_code else ""
+        click.echo(f"created organization {org.slug} ({org.role}{code})")
+
+
+@org_group.command("identity")
+@click.argument("slug")
+@click.option("--credit-code", default="", help="统一社会信用代码; empty clears it.")
+@click.option("--region", default="", help="Province or region; empty clears it.")
+def org_identity(slug: str, credit_code: str, region: str) -> None:
+    """Set an organization's unified social credit code and region."""
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, slug)
+            orgs.set_identity(session, org, credit_code, region)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"{org.slug}: credit code {org.credit_code or '-'}, region {org.region or '-'}")
 
 
 @click.group("key")

@@ -17,10 +17,12 @@ from registry.timeutil import UTCDateTime, utcnow
 #   preferences.changed
 #   number.disconnected / number.disconnection_retracted
 #   claim.recorded (a sender forwarded a "Y"/"START": kept, acted on never; consent/claims.py)
+#   organization.sanctioned / organization.sanction_lifted (issue 17: no phone, phone "")
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
     "consent.voided", "consent.restored", "optout.recorded", "preferences.changed",
     "number.disconnected", "number.disconnection_retracted", "claim.recorded",
+    "organization.sanctioned", "organization.sanction_lifted",
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.orgs.models import SCOPES, Delegation, DelegationSender, Organization
+from registry.orgs.services import ensure_id_not_listed, ensure_not_listed
 from registry.senders.models import Sender
 from registry.timeutil import utcnow
 
@@ -28,6 +29,8 @@ def grant(
         raise ValidationFailed(f"no organization {agent_slug!r}", field="agent")
     if agent.id == principal_id:
         raise ValidationFailed("an organization cannot delegate to itself", field="agent")
+    ensure_id_not_listed(session, principal_id, utcnow(), "delegate senders")
+    ensure_not_listed(agent, utcnow(), "be granted delegations")
     chosen = sorted(set(scopes))
     if not chosen or any(s not in SCOPES for s in chosen):
         raise ValidationFailed(

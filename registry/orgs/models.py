@@ -25,6 +25,13 @@ class Organization(SQLModel, table=True):
     suspended_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     suspension_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # 统一社会信用代码 (GB 32100-2015): 18 characters, the last a check character.
+    credit_code: str | None = Field(default=None, max_length=18, unique=True)
+    region: str | None = Field(default=None, max_length=64)  # province or region, free text
+    # On the credit list until then: no new senders, addresses, keys or delegations.
+    listed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Bumped by every enforcement action: two officers acting at once cannot both win.
+    version: int = Field(default=0)
 
 
 class ApiKey(SQLModel, table=True):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.db import fingerprint
-from registry.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from registry.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from registry.orgs.models import ROLES, ApiKey, Organization
 from registry.timeutil import utcnow
 
@@ -39,8 +39,94 @@ class Caller:
         return self.suspended_until is not None and self.suspended_until > now
 
 
-def create_org(session: Session, slug: str, name: str, role: str = "sender") -> Organization:
+MAX_REGION = 64
+
+
+def clean_credit_code(raw: str | None) -> str | None:
+    """Return a unified social credit code (统一社会信用代码) checked, or None when blank.
+
+    GB 32100-2015: 18 characters, the first eight digits (registration
+    department, type, region), the rest from ``0-9A-HJ-NPQRTUWXY``, the last a
+    check character (weights 3^i mod 31, sum mod 31). python-stdnum's ``cn.uscc``.
+    """
+    from stdnum.cn import uscc
+    from stdnum.exceptions import ValidationError
+
+    text = (raw or "").strip().upper().replace(" ", "").replace("-", "")
+    if not text:
+        return None
+    try:
+        return str(uscc.validate(text))
+    except ValidationError as exc:
+        message = {
+            "InvalidLength": "the credit code must have 18 characters",
+            "InvalidFormat": "the credit code starts with 8 digits; then only 0-9 and "
+            "A-Z without I, O, S, V, Z",
+            "InvalidChecksum": "the credit code's check character does not match (GB 32100-2015)",
+        }.get(type(exc).__name__, "not a unified social credit code")
+        raise ValidationFailed(message, field="credit_code") from exc
+
+
+def _clean_region(raw: str | None) -> str | None:
+    region = (raw or "").strip()
+    if len(region) > MAX_REGION:
+        raise ValidationFailed(f"the region is longer than {MAX_REGION} characters", field="region")
+    return region or None
+
+
+def _code_free(session: Session, code: str | None, org_id: int | None = None) -> None:
+    if code is None:
+        return
+    owner = session.scalar(
+        select(col(Organization.slug)).where(
+            col(Organization.credit_code) == code, col(Organization.id) != (org_id or 0)
+        )
+    )
+    if owner is not None:
+        raise Conflict(f"credit code {code} belongs to {owner}", field="credit_code")
+
+
+def set_identity(
+    session: Session, org: Organization, credit_code: str | None, region: str | None
+) -> Organization:
+    """Set an organization's credit code and region (blank clears them)."""
+    code = clean_credit_code(credit_code)
+    place = _clean_region(region)
+    _code_free(session, code, org.id)
+    org.credit_code = code
+    org.region = place
+    session.flush()
+    return org
+
+
+def ensure_not_listed(org: Organization, now: datetime, what: str) -> None:
+    """Refuse ``what`` to an organization on the credit list (一处违规、处处受限)."""
+    if org.listed_until is not None and org.listed_until > now:
+        raise Forbidden(
+            f"{org.slug} is on the credit list until {org.listed_until:%Y-%m-%d}: "
+            f"it cannot {what} while listed",
+            field="organization",
+        )
+
+
+def ensure_id_not_listed(session: Session, org_id: int, now: datetime, what: str) -> None:
+    """``ensure_not_listed`` by organization id."""
+    org = session.get(Organization, org_id)
+    if org is not None:
+        ensure_not_listed(org, now, what)
+
+
+def create_org(
+    session: Session,
+    slug: str,
+    name: str,
+    role: str = "sender",
+    credit_code: str | None = None,
+    region: str | None = None,
+) -> Organization:
     """Create an organization; the slug is its permanent, public handle."""
+    code = clean_credit_code(credit_code)
+    place = _clean_region(region)
     if not SLUG.fullmatch(slug):
         raise ValidationFailed("slug: lowercase letters, digits and dashes, 2-63", field="slug")
     if role not in ROLES:
@@ -50,7 +136,10 @@ def create_org(session: Session, slug: str, name: str, role: str = "sender") -> 
         is not None
     ):
         raise Conflict(f"organization {slug!r} exists", field="slug")
-    org = Organization(slug=slug, name=name.strip() or slug, role=role)
+    _code_free(session, code)
+    org = Organization(
+        slug=slug, name=name.strip() or slug, role=role, credit_code=code, region=place
+    )
     session.add(org)
     session.flush()
     return org
@@ -72,6 +161,7 @@ def _hash(secret: str) -> str:
 
 def create_key(session: Session, org: Organization, name: str = "") -> tuple[ApiKey, str]:
     """Create an API key; return the row and the key, which is never shown again."""
+    ensure_not_listed(org, utcnow(), "get new API keys")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(24)}"
     row = ApiKey(organization_id=org.id, prefix=prefix, key_hash=_hash(key), name=name)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.errors import Conflict, NotFound, ValidationFailed
+from registry.events import services as events
 from registry.orgs.models import Organization
 from registry.sanctions.models import Sanction
 from registry.senders.models import Sender
@@ -63,6 +64,7 @@ def suspend_sender(
     )
     session.add(row)
     session.flush()
+    announce(session, row)
     return row
 
 
@@ -84,6 +86,7 @@ def suspend_org(
     )
     session.add(row)
     session.flush()
+    announce(session, row)
     return row
 
 
@@ -99,6 +102,7 @@ def _open_suspensions(
                 col(Sanction.kind) == "suspension",
                 col(Sanction.organization_id) == org_id,
                 target,
+                col(Sanction.address).is_(None),  # an address's suspension is lifted on its own
                 col(Sanction.lifted_at).is_(None),
                 or_(col(Sanction.ends_at).is_(None), col(Sanction.ends_at) > now),
             )
@@ -116,6 +120,8 @@ def lift_sender(session: Session, sender: Sender, now: datetime) -> list[Sanctio
     for row in rows:
         row.lifted_at = now
     session.flush()
+    for row in rows:
+        announce(session, row, LIFTED)
     return rows
 
 
@@ -129,6 +135,8 @@ def lift_org(session: Session, org: Organization, now: datetime) -> list[Sanctio
     for row in rows:
         row.lifted_at = now
     session.flush()
+    for row in rows:
+        announce(session, row, LIFTED)
     return rows
 
 
@@ -144,10 +152,34 @@ class RegisterEntry:
     ends_at: datetime | None
     lifted_at: datetime | None
     active: bool
+    kind: str = "suspension"
+    credit_code: str | None = None
+    region: str | None = None
+    address: str | None = None
+    amount: int | None = None
+    deadline: datetime | None = None
+    done_at: datetime | None = None
+    id: int = 0
 
 
-def public_register(session: Session, now: datetime, limit: int = 500) -> list[RegisterEntry]:
-    """Return suspensions, newest first: current ones and those of the past year."""
+# What the public register shows: every measure but the trigger's internal flags.
+PUBLIC_KINDS = ("suspension", "notice", "interview", "rectification", "fine", "listing")
+
+
+def _active(kind: str, ends: datetime | None, lifted: datetime | None,
+            done: datetime | None, now: datetime) -> bool:  # fmt: skip
+    if lifted is not None or done is not None:
+        return False
+    if kind in ("suspension", "listing"):
+        return ends is None or ends > now
+    # A notice or an interview is a fact, not a state.
+    return kind in ("rectification", "fine")
+
+
+def public_register(
+    session: Session, now: datetime, limit: int = 500, kinds: tuple[str, ...] = ("suspension",)
+) -> list[RegisterEntry]:
+    """Return measures of ``kinds``, newest first: current ones and those of the past year."""
     rows = session.execute(
         select(
             col(Organization.name),
@@ -157,29 +189,47 @@ def public_register(session: Session, now: datetime, limit: int = 500) -> list[R
             col(Sanction.starts_at),
             col(Sanction.ends_at),
             col(Sanction.lifted_at),
+            col(Sanction.kind),
+            col(Organization.credit_code),
+            col(Organization.region),
+            col(Sanction.address),
+            col(Sanction.amount),
+            col(Sanction.deadline),
+            col(Sanction.done_at),
+            col(Sanction.id),
         )
         .join(Organization, col(Organization.id) == Sanction.organization_id)
         .outerjoin(Sender, col(Sender.id) == Sanction.sender_id)
         .where(
-            col(Sanction.kind) == "suspension",
-            col(Sanction.starts_at) >= now - timedelta(days=365),
+            col(Sanction.kind).in_(kinds),
+            or_(
+                col(Sanction.starts_at) >= now - timedelta(days=365),
+                and_(col(Sanction.lifted_at).is_(None), col(Sanction.ends_at) > now),
+            ),
         )
         .order_by(col(Sanction.starts_at).desc(), col(Sanction.id).desc())
         .limit(limit)
     )
-    return [
-        RegisterEntry(
-            org_name,
-            slug,
-            sender_name,
-            reason,
-            starts,
-            ends,
-            lifted,
-            lifted is None and (ends is None or ends > now),
+    entries = []
+    for row in rows:
+        name, slug, sender, reason, starts, ends, lifted, kind = tuple(row)[:8]
+        code, region, address, amount, deadline, done, sid = tuple(row)[8:]
+        active = _active(kind, ends, lifted, done, now)
+        entry = RegisterEntry(name, slug, sender, reason, starts, ends, lifted, active,
+                              kind, code, region, address, amount, deadline, done, sid)  # fmt: skip
+        entries.append(entry)
+    return entries
+
+
+def credit_list(session: Session, now: datetime) -> list[Organization]:
+    """Return the organizations on the credit list now, by slug."""
+    return list(
+        session.scalars(
+            select(Organization)
+            .where(col(Organization.listed_until) > now)
+            .order_by(col(Organization.slug))
         )
-        for org_name, slug, sender_name, reason, starts, ends, lifted in rows
-    ]
+    )
 
 
 def history(session: Session, org_id: int) -> list[Sanction]:
@@ -288,3 +338,35 @@ def suspended_now(session: Session, now: datetime) -> tuple[list[Organization], 
     ).all()
     senders = session.scalars(select(Sender).where(and_(col(Sender.suspended_until) > now))).all()
     return list(orgs), list(senders)
+
+
+# The feed's changes about an organization's standing (not about a number): every
+# carrier organization reads them (the registry records no carrier-to-sender
+# relation, so every carrier is told), and so does the organization itself.
+SANCTIONED = "organization.sanctioned"
+LIFTED = "organization.sanction_lifted"
+FEED_TYPES = (SANCTIONED, LIFTED)
+
+
+def announce(session: Session, row: Sanction, type_: str = SANCTIONED) -> None:
+    """Put a suspension or listing (or its lifting) on the change feed, in this transaction."""
+    org = session.get(Organization, row.organization_id)
+    sender = session.get(Sender, row.sender_id) if row.sender_id else None
+    data = {
+        "id": row.id,
+        "measure": row.kind,
+        "organization": org.slug if org else None,
+        "credit_code": org.credit_code if org else None,
+        "sender": sender.code if sender else None,
+        "address": row.address,
+        "reason": row.reason,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+    }
+    if type_ == LIFTED:
+        data["lifted_at"] = row.lifted_at
+    # The regulator acts as "regulator" in the event log (the staff audit names the officer).
+    system = row.created_by == "system"
+    actor = events.SYSTEM if system else events.Actor("regulator", "console")
+    events.record(session, actor, "", type_, organization_id=row.organization_id,
+                  state="lifted" if type_ == LIFTED else row.kind, data=data)  # fmt: skip

@@ -35,3 +35,5 @@ class SenderAddress(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sender_id: int = Field(foreign_key="sender.id", index=True)
     address: str = Field(max_length=32, unique=True)
+    # A suspension of this one address (issue 17): complaints and the register name it.
+    suspended_until: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -20,8 +20,9 @@ from registry.errors import (
     ValidationFailed,
 )
 from registry.orgs.models import Delegation, DelegationSender, Organization
-from registry.orgs.services import Caller
+from registry.orgs.services import Caller, ensure_id_not_listed
 from registry.senders.models import CATEGORIES, Sender, SenderAddress
+from registry.timeutil import utcnow
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
 ADDRESS = re.compile(r"\+?[0-9]{3,20}")
@@ -48,6 +49,7 @@ def create_sender(
     session: Session, org_id: int, code: str, name: str, category: str, addresses: list[str]
 ) -> tuple[Sender, list[str]]:
     """Register a sender with its addresses; codes and addresses are unique registry-wide."""
+    ensure_id_not_listed(session, org_id, utcnow(), "register new senders or addresses")
     if not CODE.fullmatch(code):
         raise ValidationFailed("code: 2-64 letters, digits, '_', '.', '-'", field="code")
     if category not in CATEGORIES:

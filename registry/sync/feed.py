@@ -41,10 +41,14 @@ SEQUENCE_BATCH = 10_000
 # Changes about the number itself rather than about one sender: shown only to
 # organizations that watch the number (they already hold it).
 NUMBER_TYPES = ("preferences.changed", "number.disconnected", "number.disconnection_retracted")
+# Changes about an organization's standing (a suspension, a listing, their end):
+# every carrier reads them, and the organization itself (docs/enforcement.md).
+ORG_TYPES = ("organization.sanctioned", "organization.sanction_lifted")
 e: Table = Event.__table__  # type: ignore[attr-defined]
 sd: Table = Sender.__table__  # type: ignore[attr-defined]
 wt: Table = Watch.__table__  # type: ignore[attr-defined]
 dl: Table = Delegation.__table__  # type: ignore[attr-defined]
+og: Table = Organization.__table__  # type: ignore[attr-defined]
 ds: Table = DelegationSender.__table__  # type: ignore[attr-defined]
 sequence = sealing.seal
 last_seq = sealing.last_seq
@@ -92,10 +96,13 @@ def _in_scope(org_id: int, grants: Sequence[tuple[int, datetime]]) -> ColumnElem
         and_(e.c.sender_id == sender_id, e.c.at >= literal(began, UTCDateTime()))
         for sender_id, began in since.items()
     ]
+    carrier = select(og.c.id).where(og.c.id == org_id, og.c.role == "carrier").exists()
+    standing = and_(e.c.type.in_(ORG_TYPES), or_(carrier, e.c.organization_id == org_id))
     return or_(
         e.c.sender_id.in_(own),
         *delegated,
         and_(e.c.type.in_(NUMBER_TYPES), e.c.phone.in_(watched), since_watch),
+        standing,
     )
 
 
@@ -114,9 +121,6 @@ def _page_query(org_id: int, grants: Sequence[tuple[int, datetime]]) -> Select[A
         .order_by(e.c.seq)
         .limit(bindparam("n"))
     )
-
-
-og: Table = Organization.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,10 @@ def _item(row: Any, names: _Names) -> dict[str, Any]:
             item["organization"] = names.orgs[org]
         if agent is not None:
             item["agent"] = names.orgs[agent]
+    elif type_ in ORG_TYPES and data:
+        item["phone"] = None  # about an organization, not a number
+        item["organization"] = names.orgs.get(org)
+        item["sanction"] = {k: iso_text(v) for k, v in json.loads(data).items()}
     elif type_ == "preferences.changed" and data:
         item["preferences"] = json.loads(data)
     elif type_ in ("number.disconnected", "number.disconnection_retracted") and data:

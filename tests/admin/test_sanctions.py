@@ -30,11 +30,15 @@ def test_suspended_sender_is_refused_until_lifted(
     assert (answer["decision"], answer["reason"]) == ("deny", "sender_suspended")
     page = as_officer.get("/admin/orgs/acme").get_data(as_text=True)
     assert "Calls without checking" in page
-    assert (
-        post_form(as_officer, "/admin/orgs/acme", "/admin/senders/acme-cards/lift", {}).status_code
-        == 302
-    )
+    lift = "/admin/senders/acme-cards/lift"
+    assert post_form(as_officer, "/admin/orgs/acme", lift, {}).status_code == 302
+    assert "needs a reason" in as_officer.get("/admin/orgs/acme").get_data(as_text=True)
+    assert acme.check(HOLDER)["reason"] == "sender_suspended"
+    resp = post_form(as_officer, "/admin/orgs/acme", lift, {"lift_reason": "Rectified"})
+    assert resp.status_code == 302
     assert acme.check(HOLDER)["reason"] == "no_consent"
+    row = session.scalars(select(Sanction)).one()
+    assert (row.lift_reason, row.lifted_by) == ("Rectified", "officer@regulator.example")
     actions = session.scalars(select(StaffAudit.action).order_by(StaffAudit.id)).all()
     assert actions[-2:] == ["sender.suspend", "sender.lift"]
 
@@ -83,7 +87,7 @@ def test_bad_suspension_input_changes_nothing(
 def test_lifting_what_is_not_suspended_is_a_message_not_an_error(
     as_officer: FlaskClient, world: World
 ) -> None:
-    resp = post_form(as_officer, "/admin/orgs/acme", "/admin/orgs/acme/lift", {})
+    resp = post_form(as_officer, "/admin/orgs/acme", "/admin/orgs/acme/lift", {"lift_reason": "x"})
     assert resp.status_code == 302
     assert "not suspended" in as_officer.get("/admin/orgs/acme").get_data(as_text=True)
 

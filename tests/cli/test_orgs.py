@@ -146,3 +146,40 @@ def test_cli_commits_stay_inside_the_tests_transaction(cli: Cli, session: Sessio
         assert cur.fetchone()[0] == 0
     finally:
         other.close()
+
+
+def test_org_create_with_credit_code_and_region(cli: Cli, session: Session) -> None:
+    bad = cli("org", "create", "east-bank", "--name", "East", "--credit-code", "91310000MA1FL0000M")
+    assert bad.exit_code != 0
+    assert "check character does not match" in bad.output
+    assert session.scalar(select(Organization).where(Organization.slug == "east-bank")) is None
+    ok = cli("org", "create", "east-bank", "--name", "East", "--credit-code",
+             "91310000MA1FL0000N", "--region", "上海")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "91310000MA1FL0000N" in ok.output
+    again = cli("org", "create", "west-bank", "--name", "West", "--credit-code",
+                "91310000MA1FL0000N")  # fmt: skip
+    assert again.exit_code != 0
+    assert "belongs to east-bank" in again.output
+    assert cli("org", "identity", "east-bank", "--region", "浙江").exit_code == 0
+    session.expire_all()
+    org = session.scalars(select(Organization).where(Organization.slug == "east-bank")).one()
+    assert (org.credit_code, org.region) == (None, "浙江")
+
+
+def test_listed_org_gets_no_key_or_sender_from_the_cli(cli: Cli, session: Session) -> None:
+    from datetime import timedelta
+
+    from registry.timeutil import utcnow
+
+    assert cli("org", "create", "east-bank", "--name", "East").exit_code == 0
+    org = session.scalars(select(Organization).where(Organization.slug == "east-bank")).one()
+    org.listed_until = utcnow() + timedelta(days=30)
+    session.commit()
+    key = cli("key", "create", "east-bank")
+    assert key.exit_code != 0
+    assert "on the credit list" in key.output
+    sender = cli("sender", "create", "east-bank", "east-cards", "--name", "Cards",
+                 "--category", "finance")  # fmt: skip
+    assert sender.exit_code != 0
+    assert "on the credit list" in sender.output
