@@ -22,24 +22,12 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
-    ValidationError,
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from registry.form_validators import within_calendar_field
 from registry.orgs.models import ROLES, SCOPES
 from registry.senders.models import CATEGORIES
-from registry.timeutil import within_calendar
-
-
-def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
-    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
-    if field.data is None:
-        return
-    try:
-        within_calendar(field.data)
-    except ValueError as exc:
-        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
-
 
 # A complaint's statuses as staff read them (the stored value stays the English code).
 STATUS_LABELS = {"open": _l("open"), "answered": _l("answered"), "closed": _l("closed")}
@@ -195,7 +183,7 @@ class DelegationForm(FlaskForm):
     expires_at = DateTimeLocalField(
         _l("Expires at (UTC, optional)"),
         format="%Y-%m-%dT%H:%M",
-        validators=[Optional(), _within_calendar],
+        validators=[Optional(), within_calendar_field],
     )
 
 

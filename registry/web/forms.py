@@ -27,19 +27,9 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from registry.form_validators import within_calendar_field
 from registry.labels import CATEGORIES as CATEGORY_LABELS
 from registry.senders.models import CATEGORIES
-from registry.timeutil import within_calendar
-
-
-def _within_calendar(form: FlaskForm, field: DateTimeLocalField) -> None:
-    """Refuse a time the registry cannot compute with (registry.timeutil.within_calendar)."""
-    if field.data is None:
-        return
-    try:
-        within_calendar(field.data)
-    except ValueError as exc:
-        raise ValidationError(_l("Enter a time between the years 1900 and 9000.")) from exc
 
 
 class PhoneForm(FlaskForm):
@@ -178,7 +168,7 @@ class ComplaintForm(FlaskForm):
         _l("When (your local time)"),
         validators=[
             InputRequired(_l("Enter the day and time of the call or text.")),
-            _within_calendar,
+            within_calendar_field,
         ],
         format="%Y-%m-%dT%H:%M",
     )
