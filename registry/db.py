@@ -136,6 +136,12 @@ def fingerprint(*columns: Any) -> ColumnElement[str]:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs to be safe under load."""
     if url.startswith("sqlite"):
+        # A request may hold two connections at once (the lock-free reader and the
+        # writer's session). With a bounded pool, more concurrent requests than the
+        # pool holds (a threaded server) could each hold a reader and wait for a
+        # writer connection that none will return: a pool deadlock until the 30 s
+        # timeout. SQLite connections are file handles, so the overflow is unbounded.
+        kwargs.setdefault("max_overflow", -1)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
