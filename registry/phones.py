@@ -10,13 +10,14 @@ from re import Pattern
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
+from registry.errors import InvalidPhoneError
+
 MAX_INPUT = 64
 
-
-class InvalidPhone(ValueError):
-    """The text is not a phone number the registry accepts."""
-
-    code = "invalid_phone"
+# The one error type for a number the registry does not accept (SPEC §2's
+# ``invalid_phone``): parsing raises the API's own error, naming the field
+# ``phone``; a caller reading another field re-raises it with that field's name.
+InvalidPhone = InvalidPhoneError
 
 
 # re.ASCII: ``\d`` would otherwise match full-width and other scripts' digits, which
@@ -65,22 +66,22 @@ def _fast(text: str, region: str) -> str | None:
 def parse_slow(text: str, region: str) -> str:
     """Parse with ``phonenumbers`` after NFKC; raise InvalidPhone."""
     if not isinstance(text, str):
-        raise InvalidPhone("a phone number must be a string")
+        raise InvalidPhone("a phone number must be a string", field="phone")
     if len(text) > MAX_INPUT:
-        raise InvalidPhone("the phone number is too long")
+        raise InvalidPhone("the phone number is too long", field="phone")
     normalized = unicodedata.normalize("NFKC", text).strip()
     if not normalized:
-        raise InvalidPhone("the phone number is empty")
+        raise InvalidPhone("the phone number is empty", field="phone")
     try:
         number = phonenumbers.parse(normalized, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"not a phone number: {text!r}") from exc
+        raise InvalidPhone(f"not a phone number: {text!r}", field="phone") from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone(f"not a valid phone number: {text!r}")
+        raise InvalidPhone(f"not a valid phone number: {text!r}", field="phone")
     # phonenumbers reads letters as a keypad spelling ("1-800-FLOWERS"), which turns
     # text into somebody's real number; consent must name the number that was given.
     if str(number.national_number) not in phonenumbers.normalize_digits_only(normalized):
-        raise InvalidPhone(f"letters are not a phone number: {text!r}")
+        raise InvalidPhone(f"letters are not a phone number: {text!r}", field="phone")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 

@@ -18,7 +18,7 @@ from registry.consent import otp
 from registry.consent import services as consents
 from registry.consent.models import STATUSES, Consent
 from registry.db import get_session
-from registry.errors import InvalidPhoneError, RegistryError, TooLarge, ValidationFailed
+from registry.errors import RegistryError, TooLarge, ValidationFailed
 from registry.events.models import Event
 from registry.extensions import limiter
 from registry.senders.services import SenderRef, code_of, resolve_sender
@@ -181,10 +181,7 @@ def public(
 
 
 def _phone(raw: str) -> str:
-    try:
-        return phones.to_e164(raw, settings().default_region)
-    except phones.InvalidPhone as exc:
-        raise InvalidPhoneError(str(exc), field="phone") from exc
+    return phones.to_e164(raw, settings().default_region)  # raises invalid_phone, field "phone"
 
 
 def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bool, str]:

@@ -14,7 +14,7 @@ from registry.api import body, bp, caller, read_limit, require_role, settings, w
 from registry.api.openapi import ERRORS, route
 from registry.api.schemas import ErrorItem, Phone, Strict, Time
 from registry.db import get_session
-from registry.errors import InvalidPhoneError, TooLarge, ValidationFailed
+from registry.errors import TooLarge, ValidationFailed
 from registry.events.services import Actor
 from registry.extensions import limiter
 from registry.numbers import ranges, services
@@ -92,10 +92,7 @@ def reassigned(phone: str) -> Any:
     """Answer true, false or null (SPEC §4)."""
     caller()
     cfg = settings()
-    try:
-        e164 = phones.to_e164(phone, cfg.default_region)
-    except phones.InvalidPhone as exc:
-        raise InvalidPhoneError(str(exc), field="phone") from exc
+    e164 = phones.to_e164(phone, cfg.default_region)  # raises invalid_phone, field "phone"
     raw = request.args.get("since", "")
     try:
         since = date.fromisoformat(raw)
@@ -137,10 +134,7 @@ def retract_disconnection() -> Any:
     carrier = require_role("carrier")
     data = body(RetractionIn)
     cfg = settings()
-    try:
-        phone = phones.to_e164(data.phone, cfg.default_region)
-    except phones.InvalidPhone as exc:
-        raise InvalidPhoneError(str(exc), field="phone") from exc
+    phone = phones.to_e164(data.phone, cfg.default_region)  # raises invalid_phone, field "phone"
     session = get_session()
     found = services.find_disconnection(
         session, phone, services.parse_time(data.disconnected_at, cfg)
