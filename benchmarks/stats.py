@@ -281,6 +281,7 @@ def main() -> None:
             "/sanctions",
         ]
         pages += list(EXTRA_PAGES)
+        pages += [f"/admin/sharing/industries.csv?q={quarter}", f"/admin/sharing/clues.csv?q={quarter}"]
         print(f"pages over HTTP (gunicorn, 2 workers; median and worst of {args.repeat}):")
         worst_all = 0.0
         for path in pages:
@@ -297,6 +298,19 @@ def main() -> None:
         print(
             f"slowest page: {worst_all * 1000:.0f} ms ({'within' if worst_all <= 2 else 'OVER'} the 2 s budget)"
         )
+        # Enforcement (issue 17): drafting the quarter's public review is a POST.
+        draft_times = []
+        for _ in range(max(1, args.repeat // 2)):
+            _, page = browser.get("/admin/reviews")
+            token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+            assert token, "no CSRF token on the reviews page"
+            started = time.perf_counter()
+            status = browser.post("/admin/reviews", {"csrf_token": token.group(1).decode(), "quarter": quarter, "note": ""})  # fmt: skip
+            draft_times.append(time.perf_counter() - started)
+            assert status in (200, 302), f"draft: HTTP {status}"
+        print(
+            f"  {'POST /admin/reviews (draft ' + quarter + ')':<46} {statistics.median(draft_times) * 1000:8.0f} ms  {max(draft_times) * 1000:8.0f} ms"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -310,6 +324,8 @@ EXTRA_PAGES = [
     "/admin/complaints/2",
     "/admin/stats/complaints.csv",
     "/admin/stats/answer_times.csv",
+    "/admin/warnings",
+    "/admin/sharing",
 ]
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ separately marked, for the agent.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -27,6 +28,7 @@ from sqlalchemy import ColumnElement, String, and_, func, select
 from sqlalchemy.orm import Mapped, Session, aliased
 from sqlmodel import col
 
+from registry.checks.models import CheckLog
 from registry.checks.verdict import Verdict, verdict_for_contact
 from registry.complaints.models import Complaint
 from registry.config import Settings
@@ -155,6 +157,74 @@ def verdict(session: Session, settings: Settings, complaint: Complaint) -> Verdi
     )
 
 
+VERIFIED = frozenset({"no_check", "contacted_despite_deny"})  # as ``Verdict.verified``
+CHUNK = 500  # complaints per statement in ``verdict_codes``
+
+
+def _latest_decisions(session: Session, ids: list[int]) -> dict[int, str | None]:
+    """Return, per complaint id, the decision of the sender's latest check before the contact.
+
+    The same rows ``checks_before`` reads for one complaint, for ``CHUNK`` complaints
+    in one statement: a correlated subquery per complaint on the (phone,
+    checked_at) index. ``None``: the sender never asked before the contact.
+    """
+    latest = (
+        select(col(CheckLog.decision))
+        .where(
+            col(CheckLog.phone) == Complaint.phone,
+            col(CheckLog.checked_at) <= Complaint.contacted_at,
+            col(CheckLog.sender_id) + 0 == Complaint.sender_id,  # see ``checks_before``
+            col(CheckLog.channel) == Complaint.channel,
+            col(CheckLog.purpose) == "marketing",
+        )
+        .order_by(col(CheckLog.checked_at).desc(), col(CheckLog.id).desc())
+        .limit(1)
+        .correlate(Complaint)
+        .scalar_subquery()
+    )
+    out: dict[int, str | None] = {}
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        rows = session.execute(select(col(Complaint.id), latest).where(col(Complaint.id).in_(part)))
+        for complaint_id, decision in rows:
+            out[int(str(complaint_id))] = None if decision is None else str(decision)
+    return out
+
+
+def verdict_codes(
+    session: Session, settings: Settings, complaints: Sequence[Complaint]
+) -> dict[int, str]:
+    """Return each complaint's verdict code by id: ``verdict(...).code`` for thousands at once.
+
+    The quarterly review, the sharing exports and the trigger need the code of
+    every complaint of a quarter. Most are settled by the check log alone — no
+    check before the contact (``no_check``) or a deny (``contacted_despite_deny``)
+    — read for ``CHUNK`` complaints in one statement; only a complaint whose
+    latest check said allow needs the as-of decision at the contact time, which
+    ``verdict`` computes as for one complaint. ``tests/admin/test_verdicts.py``
+    checks that both agree.
+    """
+    with_sender = [c for c in complaints if c.sender_id is not None]
+    known = set(
+        session.scalars(
+            select(col(Sender.id)).where(col(Sender.id).in_({c.sender_id for c in with_sender}))
+        )
+    )
+    last = _latest_decisions(session, [c.id for c in with_sender if c.id is not None])
+    codes: dict[int, str] = {}
+    for c in complaints:
+        key = c.id or 0
+        if c.sender_id is None or c.sender_id not in known:
+            codes[key] = "unknown_sender"
+        elif last.get(key) is None:
+            codes[key] = "no_check"
+        elif last[key] != "allow":
+            codes[key] = "contacted_despite_deny"
+        else:
+            codes[key] = verdict(session, settings, c).code
+    return codes
+
+
 def verified_counts(
     session: Session, settings: Settings, days: int, now: datetime
 ) -> list[tuple[int, int]]:
@@ -165,10 +235,10 @@ def verified_counts(
             col(Complaint.created_at) >= now - timedelta(days=days),
         )
     ).all()
-    tally: Counter[int] = Counter()
-    for c in complaints:
-        if verdict(session, settings, c).verified:
-            tally[c.sender_id or 0] += 1
+    codes = verdict_codes(session, settings, complaints)
+    tally: Counter[int] = Counter(
+        c.sender_id or 0 for c in complaints if codes[c.id or 0] in VERIFIED
+    )
     return sorted(tally.items())
 
 

@@ -100,9 +100,11 @@ def clues(
     )
     if industry:
         query = query.where(col(Sender.category) == industry)
+    found = session.execute(query).all()
+    codes = desk.verdict_codes(session, settings, [complaint for complaint, _, _ in found])
     rows = []
-    for complaint, sender, org in session.execute(query):
-        verdict = desk.verdict(session, settings, complaint)
+    for complaint, sender, org in found:
+        code = codes[complaint.id or 0]
         rows.append(
             {
                 "quarter": quarter,
@@ -117,8 +119,8 @@ def clues(
                 "address": complaint.address,
                 "channel": complaint.channel,
                 "contacted_at": iso(complaint.contacted_at),
-                "verdict": verdict.code,
-                "verified": "yes" if verdict.verified else "no",
+                "verdict": code,
+                "verified": "yes" if code in desk.VERIFIED else "no",
                 "status": complaint.status,
             }
         )

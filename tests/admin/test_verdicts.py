@@ -139,3 +139,40 @@ def test_allow_that_changed_before_the_contact(
     assert v.last_check.decision == "allow"
     assert v.at_contact is not None
     assert v.at_contact.reason == "opted_out"
+
+
+def test_verdict_codes_in_bulk_agree_with_one_by_one(
+    session: Session, settings: Settings, world: World, acme: Api
+) -> None:
+    """The review's bulk verdicts give every complaint the code its own verdict gives."""
+    from registry.complaints import desk
+    from registry.complaints.models import Complaint
+
+    moments = [utcnow()]  # before any check: no_check
+    assert acme.check(HOLDER)["reason"] == "no_consent"
+    moments.append(utcnow())  # told deny
+    consent_id = _consent(acme)
+    assert acme.check(HOLDER)["decision"] == "allow"
+    moments.append(utcnow())  # told allow, consent on record: allowed
+    acme.post(f"/consents/{consent_id}/revoke")
+    moments.append(utcnow())  # told allow, revoked since: contacted despite deny
+    acme.check(HOLDER, channel="voice")
+    moments.append(utcnow())
+    rows = []
+    for at in moments:
+        for code, channel in (
+            ("acme-cards", "sms"),
+            ("acme-cards", "voice"),
+            ("shop-deals", "sms"),
+        ):
+            rows.append(Complaint(phone=HOLDER, address="10690000", channel=channel,
+                                  sender_id=world.sender_ids[code], contacted_at=at))  # fmt: skip
+    rows.append(Complaint(phone=HOLDER, address="10690000", channel="sms", contacted_at=utcnow()))
+    session.add_all(rows)
+    session.flush()
+    one_by_one = {c.id: desk.verdict(session, settings, c).code for c in rows}
+    assert desk.verdict_codes(session, settings, rows) == one_by_one
+    # Every branch of the bulk path was taken.
+    assert set(one_by_one.values()) == {
+        "no_check", "contacted_despite_deny", "allowed", "unknown_sender",
+    }  # fmt: skip
