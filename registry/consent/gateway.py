@@ -34,8 +34,8 @@ from registry.consent.replies import registry_reply, split_reference
 from registry.errors import Conflict, InvalidPhoneError, UnknownAddress
 from registry.events.services import Actor, quoted
 from registry.senders.services import SenderRef, sender_by_id, sender_by_reference
-from registry.subscribers import services as subscribers
 from registry.sms import services as sms
+from registry.subscribers import services as subscribers
 from registry.subscribers.models import Subscriber
 
 HOLDER_SMS = Actor("subscriber", "sms")

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from zoneinfo import ZoneInfo
 from registry.config import Settings
 from registry.errors import Forbidden, MalformedPayload
 
+log = logging.getLogger("registry.gateway")
 PROVIDERS = ("aliyun", "tencent", "huawei", "twilio")
 MAX_ITEMS = 1000  # reports or replies in one push (Aliyun and Tencent batch them)
 
