@@ -134,7 +134,7 @@ def test_a_wrong_signature_or_token_records_nothing(
 
 def test_a_twilio_body_altered_after_signing_is_refused(client: FlaskClient, acme: Api) -> None:
     consent(acme)
-    media, data = reply_payload("twilio", "Y")
+    _media, data = reply_payload("twilio", "Y")
     path = "/api/v1/gateway/twilio/inbound"
     signed = twilio_signature(TWILIO_TOKEN, f"http://localhost{path}",
                               {k: [v] for k, v in data.items()})  # fmt: skip
