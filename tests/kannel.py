@@ -114,15 +114,19 @@ class Kannel:
             "smsbox to connect", lambda: "smsbox:" in self.status().split("Box connections")[-1]
         )
 
-    def send_from_phone(self, phone: str, text: str, to: str = "10690000") -> None:
-        """Have the phone ``phone`` send ``text`` to ``to`` (a new fakesmsc, as the carrier)."""
+    def send_from_phone(self, phone: str, text: str, to: str = "10690000", count: int = 1) -> None:
+        """Have the phone ``phone`` send ``text`` to ``to`` (a new fakesmsc, as the carrier).
+
+        ``count`` times, as fast as fakesmsc goes, for the benchmark.
+        """
         self.hang_up()
         connected = self.bearerbox_log().count("Fakesmsc client connected")
         log = self.tmp / f"phone-{len(self.phone_logs)}.log"
         self.phone_logs.append(log)
         kind, data = ("text", text) if text.isascii() else ("ucs2", _ucs2(text))
         self.phone = self._spawn(
-            [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.smsc), "-i", "0.1", "-m", "1",
+            [str(FAKESMSC), "-H", "127.0.0.1", "-r", str(self.smsc),
+             "-i", "0.1" if count == 1 else "0", "-m", str(count),
              f"{phone} {to} {kind} {data}"],
             log,
         )  # fmt: skip

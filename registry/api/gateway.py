@@ -224,6 +224,7 @@ def _cloud_dlr(provider: str) -> Any:
     return _acknowledge(provider)
 
 
+STRING = "string"  # the OpenAPI type of the token query parameter
 CLOUD_DOC = {
     "aliyun": ("Aliyun SMS HTTP batch push", "application/json", "JSON array (SmsUp / SmsReport)"),
     "tencent": ("Tencent Cloud SMS callback", "application/json", "JSON (reply object / status array)"),
@@ -237,7 +238,7 @@ def _register(provider: str) -> None:
     what, media, shape = CLOUD_DOC[provider]
     schema = {"type": "object" if "form" in media else "array", "description": shape}
     extra = {400: ERRORS[400], 403: ERRORS[403]}
-    query = {} if provider == "twilio" else {"token": "string"}
+    query = {} if provider == "twilio" else {"token": STRING}
 
     def inbound() -> Any:
         return _cloud_inbound(provider)

@@ -25,13 +25,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from registry.config import Settings
@@ -327,7 +327,10 @@ def acknowledgement(provider: str, replies: list[str] | None = None) -> tuple[st
     if provider == "tencent":
         return json.dumps({"result": 0, "errmsg": "OK"}), "application/json"
     if provider == "twilio":
-        messages = "".join(f"<Message>{escape(text)}</Message>" for text in replies or [])
+        # TwiML is XML: the text content needs &, < and > escaped (html.escape does just that).
+        messages = "".join(
+            f"<Message>{html.escape(text, quote=False)}</Message>" for text in replies or []
+        )
         xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{messages}</Response>'
         return xml, "text/xml"
     return json.dumps({"result": "ok"}), "application/json"
