@@ -26,6 +26,7 @@ from registry.sms import services as sms
 from registry.sms.callbacks import twilio_signature
 from registry.sms.models import SmsMessage
 from tests.api.test_holders_voice import consent
+from tests.api.test_openapi_statuses import Observed
 from tests.conftest import Api
 from tests.factories import HOLDER
 
@@ -349,3 +350,31 @@ def test_kannels_reports_are_recorded_on_the_signed_message_only(
     assert resp.status_code == 403
     assert client.get(f"{dlr}?m={token}&type=3").status_code == 400
     assert delivery(session, message)[0] == "delivered"
+
+
+def test_every_status_provoked_here_is_documented(
+    client: FlaskClient, app: Flask, acme: Api, gateway: Api, session: Session
+) -> None:
+    observed = Observed(client.get("/api/v1/openapi.json").get_json()["paths"])
+    consent(acme)
+    inbound = "/gateway/kannel/inbound"
+    observed(kannel_post(client, gateway.key, "HELP"), "POST", inbound, 200)
+    observed(kannel_post(client, acme.key, "HELP"), "POST", inbound, 403)
+    observed(kannel_post(client, gateway.key, "TD", to="1"), "POST", inbound, 422)
+    bare = client.post(f"/api/v1{inbound}", data=b"TD", headers=basic(gateway.key))
+    observed(bare, "POST", inbound, 400)
+    message = outbound(session)
+    token = sms.dlr_signer(app.config["REGISTRY"]).dumps(message.id)
+    dlr = "/gateway/kannel/dlr"
+    observed(client.get(f"/api/v1{dlr}?m={token}&type=8"), "GET", dlr, 200)
+    observed(client.get(f"/api/v1{dlr}?m={token}&type=9"), "GET", dlr, 400)
+    observed(client.get(f"/api/v1{dlr}?m=forged&type=8"), "GET", dlr, 403)
+    for provider in ("aliyun", "tencent", "huawei", "twilio"):
+        media, data = reply_payload(provider, "HELP")
+        path = f"/gateway/{provider}/inbound"
+        observed(post(client, provider, "inbound", media, data), "POST", path, 200)
+        bad = "{" if media == "application/json" else {"nothing": "here"}
+        observed(post(client, provider, "inbound", media, bad), "POST", path, 400)
+        wrong = post(client, provider, "inbound", media, data, query={"token": "x"},
+                     signature="eA==")  # fmt: skip
+        observed(wrong, "POST", path, 403)
