@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import ROOT, Server, machine, prepare, registry
+from _common import ROOT, Server, cpu_seconds, machine, prepare, registry
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(ROOT))
@@ -45,6 +45,11 @@ def answered(url: str) -> int:
             return int(conn.scalar(text("SELECT count(*) FROM sms_message WHERE kind = 'reply'")))
     finally:
         engine.dispose()
+
+
+def cpu(pids: list[int]) -> float:
+    """Return the CPU seconds ``pids`` have used so far, together."""
+    return sum(cpu_seconds(pids).values())
 
 
 def main() -> None:
@@ -81,7 +86,10 @@ def main() -> None:
         try:
             kannel.start()
             print(f"# {machine()}; {args.workers} gunicorn workers, SQLite; {n} replies")
+            anning = server.worker_pids()
+            boxes = [p.pid for p in kannel.procs[:2]]  # bearerbox, smsbox
             # 1. Through Kannel.
+            anning_cpu, boxes_cpu = cpu(anning), cpu(boxes)
             started = time.perf_counter()
             kannel.send_from_phone(PHONE, "HELP", count=n)
             wait_for("Anning's answers", lambda: answered(url) >= n, timeout=600)
@@ -89,9 +97,13 @@ def main() -> None:
             wait_for("the answers at the phone", lambda: len(kannel.texts_to(PHONE)) >= n,
                      timeout=600)  # fmt: skip
             round_trip = time.perf_counter() - started
+            anning_ms = (cpu(anning) - anning_cpu) * 1000 / n
+            boxes_ms = (cpu(boxes) - boxes_cpu) * 1000 / n
             print(f"through Kannel: {n / handled:8.1f} replies/s handled by Anning "
                   f"({handled:.2f} s), {n / round_trip:8.1f}/s answered at the phone "
                   f"({round_trip:.2f} s)")  # fmt: skip
+            print(f"CPU per reply: Anning's workers {anning_ms:.1f} ms, "
+                  f"bearerbox + smsbox {boxes_ms:.1f} ms (the reply in, the answer out)")  # fmt: skip
             # 2. Directly, as Kannel posts them.
             auth = "Basic " + base64.b64encode(f"kannel:{key}".encode()).decode()
             headers = {"Authorization": auth, "Content-Type": 'text/plain; charset="UTF-8"',
@@ -107,16 +119,18 @@ def main() -> None:
                     conn.close()
 
             for threads in (1, 8):
-                before = answered(url)
+                before, anning_cpu = answered(url), cpu(anning)
                 started = time.perf_counter()
                 with ThreadPoolExecutor(threads) as pool:
                     statuses = list(pool.map(post, range(n)))
                 direct = time.perf_counter() - started
                 assert statuses.count(200) == n, {s: statuses.count(s) for s in set(statuses)}
                 assert answered(url) - before == n
+                direct_ms = (cpu(anning) - anning_cpu) * 1000 / n
                 print(f"directly:       {n / direct:8.1f} replies/s handled by Anning "
                       f"({direct:.2f} s, {threads} client thread{'s' if threads > 1 else ''}); "
-                      f"Kannel's hop runs at {direct / handled:.2f}x this rate")  # fmt: skip
+                      f"Kannel's hop runs at {direct / handled:.2f}x this rate; "
+                      f"Anning's CPU {direct_ms:.1f} ms a reply")  # fmt: skip
         finally:
             kannel.stop()
             server.stop()
