@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import ROOT, Server, cpu_seconds, machine, prepare, registry
+from _common import ROOT, Server, cpu_seconds, free_port, machine, prepare, registry
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(ROOT))
@@ -38,13 +38,21 @@ from tests.kannel import INSTALLED, SENDSMS_PASSWORD, Kannel, wait_for
 PHONE = "+8613100000001"
 
 
-def answered(url: str) -> int:
+def answered(url: str, delivered: bool = False) -> int:
+    """Return how many answers Anning queued (or, ``delivered``, has the "delivered" report of)."""
     engine = create_engine(url)
+    where = " AND delivery = 'delivered'" if delivered else ""
     try:
         with engine.connect() as conn:
-            return int(conn.scalar(text("SELECT count(*) FROM sms_message WHERE kind = 'reply'")))
+            sql = text(f"SELECT count(*) FROM sms_message WHERE kind = 'reply'{where}")
+            return int(conn.scalar(sql))
     finally:
         engine.dispose()
+
+
+def settle(url: str) -> None:
+    """Wait until every answer's delivery reports came back (they cost Anning requests too)."""
+    wait_for("the delivery reports", lambda: answered(url, True) == answered(url), timeout=600)
 
 
 def cpu(pids: list[int]) -> float:
@@ -68,10 +76,7 @@ def main() -> None:
         key = registry(env, "key", "create", "sms-gateway").stdout.strip().splitlines()[-1]
         kannel_dir = tmp / "kannel"
         kannel_dir.mkdir()
-        # The server's port is known only once it runs; Kannel's configuration needs it, and
-        # the server needs Kannel's sendsms port: reserve Anning's port first.
-        from _common import free_port
-
+        # Kannel's configuration needs Anning's port, and Anning Kannel's: reserve Anning's first.
         port = free_port()
         kannel = Kannel(kannel_dir, f"http://127.0.0.1:{port}", key)
         env |= {
@@ -97,13 +102,15 @@ def main() -> None:
             wait_for("the answers at the phone", lambda: len(kannel.texts_to(PHONE)) >= n,
                      timeout=600)  # fmt: skip
             round_trip = time.perf_counter() - started
+            settle(url)
             anning_ms = (cpu(anning) - anning_cpu) * 1000 / n
             boxes_ms = (cpu(boxes) - boxes_cpu) * 1000 / n
             print(f"through Kannel: {n / handled:8.1f} replies/s handled by Anning "
                   f"({handled:.2f} s), {n / round_trip:8.1f}/s answered at the phone "
                   f"({round_trip:.2f} s)")  # fmt: skip
             print(f"CPU per reply: Anning's workers {anning_ms:.1f} ms, "
-                  f"bearerbox + smsbox {boxes_ms:.1f} ms (the reply in, the answer out)")  # fmt: skip
+                  f"bearerbox + smsbox {boxes_ms:.1f} ms (the reply in, the answer out, "
+                  f"its two delivery reports back)")  # fmt: skip
             # 2. Directly, as Kannel posts them.
             auth = "Basic " + base64.b64encode(f"kannel:{key}".encode()).decode()
             headers = {"Authorization": auth, "Content-Type": 'text/plain; charset="UTF-8"',
@@ -126,6 +133,7 @@ def main() -> None:
                 direct = time.perf_counter() - started
                 assert statuses.count(200) == n, {s: statuses.count(s) for s in set(statuses)}
                 assert answered(url) - before == n
+                settle(url)
                 direct_ms = (cpu(anning) - anning_cpu) * 1000 / n
                 print(f"directly:       {n / direct:8.1f} replies/s handled by Anning "
                       f"({direct:.2f} s, {threads} client thread{'s' if threads > 1 else ''}); "

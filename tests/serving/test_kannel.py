@@ -32,6 +32,7 @@ from tests import factories
 from tests.conftest import other_app
 from tests.factories import HOLDER, HOLDER2
 from tests.kannel import INSTALLED, SENDSMS_PASSWORD, SKIP_REASON, Kannel, wait_for
+from tests.serving.server import free_port
 from tests.web.test_lockouts_parallel import form_page, request
 
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not INSTALLED, reason=SKIP_REASON)]
@@ -78,8 +79,6 @@ def wired(app: Flask, tmp_path: Path) -> Iterator[Wired]:
     with db.session() as session:
         world = factories.world(session)
         gateway_key = factories.gateway(session)
-    from tests.serving.server import free_port
-
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     kannel = Kannel(tmp_path, base, gateway_key)
