@@ -121,8 +121,8 @@ def demo_registry(
 class Server:
     """``registry serve`` on a free port; its gunicorn workers and their memory."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], workers: int, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             [str(BIN / "registry"), "serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

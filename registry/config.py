@@ -23,7 +23,7 @@ from registry import ratelimit  # registers sqlite:// (and memory://) with limit
 
 POLICIES = ("opt-in", "opt-out")
 SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
-SMS_BACKENDS = ("console", "http")
+SMS_BACKENDS = ("console", "http", "kannel")
 
 
 class ConfigError(ValueError):
@@ -134,6 +134,19 @@ class Settings:
     # The registry's own SMS number (port): its texts come from it, and replies to
     # it, brought by the gateway (role ``gateway``), are the holder's own voice.
     sms_number: str = "10690000"
+    # Kannel's smsbox (REGISTRY_SMS_BACKEND=kannel): its sendsms URL and sendsms-user, and
+    # the registry's own base URL as Kannel reaches it, for the delivery reports' dlr-url.
+    sms_kannel_url: str | None = None
+    sms_kannel_username: str | None = None
+    sms_kannel_password: str | None = None
+    sms_dlr_base_url: str | None = None
+    # The SMS clouds' callbacks (registry/sms/callbacks.py): Twilio signs with the account's
+    # auth token; Aliyun, Tencent Cloud and Huawei Cloud do not sign, so their callback URL
+    # carries a secret token of the operator's choosing.
+    sms_twilio_auth_token: str | None = None
+    sms_aliyun_token: str | None = None
+    sms_tencent_token: str | None = None
+    sms_huawei_token: str | None = None
     ratelimit_check: str = "6000 per minute"
     ratelimit_write: str = "1200 per minute"
     # Every GET of /api/v1, per key (per client address without one): feed, consents, receipts...
@@ -280,6 +293,20 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["sms_number"] = check("SMS_NUMBER", _sms_number, number)
     if kwargs.get("sms_backend") == "http" and not kwargs.get("sms_http_url"):
         raise ConfigError("REGISTRY_SMS_HTTP_URL is required with REGISTRY_SMS_BACKEND=http")
+    if (kannel := get("SMS_KANNEL_URL")) is not None:
+        kwargs["sms_kannel_url"] = check("SMS_KANNEL_URL", _http_url, kannel)
+    if (dlr := get("SMS_DLR_BASE_URL")) is not None:
+        kwargs["sms_dlr_base_url"] = check("SMS_DLR_BASE_URL", _http_url, dlr).rstrip("/")
+    for name in ("KANNEL_USERNAME", "KANNEL_PASSWORD", "TWILIO_AUTH_TOKEN", "ALIYUN_TOKEN",
+                 "TENCENT_TOKEN", "HUAWEI_TOKEN"):  # fmt: skip
+        kwargs[f"sms_{name.lower()}"] = get(f"SMS_{name}") or None
+    if kwargs.get("sms_backend") == "kannel" and not (
+        kwargs.get("sms_kannel_url") and kwargs.get("sms_kannel_username")
+    ):
+        raise ConfigError(
+            "REGISTRY_SMS_KANNEL_URL and REGISTRY_SMS_KANNEL_USERNAME are required with "
+            "REGISTRY_SMS_BACKEND=kannel"
+        )
     if (storage := get("RATELIMIT_STORAGE_URL")) is not None:
         kwargs["ratelimit_storage_url"] = check("RATELIMIT_STORAGE_URL", _storage_url, storage)
     else:

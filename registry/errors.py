@@ -86,3 +86,10 @@ class RateLimited(RegistryError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class MalformedPayload(RegistryError):
+    """A body that is not the format its sender documents (an SMS cloud's callback, Kannel's post)."""
+
+    code = "bad_request"
+    status = 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import TypeVar
 
 from flask import Blueprint, current_app, g, request
@@ -20,6 +21,13 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer keys, not cookies: nothing for a forged form to ride on
 M = TypeVar("M", bound=BaseModel)
 PUBLIC = {"api.openapi_json", "api.docs"}
+# Callbacks that prove themselves (a signed dlr-url, a cloud's signature or token) and
+# check it in the view: no key comes with them (registry/api/gateway.py).
+SELF_AUTHENTICATED = {"api.gateway_kannel_dlr"} | {
+    f"api.gateway_{cloud}_{kind}"
+    for cloud in ("aliyun", "tencent", "huawei", "twilio")
+    for kind in ("inbound", "dlr")
+}
 
 
 @bp.before_request
@@ -36,12 +44,17 @@ CACHED = {"api.check", "api.check_batch", "api.create_optout"}
 
 @bp.before_request
 def _authenticate() -> None:
-    if request.endpoint in PUBLIC or request.endpoint is None:
+    if request.endpoint in PUBLIC or request.endpoint in SELF_AUTHENTICATED:
+        return
+    if request.endpoint is None:
         return
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    if header.startswith("Basic ") and request.endpoint in GATEWAY:
+        key = _basic_password(header[6:])
+    elif header.startswith("Bearer "):
+        key = header[7:].strip()
+    else:
         raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    key = header[7:].strip()
     if request.endpoint in CACHED:
         g.caller = copies.caller(get_autocommit() or get_reader(), key)
     else:
@@ -53,8 +66,18 @@ def _authenticate() -> None:
         raise Forbidden("a gateway key is good only for the gateway endpoints")
 
 
-# What a ``gateway`` key may call (each also requires that role itself).
-GATEWAY = {"api.gateway_inbound_sms"}
+# What a ``gateway`` key may call (each also requires that role itself). These also take
+# the key as the password of HTTP basic auth: Kannel sends a URL's user:password so.
+GATEWAY = {"api.gateway_inbound_sms", "api.gateway_kannel_inbound"}
+
+
+def _basic_password(credentials: str) -> str:
+    """Return the password of basic-auth credentials (the key); the user name is free."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unauthorized("basic auth credentials are not base64 of user:password") from exc
+    return decoded.partition(":")[2]
 
 
 def caller() -> Caller:

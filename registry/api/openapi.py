@@ -29,12 +29,18 @@ class Operation:
     # Statuses this operation answers beyond the ones every operation of its
     # kind does (see ``statuses``), each with what it means here.
     responses: dict[int, str] = field(default_factory=dict)
+    # A body that is not a JSON model (Kannel's text, the SMS clouds' formats): media, schema.
+    body_schema: tuple[str, dict[str, Any]] | None = None
+    # How the caller proves itself: a bearer key, the key as HTTP basic auth's password
+    # (Kannel), or, with ``auth`` false, something the operation checks itself.
+    security: str = "bearer"
+    headers: dict[str, str] = field(default_factory=dict)
 
     def statuses(self) -> dict[int, str]:
         """Return every status the operation answers, with its description."""
         codes = {self.status: "OK", 422: ERRORS[422], 429: ERRORS[429], 503: ERRORS[503]}
         codes |= {414: ERRORS[414], 431: ERRORS[431]}  # registry/edge.py, on every request
-        if self.body is not None:
+        if self.body is not None or self.body_schema is not None:
             codes |= {400: ERRORS[400], 409: ERRORS[409], 413: ERRORS[413]}
         if self.auth:
             codes |= {401: ERRORS[401], 403: ERRORS[403]}
@@ -45,9 +51,9 @@ class Operation:
 
 # What an error status means, wherever it is answered (each in the envelope).
 ERRORS = {
-    400: "The body is not JSON, or not the object the operation takes",
+    400: "The body is not JSON, or not the object the operation takes (a callback: not its sender's format)",
     401: "No API key, or one that is unknown or revoked",
-    403: "The key's organization may not do this (role, scope, suspension, credit-list listing, another's record)",
+    403: "The key's organization may not do this (role, scope, suspension, credit-list listing, another's record); a callback's signature or token is not this registry's",
     404: "No such record, or not one of yours",
     409: "The request conflicts with the record's state",
     413: "The body or the batch is larger than the operation takes",
@@ -102,6 +108,9 @@ def route(
     query: dict[str, str] | None = None,
     auth: bool = True,
     responses: dict[int, str] | None = None,
+    body_schema: tuple[str, dict[str, Any]] | None = None,
+    security: str = "bearer",
+    headers: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Register a view on ``bp`` and record it for the OpenAPI document.
 
@@ -112,6 +121,8 @@ def route(
     def wrap(view: F) -> F:
         operation = Operation(path, method.lower(), summary, body, response, status, tag)
         operation.query, operation.auth, operation.responses = query or {}, auth, responses or {}
+        operation.body_schema, operation.security = body_schema, security
+        operation.headers = headers or {}
         OPERATIONS.append(operation)
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
@@ -199,6 +210,10 @@ def document(prefix: str) -> dict[str, Any]:
             params.append(
                 {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
             )
+        for name, description in op.headers.items():
+            params.append({"name": name, "in": "header", "required": True,
+                           "description": description,
+                           "schema": {"type": "string", "maxLength": 64}})  # fmt: skip
         if params:
             item["parameters"] = params
         if op.body is not None:
@@ -206,6 +221,9 @@ def document(prefix: str) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
+        elif op.body_schema is not None:
+            media, body_schema = op.body_schema
+            item["requestBody"] = {"required": True, "content": {media: {"schema": body_schema}}}
         for code, description in sorted(op.statuses().items()):
             answer: dict[str, Any] = {"description": description}
             if code >= 400:
@@ -216,7 +234,7 @@ def document(prefix: str) -> dict[str, Any]:
             item["responses"][str(code)] = answer
         item["responses"]["429"] = RATE_LIMITED  # every operation, reads included: Retry-After
         if op.auth:
-            item["security"] = [{"bearer": []}]
+            item["security"] = [{op.security: []}]
         paths.setdefault(_openapi_path(prefix + op.path), {})[op.method] = item
     return {
         "openapi": "3.1.0",
@@ -230,6 +248,11 @@ def document(prefix: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # Kannel sends the user:password of a URL as basic auth: the gateway key
+                # is the password (registry/api/gateway.py).
+                "basic": {"type": "http", "scheme": "basic"},
+            },
         },
     }

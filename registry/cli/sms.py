@@ -29,7 +29,9 @@ def outbox(phone: str | None, limit: int) -> None:
             raise click.ClickException(str(exc)) from exc
     with db.session() as session:
         for m in services.outbox(session, phone, limit):
-            click.echo(f"{iso(m.created_at)}  {m.phone}  [{m.kind}, {m.status}]  {m.body}")
+            # The gateway's last delivery report, where one came (Kannel's dlr-url, a cloud's).
+            state = f", {m.delivery}" if m.delivery else ""
+            click.echo(f"{iso(m.created_at)}  {m.phone}  [{m.kind}, {m.status}{state}]  {m.body}")
 
 
 @sms_group.command("deliver")

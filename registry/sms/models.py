@@ -24,3 +24,11 @@ class SmsMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the gateway's delivery report said last (registry/sms/services.py, DELIVERY):
+    # accepted (by the SMSC), delivered, undelivered, rejected; None until a report came.
+    # The gateway's own id for the message (an SMS cloud's BizId, SerialNo, smsMsgId or
+    # MessageSid, as the ``http`` gateway answered it): the reports that carry only that.
+    provider_ref: str | None = Field(default=None, max_length=64, index=True)
+    delivery: str | None = Field(default=None, max_length=12)
+    delivery_detail: str | None = Field(default=None, max_length=200)
+    delivery_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -4,7 +4,8 @@
 so a message exists exactly when the change that caused it was committed.
 ``deliver`` hands queued messages to the configured backend: ``console``
 writes them to the log (and ``registry sms outbox`` lists them), ``http``
-POSTs JSON to the gateway; failures stay queued with their error and are
+POSTs JSON to the gateway, ``kannel`` calls Kannel's smsbox ``sendsms`` with a
+``dlr-url`` back to the registry (``record_delivery``); failures stay queued with their error and are
 retried by ``registry sms deliver`` / the worker, never dropped.
 
 Several deliverers run at once (every app worker after its own requests, the
@@ -25,8 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,6 +37,7 @@ from sqlmodel import col
 from registry.config import Settings
 from registry.sms.models import SmsMessage
 from registry.timeutil import utcnow
+from registry.tokens import Signer
 
 log = logging.getLogger("registry.sms")
 MAX_ATTEMPTS = 8
@@ -57,7 +60,8 @@ def queued_by(session: Session) -> list[int]:
     return ids
 
 
-def _post(settings: Settings, message: SmsMessage) -> None:
+def _post(settings: Settings, message: SmsMessage) -> str | None:
+    """POST ``message`` to the gateway; return the gateway's own id of it (``ref``), if it said."""
     if not settings.sms_http_url:  # config refuses REGISTRY_SMS_BACKEND=http without it
         raise RuntimeError("REGISTRY_SMS_HTTP_URL is not set")
     # Every text the registry sends comes from its own number: the holder's
@@ -84,6 +88,96 @@ def _post(settings: Settings, message: SmsMessage) -> None:
             raise urllib.error.HTTPError(
                 settings.sms_http_url, resp.status, "gateway refused", resp.headers, None
             )
+        # A gateway that relays to an SMS cloud may answer the cloud's id of the message
+        # (e.g. {"ref": "<BizId>"}): the cloud's delivery reports name only that.
+        try:
+            answer = json.loads(resp.read(4096) or b"null")
+        except ValueError:
+            return None
+        ref = answer.get("ref") if isinstance(answer, dict) else None
+        return str(ref)[:64] if isinstance(ref, str | int) and ref != "" else None
+
+
+def dlr_signer(settings: Settings) -> Signer:
+    """Return the signer of the message ids in Kannel's dlr-url (only the registry makes them)."""
+    return Signer(settings.secret_key, "sms-dlr")
+
+
+# Kannel's dlr-mask bits (its user guide, "Delivery reports"): each report carries one.
+KANNEL_DLR = {1: "delivered", 2: "undelivered", 4: "queued", 8: "accepted", 16: "rejected"}
+DLR_MASK = sum(KANNEL_DLR)  # all five
+FINAL = ("delivered", "undelivered", "rejected")  # no later "accepted" or "queued" undoes these
+DELIVERY_STATES = (*FINAL, "accepted", "queued")
+
+
+def _kannel(settings: Settings, message: SmsMessage) -> None:
+    """Hand ``message`` to Kannel's smsbox (``sendsms``), asking for delivery reports."""
+    if not (settings.sms_kannel_url and settings.sms_kannel_username):
+        raise RuntimeError("REGISTRY_SMS_KANNEL_URL is not set")  # config refuses it earlier
+    params = {
+        "username": settings.sms_kannel_username,
+        "password": settings.sms_kannel_password or "",
+        "from": settings.sms_number,
+        "to": message.phone,
+        "text": message.body,
+        "charset": "UTF-8",
+        # GSM 7-bit cannot carry Chinese: anything beyond ASCII goes as UCS-2.
+        "coding": "0" if message.body.isascii() else "2",
+    }
+    if settings.sms_dlr_base_url:
+        token = dlr_signer(settings).dumps(message.id)
+        # Kannel fills in %d (the report's type) and %A (the SMSC's answer) when it calls.
+        params["dlr-mask"] = str(DLR_MASK)
+        params["dlr-url"] = (
+            f"{settings.sms_dlr_base_url}/api/v1/gateway/kannel/dlr?m={token}&type=%d&answer=%A"
+        )
+    url = f"{settings.sms_kannel_url}?{urllib.parse.urlencode(params)}"
+    # config.py accepts only http:// and https:// for the URL (no file:// for urlopen).
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # nosec B310
+        if resp.status >= 300:  # smsbox answers 202 "0: Accepted for delivery" or "3: Queued"
+            raise urllib.error.HTTPError(url, resp.status, "Kannel refused", resp.headers, None)
+
+
+def record_delivery(
+    session: Session,
+    *,
+    state: str,
+    detail: str,
+    at: datetime,
+    message_id: int | None = None,
+    provider_ref: str | None = None,
+) -> bool:
+    """Record a delivery report on the outbound message it names; return whether one matched.
+
+    The message is named by the registry's id (Kannel's signed dlr-url, a cloud's
+    pass-through field) or else by the gateway's own id. Reports arrive out of
+    order (Kannel sent "delivered" before "accepted" in the tests): a final state
+    is never replaced by an intermediate one, in the statement itself, so two
+    reports handled at once cannot undo each other.
+    """
+    if message_id is not None:
+        which = col(SmsMessage.id) == message_id
+    elif provider_ref:
+        which = col(SmsMessage.provider_ref) == provider_ref
+    else:
+        return False
+    if state not in FINAL:
+        which = and_(
+            which, or_(col(SmsMessage.delivery).is_(None), col(SmsMessage.delivery).not_in(FINAL))
+        )
+    changed = session.execute(
+        update(SmsMessage)
+        .where(which)
+        .values(delivery=state, delivery_detail=detail[:200] or None, delivery_at=at)
+    ).rowcount  # type: ignore[attr-defined]
+    if changed:
+        return True
+    # Not changed: unknown, or a late intermediate report about a message already final.
+    exists = session.scalar(select(col(SmsMessage.id)).where(
+        col(SmsMessage.id) == message_id if message_id is not None
+        else col(SmsMessage.provider_ref) == provider_ref
+    ))  # fmt: skip
+    return exists is not None
 
 
 def _claim(session: Session, limit: int, ids: list[int] | None) -> list[SmsMessage]:
@@ -132,7 +226,9 @@ def deliver(
         message.attempts += 1
         try:
             if settings.sms_backend == "http":
-                _post(settings, message)
+                message.provider_ref = _post(settings, message)
+            elif settings.sms_backend == "kannel":
+                _kannel(settings, message)
             else:
                 log.info("SMS from %s to %s: %s", settings.sms_number, message.phone, message.body)
         except (OSError, urllib.error.URLError) as exc:

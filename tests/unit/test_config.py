@@ -184,3 +184,22 @@ def test_operator_settings_are_read_and_checked(tmp_path: Path) -> None:
     assert load_settings(tmp_path, {}).privacy_url is None  # the registry's own page
     with pytest.raises(ConfigError, match="REGISTRY_PRIVACY_URL"):
         load_settings(tmp_path, {"REGISTRY_PRIVACY_URL": "javascript:alert(1)"})
+
+
+def test_the_kannel_backend_needs_its_sendsms_url_and_user(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="REGISTRY_SMS_KANNEL_URL"):
+        load(tmp_path, SMS_BACKEND="kannel")
+    with pytest.raises(ConfigError, match="REGISTRY_SMS_KANNEL_URL"):
+        load(tmp_path, SMS_BACKEND="kannel", SMS_KANNEL_URL="file:///etc/passwd",
+             SMS_KANNEL_USERNAME="anning")  # fmt: skip
+    s = load(tmp_path, SMS_BACKEND="kannel", SMS_KANNEL_URL="http://127.0.0.1:13013/cgi-bin/sendsms",
+             SMS_KANNEL_USERNAME="anning", SMS_KANNEL_PASSWORD="pw",
+             SMS_DLR_BASE_URL="http://anning.example/", SMS_TWILIO_AUTH_TOKEN="t")  # fmt: skip
+    assert (s.sms_backend, s.sms_kannel_username, s.sms_kannel_password) == (
+        "kannel",
+        "anning",
+        "pw",
+    )
+    assert s.sms_dlr_base_url == "http://anning.example"
+    assert s.sms_twilio_auth_token == "t"
+    assert s.sms_aliyun_token is None
