@@ -19,7 +19,7 @@ import registry.timeutil
 
 
 revision: str = '0019'
-down_revision: str | None = '0015'
+down_revision = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
