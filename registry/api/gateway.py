@@ -16,7 +16,7 @@ from registry import phones
 from registry.api import body, bp, require_role, settings, write_limit
 from registry.api.openapi import route
 from registry.api.optouts import InboundIn
-from registry.consent.gateway import handle_registry_reply
+from registry.complaints import inbound
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, UnknownAddress
 from registry.extensions import limiter
@@ -29,12 +29,14 @@ class GatewayInboundOut(BaseModel):
     ``sender`` and ``consents`` name what was confirmed, refused or created;
     both are empty when the reply named nothing the registry could act on
     (several requests waiting, an unknown reference): ``reply`` then tells the
-    holder what to send.
+    holder what to send. ``complaint`` (action ``complaint``) is the reference
+    of the complaint a forwarded unwanted text filed (docs/complaints.md).
     """
 
-    action: Literal["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none"]
+    action: Literal["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none", "complaint"]
     sender: str | None = None
     consents: list[int] = []
+    complaint: str | None = None
     reply: str
 
 
@@ -49,7 +51,7 @@ class GatewayInboundOut(BaseModel):
 )
 @limiter.limit(write_limit)
 def gateway_inbound_sms() -> Any:
-    """Act for the holder on a reply to the registry's number: Y, START, TD <ref>, 全部退订."""
+    """Act for the holder on a text to the registry's number: a forwarded text, Y, START, TD."""
     require_role("gateway")
     data = body(InboundIn)
     cfg = settings()
@@ -65,13 +67,14 @@ def gateway_inbound_sms() -> Any:
         raise InvalidPhoneError(str(exc), field="from") from exc
     now = utcnow()
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
-    outcome = handle_registry_reply(session, cfg, phone, data.text, received, now)
+    outcome = inbound.handle(session, cfg, phone, data.text, received, now)
     session.commit()
     return jsonify(
         {
             "action": outcome.action,
             "sender": outcome.sender,
             "consents": list(outcome.consents),
+            "complaint": outcome.complaint,
             "reply": outcome.reply,
         }
     )

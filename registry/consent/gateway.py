@@ -46,6 +46,7 @@ class RegistryReply:
     reply: str
     sender: str | None = None
     consents: tuple[int, ...] = ()
+    complaint: str | None = None  # the reference of a complaint a forwarded text filed
 
 
 @dataclass(frozen=True, slots=True)
