@@ -69,12 +69,12 @@ def gateway_inbound_sms() -> Any:
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
     outcome = inbound.handle(session, cfg, phone, data.text, received, now)
     session.commit()
-    return jsonify(
-        {
-            "action": outcome.action,
-            "sender": outcome.sender,
-            "consents": list(outcome.consents),
-            "complaint": outcome.complaint,
-            "reply": outcome.reply,
-        }
-    )
+    out: dict[str, Any] = {
+        "action": outcome.action,
+        "sender": outcome.sender,
+        "consents": list(outcome.consents),
+        "reply": outcome.reply,
+    }
+    if outcome.complaint is not None:
+        out["complaint"] = outcome.complaint
+    return jsonify(out)

@@ -34,6 +34,9 @@ _LAST = re.compile(
 )
 
 
+_SIGNED = re.compile(r"【[^】]{1,30}】")
+
+
 @dataclass(frozen=True, slots=True)
 class Forward:
     """A forwarded text: the sender's number (None when the holder gave none) and the message."""
@@ -64,7 +67,10 @@ def parse(text: str) -> Forward | None:
         body = _unquote(m["body"])
         if len(body) >= MIN_BODY and len(_digits(m["number"])) <= 20:
             return Forward(_digits(m["number"]), body[:2000])
-    if len(unquoted) >= 2 * MIN_BODY and classify(unquoted) == "none":
+    # Without a number: a longer text that asks for nothing, or that carries the
+    # 【signature】 every commercial SMS in China must (a forward, even when its
+    # footer says "回T退订"); a short "退订" stays a refusal.
+    if len(unquoted) >= 2 * MIN_BODY and (classify(unquoted) == "none" or _SIGNED.search(unquoted)):
         return Forward(None, unquoted[:2000])
     return None
 

@@ -65,28 +65,24 @@ def by_org(
     overdue = or_(
         col(r.overdue_at).is_not(None), and_(col(r.answered_at).is_(None), col(r.due_on) < today)
     )
-    rows = (
-        session.execute(
-            select(
-                col(Organization.slug),
-                func.count(),
-                func.avg(_hours(session, col(c.acknowledged_at), col(c.created_at))),
-                func.avg(_hours(session, col(r.answered_at), col(r.forwarded_at))),
-                func.avg(_hours(session, col(c.closed_at), col(c.created_at))),
-                func.count().filter(overdue),
-                func.count().filter(col(r.late).is_(True)),
-            )
-            .select_from(r)
-            .join(c, col(c.id) == col(r.complaint_id))
-            .join(Organization, col(Organization.id) == col(r.organization_id))
-            .where(*_period(col(r.forwarded_at), start, end))
-            .group_by(col(Organization.slug))
-            .order_by(func.count().desc(), col(Organization.slug))
-            .limit(100)
+    rows = session.execute(
+        select(
+            col(Organization.slug),
+            func.count(),
+            func.avg(_hours(session, col(c.acknowledged_at), col(c.created_at))),
+            func.avg(_hours(session, col(r.answered_at), col(r.forwarded_at))),
+            func.avg(_hours(session, col(c.closed_at), col(c.created_at))),
+            func.count().filter(overdue),
+            func.count().filter(col(r.late).is_(True)),
         )
-        .tuples()
-        .all()
-    )
+        .select_from(r)
+        .join(c, col(c.id) == col(r.complaint_id))
+        .join(Organization, col(Organization.id) == col(r.organization_id))
+        .where(*_period(col(r.forwarded_at), start, end))
+        .group_by(col(Organization.slug))
+        .order_by(func.count().desc(), col(Organization.slug))
+        .limit(100)
+    ).all()
     return [Handling(str(k), int(n), _round(a), _round(b), _round(z), int(o), int(lt))
             for k, n, a, b, z, o, lt in rows]  # fmt: skip
 
@@ -97,23 +93,19 @@ def by_column(
     """Return handling per sector or per channel of intake (``column``: sector | intake)."""
     c = Complaint
     key = col(c.sector) if column == "sector" else col(c.intake)
-    rows = (
-        session.execute(
-            select(
-                func.coalesce(key, "—"),
-                func.count(),
-                func.avg(_hours(session, col(c.acknowledged_at), col(c.created_at))),
-                func.avg(_hours(session, col(c.answered_at), col(c.created_at))),
-                func.avg(_hours(session, col(c.closed_at), col(c.created_at))),
-                func.count().filter(col(c.escalated_at).is_not(None)),
-            )
-            .where(col(c.duplicate_of).is_(None), *_period(col(c.created_at), start, end))
-            .group_by(key)
-            .order_by(func.count().desc())
+    rows = session.execute(
+        select(
+            func.coalesce(key, "—"),
+            func.count(),
+            func.avg(_hours(session, col(c.acknowledged_at), col(c.created_at))),
+            func.avg(_hours(session, col(c.answered_at), col(c.created_at))),
+            func.avg(_hours(session, col(c.closed_at), col(c.created_at))),
+            func.count().filter(col(c.escalated_at).is_not(None)),
         )
-        .tuples()
-        .all()
-    )
+        .where(col(c.duplicate_of).is_(None), *_period(col(c.created_at), start, end))
+        .group_by(key)
+        .order_by(func.count().desc())
+    ).all()
     return [Handling(str(k), int(n), _round(a), _round(b), _round(z), int(o))
             for k, n, a, b, z, o in rows]  # fmt: skip
 
@@ -156,6 +148,7 @@ def rates_by_org(
     checks = _checks(session, "checks", start, end)
     rows = session.execute(
         select(col(Complaint.organization_id), col(Organization.slug), func.count())
+        .select_from(Complaint)
         .join(Organization, col(Organization.id) == col(Complaint.organization_id))
         .where(
             col(Complaint.duplicate_of).is_(None), *_period(col(Complaint.created_at), start, end)
@@ -174,6 +167,7 @@ def rates_by_category(
     checks = _checks(session, "checks_category", start, end)
     rows = session.execute(
         select(col(Sender.category), func.count())
+        .select_from(Complaint)
         .join(Sender, col(Sender.id) == col(Complaint.sender_id))
         .where(
             col(Complaint.duplicate_of).is_(None), *_period(col(Complaint.created_at), start, end)

@@ -118,3 +118,40 @@ def test_unknown_sender_stays_at_the_desk_and_fraud_is_never_auto_closed(
     assert unknown["verdict"] == "unknown_sender" and unknown["status"] == "open"
     fraud = reporter.post("/complaints", _filing(HOLDER2, address="95000123", type="fraud"))
     assert fraud.get_json()["police"] is True and fraud.get_json()["status"] == "open"
+
+
+def test_compliance_view_and_appeal_of_a_sanction(
+    reporter: Api, acme: Api, shop: Api, settings: Settings, session: Session, world: World
+) -> None:
+    from registry.orgs import services as orgs
+    from registry.sanctions import services as sanctions
+
+    acme.check(HOLDER)
+    reporter.post("/complaints", _filing())
+    row = sanctions.suspend_org(session, orgs.get_org(session, "acme"), "complaints", 30,
+                                "officer@regulator.example", utcnow())  # fmt: skip
+    session.commit()
+    sid = row.id if not isinstance(row, list) else row[0].id
+    view = acme.get("/compliance").get_json()
+    assert view["complaints"] == 1 and view["answers_due"] == 1
+    assert view["verdicts"] == {"contacted_despite_deny": 1}
+    assert [s["id"] for s in view["sanctions"]] == [sid]
+    # Another organization cannot appeal Acme's sanction, nor see it.
+    assert shop.post(f"/sanctions/{sid}/appeal", {"grounds": "x"}).status_code == 404
+    assert shop.get("/compliance").get_json()["sanctions"] == []
+    first = acme.post(f"/sanctions/{sid}/appeal", {"grounds": "The texts were service notices."})
+    assert first.status_code == 201 and first.get_json()["status"] == "pending"
+    assert acme.post(f"/sanctions/{sid}/appeal", {"grounds": "again"}).status_code == 409
+    assert acme.get("/compliance").get_json()["sanctions"][0]["appeal"] == "pending"
+
+
+def test_a_dispute_with_a_receipt_is_checked(reporter: Api, acme: Api, settings: Settings) -> None:
+    check = acme.check(HOLDER2)  # deny: no consent; the receipt shows it
+    cid = reporter.post("/complaints", _filing(HOLDER2)).get_json()["id"]
+    forged = acme.post(f"/complaints/{cid}/answer",
+                       {"found": "we checked", "action": "none", "dispute": "forged.id"})  # fmt: skip
+    assert forged.status_code == 422
+    resp = acme.post(f"/complaints/{cid}/answer",
+                     {"found": "we checked", "action": "none", "dispute": check["check_id"]})  # fmt: skip
+    assert resp.status_code == 201
+    assert resp.get_json()["dispute_valid"] is False  # the receipt says deny: no cover
