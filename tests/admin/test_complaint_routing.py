@@ -63,7 +63,8 @@ def test_staff_enter_a_telephone_complaint_recording_who(
     assert f"entered by {officer.email}" in page
     audit = session.scalars(select(StaffAudit.action).where(
         StaffAudit.subject == f"complaint:{complaint.id}")).all()  # fmt: skip
-    assert "complaint.enter" in audit and "complaint.file" in audit
+    assert "complaint.enter" in audit
+    assert "complaint.file" in audit
 
 
 def test_bad_telephone_entry_is_shown_not_lost(as_officer: FlaskClient) -> None:
@@ -90,7 +91,8 @@ def test_the_sector_desk_answers_in_the_thread_and_another_sector_is_refused(
     post_form(client, page, f"{page}/reply", {"body": "Not ours", "then_status": ""})
     sector_route = session.scalar(select(ComplaintRoute).where(
         ComplaintRoute.complaint_id == complaint.id, ComplaintRoute.role == "sector"))  # fmt: skip
-    assert sector_route is not None and sector_route.answered_at is None
+    assert sector_route is not None
+    assert sector_route.answered_at is None
     client.post("/admin/logout", data={})
     client.delete_cookie("anning_staff", path="/admin")
     finance = _desk(session, "finance@regulator.example", "financial")
@@ -112,9 +114,11 @@ def test_the_final_reply_closes_and_texts_the_holder(
                      {"body": "Acme was told to stop.", "then_status": "closed"})  # fmt: skip
     assert resp.status_code == 302
     session.refresh(complaint)
-    assert complaint.status == "closed" and complaint.closed_at is not None
+    assert complaint.status == "closed"
+    assert complaint.closed_at is not None
     texts = session.scalars(select(SmsMessage).where(SmsMessage.phone == HOLDER)).all()
-    assert len(texts) == before + 1 and complaint.reference in texts[-1].body
+    assert len(texts) == before + 1
+    assert complaint.reference in texts[-1].body
 
 
 def test_handling_statistics_and_csv(
@@ -126,7 +130,8 @@ def test_handling_statistics_and_csv(
     assert "Complaint handling per organization" in page.get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(
         as_viewer.get("/admin/complaints/stats/handling_org.csv").get_data(as_text=True))))  # fmt: skip
-    assert rows[0][0] == "organization" and rows[1][:2] == ["acme", "1"]
+    assert rows[0][0] == "organization"
+    assert rows[1][:2] == ["acme", "1"]
     intake = as_viewer.get("/admin/complaints/stats/handling_intake.csv").get_data(as_text=True)
     assert "site,1" in intake
     assert as_viewer.get("/admin/complaints/stats/nope.csv").status_code == 404

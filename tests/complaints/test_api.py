@@ -34,7 +34,8 @@ def test_reporter_files_and_the_merchant_and_agent_are_routed(
     resp = reporter.post("/complaints", _filing())
     assert resp.status_code == 201, resp.get_json()
     filed = resp.get_json()
-    assert filed["intake"] == "reporter" and filed["verdict"] == "contacted_despite_deny"
+    assert filed["intake"] == "reporter"
+    assert filed["verdict"] == "contacted_despite_deny"
     assert filed["reference"].startswith("TS")
     cid = filed["id"]
     # Routed to the merchant and its agent, each in its own feed.
@@ -49,13 +50,15 @@ def test_reporter_files_and_the_merchant_and_agent_are_routed(
     assert not [c for c in shop.get("/changes").get_json()["changes"]
                 if c["type"] == "complaint.forwarded"]  # fmt: skip
     refused = shop.post(f"/complaints/{cid}/answer", {"found": "not us", "action": "none"})
-    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "forbidden"
     assert shop.get(f"/complaints/{cid}").status_code == 403
     # Both answer.
     answer = {"found": "Sent from our campaign 12", "action": "stopped_contacting",
               "attachments": ["ticket:4411"]}  # fmt: skip
     first = acme.post(f"/complaints/{cid}/answer", answer)
-    assert first.status_code == 201 and first.get_json()["late"] is False
+    assert first.status_code == 201
+    assert first.get_json()["late"] is False
     again = acme.post(f"/complaints/{cid}/answer", answer)
     assert again.status_code == 422
     assert agent.post(f"/complaints/{cid}/answer", {**answer, "action": "disciplined_channel"}
@@ -85,7 +88,8 @@ def test_reporter_verification_is_required_and_recorded(
     future["verification"] = {"method": "sms_code",
                               "verified_at": iso(utcnow() + timedelta(days=1))}  # fmt: skip
     resp = reporter.post("/complaints", future)
-    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_error"
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["code"] == "validation_error"
     assert reporter.post("/complaints", _filing(phone="12")).status_code == 422
 
 
@@ -107,7 +111,8 @@ def test_duplicate_is_linked_and_not_routed_twice(
     acme.check(HOLDER2)
     first = reporter.post("/complaints", _filing(HOLDER2)).get_json()
     second = reporter.post("/complaints", _filing(HOLDER2)).get_json()
-    assert second["duplicate_of"] == first["reference"] and second["status"] == "closed"
+    assert second["duplicate_of"] == first["reference"]
+    assert second["status"] == "closed"
     assert [c["id"] for c in acme.get("/complaints").get_json()["complaints"]] == [first["id"]]
 
 
@@ -115,9 +120,11 @@ def test_unknown_sender_stays_at_the_desk_and_fraud_is_never_auto_closed(
     reporter: Api, acme: Api, settings: Settings
 ) -> None:
     unknown = reporter.post("/complaints", _filing(address="95000123")).get_json()
-    assert unknown["verdict"] == "unknown_sender" and unknown["status"] == "open"
+    assert unknown["verdict"] == "unknown_sender"
+    assert unknown["status"] == "open"
     fraud = reporter.post("/complaints", _filing(HOLDER2, address="95000123", type="fraud"))
-    assert fraud.get_json()["police"] is True and fraud.get_json()["status"] == "open"
+    assert fraud.get_json()["police"] is True
+    assert fraud.get_json()["status"] == "open"
 
 
 def test_compliance_view_and_appeal_of_a_sanction(
@@ -133,14 +140,16 @@ def test_compliance_view_and_appeal_of_a_sanction(
     session.commit()
     sid = row.id if not isinstance(row, list) else row[0].id
     view = acme.get("/compliance").get_json()
-    assert view["complaints"] == 1 and view["answers_due"] == 1
+    assert view["complaints"] == 1
+    assert view["answers_due"] == 1
     assert view["verdicts"] == {"contacted_despite_deny": 1}
     assert [s["id"] for s in view["sanctions"]] == [sid]
     # Another organization cannot appeal Acme's sanction, nor see it.
     assert shop.post(f"/sanctions/{sid}/appeal", {"grounds": "x"}).status_code == 404
     assert shop.get("/compliance").get_json()["sanctions"] == []
     first = acme.post(f"/sanctions/{sid}/appeal", {"grounds": "The texts were service notices."})
-    assert first.status_code == 201 and first.get_json()["status"] == "pending"
+    assert first.status_code == 201
+    assert first.get_json()["status"] == "pending"
     assert acme.post(f"/sanctions/{sid}/appeal", {"grounds": "again"}).status_code == 409
     assert acme.get("/compliance").get_json()["sanctions"][0]["appeal"] == "pending"
 

@@ -49,17 +49,20 @@ def test_an_unanswered_route_is_flagged_the_day_after_its_deadline(
     complaint = _filed_on_30_september(session, s)
     merchant = session.scalar(select(ComplaintRoute).where(
         ComplaintRoute.complaint_id == complaint.id, ComplaintRoute.role == "merchant"))  # fmt: skip
-    assert merchant is not None and merchant.due_on == date(2025, 10, 14)
+    assert merchant is not None
+    assert merchant.due_on == date(2025, 10, 14)
     last_minute = datetime(2025, 10, 14, 23, 59, tzinfo=SHANGHAI).astimezone(UTC)
     assert merchant.id not in routing.sweep(session, s, last_minute).routes
     next_day = datetime(2025, 10, 15, 0, 1, tzinfo=SHANGHAI).astimezone(UTC)
     swept = routing.sweep(session, s, next_day)
-    assert merchant.id in swept.routes and complaint.id in swept.escalated
+    assert merchant.id in swept.routes
+    assert complaint.id in swept.escalated
     session.commit()
     assert routing.sweep(session, s, next_day + timedelta(days=1)).routes == []  # flagged once
     actions = session.scalars(select(StaffAudit.action).where(
         StaffAudit.subject == f"complaint:{complaint.id}")).all()  # fmt: skip
-    assert "complaint.overdue" in actions and "complaint.escalate" in actions
+    assert "complaint.overdue" in actions
+    assert "complaint.escalate" in actions
 
 
 def test_an_unacknowledged_complaint_is_escalated_after_its_acknowledgement_day(
@@ -90,4 +93,5 @@ def test_an_answer_after_the_deadline_is_kept_and_marked_late(
     assert resp.status_code == 201
     assert resp.get_json()["late"] is True
     view = acme.get("/compliance").get_json()
-    assert view["late"] == 1 and view["answers_due"] == 0
+    assert view["late"] == 1
+    assert view["answers_due"] == 0

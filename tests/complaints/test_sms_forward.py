@@ -52,9 +52,12 @@ def test_forward_files_a_complaint_routed_to_the_merchant(
     out = _sms(gateway, settings, "10690001 【Acme】贷款额度已批，回T退订")
     assert out["action"] == "complaint"
     ref = out["complaint"]
-    assert isinstance(ref, str) and ref in str(out["reply"])
+    assert isinstance(ref, str)
+    assert ref in str(out["reply"])
     complaint = session.scalar(select(Complaint).where(Complaint.phone == HOLDER))
-    assert complaint is not None and complaint.intake == "sms" and complaint.address == "10690001"
+    assert complaint is not None
+    assert complaint.intake == "sms"
+    assert complaint.address == "10690001"
     assert [c["reference"] for c in acme.get("/complaints").get_json()["complaints"]] == [ref]
     # The forwarded text held 退订: it is a complaint, not an opt-out by the gateway.
     assert out["sender"] is None
@@ -67,7 +70,10 @@ def test_forward_without_a_number_is_kept_and_the_holder_told(
     assert out["action"] == "complaint"
     assert "10690001" in str(out["reply"])  # tells how to forward with the number
     kept = session.scalar(select(Complaint).where(Complaint.phone == HOLDER))
-    assert kept is not None and kept.address == "" and kept.text and "贷款" in kept.text
+    assert kept is not None
+    assert kept.address == ""
+    assert kept.text
+    assert "贷款" in kept.text
     assert kept.status == "open"  # at the regulator's desk, nothing lost
 
 
