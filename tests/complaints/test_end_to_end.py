@@ -39,7 +39,7 @@ def _http(base: str, key: str, path: str, body: dict[str, Any] | None = None) ->
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (the local test server)
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)
 
 
