@@ -122,4 +122,20 @@ def sanctions_scan() -> None:
     )
 
 
-COMMANDS = [admin_group, sanctions_group, stats_group]
+@click.group("complaints")
+def complaints_group() -> None:
+    """Complaints."""
+
+
+@complaints_group.command("sweep")
+def complaints_sweep() -> None:
+    """Flag overdue answers and escalate their complaints (working days; the worker runs it too)."""
+    from registry.complaints import routing
+
+    with db.session() as session:
+        swept = routing.sweep(session, _settings(), utcnow())
+        session.commit()
+    click.echo(f"{len(swept.routes)} answers newly overdue; {len(swept.escalated)} escalated")
+
+
+COMMANDS = [admin_group, sanctions_group, stats_group, complaints_group]

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from registry.admin import audit
-from registry.complaints import desk
+from registry.complaints import desk, routing
 from registry.config import Settings
 from registry.sanctions.services import TriggerHit, scan
 
@@ -51,7 +51,8 @@ def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]
 def run_jobs(
     session_factory: Callable[[], AbstractContextManager[Session]], settings: Settings
 ) -> int:
-    """Run the console's periodic jobs (for ``registry worker``): the trigger, then the rollups.
+    """Run the console's periodic jobs (for ``registry worker``): the trigger, the rollups,
+    and the complaint deadline sweep (registry/complaints/routing.py ``sweep``).
 
     Each is its own transaction; return how many senders were newly flagged or suspended.
     """
@@ -63,5 +64,8 @@ def run_jobs(
         session.commit()
     with session_factory() as session:
         stats.refresh(session, utcnow())
+        session.commit()
+    with session_factory() as session:
+        routing.sweep(session, settings, utcnow())
         session.commit()
     return sum(1 for h in hits if h.action != "already")

@@ -95,3 +95,15 @@ def test_an_answer_after_the_deadline_is_kept_and_marked_late(
     view = acme.get("/compliance").get_json()
     assert view["late"] == 1
     assert view["answers_due"] == 0
+
+
+def test_the_sweep_command_reports_what_it_flagged(app: object, session: Session,
+                                                   settings: Settings, acme: Api) -> None:  # fmt: skip
+    from click.testing import CliRunner
+
+    complaint = _filed_on_30_september(session, settings)
+    result = CliRunner().invoke(app.cli, ["complaints", "sweep"])  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    assert "answers newly overdue" in result.output
+    session.expire_all()
+    assert session.get(Complaint, complaint.id).escalated_at is not None  # type: ignore[union-attr]
