@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from registry.admin import bp, charts
 from registry.admin.charts import Series
-from registry.admin.session import settings, staff_required
+from registry.admin.session import staff_required
 from registry.admin.statistics import (
     BadQuarter,
     Dataset,
@@ -20,10 +20,8 @@ from registry.admin.statistics import (
     period_of_request,
     quarter_error_page,
 )
-from registry.complaints import deadlines
 from registry.complaints import stats as cstats
 from registry.db import get_session
-from registry.timeutil import utcnow
 
 
 def _h(v: float | None) -> str:
@@ -57,21 +55,20 @@ def _handling(name: str, title: str, key: str, rows: list[cstats.Handling]) -> D
 
 def handling_org(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Handling per organization routed to."""
-    today = deadlines.local_day(utcnow(), settings().tz)
-    rows = cstats.by_org(session, today, *(period or (None, None)))
+    rows = cstats.handling(session, "complaint_org", *(period or (None, None)))
     return _handling("handling_org", _("Complaint handling per organization"),
                      _("organization"), rows)  # fmt: skip
 
 
 def handling_sector(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Handling per sector desk."""
-    rows = cstats.by_column(session, "sector", *(period or (None, None)))
+    rows = cstats.handling(session, "complaint_sector", *(period or (None, None)))
     return _handling("handling_sector", _("Complaint handling per sector"), _("sector"), rows)
 
 
 def handling_intake(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Handling per channel of intake."""
-    rows = cstats.by_column(session, "intake", *(period or (None, None)))
+    rows = cstats.handling(session, "complaint_intake", *(period or (None, None)))
     return _handling("handling_intake", _("Complaint handling per channel of intake"),
                      _("intake"), rows)  # fmt: skip
 
@@ -105,16 +102,20 @@ def rates_category(session: Session, period: tuple[date, date] | None) -> Datase
 
 
 def overdue(session: Session, period: tuple[date, date] | None) -> Dataset:
-    """Answers that fell overdue, per deadline day."""
-    rows = cstats.overdue_by_day(session, *(period or (None, None)))
+    """Overdue and late answers counted against each organization."""
+    rows = cstats.overdue_by_org(session, *(period or (None, None)))
     chart = (
-        charts.hbar(_("Overdue answers per deadline day"), [d for d, _n in rows[-30:]],
-                    [Series(_("overdue"), [n for _d, n in rows[-30:]])])
+        charts.hbar(_("Overdue and late answers per organization"), [k for k, _o, _l in rows[:20]],
+                    [Series(_("overdue"), [o for _k, o, _l in rows[:20]]),
+                     Series(_("late answers"), [lt for _k, _o, lt in rows[:20]])])
         if rows
         else None
     )  # fmt: skip
-    return Dataset("overdue", _("Overdue answers per deadline day"),
-                   [_("deadline"), _("overdue")], [[d, n] for d, n in rows], chart)  # fmt: skip
+    return Dataset("overdue", _("Overdue and late answers per organization"),
+                   [_("organization"), _("overdue"), _("late answers")],
+                   [list(r) for r in rows], chart,
+                   _("An answer is overdue from the working day after its deadline (China's "
+                     "public holidays and make-up working days counted)."))  # fmt: skip
 
 
 COMPLAINT_DATASETS: dict[str, Callable[[Session, tuple[date, date] | None], Dataset]] = {

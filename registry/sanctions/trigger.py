@@ -51,8 +51,10 @@ def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]
 def run_jobs(
     session_factory: Callable[[], AbstractContextManager[Session]], settings: Settings
 ) -> int:
-    """Run the console's periodic jobs (for ``registry worker``): the trigger, the rollups,
-    and the complaint deadline sweep (registry/complaints/routing.py ``sweep``).
+    """Run the console's periodic jobs (for ``registry worker``).
+
+    The trigger, the complaint deadline sweep (registry/complaints/routing.py
+    ``sweep``), then the rollups, which count what the sweep flagged.
 
     Each is its own transaction; return how many senders were newly flagged or suspended.
     """
@@ -62,10 +64,10 @@ def run_jobs(
     with session_factory() as session:
         hits = run(session, settings, utcnow())
         session.commit()
-    with session_factory() as session:
-        stats.refresh(session, utcnow())
+    with session_factory() as session:  # before the rollups, which count what it flagged
+        routing.sweep(session, settings, utcnow())
         session.commit()
     with session_factory() as session:
-        routing.sweep(session, settings, utcnow())
+        stats.refresh(session, utcnow())
         session.commit()
     return sum(1 for h in hits if h.action != "already")

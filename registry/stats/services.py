@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.checks.models import CheckLog
+from registry.complaints import stats as complaint_stats
 from registry.consent.models import CHANNELS
 from registry.events.models import Event
 from registry.orgs.models import Organization
@@ -103,6 +104,9 @@ def refresh(session: Session, now: datetime) -> RefreshResult:
     started = time.perf_counter()
     dnd_days = _refresh_dnd(session)
     seconds["dnd"] = time.perf_counter() - started
+    started = time.perf_counter()
+    complaint_stats.refresh(session)
+    seconds["complaints"] = time.perf_counter() - started
     return RefreshResult(checks_read, holders, dnd_days, seconds)
 
 
