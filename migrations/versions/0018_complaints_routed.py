@@ -139,6 +139,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("escalated_at", registry.timeutil.UTCDateTime(), nullable=True)
         )
+        batch_op.create_index("ix_complaint_created_at_id", ["created_at", "id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_complaint_duplicate_of"), ["duplicate_of"], unique=False
         )
@@ -175,6 +176,7 @@ def downgrade() -> None:
         )
         batch_op.drop_index(batch_op.f("ix_complaint_reporter_id"))
         batch_op.drop_index(batch_op.f("ix_complaint_duplicate_of"))
+        batch_op.drop_index("ix_complaint_created_at_id")
         batch_op.drop_column("escalated_at")
         batch_op.drop_column("final_due")
         batch_op.drop_column("ack_due")

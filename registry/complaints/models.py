@@ -35,6 +35,8 @@ class Complaint(SQLModel, table=True):
     __table_args__ = (
         Index("ix_complaint_phone_id", "phone", "id"),
         Index("ix_complaint_status_created_at", "status", "created_at"),
+        # The desk's queue, oldest first, unfiltered: without it, a sort of every complaint.
+        Index("ix_complaint_created_at_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
