@@ -137,4 +137,9 @@ def test_handling_statistics_and_csv(
     assert rows[1][:2] == ["acme", "1"]
     intake = as_viewer.get("/admin/complaints/stats/handling_intake.csv").get_data(as_text=True)
     assert "site,1" in intake
+    # One complaint for one check of a finance sender: 10,000 per 10,000 checks.
+    rates = as_viewer.get("/admin/complaints/stats/rates_category.csv").get_data(as_text=True)
+    assert "finance,1,1,10000.00" in rates
+    by_org = as_viewer.get("/admin/complaints/stats/rates_org.csv").get_data(as_text=True)
+    assert "acme,1,1,10000.00" in by_org
     assert as_viewer.get("/admin/complaints/stats/nope.csv").status_code == 404
