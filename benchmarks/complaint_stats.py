@@ -33,7 +33,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 _spec = importlib.util.spec_from_file_location("bench_stats", ROOT / "benchmarks" / "stats.py")
-assert _spec is not None and _spec.loader is not None
+if _spec is None or _spec.loader is None:
+    raise SystemExit("benchmarks/stats.py is missing")
 base = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(base)
 
@@ -79,12 +80,14 @@ def build(url: str, complaints: int, checks: int) -> dict[str, object]:
         tru, fal = "1", "0"
     first_org, first_sender = min(org_ids), min(sender_ids)
     types = "CASE n % 13 WHEN 0 THEN 'fraud' WHEN 1 THEN 'after_refusal' WHEN 2 THEN 'outside_hours' WHEN 3 THEN 'too_frequent' WHEN 4 THEN 'impersonation' ELSE 'no_consent' END"
-    intake = "CASE n % 7 WHEN 0 THEN 'reporter' WHEN 1 THEN 'sms' WHEN 2 THEN 'staff' ELSE 'site' END"
+    intake = (
+        "CASE n % 7 WHEN 0 THEN 'reporter' WHEN 1 THEN 'sms' WHEN 2 THEN 'staff' ELSE 'site' END"
+    )
     matched = "n % 50 <> 0"  # one in fifty: a number no registered sender uses
     with engine.begin() as conn:
         base.timed(f"{checks:,} checks (INSERT ... SELECT)", lambda: conn.execute(text(
             "INSERT INTO check_log (phone, sender_id, organization_id, channel, purpose, category, decision, reason, at, checked_at) "
-            f"SELECT {phone.format(x=f'n * 7919 % 1000000 + 1')}, {first_sender} + n % 20, {first_org} + n % 20, 'sms', 'marketing', 'finance', "
+            f"SELECT {phone.format(x='n * 7919 % 1000000 + 1')}, {first_sender} + n % 20, {first_org} + n % 20, 'sms', 'marketing', 'finance', "
             f"CASE WHEN n % 2 = 0 THEN 'deny' ELSE 'allow' END, CASE WHEN n % 2 = 0 THEN 'no_consent' ELSE 'consent' END, "
             f"{ago.format(x='n * 11')}, {ago.format(x='n * 11')} FROM {ser(dialect, checks)}"
         )))  # fmt: skip
@@ -111,10 +114,20 @@ def build(url: str, complaints: int, checks: int) -> dict[str, object]:
         route = (
             "INSERT INTO complaint_route (complaint_id, role, organization_id, sector, forwarded_at, due_on, "
             "answered_at, answered_by, late, overdue_at, action) "
-            "SELECT id, '{role}', {org}, {sector}, created_at, " + plus_d.format(t="created_at", d="7") + ", "
+            "SELECT id, '{role}', {org}, {sector}, created_at, "
+            + plus_d.format(t="created_at", d="7")
+            + ", "
             "CASE WHEN id % 4 <> 0 THEN " + plus_h.format(t="created_at", h="id % 200") + " END, "
-            "CASE WHEN id % 4 <> 0 THEN 'org:bench' END, CASE WHEN id % 4 <> 0 AND id % 200 > 160 THEN " + tru + " ELSE " + fal + " END, "
-            "CASE WHEN id % 4 = 0 AND " + day.format(t="created_at") + " < " + day.format(t="CURRENT_TIMESTAMP") + " THEN created_at END, "
+            "CASE WHEN id % 4 <> 0 THEN 'org:bench' END, CASE WHEN id % 4 <> 0 AND id % 200 > 160 THEN "
+            + tru
+            + " ELSE "
+            + fal
+            + " END, "
+            "CASE WHEN id % 4 = 0 AND "
+            + day.format(t="created_at")
+            + " < "
+            + day.format(t="CURRENT_TIMESTAMP")
+            + " THEN created_at END, "
             "CASE WHEN id % 4 <> 0 THEN 'stopped_contacting' END FROM complaint WHERE {where}"
         )
         base.timed("routes: merchant", lambda: conn.execute(text(route.format(
@@ -123,10 +136,7 @@ def build(url: str, complaints: int, checks: int) -> dict[str, object]:
             role="agent", org="agent_id", sector="NULL", where="agent_id IS NOT NULL"))))  # fmt: skip
         base.timed("routes: sector desk", lambda: conn.execute(text(route.format(
             role="sector", org="NULL", sector="sector", where="sector IS NOT NULL"))))  # fmt: skip
-        if dialect == "postgresql":
-            conn.execute(text("ANALYZE"))
-        else:
-            conn.execute(text("ANALYZE"))
+        conn.execute(text("ANALYZE"))
     engine.dispose()
     return {"key": key, "org": first_org + 3}
 
@@ -135,7 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--complaints", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=None, help="postgresql://... (dropped and recreated)")
+    parser.add_argument(
+        "--database-url", default=None, help="postgresql://... (dropped and recreated)"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
@@ -194,12 +206,18 @@ def main() -> None:
         for path in pages:
             times = _time(args.repeat, lambda p=path: browser.get(p))
             worst_all = max(worst_all, max(times))
-            print(f"  {path:<46} {statistics.median(times) * 1000:8.0f} ms  {max(times) * 1000:8.0f} ms")
+            print(
+                f"  {path:<46} {statistics.median(times) * 1000:8.0f} ms  {max(times) * 1000:8.0f} ms"
+            )
         for path in ("/api/v1/compliance", "/api/v1/complaints?due=true"):
             times = _time(args.repeat, lambda p=path: _api(port, str(ids["key"]), p))
             worst_all = max(worst_all, max(times))
-            print(f"  {path:<46} {statistics.median(times) * 1000:8.0f} ms  {max(times) * 1000:8.0f} ms")
-        print(f"slowest: {worst_all * 1000:.0f} ms ({'within' if worst_all <= 1 else 'OVER'} the 1 s budget)")
+            print(
+                f"  {path:<46} {statistics.median(times) * 1000:8.0f} ms  {max(times) * 1000:8.0f} ms"
+            )
+        print(
+            f"slowest: {worst_all * 1000:.0f} ms ({'within' if worst_all <= 1 else 'OVER'} the 1 s budget)"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -216,8 +234,10 @@ def _time(repeat: int, fn) -> list[float]:  # type: ignore[no-untyped-def]
 
 
 def _api(port: int, key: str, path: str) -> tuple[int, bytes]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (the local benchmark server)
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
         body = resp.read()
         json.loads(body)
         return resp.status, body

@@ -60,6 +60,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_complaint_route_org_due", ["organization_id", "answered_at", "due_on"], unique=False
         )
+        batch_op.create_index(
+            "ix_complaint_route_org_complaint",
+            ["organization_id", "complaint_id", "answered_at", "due_on", "overdue_at", "late"],
+            unique=False,
+        )
 
     op.create_table(
         "sanction_appeal",
@@ -141,6 +146,11 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_complaint_created_at_id", ["created_at", "id"], unique=False)
         batch_op.create_index(
+            "ix_complaint_status_answered_created",
+            ["status", "answered_at", "created_at"],
+            unique=False,
+        )
+        batch_op.create_index(
             batch_op.f("ix_complaint_duplicate_of"), ["duplicate_of"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_complaint_reporter_id"), ["reporter_id"], unique=False)
@@ -177,6 +187,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_complaint_reporter_id"))
         batch_op.drop_index(batch_op.f("ix_complaint_duplicate_of"))
         batch_op.drop_index("ix_complaint_created_at_id")
+        batch_op.drop_index("ix_complaint_status_answered_created")
         batch_op.drop_column("escalated_at")
         batch_op.drop_column("final_due")
         batch_op.drop_column("ack_due")
@@ -200,6 +211,7 @@ def downgrade() -> None:
 
     op.drop_table("sanction_appeal")
     with op.batch_alter_table("complaint_route", schema=None) as batch_op:
+        batch_op.drop_index("ix_complaint_route_org_complaint")
         batch_op.drop_index("ix_complaint_route_org_due")
         batch_op.drop_index("ix_complaint_route_complaint_party")
 

@@ -37,6 +37,9 @@ class Complaint(SQLModel, table=True):
         Index("ix_complaint_status_created_at", "status", "created_at"),
         # The desk's queue, oldest first, unfiltered: without it, a sort of every complaint.
         Index("ix_complaint_created_at_id", "created_at", "id"),
+        # The dashboard's and the queue's overdue count, read from the index alone
+        # (status, no answer, filed before): 1.3 s -> 0.07 s at a million complaints.
+        Index("ix_complaint_status_answered_created", "status", "answered_at", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -105,6 +108,9 @@ class ComplaintRoute(SQLModel, table=True):
     __tablename__ = "complaint_route"
     __table_args__ = (
         Index("ix_complaint_route_org_due", "organization_id", "answered_at", "due_on"),
+        # An organization's compliance view, from the index alone (docs/performance-stats.md).
+        Index("ix_complaint_route_org_complaint", "organization_id", "complaint_id",
+              "answered_at", "due_on", "overdue_at", "late"),
         Index("ix_complaint_route_complaint_party", "complaint_id", "role", "organization_id",
               unique=True),
     )  # fmt: skip
