@@ -29,7 +29,7 @@ from registry.complaints import compliance, routing
 from registry.complaints import services as complaints
 from registry.complaints.models import ACTIONS, TYPES, VERIFICATIONS, Complaint
 from registry.db import get_session
-from registry.errors import Forbidden, InvalidPhoneError
+from registry.errors import Forbidden, InvalidPhoneError, ValidationFailed
 from registry.extensions import limiter
 from registry.orgs.services import get_org
 from registry.timeutil import iso, to_utc, utcnow
@@ -197,7 +197,10 @@ def list_complaints() -> Any:
     session = get_session()
     if me.role == "reporter":
         return jsonify({"complaints": [_out(c) for c in complaints.filed_by(session, me.org_id)]})
-    due = request.args.get("due", "").lower() in ("1", "true")
+    raw = request.args.get("due")
+    if raw not in (None, "true", "false"):
+        raise ValidationFailed("due must be true or false", field="due")
+    due = raw == "true"
     items = compliance.routed_to(session, settings(), me.org_id, utcnow(), due_only=due)
     return jsonify({"complaints": [_plain(i) for i in items]})
 

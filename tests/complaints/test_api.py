@@ -164,3 +164,10 @@ def test_a_dispute_with_a_receipt_is_checked(reporter: Api, acme: Api, settings:
                      {"found": "we checked", "action": "none", "dispute": check["check_id"]})  # fmt: skip
     assert resp.status_code == 201
     assert resp.get_json()["dispute_valid"] is False  # the receipt says deny: no cover
+
+
+def test_due_filter_takes_true_or_false_only(acme: Api) -> None:
+    assert acme.get("/complaints?due=true").status_code == 200
+    resp = acme.get("/complaints?due=yes please")
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["code"] == "validation_error"
