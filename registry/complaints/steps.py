@@ -25,7 +25,8 @@ class Step:
 
     at: datetime
     kind: str  # received | duplicate | police | closed_allowed | forwarded | referred |
-    #            org_answered | sector_replied | regulator_replied | holder_wrote | closed
+    #            org_answered | sector_replied | regulator_replied | closed
+    #            (holder_wrote: an author of no other kind; the holder's own are shown apart)
     who: str | None = None
     text: str | None = None
     late: bool = False
@@ -52,6 +53,8 @@ def steps(session: Session, complaint: Complaint) -> list[Step]:
         out.append(Step(r.forwarded_at, kind, who, extra={"role": r.role}))
     late = {r.answered_by for r in rows if r.answered_by and r.late}
     for m in services.thread(session, complaint.id or 0):
+        if m.author == "holder":
+            continue  # the holder's own messages are shown as such, beside the steps
         out.append(_message_step(m.author, m.body, m.created_at, by_slug, late))
     closed_by_desk = complaint.verdict != "allowed" and complaint.duplicate_of is None
     if complaint.status == "closed" and complaint.closed_at and closed_by_desk:

@@ -178,6 +178,7 @@ class ComplaintForm(FlaskForm):
         _l("What was wrong"),
         choices=[SelectChoice(k, v) for k, v in COMPLAINT_TYPES.items()],
         default="no_consent",
+        validators=[Optional()],  # a form sent without it (an older page) is "no consent"
     )
     text = TextAreaField(_l("What happened (optional)"), validators=[Optional(), Length(max=1000)])
     once = once_field()
