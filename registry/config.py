@@ -165,6 +165,10 @@ class Settings:
     consent_pending_days: int = 7
     # The regulator console (issue 6).
     complaint_answer_days: int = 7
+    # Complaint deadlines in working days (issue 16, registry/complaints/deadlines.py).
+    complaint_ack_days: int = 1
+    complaint_org_days: int = 5
+    complaint_final_days: int = 15
     sanction_complaints: int = 5
     sanction_days: int = 10
     sanction_auto_suspend: bool = False
@@ -351,6 +355,9 @@ def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, key, upper in (
         ("COMPLAINT_ANSWER_DAYS", "complaint_answer_days", 365),
+        ("COMPLAINT_ACK_DAYS", "complaint_ack_days", 60),
+        ("COMPLAINT_ORG_DAYS", "complaint_org_days", 60),
+        ("COMPLAINT_FINAL_DAYS", "complaint_final_days", 120),
         ("SANCTION_COMPLAINTS", "sanction_complaints", 100_000),
         ("SANCTION_DAYS", "sanction_days", 365),
         ("SANCTION_SUSPEND_DAYS", "sanction_suspend_days", 3650),

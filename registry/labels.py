@@ -137,6 +137,34 @@ ACTORS = {
     "demo": _l("the registry's demo data"),
 }
 
+# What a holder complains of (registry/complaints/models.py TYPES).
+COMPLAINT_TYPES = {
+    "no_consent": _l("marketing I never agreed to"),
+    "after_refusal": _l("they contacted me after I refused"),
+    "outside_hours": _l("outside the allowed calling hours"),
+    "too_frequent": _l("too often"),
+    "impersonation": _l("they pretended to be someone else"),
+    "fraud": _l("fraud or a scam"),
+    "threat": _l("a threat"),
+}
+
+# How a reporting platform verified that the holder holds the number.
+VERIFICATIONS = {
+    "sms_code": _l("a code it texted to your number"),
+    "carrier_account": _l("your carrier account for this number"),
+    "device_sim": _l("the SIM card in your phone"),
+}
+
+# The sector desks (registry/complaints/sectors.py), as the holder reads them.
+SECTORS = {
+    "financial": _l("the financial regulator"),
+    "housing": _l("the housing authority"),
+    "health": _l("the health authority"),
+    "education": _l("the education authority"),
+    "employment": _l("the employment authority"),
+    "travel": _l("the tourism authority"),
+}
+
 VERDICTS = {
     "no_check": _l("the sender did not ask the registry before contacting you"),
     "contacted_despite_deny": _l("the sender contacted you although the registry said no"),
@@ -212,6 +240,9 @@ def init_app(app: Flask) -> None:
         "via_label": lambda c: label(VIA, c),
         "actor_label": actor,
         "verdict_label": lambda c: label(VERDICTS, c),
+        "complaint_type_label": lambda c: label(COMPLAINT_TYPES, c),
+        "verification_label": lambda c: label(VERIFICATIONS, c),
+        "sector_label": lambda c: label(SECTORS, c),
         "local_time": local_time,
     }
     app.jinja_env.filters.update(filters)

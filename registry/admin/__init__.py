@@ -38,6 +38,7 @@ import registry.admin.reviews  # noqa: E402,F401  (issue 17: the quarterly publi
 from registry.admin import (  # noqa: E402,F401  (routes register on import)
     auth,
     claims,
+    complaint_stats,
     delegations,
     desk,
     directory,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.admin.models import STAFF_ROLES, StaffUser
+from registry.complaints.sectors import SECTORS
 from registry.errors import Conflict, RegistryError, ValidationFailed
 
 # Five wrong attempts (password or code) lock the account for fifteen minutes;
@@ -64,11 +65,18 @@ def normalize_email(email: str) -> str:
     return cleaned
 
 
-def create_staff(session: Session, email: str, password: str, role: str = "viewer") -> NewStaff:
-    """Create a staff account with an argon2 password hash and a fresh TOTP secret."""
+def create_staff(
+    session: Session, email: str, password: str, role: str = "viewer", sector: str | None = None
+) -> NewStaff:
+    """Create a staff account with an argon2 password hash and a fresh TOTP secret.
+
+    ``sector``: the sector desk the account belongs to (registry/complaints/sectors.py).
+    """
     email = normalize_email(email)
     if role not in STAFF_ROLES:
         raise ValidationFailed(f"role must be one of {', '.join(STAFF_ROLES)}", field="role")
+    if sector is not None and sector not in SECTORS:
+        raise ValidationFailed(f"sector must be one of {', '.join(SECTORS)}", field="sector")
     if len(password) < MIN_PASSWORD:
         raise ValidationFailed(
             f"the password needs at least {MIN_PASSWORD} characters", field="password"
@@ -77,7 +85,11 @@ def create_staff(session: Session, email: str, password: str, role: str = "viewe
         raise Conflict(f"a staff account {email!r} exists", field="email")
     secret = pyotp.random_base32()
     user = StaffUser(
-        email=email, password_hash=_hasher.hash(password), totp_secret=secret, role=role
+        email=email,
+        password_hash=_hasher.hash(password),
+        totp_secret=secret,
+        role=role,
+        sector=sector,
     )
     session.add(user)
     session.flush()

@@ -7,14 +7,22 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from registry import phones
 from registry.admin import bp
-from registry.admin.forms import STATUS_LABELS, QueueFilter, ReplyForm, StatusForm
+from registry.admin.forms import (
+    STATUS_LABELS,
+    TYPE_LABELS,
+    PhoneComplaintForm,
+    QueueFilter,
+    ReplyForm,
+    StatusForm,
+)
 from registry.admin.session import current, officer_required, record, settings, staff_required
-from registry.complaints import desk
+from registry.complaints import desk, routing
 from registry.complaints import services as complaints
 from registry.db import get_session
 from registry.errors import RegistryError
-from registry.timeutil import utcnow
+from registry.timeutil import to_utc, utcnow
 
 
 @bp.get("/complaints")
@@ -56,6 +64,8 @@ def complaint_detail(complaint_id: int) -> Any:
     days = settings().complaint_answer_days
     return render_template(
         "admin/complaint.html",
+        routes=desk.routes_of(session, settings(), complaint, utcnow()),
+        type_labels=TYPE_LABELS,
         c=complaint,
         verdict=verdict,
         sender=desk.sender_of(session, complaint),
@@ -75,18 +85,25 @@ def complaint_reply(complaint_id: int) -> Any:
     session = get_session()
     complaint = _complaint(complaint_id)
     form = ReplyForm()
+    staff, now = current(), utcnow()
     if form.validate_on_submit():
+        body = form.body.data or ""
         try:
-            complaints.reply(
-                session, complaint, form.body.data or "", author=f"regulator:{current().email}"
-            )
-            if form.then_status.data:
-                complaints.set_status(session, complaint, form.then_status.data)
+            if staff.sector is not None:
+                # A sector desk answers the complaints referred to it, in the same thread.
+                routing.sector_answer(session, settings(), complaint, staff.sector, body,
+                                      staff.email, now)  # fmt: skip
+            elif form.then_status.data == "closed":
+                routing.final_reply(session, complaint, body, staff.email, now)
+            else:
+                complaints.reply(session, complaint, body, author=f"regulator:{staff.email}")
+                if form.then_status.data:
+                    complaints.set_status(session, complaint, form.then_status.data)
         except RegistryError as exc:
             flash(exc.message, "error")
         else:
             record("complaint.reply", f"complaint:{complaint_id}", status=complaint.status,
-                   length=len(form.body.data or ""))  # fmt: skip
+                   length=len(body), sector=staff.sector)  # fmt: skip
             session.commit()
             flash(_("Reply sent; the holder sees it on the site."))
     else:
@@ -114,3 +131,32 @@ def complaint_status(complaint_id: int) -> Any:
     else:
         flash(_("Choose open, answered or closed."), "error")
     return redirect(url_for("admin.complaint_detail", complaint_id=complaint_id))
+
+
+@bp.route("/complaints/new", methods=["GET", "POST"])
+@officer_required
+def complaint_new() -> Any:
+    """Enter a complaint taken by telephone; it records who entered it and is routed at once."""
+    form = PhoneComplaintForm()
+    cfg = settings()
+    if form.validate_on_submit():
+        session = get_session()
+        try:
+            phone = phones.to_e164(form.phone.data or "", cfg.default_region)
+            how = complaints.Intake(type=form.type.data or "no_consent", intake="staff",
+                                    entered_by=current().email)  # fmt: skip
+            complaint = routing.lodge(
+                session, cfg, phone, form.address.data or "", form.channel.data or "sms",
+                to_utc(form.contacted_at.data or utcnow(), cfg.tz), form.text.data, how,
+            )  # fmt: skip
+        except phones.InvalidPhone:
+            form.phone.errors = [_("Enter the holder's number, e.g. 131 0000 1234.")]
+        except RegistryError as exc:
+            form.contacted_at.errors = [exc.message]
+        else:
+            record("complaint.enter", f"complaint:{complaint.id}", intake="staff")
+            session.commit()
+            flash(_("Complaint %(ref)s entered.", ref=complaint.reference))
+            return redirect(url_for("admin.complaint_detail", complaint_id=complaint.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/complaint_new.html", form=form), status

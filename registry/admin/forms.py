@@ -52,10 +52,44 @@ class ReplyForm(FlaskForm):
         _l("Then set the status to"),
         choices=[
             SelectChoice("", _l("leave as it is")),
-            *(SelectChoice(s, STATUS_LABELS[s]) for s in ("answered", "closed")),
+            SelectChoice("answered", STATUS_LABELS["answered"]),
+            SelectChoice("closed", _l("closed: this is the final answer (the holder is texted)")),
         ],
         validators=[Optional()],
     )
+
+
+# A complaint's types as staff read them (registry/complaints/models.py TYPES).
+TYPE_LABELS = {
+    "no_consent": _l("marketing without consent"),
+    "after_refusal": _l("contacted after a refusal"),
+    "outside_hours": _l("outside calling hours"),
+    "too_frequent": _l("too frequent"),
+    "impersonation": _l("pretending to be someone else"),
+    "fraud": _l("fraud (police channel)"),
+    "threat": _l("threat (police channel)"),
+}
+
+
+class PhoneComplaintForm(FlaskForm):
+    """A complaint taken by telephone, entered by staff for the holder."""
+
+    phone = StringField(_l("The holder's number"), validators=[DataRequired(), Length(max=32)])
+    address = StringField(
+        _l("The number or SMS port it came from"), validators=[DataRequired(), Length(max=32)]
+    )
+    channel = SelectField(
+        _l("Channel"), choices=[SelectChoice("sms", _l("sms")), SelectChoice("voice", _l("voice"))]
+    )
+    contacted_at = DateTimeLocalField(
+        _l("When (Beijing time)"),
+        validators=[DataRequired(), within_calendar_field],
+        format="%Y-%m-%dT%H:%M",
+    )
+    type = SelectField(
+        _l("Type"), choices=[SelectChoice(k, label) for k, label in TYPE_LABELS.items()]
+    )
+    text = TextAreaField(_l("What the holder said"), validators=[Optional(), Length(max=2000)])
 
 
 class StatusForm(FlaskForm):

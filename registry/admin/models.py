@@ -22,6 +22,9 @@ class StaffUser(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     totp_secret: str = Field(max_length=64)
     role: str = Field(max_length=16, default="viewer")
+    # A sector desk (registry/complaints/sectors.py): the account answers the
+    # complaints referred to that sector. None: the general desk.
+    sector: str | None = Field(default=None, max_length=32)
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # The last TOTP time step accepted: a code is good for one sign-in only.

@@ -245,7 +245,7 @@ class BadQuarter(ValueError):
     """The ``q`` filter does not name a quarter."""
 
 
-def _period() -> tuple[str, tuple[date, date] | None]:
+def period_of_request() -> tuple[str, tuple[date, date] | None]:
     label = request.args.get("q", "").strip().upper()
     if not label:
         return "", None
@@ -255,7 +255,7 @@ def _period() -> tuple[str, tuple[date, date] | None]:
         raise BadQuarter(label) from None
 
 
-def _quarter_error(exc: BadQuarter, template: str) -> Any:
+def quarter_error_page(exc: BadQuarter, template: str) -> Any:
     """Show the page's quarter filter with its error (a 400: the query was wrong)."""
     message = _("Write the quarter as a year, Q and 1 to 4, like 2026Q4.")
     return render_template(template, datasets=[], quarter=str(exc)[:6], quarter_error=message,
@@ -267,9 +267,9 @@ def _quarter_error(exc: BadQuarter, template: str) -> Any:
 def stats_index() -> Any:
     """Show every statistic with its chart and table."""
     try:
-        label, period = _period()
+        label, period = period_of_request()
     except BadQuarter as exc:
-        return _quarter_error(exc, "admin/stats.html")
+        return quarter_error_page(exc, "admin/stats.html")
     session = get_session()
     datasets = [build(session, period) for build in DATASETS.values()]
     return render_template(
@@ -287,8 +287,15 @@ def stats_csv(name: str) -> Any:
     build = DATASETS.get(name)
     if build is None:
         abort(404)
+    return csv_download(name, build)
+
+
+def csv_download(
+    name: str, build: Callable[[Session, tuple[date, date] | None], Dataset]
+) -> Response:
+    """Return one statistic as a CSV download, in English, and audit the export."""
     try:
-        label, period = _period()
+        label, period = period_of_request()
     except BadQuarter:
         abort(400, _("Write the quarter as a year, Q and 1 to 4, like 2026Q4."))
     with force_locale("en"):  # the CSV's headers and labels stay English, whatever the page's
@@ -312,9 +319,9 @@ def stats_csv(name: str) -> Any:
 def quarterly_report() -> Any:
     """Show the quarterly report: every statistic for one quarter, made to print."""
     try:
-        label, period = _period()
+        label, period = period_of_request()
     except BadQuarter as exc:
-        return _quarter_error(exc, "admin/report.html")
+        return quarter_error_page(exc, "admin/report.html")
     if period is None:
         label = stats.quarter_of(utcnow().date())
         period = stats.quarter_bounds(label)

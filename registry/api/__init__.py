@@ -64,6 +64,9 @@ def _authenticate() -> None:
         # The gateway carries the holder's own voice; a key that could also
         # act as a sender would let one party speak on both sides.
         raise Forbidden("a gateway key is good only for the gateway endpoints")
+    if g.caller.role == "reporter" and request.endpoint not in REPORTER:
+        # A reporting platform files complaints for holders; it is no sender.
+        raise Forbidden("a reporter key is good only for filing and reading its complaints")
 
 
 # What a ``gateway`` key may call (each also requires that role itself). These also take
@@ -78,6 +81,10 @@ def _basic_password(credentials: str) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unauthorized("basic auth credentials are not base64 of user:password") from exc
     return decoded.partition(":")[2]
+
+
+# What a ``reporter`` key may call (registry/api/complaints.py).
+REPORTER = {"api.file_complaint", "api.list_complaints", "api.get_complaint"}
 
 
 def caller() -> Caller:
@@ -130,6 +137,7 @@ def body(model: type[M]) -> M:
 from registry.api import (  # noqa: E402,F401  (routes register on import)
     changes,
     checks,
+    complaints,
     consents,
     delegations,
     gateway,

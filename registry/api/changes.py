@@ -23,7 +23,9 @@ class Change(BaseModel):
     ``number.disconnected`` and ``number.disconnection_retracted``, the latter with
     ``retracted_by`` (``carrier`` or ``regulator``); ``organization`` and ``sanction``
     (``phone`` null) on ``organization.sanctioned`` and ``organization.sanction_lifted``,
-    which every carrier reads."""
+    which every carrier reads; ``complaint`` (its ``id``, ``reference``, ``role``, ``type``,
+    ``address``, ``channel``, ``contacted_at``, ``verdict``, ``due_on``) on
+    ``complaint.forwarded``, read only by the organization it was forwarded to."""
 
     seq: int
     type: str
@@ -41,6 +43,7 @@ class Change(BaseModel):
     carrier: str | None = None
     retracted_by: str | None = None
     sanction: dict[str, Any] | None = None
+    complaint: dict[str, Any] | None = None
 
 
 class ChangePage(BaseModel):

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from registry.api import body, bp, require_role, settings, write_limit
 from registry.api.openapi import ERRORS, route
 from registry.api.optouts import InboundIn
-from registry.consent.gateway import RegistryReply, receive
+from registry.complaints.inbound import receive
+from registry.consent.gateway import RegistryReply
 from registry.db import get_session
 from registry.errors import Forbidden, MalformedPayload
 from registry.extensions import limiter
@@ -39,12 +40,14 @@ class GatewayInboundOut(BaseModel):
     ``sender`` and ``consents`` name what was confirmed, refused or created;
     both are empty when the reply named nothing the registry could act on
     (several requests waiting, an unknown reference): ``reply`` then tells the
-    holder what to send.
+    holder what to send. ``complaint`` (action ``complaint``) is the reference
+    of the complaint a forwarded unwanted text filed (docs/complaints.md).
     """
 
-    action: Literal["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none"]
+    action: Literal["confirm", "opt_in", "opt_out", "opt_out_all", "help", "none", "complaint"]
     sender: str | None = None
     consents: list[int] = []
+    complaint: str | None = None
     reply: str
 
 
@@ -63,6 +66,7 @@ def _render(outcome: RegistryReply) -> Response:
             "sender": outcome.sender,
             "consents": list(outcome.consents),
             "reply": outcome.reply,
+            **({"complaint": outcome.complaint} if outcome.complaint is not None else {}),
         }
     )
 
@@ -78,7 +82,7 @@ def _render(outcome: RegistryReply) -> Response:
 )
 @limiter.limit(write_limit)
 def gateway_inbound_sms() -> Any:
-    """Act for the holder on a reply to the registry's number: Y, START, TD <ref>, 全部退订."""
+    """Act for the holder on a text to the registry's number: a forwarded text, Y, START, TD."""
     require_role("gateway")
     data = body(InboundIn)
     cfg = settings()

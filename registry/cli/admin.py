@@ -9,6 +9,7 @@ from flask import current_app
 
 from registry.admin import accounts, audit
 from registry.admin.models import STAFF_ROLES
+from registry.complaints.sectors import SECTORS
 from registry.config import Settings
 from registry.errors import RegistryError
 from registry.extensions import db
@@ -29,6 +30,8 @@ def admin_group() -> None:
 @admin_group.command("create")
 @click.argument("email")
 @click.option("--role", type=click.Choice(STAFF_ROLES), default="viewer", show_default=True)
+@click.option("--sector", type=click.Choice(list(SECTORS)), default=None,
+              help="The sector desk of the account (complaints of that industry).")  # fmt: skip
 @click.option(
     "--password",
     prompt=True,
@@ -36,15 +39,15 @@ def admin_group() -> None:
     confirmation_prompt=True,
     help=f"At least {accounts.MIN_PASSWORD} characters (prompted when omitted).",
 )
-def admin_create(email: str, role: str, password: str) -> None:
+def admin_create(email: str, role: str, sector: str | None, password: str) -> None:
     """Create a staff account; print its TOTP secret and provisioning URI once."""
     with db.session() as session:
         try:
-            new = accounts.create_staff(session, email, password, role)
+            new = accounts.create_staff(session, email, password, role, sector)
         except RegistryError as exc:
             raise click.ClickException(exc.message) from exc
         audit.record(session, None, "staff.create", f"staff:{new.user.id}",
-                     {"email": new.user.email, "role": role}, actor="cli")  # fmt: skip
+                     {"email": new.user.email, "role": role, "sector": sector}, actor="cli")  # fmt: skip
         session.commit()
     click.echo(f"created {role} {new.user.email}")
     click.echo("add this account to an authenticator app (shown once):")
@@ -119,4 +122,20 @@ def sanctions_scan() -> None:
     )
 
 
-COMMANDS = [admin_group, sanctions_group, stats_group]
+@click.group("complaints")
+def complaints_group() -> None:
+    """Complaints."""
+
+
+@complaints_group.command("sweep")
+def complaints_sweep() -> None:
+    """Flag overdue answers and escalate their complaints (working days; the worker runs it too)."""
+    from registry.complaints import routing
+
+    with db.session() as session:
+        swept = routing.sweep(session, _settings(), utcnow())
+        session.commit()
+    click.echo(f"{len(swept.routes)} answers newly overdue; {len(swept.escalated)} escalated")
+
+
+COMMANDS = [admin_group, sanctions_group, stats_group, complaints_group]

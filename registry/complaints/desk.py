@@ -30,7 +30,8 @@ from sqlmodel import col
 
 from registry.checks.models import CheckLog
 from registry.checks.verdict import Verdict, verdict_for_contact
-from registry.complaints.models import Complaint
+from registry.complaints import deadlines
+from registry.complaints.models import Complaint, ComplaintRoute
 from registry.config import Settings
 from registry.orgs.models import Organization
 from registry.senders.models import Sender
@@ -352,3 +353,45 @@ def sender_of(session: Session, complaint: Complaint) -> SenderInfo | None:
         u is not None and u > now for u in (sender.suspended_until, org.suspended_until)
     )
     return SenderInfo(sender.code, sender.name, org.slug, org.name, suspended)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    """Where a complaint went, as the desk shows it."""
+
+    role: str
+    party: str  # the organization's name, or the sector
+    slug: str | None
+    due_on: date
+    answered_at: datetime | None
+    late: bool
+    overdue: bool
+    action: str | None
+    dispute_valid: bool | None
+
+
+def routes_of(
+    session: Session, settings: Settings, complaint: Complaint, now: datetime
+) -> list[RouteRow]:
+    """Return the routes of a complaint with their organizations and deadlines."""
+    rows = session.execute(
+        select(ComplaintRoute, col(Organization.slug), col(Organization.name))
+        .outerjoin(Organization, col(Organization.id) == col(ComplaintRoute.organization_id))
+        .where(col(ComplaintRoute.complaint_id) == complaint.id)
+        .order_by(col(ComplaintRoute.id))
+    ).all()
+    return [
+        RouteRow(
+            r.role,
+            name or r.sector or "",
+            slug,
+            r.due_on,
+            r.answered_at,
+            r.late,
+            r.overdue_at is not None
+            or deadlines.is_overdue(r.due_on, r.answered_at, now, settings.tz),
+            r.action,
+            r.dispute_valid,
+        )
+        for r, slug, name in rows
+    ]

@@ -26,15 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry import phones
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.consent.models import CHANNELS, Consent
 from registry.consent.replies import registry_reply, split_reference
-from registry.errors import Conflict, InvalidPhoneError, UnknownAddress
+from registry.errors import Conflict
 from registry.events.services import Actor, quoted
 from registry.senders.services import SenderRef, sender_by_id, sender_by_reference
-from registry.sms import services as sms
 from registry.subscribers import services as subscribers
 from registry.subscribers.models import Subscriber
 
@@ -50,6 +48,7 @@ class RegistryReply:
     reply: str
     sender: str | None = None
     consents: tuple[int, ...] = ()
+    complaint: str | None = None  # the reference of a complaint a forwarded text filed
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,42 +83,6 @@ def _waiting(session: Session, phone: str, now: datetime) -> dict[int, list[Cons
         if consent.pending_until is None or consent.pending_until > now:
             by_sender.setdefault(consent.sender_id, []).append(consent)
     return by_sender
-
-
-def receive(
-    session: Session,
-    settings: Settings,
-    sender_phone: str,
-    to: str | None,
-    text: str,
-    received_at: datetime,
-    now: datetime,
-    *,
-    send_reply: bool = False,
-) -> RegistryReply:
-    """Act on a reply a gateway brought: the one path of every gateway's replies.
-
-    ``to`` is the number the holder wrote to, where the gateway tells it; it
-    must be the registry's own (a reply to any other port is not the holder
-    speaking to the registry: refused and logged, nothing recorded). With
-    ``send_reply`` the answer is queued in the outbox, for gateways that do not
-    carry it back themselves (Kannel, the SMS clouds' callbacks).
-    """
-    if to is not None and to.replace(" ", "").replace("-", "") != settings.sms_number:
-        log.warning("reply from a gateway to %r, not the registry's number: ignored", to)
-        raise UnknownAddress(
-            f"the registry's number is {settings.sms_number}; replies to senders go to "
-            "/inbound-sms",
-            field="to",
-        )
-    try:
-        phone = phones.to_e164(sender_phone, settings.default_region)
-    except phones.InvalidPhone as exc:
-        raise InvalidPhoneError(str(exc), field="from") from exc
-    outcome = handle_registry_reply(session, settings, phone, text, received_at, now)
-    if send_reply and outcome.reply:
-        sms.send(session, phone, outcome.reply, "reply")
-    return outcome
 
 
 def handle_registry_reply(

@@ -18,11 +18,12 @@ from registry.timeutil import UTCDateTime, utcnow
 #   number.disconnected / number.disconnection_retracted
 #   claim.recorded (a sender forwarded a "Y"/"START": kept, acted on never; consent/claims.py)
 #   organization.sanctioned / organization.sanction_lifted (issue 17: no phone, phone "")
+#   complaint.forwarded (issue 16: a complaint routed to ``organization_id``, which alone reads it)
 TYPES = (
     "consent.created", "consent.confirmed", "consent.revoked", "consent.expired",
     "consent.voided", "consent.restored", "optout.recorded", "preferences.changed",
     "number.disconnected", "number.disconnection_retracted", "claim.recorded",
-    "organization.sanctioned", "organization.sanction_lifted",
+    "organization.sanctioned", "organization.sanction_lifted", "complaint.forwarded",
 )  # fmt: skip
 
 

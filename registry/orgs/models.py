@@ -11,7 +11,9 @@ from registry.timeutil import UTCDateTime, utcnow
 
 # ``gateway``: the SMS gateway carrying the registry's own number; its key is good
 # only for the gateway endpoints (registry/api/gateway.py), never as a sender's.
-ROLES = ("sender", "platform", "carrier", "regulator", "gateway")
+# ``reporter``: a reporting platform filing complaints for holders who proved their
+# number to it (registry/api/complaints.py); its key files and reads those only.
+ROLES = ("sender", "platform", "carrier", "regulator", "gateway", "reporter")
 SCOPES = ("check", "optout", "consent", "changes")
 
 

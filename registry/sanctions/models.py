@@ -64,3 +64,16 @@ class PublicReview(SQLModel, table=True):
     drafted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     published_by: str | None = Field(default=None, max_length=254)
     published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SanctionAppeal(SQLModel, table=True):
+    """An organization's appeal of a sanction against it, through the API."""
+
+    __tablename__ = "sanction_appeal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sanction_id: int = Field(foreign_key="sanction.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    grounds: str = Field(max_length=4000)
+    status: str = Field(default="pending", max_length=16)  # pending | upheld | rejected
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

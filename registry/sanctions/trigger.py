@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from registry.admin import audit
-from registry.complaints import desk
+from registry.complaints import desk, routing
 from registry.config import Settings
 from registry.sanctions.services import TriggerHit, scan
 
@@ -51,7 +51,10 @@ def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]
 def run_jobs(
     session_factory: Callable[[], AbstractContextManager[Session]], settings: Settings
 ) -> int:
-    """Run the console's periodic jobs (for ``registry worker``): the trigger, then the rollups.
+    """Run the console's periodic jobs (for ``registry worker``).
+
+    The trigger, the complaint deadline sweep (registry/complaints/routing.py
+    ``sweep``), then the rollups, which count what the sweep flagged.
 
     Each is its own transaction; return how many senders were newly flagged or suspended.
     """
@@ -60,6 +63,9 @@ def run_jobs(
 
     with session_factory() as session:
         hits = run(session, settings, utcnow())
+        session.commit()
+    with session_factory() as session:  # before the rollups, which count what it flagged
+        routing.sweep(session, settings, utcnow())
         session.commit()
     with session_factory() as session:
         stats.refresh(session, utcnow())

@@ -16,7 +16,7 @@ time. Either way a request that does not prove itself records nothing.
 
 This module only reads the formats into ``Reply`` and ``Report``: the replies
 go through the one path of every gateway's replies
-(``registry.consent.gateway.receive``), the reports to
+(``registry.complaints.inbound.receive``), the reports to
 ``registry.sms.services.record_delivery``.
 """
 

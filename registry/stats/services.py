@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.checks.models import CheckLog
+from registry.complaints import stats as complaint_stats
 from registry.consent.models import CHANNELS
 from registry.events.models import Event
 from registry.orgs.models import Organization
-from registry.senders.models import CATEGORIES
+from registry.senders.models import CATEGORIES, Sender
 from registry.stats.models import StatDaily, StatGap, StatWatermark
 from registry.subscribers.models import Subscriber
 
@@ -103,6 +104,9 @@ def refresh(session: Session, now: datetime) -> RefreshResult:
     started = time.perf_counter()
     dnd_days = _refresh_dnd(session)
     seconds["dnd"] = time.perf_counter() - started
+    started = time.perf_counter()
+    complaint_stats.refresh(session)
+    seconds["complaints"] = time.perf_counter() - started
     return RefreshResult(checks_read, holders, dnd_days, seconds)
 
 
@@ -163,6 +167,7 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
             col(CheckLog.agent_id),
             col(CheckLog.decision),
             col(CheckLog.reason),
+            col(CheckLog.sender_id),
             func.count(),
         )
         .where(in_span)
@@ -172,13 +177,24 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
             col(CheckLog.agent_id),
             col(CheckLog.decision),
             col(CheckLog.reason),
+            col(CheckLog.sender_id),
         )
+    ).all()
+    # Checks per industry (the sender's category): complaints per 10,000 checks
+    # per category (registry/complaints/stats.py).
+    categories = dict(
+        session.execute(
+            select(col(Sender.id), col(Sender.category)).where(
+                col(Sender.id).in_({r[5] for r in rows})
+            )
+        ).all()
     )
-    for d, org_id, agent_id, decision, reason, n in rows:
+    for d, org_id, agent_id, decision, reason, sender_id, n in rows:
         key = f"{decision}:{reason}"
         counts[("checks", _day(d), str(org_id), key)] += n
         if agent_id is not None:
             counts[("checks_agent", _day(d), str(agent_id), key)] += n
+        counts[("checks_category", _day(d), str(categories.get(sender_id, "other")), "")] += n
         found += n
     _add(session, counts)
     if found == high - low + 1:

@@ -44,6 +44,8 @@ NUMBER_TYPES = ("preferences.changed", "number.disconnected", "number.disconnect
 # Changes about an organization's standing (a suspension, a listing, their end):
 # every carrier reads them, and the organization itself (docs/enforcement.md).
 ORG_TYPES = ("organization.sanctioned", "organization.sanction_lifted")
+# A complaint forwarded to an organization (registry/complaints/routing.py): read by it only.
+FORWARDED = "complaint.forwarded"
 e: Table = Event.__table__  # type: ignore[attr-defined]
 sd: Table = Sender.__table__  # type: ignore[attr-defined]
 wt: Table = Watch.__table__  # type: ignore[attr-defined]
@@ -98,11 +100,13 @@ def _in_scope(org_id: int, grants: Sequence[tuple[int, datetime]]) -> ColumnElem
     ]
     carrier = select(og.c.id).where(og.c.id == org_id, og.c.role == "carrier").exists()
     standing = and_(e.c.type.in_(ORG_TYPES), or_(carrier, e.c.organization_id == org_id))
+    forwarded = and_(e.c.type == FORWARDED, e.c.organization_id == org_id)
     return or_(
         e.c.sender_id.in_(own),
         *delegated,
         and_(e.c.type.in_(NUMBER_TYPES), e.c.phone.in_(watched), since_watch),
         standing,
+        forwarded,
     )
 
 
@@ -183,6 +187,9 @@ def _item(row: Any, names: _Names) -> dict[str, Any]:
         item["phone"] = None  # about an organization, not a number
         item["organization"] = names.orgs.get(org)
         item["sanction"] = {k: iso_text(v) for k, v in json.loads(data).items()}
+    elif type_ == FORWARDED and data:
+        # The complaint, as registry/complaints/routing.py ``forward_data`` wrote it.
+        item["complaint"] = json.loads(data)
     elif type_ == "preferences.changed" and data:
         item["preferences"] = json.loads(data)
     elif type_ in ("number.disconnected", "number.disconnection_retracted") and data:

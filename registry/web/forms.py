@@ -13,6 +13,7 @@ from wtforms import (
     HiddenField,
     RadioField,
     SelectChoice,
+    SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
@@ -29,6 +30,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from registry.form_validators import within_calendar_field
 from registry.labels import CATEGORIES as CATEGORY_LABELS
+from registry.labels import COMPLAINT_TYPES
 from registry.senders.models import CATEGORIES
 
 
@@ -171,6 +173,12 @@ class ComplaintForm(FlaskForm):
             within_calendar_field,
         ],
         format="%Y-%m-%dT%H:%M",
+    )
+    type = SelectField(
+        _l("What was wrong"),
+        choices=[SelectChoice(k, v) for k, v in COMPLAINT_TYPES.items()],
+        default="no_consent",
+        validators=[Optional()],  # a form sent without it (an older page) is "no consent"
     )
     text = TextAreaField(_l("What happened (optional)"), validators=[Optional(), Length(max=1000)])
     once = once_field()

@@ -28,8 +28,9 @@ from flask_babel import gettext as _
 
 from registry import labels, phones
 from registry.checks.services import checks_for_phone
-from registry.complaints import desk
+from registry.complaints import desk, routing
 from registry.complaints import services as complaints
+from registry.complaints.steps import steps as complaint_steps
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.db import get_session
@@ -325,14 +326,16 @@ def complaint_list() -> Any:
     # InputRequired guarantees contacted_at; the test narrows its type without an assert.
     if form.validate_on_submit() and form.contacted_at.data is not None:
         try:
-            complaint, made = complaints.file_complaint_once(
+            complaint, made = routing.lodge_once(
                 db,
+                _settings(),
                 form.once.data or "",
                 g.phone,
                 form.address.data or "",
                 form.channel.data or "",
                 to_utc(form.contacted_at.data, labels.zone(g.phone)),
                 form.text.data,
+                form.type.data or "no_consent",
             )
             db.commit()
         except ValidationFailed:  # another holder's form token is a NotFound: the 404 page
@@ -389,6 +392,7 @@ def complaint_detail(complaint_id: int) -> Any:
         form=form,
         verdict=desk.verdict(db, _settings(), complaint),
         sender=desk.sender_of(db, complaint),
+        steps=complaint_steps(db, complaint),
     )
 
 

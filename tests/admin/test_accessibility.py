@@ -20,13 +20,14 @@ from click.testing import CliRunner
 from flask import Flask
 
 from registry.admin import accounts
+from registry.complaints import routing
 from registry.extensions import db
 from registry.orgs import delegations
 from registry.sanctions import services as sanctions
 from registry.senders.models import Sender
 from registry.timeutil import utcnow
 from tests import factories
-from tests.admin.conftest import PASSWORD, file_complaint
+from tests.admin.conftest import PASSWORD
 from tests.admin.test_browser import _shot
 from tests.axe import SIZES, contrast, focus_ring, report
 from tests.conftest import needs_chromium
@@ -53,9 +54,9 @@ def console(app: Flask, live_server: str) -> Console:
     with db.session() as s:
         world = factories.world(s)
         officer = accounts.create_staff(s, "officer@regulator.example", PASSWORD, "officer")
-        complaint = file_complaint(
-            s, HOLDER, text="Card offer by SMS although I set do-not-disturb"
-        )
+        # Routed (issue 16): the page shows where it went and the deadlines.
+        complaint = routing.lodge(s, app.config["REGISTRY"], HOLDER, "10690001", "sms", utcnow(),
+                                  "Card offer by SMS although I set do-not-disturb")  # fmt: skip
         deals = s.get(Sender, world.sender_ids["shop-deals"])
         assert deals is not None
         sanctions.suspend_sender(s, deals, "Texted holders after being told deny", 30,
@@ -94,6 +95,8 @@ def console_pages(console: Console) -> list[str]:
         "/admin/complaints",
         "/admin/complaints?status=nonsense&older_than=-3",  # the filter's form errors
         f"/admin/complaints/{console.complaint_id}",
+        "/admin/complaints/new",  # issue 16: a complaint taken by telephone
+        "/admin/complaints/stats",
         "/admin/sanctions",
         "/admin/orgs",
         "/admin/orgs/acme",
