@@ -217,6 +217,13 @@ def per_agent_quarter(
     return _per_quarter(session, col(Complaint.agent_id), start, end)
 
 
+def per_carrier_quarter(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Return complaints per carrier slug per quarter in [start, end): the carrier connecting the address."""
+    return _per_quarter(session, col(Complaint.carrier_id), start, end)
+
+
 def answer_days_list(
     session: Session, start: date | None = None, end: date | None = None
 ) -> tuple[list[float], int]:

@@ -36,7 +36,8 @@ def test_add_list_withdraw(cli: Cli, session: Session, world: World) -> None:
     assert session.get(Connection, connection_id).withdrawn_at is not None  # type: ignore[union-attr]
     assert address.withdrawn_at is not None
     again = cli("connections", "withdraw", str(connection_id))
-    assert again.exit_code == 1 and "already withdrawn" in again.output
+    assert again.exit_code == 1
+    assert "already withdrawn" in again.output
     assert cli("connections", "list").output == ""
     assert "withdrawn" in cli("connections", "list", "--all").output
 
@@ -47,5 +48,6 @@ def test_bad_input_is_a_clear_error(cli: Cli, world: World) -> None:
     assert "not a calling number" in result.output
     result = cli("connections", "add", "carrier", "nobody", "--kind", "sms_port",
                  "--address", "10690009")  # fmt: skip
-    assert result.exit_code == 1 and "nobody" in result.output
+    assert result.exit_code == 1
+    assert "nobody" in result.output
     assert cli("connections", "withdraw", "999").exit_code == 1
