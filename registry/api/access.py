@@ -18,7 +18,7 @@ from registry import phones
 from registry.access import services
 from registry.access.models import KINDS
 from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
-from registry.api.openapi import route
+from registry.api.openapi import ERRORS, route
 from registry.api.schemas import Channel, Phone, Purpose, Reason, Strict, Time
 from registry.checks import services as checks
 from registry.db import get_check_sessions, get_session
@@ -83,7 +83,8 @@ def _connection(row: services.ConnectionRow) -> dict[str, Any]:
 
 
 @route(bp, "/connections", "POST", summary="Connect an organization at addresses (carrier)",
-       tag="carriers", body=ConnectionIn, response=ConnectionsOut, status=201)  # fmt: skip
+       tag="carriers", body=ConnectionIn, response=ConnectionsOut, status=201,
+       responses={404: ERRORS[404]})  # fmt: skip
 @limiter.limit(write_limit)
 def create_connection() -> Any:
     """Record the access relation; the organization's senders' addresses are attested at once.
@@ -111,7 +112,10 @@ def create_connection() -> Any:
 def list_connections() -> Any:
     """Return the carrier's live connections (``?withdrawn=true``: the withdrawn ones too)."""
     carrier = require_role("carrier")
-    withdrawn = request.args.get("withdrawn", "false").lower() in ("1", "true", "yes")
+    raw = request.args.get("withdrawn", "false")
+    if raw not in ("true", "false"):
+        raise ValidationFailed("withdrawn is true or false", field="withdrawn")
+    withdrawn = raw == "true"
     rows = services.list_connections(get_session(), carrier.org_id, include_withdrawn=withdrawn)
     return jsonify({"connections": [_connection(r) for r in rows]})
 

@@ -86,8 +86,9 @@ def test_from_adds_no_statement(app: Flask, acme: Api, carrier: Api, session) ->
                                           "phones": [HOLDER, "+8613900139000"],
                                           "from": "10690001"})  # fmt: skip
     assert resp.status_code == 200
-    # the facts (with the address), the batch row, the log rows
-    assert len(seen) == 3, "\n---\n".join(seen)
+    # the facts (with the address), the batch row, the log rows (COPY on PostgreSQL: not seen)
+    assert len(seen) <= 3, "\n---\n".join(seen)
+    assert "sender_address" in seen[0]
 
 
 def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, session) -> None:  # type: ignore[no-untyped-def]
