@@ -385,3 +385,39 @@ def test_carrier_sees_complaints_and_sanctions_about_what_it_connects(
         ("suspension", "acme", PORT)
     ]
     assert telecom.get("/carrier/sanctions").get_json()["sanctions"] == []
+
+
+def test_a_withdrawal_in_the_middle_of_a_batch_does_not_split_it(
+    acme: Api, carrier: Api, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The address is read once for the whole batch: one snapshot, however many chunks."""
+    from sqlalchemy import update
+
+    from registry.checks import facts
+    from registry.senders.models import SenderAddress
+
+    [made] = connect(carrier, "acme", PORT)
+    decode = facts._DECODERS["address"]
+    withdrawn: list[int] = []
+
+    def read_then_withdraw(got, row):  # type: ignore[no-untyped-def]
+        decode(got, row)
+        if not withdrawn:  # the line is disconnected while the rest of the batch is read
+            # On the test's own connection (the request reads through it), without a Session.
+            session.get_bind().execute(  # type: ignore[union-attr]
+                update(SenderAddress)
+                .where(SenderAddress.address == PORT)
+                .values(withdrawn_at=utcnow())
+            )
+            withdrawn.append(made["id"])
+
+    monkeypatch.setitem(facts._DECODERS, "address", read_then_withdraw)
+    phones = [f"+86138{i:08d}" for i in range(facts.CHUNK * 2 + 5)]  # several chunks on SQLite
+    resp = acme.post("/check/batch", {"sender": "acme-cards", "channel": "sms", "at": NOON,
+                                      "purpose": "service", "phones": phones, "from": PORT})  # fmt: skip
+    body = resp.get_json()
+    assert resp.status_code == 200, body
+    assert withdrawn == [made["id"]]
+    assert {r["reason"] for r in body["results"]} == {"not_marketing"}
+    monkeypatch.setitem(facts._DECODERS, "address", decode)
+    assert check_from(acme, "acme-cards", PORT)["reason"] == "unregistered_caller"
