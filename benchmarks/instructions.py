@@ -13,7 +13,9 @@ socket: what is counted is the app's own work):
   Flask request);
 - ``trivial``: the registry's own ``GET /healthz`` (its hooks, limiter, metrics);
 - ``check``: the registry's ``POST /api/v1/check`` for the demo holder and
-  sender (a consent on record), its log row committed before the answer.
+  sender (a consent on record), its log row committed before the answer;
+- ``check_from``: the same check naming its calling address (``from``, an
+  attested port of the sender; benchmarks/caller.py compares the two).
 
 On PostgreSQL only the client process is counted (the server's work is its
 own process); the ratio is still the one the issue asks for.
@@ -41,6 +43,11 @@ PHONE = "+8613100000001"  # the demo's login number; acme-cards holds its consen
 BODY = json.dumps(
     {"phone": PHONE, "sender": "acme-cards", "channel": "sms", "at": "2030-01-15T12:00:00+08:00"}
 ).encode()
+# The same check naming its calling address (issue 15): the demo carrier attests acme-cards' port.
+BODY_FROM = json.dumps(
+    {"phone": PHONE, "sender": "acme-cards", "channel": "sms", "at": "2030-01-15T12:00:00+08:00",
+     "from": "10690001"}
+).encode()  # fmt: skip
 WARMUP = 200
 
 
@@ -77,11 +84,11 @@ def drive(kind: str, requests: int, key: str) -> None:
         from registry import create_app
 
         app = create_app()
-        template = (
-            _environ("GET", "/healthz", None)
-            if kind == "trivial"
-            else _environ("POST", "/api/v1/check", key, BODY)
-        )
+        template = {
+            "trivial": lambda: _environ("GET", "/healthz", None),
+            "check": lambda: _environ("POST", "/api/v1/check", key, BODY),
+            "check_from": lambda: _environ("POST", "/api/v1/check", key, BODY_FROM),
+        }[kind]()
     statuses: list[str] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -127,6 +127,8 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     calling_hours: tuple[time, time] = (time(8, 0), time(21, 0))
     require_confirmation: bool = True
+    # Every check must name its calling address (``from``), e.g. where a regulator demands it.
+    require_from: bool = False
     disconnect_data_since: date | None = None
     sms_backend: str = "console"
     sms_http_url: str | None = None
@@ -284,6 +286,8 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["cookie_secure"] = check("COOKIE_SECURE", _bool, secure)
     if (confirm := get("REQUIRE_CONFIRMATION")) is not None:
         kwargs["require_confirmation"] = check("REQUIRE_CONFIRMATION", _bool, confirm)
+    if (need_from := get("REQUIRE_FROM")) is not None:
+        kwargs["require_from"] = check("REQUIRE_FROM", _bool, need_from)
     if (since := get("DISCONNECT_DATA_SINCE")) is not None:
         kwargs["disconnect_data_since"] = check("DISCONNECT_DATA_SINCE", date.fromisoformat, since)
     if (backend := get("SMS_BACKEND")) is not None:

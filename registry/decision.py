@@ -14,7 +14,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 REASONS = (
-    "sender_suspended", "not_marketing", "opted_out", "consent_pending", "reassigned",
+    "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending", "reassigned",
     "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
 )  # fmt: skip
 DAY = 86_400
@@ -63,6 +63,9 @@ class Facts:
     optouts: tuple[OptOutFact, ...] = ()
     preferences: Preferences | None = None
     disconnected_at: datetime | None = None  # the latest disconnection at or before T
+    # The check named a calling address (``from``) that is not an attested,
+    # live address of the sender (step 1a).
+    caller_unregistered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,10 @@ def decide(
     """Apply SPEC §3 to the facts for one contact at time ``at`` (aware)."""
     if facts.sender_suspended:
         return _deny("sender_suspended")
+    # Step 1a, before the purpose: a forged or unattested calling number is
+    # refused even for a service notice (the carrier must block it at the switch).
+    if facts.caller_unregistered:
+        return _deny("unregistered_caller")
     if purpose == "service":
         return Decision("allow", "not_marketing")
 

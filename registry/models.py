@@ -1,5 +1,6 @@
 """Import every table model so that the metadata (and Alembic) sees them all."""
 
+from registry.access.models import AddressProof, Connection
 from registry.admin.models import StaffAudit, StaffUser
 from registry.checks.models import CheckBatch, CheckLog
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
@@ -15,12 +16,14 @@ from registry.subscribers.models import HolderSession, Subscriber
 from registry.sync.models import Watch, Webhook
 
 __all__ = [
+    "AddressProof",
     "ApiKey",
     "CheckBatch",
     "CheckLog",
     "Complaint",
     "ComplaintMessage",
     "ComplaintSubmission",
+    "Connection",
     "Consent",
     "ConsentRequest",
     "Delegation",

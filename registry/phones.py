@@ -152,3 +152,36 @@ def _time_zone_full(e164: str) -> str | None:
     if len(zones) == 1 and zones[0] != "Etc/Unknown":
         return str(zones[0])
     return None
+
+
+# SMS ports (106…) and short service numbers are kept as their digits: 106
+# numbers are SMS ports in China's numbering plan even where ``phonenumbers``
+# would read ten of their digits as a Beijing landline written without its 0.
+_PORT = re.compile(r"106[0-9]{1,17}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{3,20}", re.ASCII)
+_SEPARATORS = str.maketrans("", "", " -().")
+
+
+def to_address(text: str, region: str = "CN") -> str:
+    """Return a calling address as stored: E.164 for a phone number, digits for a port or short code.
+
+    Any form ``to_e164`` accepts becomes E.164; digits that are an SMS port
+    (106…) or that no numbering plan reads as a phone number (95588, 12345)
+    stay digits. Anything else raises InvalidPhone.
+    """
+    if not isinstance(text, str):
+        raise InvalidPhone("an address must be a string")
+    fast = _fast(text, region)
+    if fast is not None:
+        return fast
+    if len(text) > MAX_INPUT:
+        raise InvalidPhone("the address is too long")
+    cleaned = unicodedata.normalize("NFKC", text).translate(_SEPARATORS)
+    if _PORT.fullmatch(cleaned):
+        return cleaned
+    try:
+        return parse_slow(cleaned, region)
+    except InvalidPhone:
+        if _DIGITS.fullmatch(cleaned):
+            return cleaned
+        raise InvalidPhone(f"not a calling number, SMS port or short code: {text!r}") from None

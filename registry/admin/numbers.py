@@ -1,4 +1,4 @@
-"""Number ranges (号段) and disconnections: which carrier speaks for which numbers.
+"""Number ranges (号段), connections and disconnections: which carrier speaks for what.
 
 Officers assign ranges to carriers (and, for an MVNO, a sub-range of its host's
 range), revoke them, and retract a wrong disconnection, restoring what it
@@ -14,6 +14,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from registry import phones
+from registry.access import services as access
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, NumberLookup, RangeForm, RetractForm
 from registry.admin.session import current, officer_required, record, settings, staff_required
@@ -67,6 +68,9 @@ def _page(
         carriers=carriers,
         retract=retract or RetractForm(),
         confirm=ConfirmForm(),
+        connections=access.list_connections(
+            session, include_withdrawn=request.args.get("all") == "1"
+        ),
     ), status
 
 

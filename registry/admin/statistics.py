@@ -47,9 +47,13 @@ def _pct(value: float) -> str:
     return f"{value:.1f}%"
 
 
-def _label(slug: str, as_agent: bool) -> str:
-    """Name an organization's row; an agent's own row says so (its principal has the other)."""
-    return _("%(slug)s (as agent)", slug=slug) if as_agent else slug
+def _label(slug: str, tier: str) -> str:
+    """Name an organization's row; an agent's or carrier's own row says so (the merchant has the other)."""
+    if tier == "agent":
+        return _("%(slug)s (as agent)", slug=slug)
+    if tier == "carrier":
+        return _("%(slug)s (as carrier)", slug=slug)
+    return slug
 
 
 def _share(channel: str) -> str:
@@ -63,8 +67,14 @@ def _deny(reason: str) -> str:
     return _("deny: %(reason)s", reason=reason)
 
 
-def _as(as_agent: bool) -> str:
-    return _("agent") if as_agent else _("principal")
+def _as(tier: str) -> str:
+    return {"agent": _("agent"), "carrier": _("carrier")}.get(tier) or _("principal")
+
+
+def _tiers() -> tuple[str, ...]:
+    """Return the tiers the page groups by (``?tier=merchant|agent|carrier``; default all)."""
+    tier = request.args.get("tier", "").strip()
+    return (tier,) if tier in stats.TIERS else tuple(stats.TIERS)
 
 
 def willingness(session: Session, period: tuple[date, date] | None) -> Dataset:
@@ -138,25 +148,26 @@ def dnd(session: Session, period: tuple[date, date] | None) -> Dataset:
 
 def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Checks per organization, with deny rates by reason; agents' checks also as agent."""
-    per = stats.checks_by_org(session, *(period or (None, None)))
+    start, end = period or (None, None)
+    per = stats.checks_by_org(session, start, end, tiers=_tiers())
     reasons = sorted({r for o in per for r in o.deny_reasons})
     rows = [
-        [_label(o.slug, o.as_agent), o.total, o.allowed, o.denied, f"{100 * o.deny_rate:.1f}"]
+        [_label(o.slug, o.tier), o.total, o.allowed, o.denied, f"{100 * o.deny_rate:.1f}"]
         + [o.deny_reasons.get(r, 0) for r in reasons]
-        + [_as(o.as_agent)]
+        + [_as(o.tier)]
         for o in per
     ]
     chart = (
         charts.stacked(
             _("Checks per organization: allowed, and denied by reason"),
-            [_label(o.slug, o.as_agent) for o in per],
+            [_label(o.slug, o.tier) for o in per],
             [Series(_("allow"), [o.allowed for o in per])]
             + [Series(_deny(r), [o.deny_reasons.get(r, 0) for o in per]) for r in reasons],
         )
         if per
         else None
     )
-    return Dataset(
+    data = Dataset(
         "checks", _("Checks per organization"),
         [_("organization"), _("checks"), _("allowed"), _("denied"), _("deny %"),
          *(_deny(r) for r in reasons), _("as")],
@@ -164,14 +175,26 @@ def checks(session: Session, period: tuple[date, date] | None) -> Dataset:
         _("A check an agent made for another organization's sender counts for that organization "
           "(the principal) and again for the agent, in its row marked \"as agent\"."),
     )  # fmt: skip
+    data.note += " " + _(
+        "A check naming its calling address counts again for the carrier connecting that "
+        'address, in its row marked "as carrier". Show one tier with ?tier=merchant, agent '
+        "or carrier."
+    )
+    return data
 
 
 def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dataset:
     """Complaints per organization per quarter; those an agent checked for count for it too."""
     bounds = period or (None, None)
-    per = {(slug, False): counts for slug, counts in desk.per_org_quarter(session, *bounds).items()}
-    per |= {
-        (slug, True): counts for slug, counts in desk.per_agent_quarter(session, *bounds).items()
+    tiers = _tiers()
+    sources = {
+        "merchant": desk.per_org_quarter, "agent": desk.per_agent_quarter,
+        "carrier": desk.per_carrier_quarter,
+    }  # fmt: skip
+    per = {
+        (slug, tier): counts
+        for tier in tiers
+        for slug, counts in sources[tier](session, *bounds).items()
     }
     quarters = sorted({q for counts in per.values() for q in counts})
     orgs = sorted(per, key=lambda k: (-sum(per[k].values()), k[0], k[1]))[:40]
@@ -188,13 +211,18 @@ def complaints_by_org(session: Session, period: tuple[date, date] | None) -> Dat
         if orgs
         else None
     )
-    return Dataset(
+    data = Dataset(
         "complaints", _("Complaints per organization per quarter"),
         [_("organization"), *quarters, _("total"), _("as")], rows, chart,
         _("Complaints matched to a sender, by the quarter they were filed (UTC). When the check "
           "the verdict rests on was made by an agent for the sender, the complaint counts for the "
           "sender's organization and again for the agent, in its row marked \"as agent\"."),
     )  # fmt: skip
+    data.note += " " + _(
+        "A complaint about an address a carrier connects counts again for that carrier, in its "
+        'row marked "as carrier". Show one tier with ?tier=merchant, agent or carrier.'
+    )
+    return data
 
 
 def answer_times(session: Session, period: tuple[date, date] | None) -> Dataset:

@@ -135,6 +135,7 @@ def body(model: type[M]) -> M:
 
 
 from registry.api import (  # noqa: E402,F401  (routes register on import)
+    access,
     changes,
     checks,
     complaints,

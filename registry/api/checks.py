@@ -24,10 +24,25 @@ from registry.api.schemas import (
 )
 from registry.checks import services
 from registry.db import get_check_sessions, get_session
-from registry.errors import InvalidPhoneError
+from registry.errors import InvalidPhoneError, RegistryError
 from registry.extensions import limiter
 from registry.metrics import count_decision
 from registry.timeutil import iso
+
+# The calling number or SMS port the contact will come from (issue 15).
+From = Annotated[
+    str | None,
+    Field(
+        default=None,
+        alias="from",
+        max_length=64,
+        examples=["+862160000001"],
+        description="The calling number or SMS port the contact will come from: any form "
+        "phonenumbers accepts (stored E.164), SMS ports and short codes as digits. Not an "
+        "attested, live address of the sender: deny unregistered_caller. Required when the "
+        "registry sets REGISTRY_REQUIRE_FROM.",
+    ),
+]
 
 
 class CheckIn(Strict):
@@ -39,6 +54,7 @@ class CheckIn(Strict):
     purpose: Purpose = "marketing"
     category: Category | None = None
     at: Time | None = None
+    from_: From = None
 
 
 class CheckOut(BaseModel):
@@ -57,6 +73,7 @@ class CheckOut(BaseModel):
     checked_at: str
     agent: str | None = None
     on_behalf_of: str | None = None
+    from_: str | None = Field(default=None, alias="from")
 
 
 class BatchIn(Strict):
@@ -68,6 +85,7 @@ class BatchIn(Strict):
     category: Category | None = None
     at: Time | None = None
     phones: Annotated[list[Any], Field(min_length=1, max_length=100_000)]
+    from_: From = None
 
 
 class BatchResultItem(BaseModel):
@@ -95,6 +113,7 @@ class BatchOut(BaseModel):
     results: list[BatchResultItem]
     summary: BatchSummary
     check_id: str
+    from_: str | None = Field(default=None, alias="from")
 
 
 class Receipt(BaseModel):
@@ -111,6 +130,7 @@ class Receipt(BaseModel):
     results: list[dict[str, str]] | None = None
     agent: str | None = None
     on_behalf_of: str | None = None
+    from_: str | None = Field(default=None, alias="from")
     registry_seq: int | None = Field(
         default=None,
         description="The change-feed number the registry had reached when it answered: "
@@ -123,7 +143,22 @@ def _check_limit() -> str:
 
 
 def _question(data: CheckIn | BatchIn) -> services.Question:
-    return services.Question(data.sender, data.channel, data.purpose, data.category, data.at)
+    cfg = settings()
+    caller_address = None
+    if data.from_ is not None:
+        try:
+            caller_address = phones.to_address(data.from_, cfg.default_region)
+        except phones.InvalidPhone as exc:
+            raise InvalidPhoneError(str(exc), field="from") from exc
+    elif cfg.require_from:
+        raise RegistryError(
+            "this registry requires every check to name its calling address: "
+            "send 'from' (the calling number or SMS port)",
+            field="from",
+        )
+    return services.Question(
+        data.sender, data.channel, data.purpose, data.category, data.at, caller_address
+    )
 
 
 def _budget(sender_code: str, channel: str) -> ColdBudget:
@@ -153,9 +188,10 @@ def check() -> Any:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field="phone") from exc
+    question = _question(data)
     dbs = get_check_sessions(single=True)
     result = services.check(
-        dbs, cfg, caller(), api_key(), _question(data), phone, _budget(data.sender, data.channel)
+        dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
     )
     dbs.write.commit()
     source = "replica" if dbs.replica else "primary"
@@ -179,6 +215,8 @@ def check() -> Any:
         out["next_allowed_at"] = iso(dec.next_allowed_at)
     if req.sender.agent_slug is not None:
         out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
+    if req.caller is not None:
+        out["from"] = req.caller
     return jsonify(out), 200, {"X-Anning-Read-From": source}
 
 
@@ -195,9 +233,10 @@ def check() -> Any:
 def check_batch() -> Any:
     """Answer a batch in input order; an invalid number never fails the batch."""
     data = body(BatchIn)
+    question = _question(data)
     dbs = get_check_sessions(single=False)
     result = services.check_many(
-        dbs, settings(), caller(), api_key(), _question(data), data.phones,
+        dbs, settings(), caller(), api_key(), question, data.phones,
         _budget(data.sender, data.channel),
     )  # fmt: skip
     dbs.write.commit()
@@ -230,18 +269,15 @@ def check_batch() -> Any:
         if dec.next_allowed_at is not None:
             row["next_allowed_at"] = iso(dec.next_allowed_at)
         rows.append(row)
+    out: dict[str, Any] = {
+        "results": rows,
+        "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
+        "check_id": result.check_id,
+    }
+    if result.request.caller is not None:
+        out["from"] = result.request.caller
     return (
-        jsonify(
-            {
-                "results": rows,
-                "summary": {
-                    "allow": result.allowed,
-                    "deny": result.denied,
-                    "invalid": result.invalid,
-                },
-                "check_id": result.check_id,
-            }
-        ),
+        jsonify(out),
         200,
         {"X-Anning-Read-From": source},
     )

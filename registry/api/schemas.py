@@ -16,7 +16,7 @@ Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 Phone = Annotated[str, Field(min_length=1, max_length=64, examples=["+8613812345678"])]
 SenderCode = Annotated[str, Field(min_length=1, max_length=64, examples=["acme-bank"])]
 Reason = Literal[
-    "sender_suspended", "not_marketing", "opted_out", "consent_pending", "reassigned",
+    "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending", "reassigned",
     "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
 ]  # fmt: skip
 

@@ -40,9 +40,10 @@ from registry.copies import VERIFY, Copies
 from registry.db import Prepared, table_of
 from registry.decision import ConsentFact, Facts, OptOutFact, Preferences
 from registry.numbers.models import Disconnection
+from registry.senders.models import SenderAddress
 from registry.senders.services import SenderRef
 from registry.subscribers.models import Subscriber
-from registry.timeutil import UTCDateTime
+from registry.timeutil import UTCDateTime, utcnow
 
 # SQLite allows 32,766 bound parameters; four branches of the fact query each
 # take the chunk's phones, so a chunk stays well under that. PostgreSQL takes
@@ -53,6 +54,7 @@ PG_CHUNK = 10_000
 
 consent, optout = table_of(Consent), table_of(OptOut)
 subscriber, disconnection = table_of(Subscriber), table_of(Disconnection)
+sender_address = table_of(SenderAddress)
 # A slot a branch leaves empty. Plain NULL, not cast: a UNION takes its column
 # types from its branches' other values (the consent branch fills every slot),
 # and the single check's statement stays under psycopg's 4,096-byte query
@@ -126,6 +128,27 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
     )  # fmt: skip
 
 
+# The calling address a check names (``from``), if ``:sender`` holds it: the
+# carrier connecting it, how and when it was attested, withdrawn, suspended.
+# One more branch of the same statement, by the unique index on the address,
+# only in the statements of checks that name one: no query is added per check.
+# Short: the alias and the unlabelled columns (a UNION takes its names from its
+# first branch) keep the single check's statement with copies and ``from``
+# under psycopg's 4,096-byte query cache (see _EMPTY).
+_a = sender_address.alias("a")
+_ADDRESS = select(
+    literal_column("'address'", String),
+    _a.c.address,
+    _a.c.carrier_id,
+    _a.c.attested_via,
+    _EMPTY,
+    _EMPTY,
+    _a.c.attested_at,
+    _a.c.withdrawn_at,
+    _a.c.suspended_until,
+    _EMPTY,
+    _EMPTY,
+).where(and_(_a.c.address == bindparam("from"), _a.c.sender_id == bindparam("sender")))
 # The fingerprints of the copies a request used, in the same layout (registry/copies.py).
 _VERIFY = tuple(
     select_.with_only_columns(*_row(kind, _EMPTY, texts=(select_.selected_columns[0],)))
@@ -137,13 +160,24 @@ _BY_PHONE = _branches(lambda column: column == bindparam("phone"))
 # One round trip: the facts for a list of numbers (batches), or for one (a
 # precompiled statement: the single check), with or without the copies' check.
 FACTS: CompoundSelect[Any] = union_all(*_BY_PHONES)
-_QUERIES: dict[tuple[bool, str], CompoundSelect[Any]] = {
-    (False, "sqlite"): FACTS,
-    (True, "sqlite"): union_all(*_BY_PHONES, *_VERIFY),
-    (False, "postgresql"): union_all(*_BY_ARRAY),
-    (True, "postgresql"): union_all(*_BY_ARRAY, *_VERIFY),
+
+
+def _with(branches: tuple[Select[Any], ...], verify: bool, address: bool) -> CompoundSelect[Any]:
+    return union_all(*branches, *(_VERIFY if verify else ()), *((_ADDRESS,) if address else ()))
+
+
+# By (verify the copies, name a calling address) and dialect.
+_QUERIES: dict[tuple[bool, bool, str], CompoundSelect[Any]] = {
+    (verify, address, dialect): _with(branches, verify, address)
+    for verify in (False, True)
+    for address in (False, True)
+    for dialect, branches in (("sqlite", _BY_PHONES), ("postgresql", _BY_ARRAY))
 }
-_ONE = {False: Prepared(union_all(*_BY_PHONE)), True: Prepared(union_all(*_BY_PHONE, *_VERIFY))}
+_ONE = {
+    (verify, address): Prepared(_with(_BY_PHONE, verify, address))
+    for verify in (False, True)
+    for address in (False, True)
+}
 
 
 def _split(text: str | None) -> frozenset[str]:
@@ -166,6 +200,27 @@ class _Gathered:
     preferences: dict[str, Preferences] = field(default_factory=dict)
     disconnected: dict[str, datetime] = field(default_factory=dict)
     fingerprints: dict[str, list[str]] = field(default_factory=dict)
+    address: CallerAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerAddress:
+    """The calling address a check named, as the sender holds it (absent: not the sender's)."""
+
+    address: str
+    carrier_id: int | None
+    attested_via: str | None
+    attested_at: datetime | None
+    withdrawn_at: datetime | None
+    suspended_until: datetime | None
+
+    def usable(self) -> bool:
+        """Tell whether the address is attested and its attestation not withdrawn."""
+        return self.attested_at is not None and self.withdrawn_at is None
+
+    def suspended(self, now: datetime) -> bool:
+        """Tell whether the address itself is suspended at ``now`` (issue 17)."""
+        return self.suspended_until is not None and self.suspended_until > now
 
 
 Row = Sequence[Any]  # kind, phone, id, text1, text2, text3, time1 .. time5
@@ -199,6 +254,11 @@ def _disconnection(got: _Gathered, row: Row) -> None:
         got.disconnected[row[1]] = row[6]
 
 
+def _address(got: _Gathered, row: Row) -> None:
+    # id: the carrier; text: how attested; time: attested, withdrawn, suspended until
+    got.address = CallerAddress(row[1], row[2], row[3], row[6], row[7], row[8])
+
+
 def _fingerprint(got: _Gathered, row: Row) -> None:
     # text: the fingerprint of a key, sender or grant row as the database holds it now
     got.fingerprints.setdefault(row[0], []).append(row[3])
@@ -209,6 +269,7 @@ _DECODERS: dict[str, Callable[[_Gathered, Row], None]] = {
     "optout": _optout,
     "subscriber": _subscriber,
     "disconnection": _disconnection,
+    "address": _address,
     **dict.fromkeys(VERIFY, _fingerprint),
 }
 
@@ -225,29 +286,58 @@ def load_facts(
     With ``copies``, the first query also verifies the per-process copies the
     request used, and StaleCopy is raised when they are out of date.
     """
+    return load_checked(session, sender, phone_list, at, copies)[0]
+
+
+def load_checked(
+    session: Session,
+    sender: SenderRef,
+    phone_list: Sequence[str],
+    at: datetime,
+    copies: Copies | None = None,
+    caller: str | None = None,
+) -> tuple[dict[str, Facts], CallerAddress | None]:
+    """Return ``load_facts``'s facts, with the calling address ``caller`` as the sender holds it.
+
+    The address is read by the first query, once for the whole request: every
+    number of a batch is judged on the same attestation (one snapshot), and a
+    withdrawal is seen from the next request on. When ``caller`` is not an
+    attested, live address of the sender, every answer's facts say so
+    (``caller_unregistered``); when the address is suspended, the sender is
+    (``sender_suspended``).
+    """
     got = _Gathered()
     conn = session.connection()
     dialect = conn.dialect.name
     step = PG_CHUNK if dialect == "postgresql" else CHUNK
-    # With copies to verify, the first query runs even for no phones at all.
-    for start in range(0, max(len(phone_list), copies is not None), step):
+    # With copies to verify or an address to read, the first query runs even for no phones.
+    first_only = copies is not None or caller is not None
+    for start in range(0, max(len(phone_list), first_only), step):
         verify = copies is not None and start == 0
+        address = caller is not None and start == 0
         params: dict[str, Any] = {"sender": sender.id, "at": at}
         if verify and copies is not None:
             params |= copies.params()
+        if address:
+            params["from"] = caller
         rows: Sequence[Row]
         if len(phone_list) == 1:
             params["phone"] = phone_list[0]
-            rows = _ONE[verify].rows(conn, params)
+            rows = _ONE[verify, address].rows(conn, params)
         else:
             params["phones"] = list(phone_list[start : start + step])
-            rows = conn.execute(_QUERIES[verify, dialect], params).all()
+            rows = conn.execute(_QUERIES[verify, address, dialect], params).all()
         for row in rows:
             _DECODERS[row[0]](got, row)
     if copies is not None:
         seen = got.fingerprints
         copies.verify(seen.get("key", []), seen.get("sender", []), seen.get("grant", []))
-    empty = Facts(sender_suspended=sender.suspended)
+    suspended, unregistered = sender.suspended, False
+    if caller is not None:
+        held = got.address
+        unregistered = held is None or not held.usable()
+        suspended = suspended or (held is not None and held.suspended(utcnow()))
+    empty = Facts(sender_suspended=suspended, caller_unregistered=unregistered)
     result = {}
     for phone in phone_list:
         if (
@@ -257,12 +347,13 @@ def load_facts(
             or phone in got.disconnected
         ):
             result[phone] = Facts(
-                sender.suspended,
+                suspended,
                 tuple(got.consents.get(phone, ())),
                 tuple(got.optouts.get(phone, ())),
                 got.preferences.get(phone),
                 got.disconnected.get(phone),
+                unregistered,
             )
         else:
             result[phone] = empty
-    return result
+    return result, got.address

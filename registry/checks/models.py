@@ -55,3 +55,8 @@ class CheckLog(SQLModel, table=True):
     batch_id: int | None = Field(
         default=None, foreign_key="check_batch.id", index=True, sa_type=BigId
     )
+    # The chain (issue 15): the calling address the check named (``from``) and the
+    # carrier that connects it; a carrier's network-side check names itself here.
+    address: str | None = Field(default=None, max_length=32)
+    carrier_id: int | None = Field(default=None, foreign_key="organization.id")
+    asked_by_id: int | None = Field(default=None, foreign_key="organization.id")

@@ -4,7 +4,7 @@ A receipt id is an itsdangerous token (salt ``anning.receipt``) of a JSON
 object with short keys: customers store millions of them, and the keys are
 part of the wire format, so they are defined once here (``KEYS``) for the
 writer (``sign``) and the reader (``verify``). Receipts signed before a claim
-existed simply lack it (``registry_seq``, ``agent``).
+existed simply lack it (``registry_seq``, ``agent``, ``caller``: the ``from`` of the check).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Claims:
     reason: str | None = None
     agent: str | None = None
     on_behalf_of: str | None = None
+    caller: str | None = None  # the calling address the check named (``from``)
 
 
 # Claim -> its key in the signed JSON. Never change a key: receipts are kept for years.
@@ -49,6 +50,7 @@ KEYS = {
     "registry_seq": "q",
     "agent": "a",
     "on_behalf_of": "o",
+    "caller": "f",
 }
 if set(KEYS) != {f.name for f in fields(Claims)}:  # one table for every claim
     raise RuntimeError("receipts.KEYS must name every field of Claims")

@@ -12,7 +12,7 @@ signed (checks/receipts.py). Core statements and plain rows throughout
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import copies, phones
+from registry.access.services import Chain, chain_of
 from registry.checks import receipts
-from registry.checks.facts import load_facts
+from registry.checks.facts import CallerAddress, load_checked, load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
@@ -31,10 +32,11 @@ from registry.db import CheckSessions, Prepared, table_of
 from registry.decision import Decision, Facts, Policy, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
+from registry.numbers.ranges import NotYourNumber, holder_of
 from registry.orgs.models import Organization
 from registry.orgs.services import Caller
 from registry.senders.models import Sender
-from registry.senders.services import SenderRef
+from registry.senders.services import SenderRef, sender_by_id
 from registry.timeutil import UTCDateTime, iso, to_utc, utcnow
 
 __all__ = ["load_facts"]  # re-exported: the facts are part of this service's interface
@@ -60,6 +62,7 @@ class Question:
     purpose: str
     category: str | None = None
     at: datetime | None = None
+    caller: str | None = None  # the calling address (``from``), as phones.to_address stores it
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -89,6 +92,8 @@ class CheckRequest:
     category: str
     at: datetime
     copies: copies.Copies | None = None  # per-process copies to verify with the facts
+    caller: str | None = None  # the calling address the contact will come from (``from``)
+    asked_by: int | None = None  # the carrier asking on behalf of the network, if one is
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class CheckResult:
     check_id: str
     checked_at: datetime
     request: CheckRequest
+    caller: CallerAddress | None = None  # the calling address as the sender holds it
 
 
 def _request(
@@ -125,7 +131,13 @@ def _request(
         verify = copies.copies_of(who, sender)
     at = to_utc(question.at, settings.tz) if question.at is not None else now
     return CheckRequest(
-        sender, question.channel, question.purpose, question.category or sender.category, at, verify
+        sender,
+        question.channel,
+        question.purpose,
+        question.category or sender.category,
+        at,
+        verify,
+        question.caller,
     )
 
 
@@ -174,7 +186,7 @@ def check_many(
 _LOG_TABLE = table_of(CheckLog)
 _LOG_ONE_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
-    "decision", "reason", "consent_id", "at", "checked_at",
+    "decision", "reason", "consent_id", "at", "checked_at", "address", "carrier_id", "asked_by_id",
 )  # fmt: skip
 # One check's log row (the columns of ``_log_row``), its id returned for the receipt.
 _LOG_ONE = Prepared(
@@ -184,7 +196,9 @@ _LOG_ONE = Prepared(
 )
 
 
-def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dict[str, Any]:
+def _log_row(
+    req: CheckRequest, phone: str, dec: Decision, now: datetime, held: CallerAddress | None
+) -> dict[str, Any]:
     return {
         "phone": phone,
         "sender_id": req.sender.id,
@@ -198,17 +212,20 @@ def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dic
         "consent_id": dec.consent_id,
         "at": req.at,
         "checked_at": now,
+        "address": req.caller,
+        "carrier_id": held.carrier_id if held is not None else None,
+        "asked_by_id": req.asked_by,
     }
 
 
 # The PostgreSQL types of _LOG_COLUMNS, as binary COPY needs them exactly.
 _LOG_PG_TYPES = [
     "varchar", "int4", "int4", "int4", "varchar", "varchar", "varchar", "varchar", "varchar",
-    "int8", "timestamp", "timestamp", "int8",
+    "int8", "timestamp", "timestamp", "int8", "varchar", "int4",
 ]  # fmt: skip
 _LOG_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
-    "decision", "reason", "consent_id", "at", "checked_at", "batch_id",
+    "decision", "reason", "consent_id", "at", "checked_at", "batch_id", "address", "carrier_id",
 )  # fmt: skip
 
 
@@ -218,6 +235,7 @@ def _log_many(
     decisions: dict[str, Decision],
     now: datetime,
     batch_id: int,
+    carrier_id: int | None = None,
 ) -> None:
     """Write a batch's check-log rows with the driver's bulk path.
 
@@ -234,8 +252,9 @@ def _log_many(
     at, checked = (to_db(req.at), to_db(now)) if to_db else (req.at, now)
     s = req.sender
     fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
+    chain = (req.caller, carrier_id)
     rows = [
-        (phone, *fixed, d.decision, d.reason, d.consent_id, at, checked, batch_id)
+        (phone, *fixed, d.decision, d.reason, d.consent_id, at, checked, batch_id, *chain)
         for phone, d in decisions.items()
     ]
     columns = ", ".join(_LOG_COLUMNS)
@@ -269,7 +288,8 @@ def check_one(
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     state = known_seq(read or session)
-    facts = load_facts(read or session, req.sender, [phone], req.at, req.copies)[phone]
+    found, held = load_checked(read or session, req.sender, [phone], req.at, req.copies, req.caller)
+    facts = found[phone]
     if budget is not None and cold(facts, req.channel, req.at):
         budget.spend(1)
     dec = decide(
@@ -283,7 +303,7 @@ def check_one(
     )
     now = utcnow()
     # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
+    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now, held))
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -296,8 +316,9 @@ def check_one(
         reason=dec.reason,
         agent=req.sender.agent_slug,
         on_behalf_of=req.sender.org_slug if req.sender.agent_slug is not None else None,
+        caller=req.caller,
     )
-    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req)
+    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req, held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +433,7 @@ def log_batch(
     decisions: dict[str, Decision],
     now: datetime,
     counts: tuple[int, int, int, int] | None = None,
+    carrier_id: int | None = None,
 ) -> int:
     """Log a batch of answered checks (one ``check_batch`` row, a log row per number); return its id.
 
@@ -440,7 +462,7 @@ def log_batch(
         },
     ).scalar_one()
     if decisions:
-        _log_many(session, req, decisions, now, batch_id)
+        _log_many(session, req, decisions, now, batch_id, carrier_id)
     return batch_id
 
 
@@ -458,7 +480,9 @@ def check_batch(
     parsed = normalize_many(inputs, settings.default_region)
     state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    facts = load_facts(read or session, req.sender, distinct, req.at, req.copies)
+    facts, held = load_checked(
+        read or session, req.sender, distinct, req.at, req.copies, req.caller
+    )
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
@@ -470,7 +494,10 @@ def check_batch(
     allowed = sum(1 for i in items if i.decision is not None and i.decision.allowed)
     invalid = sum(1 for i in items if i.error is not None)
     denied = len(items) - allowed - invalid
-    batch_id = log_batch(session, req, decisions, now, (len(items), allowed, denied, invalid))
+    carrier = held.carrier_id if held is not None else None
+    batch_id = log_batch(
+        session, req, decisions, now, (len(items), allowed, denied, invalid), carrier
+    )
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -478,6 +505,7 @@ def check_batch(
         checked_at=iso(now),
         registry_seq=state,
         batch_id=batch_id,
+        caller=req.caller,
     )
     check_id = receipts.sign(settings, claims)
     return BatchResult(items, allowed, denied, invalid, check_id, req)
@@ -491,6 +519,8 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         if claims.agent is not None
         else {}
     )
+    if claims.caller is not None:
+        attribution["from"] = claims.caller
     common = {
         "check_id": check_id,
         "sender": claims.sender,
@@ -551,3 +581,63 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
         .limit(limit)
     )
     return [dict(r._mapping) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAnswer:
+    """A carrier's network-side check: the answer, and who answers for the calling address."""
+
+    phone: str
+    caller: str
+    decision: Decision
+    chain: Chain | None  # None: no sender registered the calling address
+    result: CheckResult | None  # the logged, signed check, when a sender answers for it
+
+
+def network_check(
+    dbs: CheckSessions,
+    settings: Settings,
+    carrier: Caller,
+    phone: str,
+    caller_address: str,
+    channel: str,
+    purpose: str,
+    at: datetime | None,
+) -> NetworkAnswer:
+    """Answer a carrier asking, at its switch, whether ``caller_address`` may contact ``phone``.
+
+    The carrier must answer for one side of the call: the called number is in
+    one of its ranges (it terminates the call), or it connects the calling
+    address (it originates it, as its attestation or its range). Anything else
+    is ``not_your_number``. The calling address names the sender; the check is
+    then that sender's as ``/check`` with ``from`` would answer it, logged with
+    the carrier as the one that asked (``check_log.asked_by_id``), so it never
+    counts as the sender's own check before a contact.
+    """
+    session = dbs.lookup
+    chain = chain_of(session, caller_address)
+    terminating = holder_of(session, phone)
+    originating = chain is not None and chain.carrier_id == carrier.org_id
+    if not originating and caller_address.startswith("+"):
+        held = holder_of(session, caller_address)
+        originating = held is not None and held.organization_id == carrier.org_id
+    if not originating and (terminating is None or terminating.organization_id != carrier.org_id):
+        raise NotYourNumber(
+            f"neither {phone} nor the calling address {caller_address} is yours: a carrier "
+            "checks calls to its own ranges or from the addresses it connects",
+            field="phone",
+        )
+    if chain is None:
+        return NetworkAnswer(
+            phone, caller_address, Decision("deny", "unregistered_caller"), None, None
+        )
+    now = utcnow()
+    ref = sender_by_id(session, chain.sender_id, now)
+    if chain.agent is not None:
+        ref = replace(ref, agent_slug=chain.agent, agent_id=chain.agent_id)
+    when = to_utc(at, settings.tz) if at is not None else now
+    req = CheckRequest(
+        ref, channel, purpose, ref.category, when, caller=caller_address, asked_by=carrier.org_id
+    )
+    result = check_one(dbs.write, settings, req, phone, dbs.read)
+    return NetworkAnswer(phone, caller_address, result.decision, chain, result)

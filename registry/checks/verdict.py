@@ -56,6 +56,7 @@ class CheckSeen:
     reason: str
     consent_id: int | None
     agent_id: int | None = None  # the agent that asked, for the sender's organization
+    carrier_id: int | None = None  # the carrier connecting the check's ``from``, if it named one
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ def checks_before(
             col(CheckLog.reason),
             col(CheckLog.consent_id),
             col(CheckLog.agent_id),
+            col(CheckLog.carrier_id),
         )
         .where(
             and_(
@@ -125,14 +127,18 @@ def checks_before(
                 col(CheckLog.sender_id) + 0 == sender_id,
                 col(CheckLog.channel) == channel,
                 col(CheckLog.purpose) == "marketing",
+                # A carrier's check at its switch is not the sender asking first.
+                col(CheckLog.asked_by_id).is_(None),
             )
         )
         .order_by(col(CheckLog.checked_at).desc(), col(CheckLog.id).desc())
     ).all()
     if not rows:
         return None, 0
-    check_id, checked_at, asked_at, decision, reason, consent_id, agent_id = rows[0]
-    seen = CheckSeen(check_id or 0, checked_at, asked_at, decision, reason, consent_id, agent_id)
+    check_id, checked_at, asked_at, decision, reason, consent_id, agent_id, carrier_id = rows[0]
+    seen = CheckSeen(
+        check_id or 0, checked_at, asked_at, decision, reason, consent_id, agent_id, carrier_id
+    )
     return seen, len(rows)
 
 

@@ -11,6 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from registry.access import services as access
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.events.services import Actor
@@ -68,6 +69,14 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
         ranges.assign(session, prefix, "citytel", "demo")
     for slug, code, name, category, addresses in SENDERS:
         senders.create_sender(session, org_ids[slug], code, name, category, addresses)
+    # The demo carrier connects every demo address (the access relation attests
+    # it), so a demo check naming its ``from`` is answered as the sender's.
+    for slug, _code, _name, _category, addresses in SENDERS:
+        for address in addresses:
+            kind = "sms_port" if address.startswith("106") else "enterprise_line"
+            access.connect(
+                session, org_ids["citytel"], slug, kind, [address], settings.default_region, "demo"
+            )
     from registry.orgs.services import Caller
     from registry.senders.services import resolve_sender
 

@@ -33,7 +33,7 @@ def _fail(exc: RegistryError) -> click.ClickException:
     return click.ClickException(exc.message)
 
 
-def _carrier(session: Session, slug: str) -> Organization:
+def carrier_org(session: Session, slug: str) -> Organization:
     """Return the carrier organization ``slug``; a usage error (exit 2) otherwise."""
     try:
         org = get_org(session, slug.strip())
@@ -63,7 +63,7 @@ def import_file(file: Path, carrier: str) -> None:
     settings = _settings()
     accepted = 0
     with db.session() as session:
-        org = _carrier(session, carrier)  # before reading a line: whose file is it?
+        org = carrier_org(session, carrier)  # before reading a line: whose file is it?
         rows, bad = _read(file)
         actor = Actor(f"carrier:{org.slug}", "cli", org_id=org.id)
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
@@ -206,7 +206,7 @@ def ranges_assign(prefix: str, carrier: str, host: str | None) -> None:
 def ranges_list(carrier: str | None, everything: bool) -> None:
     """List number ranges: prefix, carrier, host carrier (for an MVNO), since, revoked."""
     with db.session() as session:
-        org_id = _carrier(session, carrier).id if carrier else None
+        org_id = carrier_org(session, carrier).id if carrier else None
         for r in ranges.list_ranges(session, org_id, include_revoked=everything):
             host = f"{r.host} {r.host_prefix}" if r.host else "-"
             revoked = f"revoked {iso(r.revoked_at)}" if r.revoked_at else "live"

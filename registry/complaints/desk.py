@@ -59,6 +59,7 @@ class QueueRow:
     age_days: float
     overdue: bool
     agent_slug: str | None = None  # the agent that checked for the sender, if one did
+    carrier_slug: str | None = None  # the carrier connecting the address (issue 15)
 
 
 def _overdue_clause(now: datetime, answer_days: int) -> ColumnElement[bool]:
@@ -83,19 +84,27 @@ def queue(
 ) -> list[QueueRow]:
     """Return the complaints that match ``f``: overdue first, then oldest first.
 
-    ``f.org`` matches a complaint against the organization as principal or as agent.
+    ``f.org`` matches a complaint against the organization at any tier of the
+    chain: as the merchant (principal), as the agent, or as the carrier
+    connecting the address.
     """
-    agent = aliased(Organization)
+    agent, carrier = aliased(Organization), aliased(Organization)
     query = (
-        select(Complaint, col(Sender.code), col(Organization.slug), col(agent.slug))
+        select(Complaint, col(Sender.code), col(Organization.slug), col(agent.slug),
+               col(carrier.slug))
         .outerjoin(Sender, col(Sender.id) == col(Complaint.sender_id))
         .outerjoin(Organization, col(Organization.id) == col(Complaint.organization_id))
         .outerjoin(agent, col(agent.id) == col(Complaint.agent_id))
-    )
+        .outerjoin(carrier, col(carrier.id) == col(Complaint.carrier_id))
+    )  # fmt: skip
     if f.status:
         query = query.where(col(Complaint.status) == f.status)
     if f.org:
-        query = query.where((col(Organization.slug) == f.org) | (col(agent.slug) == f.org))
+        query = query.where(
+            (col(Organization.slug) == f.org)
+            | (col(agent.slug) == f.org)
+            | (col(carrier.slug) == f.org)
+        )
     if f.sender:
         query = query.where(col(Sender.code) == f.sender)
     if f.older_than_days is not None:
@@ -111,8 +120,9 @@ def queue(
             (now - c.created_at).total_seconds() / 86_400,
             is_overdue(c, now, answer_days),
             agent_slug,
+            carrier_slug,
         )
-        for c, code, slug, agent_slug in session.execute(query)
+        for c, code, slug, agent_slug, carrier_slug in session.execute(query)
     ]
     rows.sort(key=lambda r: (not r.overdue, r.complaint.created_at))
     return rows
@@ -286,6 +296,13 @@ def per_agent_quarter(
 ) -> dict[str, dict[str, int]]:
     """Return complaints per agent slug per quarter in [start, end): those an agent checked for."""
     return _per_quarter(session, col(Complaint.agent_id), start, end)
+
+
+def per_carrier_quarter(
+    session: Session, start: date | None = None, end: date | None = None
+) -> dict[str, dict[str, int]]:
+    """Return complaints per carrier slug per quarter in [start, end): the carrier connecting the address."""
+    return _per_quarter(session, col(Complaint.carrier_id), start, end)
 
 
 def answer_days_list(

@@ -51,6 +51,8 @@ class Complaint(SQLModel, table=True):
     # an agent checked for the principal's sender: the complaint then counts
     # against both. Set when filed, from the check log as of the contact time.
     agent_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    # The carrier that connects ``address`` (its attestation, else the check's), when known.
+    carrier_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     channel: str = Field(max_length=8)
     contacted_at: datetime = Field(sa_type=UTCDateTime)
     text: str | None = Field(default=None, max_length=2000)

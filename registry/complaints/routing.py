@@ -60,15 +60,17 @@ def responsible(session: Session, complaint: Complaint) -> list[Party]:
     """Return the organizations responsible for the contact complained of, in chain order.
 
     The one place the chain of responsibility is computed: the merchant that
-    owns the sender, and the agent whose check the verdict rests on. The
-    carrier that connects the address joins here with one line when the
-    chain-of-responsibility issue lands.
+    owns the sender (谁制作谁负责), the agent whose check the verdict rests on
+    (谁发送谁负责), and the carrier that connects the address (谁接入谁负责:
+    the one attesting it, else the one the check named; ``Complaint.carrier_id``).
     """
     parties = []
     if complaint.organization_id is not None:
         parties.append(Party("merchant", complaint.organization_id))
     if complaint.agent_id is not None and complaint.agent_id != complaint.organization_id:
         parties.append(Party("agent", complaint.agent_id))
+    if complaint.carrier_id is not None:
+        parties.append(Party("carrier", complaint.carrier_id))
     return parties
 
 

@@ -27,7 +27,7 @@ from registry.complaints.models import (
     ComplaintSubmission,
 )
 from registry.errors import NotFound, UnknownAddress, ValidationFailed
-from registry.senders.services import sender_by_address
+from registry.senders.services import carrier_of, clean_address, sender_by_address
 from registry.timeutil import utcnow
 
 CHANNELS = ("voice", "sms")
@@ -118,16 +118,20 @@ def file_complaint(
         sender_id, org_id = sender.id, sender.organization_id
     except UnknownAddress:
         sender_id = org_id = None
-    agent_id = None
+    agent_id = carrier_id = None
+    cleaned = clean_address(address)[:32]
     if sender_id is not None:
         last, _ = checks_before(session, phone, sender_id, channel, contacted_at)
         agent_id = last.agent_id if last is not None else None
+        # The chain's carrier: the one attesting the address, else the one the check named.
+        carrier_id = carrier_of(session, cleaned) or (last.carrier_id if last else None)
     complaint = Complaint(
         phone=phone,
-        address=address,
+        address=cleaned,
         sender_id=sender_id,
         organization_id=org_id,
         agent_id=agent_id,
+        carrier_id=carrier_id,
         channel=channel,
         contacted_at=contacted_at,
         text=(text or "").strip()[:2000] or None,

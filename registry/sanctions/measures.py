@@ -230,8 +230,11 @@ def suspend_address(
     found.suspended_until = until
     measure = _add(
         session,
-        _row(org, "suspension", b, sender_id=sender.id, address=cleaned, ends_at=until),
-    )
+        _row(
+            org, "suspension", b, sender_id=sender.id, address=cleaned, ends_at=until,
+            carrier_id=found.carrier_id,  # the carrier that connects it sees the measure
+        ),
+    )  # fmt: skip
     services.announce(session, measure)
     return measure
 

@@ -34,6 +34,8 @@ class Sanction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # The measures of issue 17 (all optional: a suspension or a flag uses none of them).
     address: str | None = Field(default=None, max_length=32)  # suspension of one address
+    # The carrier that connects the address (or the sender's addresses), when derivable.
+    carrier_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     evidence: str | None = Field(default=None, max_length=1000)  # "complaints: 3, 9; checks: 41"
     minutes: str | None = Field(default=None, max_length=4000)  # interview minutes
     meets_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # interview date

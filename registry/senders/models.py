@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from registry.db import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 CATEGORIES = (
@@ -37,3 +38,12 @@ class SenderAddress(SQLModel, table=True):
     address: str = Field(max_length=32, unique=True)
     # A suspension of this one address (issue 17): complaints and the register name it.
     suspended_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The attestation (issue 15): usable as a check's ``from`` only while attested and
+    # not withdrawn. ``attested_via``: "connection" (a carrier's access relation,
+    # registry/access) or "code" (a one-time code texted to the address, for addresses
+    # outside every registered range). ``carrier_id``: the carrier that connects it.
+    attested_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attested_via: str | None = Field(default=None, max_length=16)
+    carrier_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    connection_id: int | None = Field(default=None, foreign_key="connection.id", sa_type=BigId)
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -11,10 +11,13 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from registry import phones
+from registry.access.models import Connection
 from registry.db import fingerprint
 from registry.errors import (
     Conflict,
     Forbidden,
+    InvalidPhoneError,
     UnknownAddress,
     UnknownSender,
     ValidationFailed,
@@ -45,10 +48,136 @@ class SenderRef:
     fingerprint: tuple[str, ...] = ()
 
 
+def clean_address(raw: str, region: str = "CN") -> str:
+    """Return an address as stored (phones.to_address), or the text without separators.
+
+    For lookups by what a holder or a gateway typed: an address that does not
+    parse is simply not found.
+    """
+    try:
+        return phones.to_address(raw, region)
+    except phones.InvalidPhone:
+        return str(raw).replace(" ", "").replace("-", "")
+
+
+def may_present(session: Session, org_id: int, sender_id: int, owner_id: int) -> bool:
+    """Tell whether the organization ``org_id`` may present addresses of the sender.
+
+    Its owner may; so may an agent holding a live delegation for it (a call
+    center's trunk, connected to the call center, presenting the merchant's sender).
+    """
+    if org_id == owner_id:
+        return True
+    now = utcnow()
+    grant = session.scalar(
+        select(col(Delegation.id))
+        .join(DelegationSender, col(DelegationSender.delegation_id) == Delegation.id)
+        .where(
+            col(DelegationSender.agent_id) == org_id,
+            col(DelegationSender.sender_id) == sender_id,
+            col(Delegation.revoked_at).is_(None),
+            or_(col(Delegation.expires_at).is_(None), col(Delegation.expires_at) > now),
+        )
+        .limit(1)
+    )
+    return grant is not None
+
+
+def attest(found: SenderAddress, connection: Connection, now: datetime) -> None:
+    """Mark a sender address attested by a carrier's live connection."""
+    found.attested_at, found.attested_via = now, "connection"
+    found.carrier_id, found.connection_id = connection.carrier_id, connection.id
+    found.withdrawn_at = None
+
+
+def _attest_connected(
+    session: Session, sender_id: int, owner_id: int, addresses: list[str]
+) -> None:
+    """Attest newly registered addresses a carrier already connects for the owner (or its agent)."""
+    live = session.scalars(
+        select(Connection).where(
+            col(Connection.address).in_(addresses), col(Connection.withdrawn_at).is_(None)
+        )
+    ).all()
+    by_address = {c.address: c for c in live}
+    if not by_address:
+        return
+    now = utcnow()
+    for found in session.scalars(
+        select(SenderAddress).where(
+            col(SenderAddress.sender_id) == sender_id,
+            col(SenderAddress.address).in_(list(by_address)),
+        )
+    ):
+        connection = by_address[found.address]
+        if may_present(session, connection.organization_id, sender_id, owner_id):
+            attest(found, connection, now)
+    session.flush()
+
+
+def _clean_all(addresses: list[str], region: str) -> list[str]:
+    cleaned = []
+    for i, raw in enumerate(addresses):
+        try:
+            cleaned.append(phones.to_address(raw, region))
+        except phones.InvalidPhone as exc:
+            raise InvalidPhoneError(
+                f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}"
+            ) from exc
+    return cleaned
+
+
+def _ensure_free(session: Session, org_id: int, cleaned: list[str]) -> None:
+    """Refuse addresses another sender holds, naming whose they are (no address is two's)."""
+    taken = session.execute(
+        select(col(SenderAddress.address), col(Sender.organization_id), col(Sender.code),
+               col(SenderAddress.attested_at))
+        .join(Sender, col(Sender.id) == SenderAddress.sender_id)
+        .where(col(SenderAddress.address).in_(cleaned))
+    ).all()  # fmt: skip
+    if taken:
+        address, owner, code, attested = taken[0]
+        whose = "your sender" if owner == org_id else "another organization's sender"
+        state = "attested" if attested is not None else "claimed, not attested"
+        raise Conflict(
+            f"address already registered: {address} is held by {whose} {code} ({state}); "
+            "no address belongs to two senders",
+            field="addresses",
+        )
+    live = session.execute(
+        select(col(Connection.address), col(Connection.organization_id)).where(
+            col(Connection.address).in_(cleaned), col(Connection.withdrawn_at).is_(None)
+        )
+    ).all()
+    for address, connected in live:
+        if connected != org_id and not session.scalar(
+            select(col(DelegationSender.sender_id))
+            .join(Delegation, col(Delegation.id) == DelegationSender.delegation_id)
+            .where(col(DelegationSender.agent_id) == connected,
+                   col(Delegation.principal_id) == org_id, col(Delegation.revoked_at).is_(None))
+            .limit(1)
+        ):  # fmt: skip
+            raise Conflict(
+                f"address already registered: a carrier connects {address} for another "
+                "organization",
+                field="addresses",
+            )
+
+
 def create_sender(
-    session: Session, org_id: int, code: str, name: str, category: str, addresses: list[str]
+    session: Session,
+    org_id: int,
+    code: str,
+    name: str,
+    category: str,
+    addresses: list[str],
+    region: str = "CN",
 ) -> tuple[Sender, list[str]]:
-    """Register a sender with its addresses; codes and addresses are unique registry-wide."""
+    """Register a sender with its addresses; codes and addresses are unique registry-wide.
+
+    An address becomes usable as a check's ``from`` once attested: at once if a
+    carrier already connects it for this organization (registry/access).
+    """
     ensure_id_not_listed(session, org_id, utcnow(), "register new senders or addresses")
     if not CODE.fullmatch(code):
         raise ValidationFailed("code: 2-64 letters, digits, '_', '.', '-'", field="code")
@@ -56,21 +185,10 @@ def create_sender(
         raise ValidationFailed(f"category must be one of {', '.join(CATEGORIES)}", field="category")
     if not name.strip():
         raise ValidationFailed("name must not be empty", field="name")
-    cleaned = []
-    for i, raw in enumerate(addresses):
-        address = raw.replace(" ", "").replace("-", "")
-        if not ADDRESS.fullmatch(address):
-            raise ValidationFailed(
-                f"not a caller number or SMS port: {raw!r}", field=f"addresses.{i}"
-            )
-        cleaned.append(address)
+    cleaned = _clean_all(addresses, region)
     if session.scalar(select(col(Sender.id)).where(col(Sender.code) == code)) is not None:
         raise Conflict(f"sender code {code!r} is taken", field="code")
-    taken = session.scalars(
-        select(col(SenderAddress.address)).where(col(SenderAddress.address).in_(cleaned))
-    ).all()
-    if taken:
-        raise Conflict(f"address already registered: {', '.join(taken)}", field="addresses")
+    _ensure_free(session, org_id, cleaned)
     sender = Sender(organization_id=org_id, code=code, name=name.strip(), category=category)
     session.add(sender)
     session.flush()
@@ -78,7 +196,63 @@ def create_sender(
     for address in unique:
         session.add(SenderAddress(sender_id=sender.id, address=address))  # type: ignore[arg-type]
     session.flush()
+    if unique:
+        _attest_connected(session, sender.id or 0, org_id, unique)
     return sender, unique
+
+
+def add_addresses(
+    session: Session, org_id: int, code: str, addresses: list[str], region: str = "CN"
+) -> Sender:
+    """Add addresses to one of the organization's senders; attested at once when connected."""
+    ensure_id_not_listed(session, org_id, utcnow(), "register new senders or addresses")
+    sender = session.scalar(select(Sender).where(col(Sender.code) == code))
+    if sender is None:
+        raise UnknownSender(f"no sender with code {code!r}", field="sender")
+    if sender.organization_id != org_id:
+        raise Forbidden(f"sender {code!r} belongs to another organization", field="sender")
+    if not addresses:
+        raise ValidationFailed("name at least one address", field="addresses")
+    cleaned = _clean_all(addresses, region)
+    _ensure_free(session, org_id, cleaned)
+    unique = sorted(set(cleaned))
+    for address in unique:
+        session.add(SenderAddress(sender_id=sender.id, address=address))  # type: ignore[arg-type]
+    session.flush()
+    _attest_connected(session, sender.id or 0, org_id, unique)
+    return sender
+
+
+@dataclass(frozen=True, slots=True)
+class AddressState:
+    """A sender's address with its attestation, as its organization sees it."""
+
+    address: str
+    attested_via: str | None
+    attested_at: datetime | None
+    carrier: str | None
+    withdrawn_at: datetime | None
+    suspended_until: datetime | None
+
+
+def address_states(session: Session, sender_ids: list[int]) -> dict[int, list[AddressState]]:
+    """Return each sender's addresses with their attestation, in address order."""
+    out: dict[int, list[AddressState]] = {}
+    if not sender_ids:
+        return out
+    rows = session.execute(
+        select(col(SenderAddress.sender_id), col(SenderAddress.address),
+               col(SenderAddress.attested_via), col(SenderAddress.attested_at),
+               col(Organization.slug), col(SenderAddress.withdrawn_at),
+               col(SenderAddress.suspended_until))
+        .outerjoin(Organization, col(Organization.id) == SenderAddress.carrier_id)
+        .where(col(SenderAddress.sender_id).in_(sender_ids))
+        .order_by(col(SenderAddress.address))
+    )  # fmt: skip
+    for sender_id, address, via, attested, carrier, withdrawn, suspended in rows:
+        state = AddressState(address, via, attested, carrier, withdrawn, suspended)
+        out.setdefault(sender_id, []).append(state)
+    return out
 
 
 def list_senders(session: Session, org_id: int) -> list[tuple[Sender, list[str]]]:
@@ -212,11 +386,20 @@ def resolve_sender(
 
 def sender_by_address(session: Session, address: str, now: datetime) -> SenderRef:
     """Return the sender that contacts people from ``address``; raise UnknownAddress."""
-    cleaned = address.replace(" ", "").replace("-", "")
-    row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
+    row = session.execute(_BY_ADDRESS, {"address": clean_address(address)}).first()
     if row is None:
         raise UnknownAddress(f"no sender uses the address {address!r}", field="to")
     return _ref(row, now)
+
+
+def carrier_of(session: Session, address: str) -> int | None:
+    """Return the carrier attesting an address now (its live connection), or None."""
+    carrier: int | None = session.scalar(
+        select(col(SenderAddress.carrier_id)).where(
+            col(SenderAddress.address) == address, col(SenderAddress.withdrawn_at).is_(None)
+        )
+    )
+    return carrier
 
 
 def code_of(session: Session, sender_id: int) -> str:
@@ -234,8 +417,7 @@ def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
         raise UnknownSender("tell us the sender's name, code or number", field="query")
     row = session.execute(_BY_CODE, {"code": text}).first()
     if row is None:
-        cleaned = text.replace(" ", "").replace("-", "")
-        row = session.execute(_BY_ADDRESS, {"address": cleaned}).first()
+        row = session.execute(_BY_ADDRESS, {"address": clean_address(text)}).first()
     if row is None:
         rows = session.execute(
             SENDER_LOOKUP.where(col(Sender.name).ilike(f"%{text}%")).limit(2)
@@ -252,7 +434,7 @@ def find_sender(session: Session, query: str, now: datetime) -> SenderRef:
 def sender_by_reference(session: Session, reference: str, now: datetime) -> SenderRef | None:
     """Return the sender a holder names in an SMS to the registry: its code or an address."""
     code = reference.strip()
-    row = session.execute(_BY_ADDRESS, {"address": code.replace(" ", "")}).first()
+    row = session.execute(_BY_ADDRESS, {"address": clean_address(code)}).first()
     if row is None:
         by_code = SENDER_LOOKUP.where(func.lower(col(Sender.code)) == code.lower())
         row = session.execute(by_code.limit(1)).first()

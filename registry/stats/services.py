@@ -113,7 +113,8 @@ def refresh(session: Session, now: datetime) -> RefreshResult:
 def _refresh_checks(session: Session, now: datetime) -> int:
     """Add each check log row to the rollups exactly once: per day, organization, decision, reason.
 
-    Delegated checks also count for the agent (metric ``checks_agent``).
+    Delegated checks also count for the agent (metric ``checks_agent``), and a
+    check naming an attested ``from`` for the carrier connecting it (``checks_carrier``).
 
     Ids come from a sequence at insert time but rows become visible at commit,
     so an id below the newest visible one may still be invisible (a batch inside
@@ -165,6 +166,7 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
             day,
             col(CheckLog.organization_id),
             col(CheckLog.agent_id),
+            col(CheckLog.carrier_id),
             col(CheckLog.decision),
             col(CheckLog.reason),
             col(CheckLog.sender_id),
@@ -175,6 +177,7 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
             day,
             col(CheckLog.organization_id),
             col(CheckLog.agent_id),
+            col(CheckLog.carrier_id),
             col(CheckLog.decision),
             col(CheckLog.reason),
             col(CheckLog.sender_id),
@@ -185,16 +188,18 @@ def _count_checks(session: Session, low: int, high: int) -> tuple[int, list[tupl
     categories = dict(
         session.execute(
             select(col(Sender.id), col(Sender.category)).where(
-                col(Sender.id).in_({r[5] for r in rows})
+                col(Sender.id).in_({r[6] for r in rows})
             )
         ).all()
     )
-    for d, org_id, agent_id, decision, reason, sender_id, n in rows:
+    for d, org_id, agent_id, carrier_id, decision, reason, sender_id, n in rows:
         key = f"{decision}:{reason}"
         counts[("checks", _day(d), str(org_id), key)] += n
         if agent_id is not None:
             counts[("checks_agent", _day(d), str(agent_id), key)] += n
         counts[("checks_category", _day(d), str(categories.get(sender_id, "other")), "")] += n
+        if carrier_id is not None:  # the carrier connecting the check's ``from`` (issue 15)
+            counts[("checks_carrier", _day(d), str(carrier_id), key)] += n
         found += n
     _add(session, counts)
     if found == high - low + 1:
@@ -422,8 +427,10 @@ def dnd_series(
 class OrgChecks:
     """One organization's checks in a period: totals and denials by reason.
 
-    ``as_agent``: the checks it made as an agent for other organizations'
-    senders (also counted in each principal's own row).
+    ``tier``: ``merchant`` (the checks of its own senders, whoever asked),
+    ``agent`` (those it made as an agent for other organizations' senders, also
+    counted in each principal's row), or ``carrier`` (those naming a ``from`` it
+    connects, also counted in the merchant's row).
     """
 
     slug: str
@@ -432,7 +439,12 @@ class OrgChecks:
     allowed: int
     denied: int
     deny_reasons: dict[str, int]
-    as_agent: bool = False
+    tier: str = "merchant"
+
+    @property
+    def as_agent(self) -> bool:
+        """Tell whether this row counts the organization's checks as an agent."""
+        return self.tier == "agent"
 
     @property
     def deny_rate(self) -> float:
@@ -440,12 +452,21 @@ class OrgChecks:
         return self.denied / self.total if self.total else 0.0
 
 
-def checks_by_org(
-    session: Session, start: date | None = None, end: date | None = None, limit: int = 50
-) -> list[OrgChecks]:
-    """Return checks per organization in [start, end), busiest first.
+TIERS = {"merchant": "checks", "agent": "checks_agent", "carrier": "checks_carrier"}
+_TIER_OF = {metric: tier for tier, metric in TIERS.items()}
 
-    An organization that checked as an agent has a second row, ``as_agent``.
+
+def checks_by_org(
+    session: Session,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int = 50,
+    tiers: tuple[str, ...] = ("merchant", "agent"),
+) -> list[OrgChecks]:
+    """Return checks per organization and tier (``TIERS``) in [start, end), busiest first.
+
+    An organization that checked as an agent has a second row, tier ``agent``;
+    a carrier connecting the addresses checks named, a row of tier ``carrier``.
     """
     query = (
         select(
@@ -454,7 +475,7 @@ def checks_by_org(
             col(StatDaily.key2),
             func.sum(col(StatDaily.value)),
         )
-        .where(col(StatDaily.metric).in_(("checks", "checks_agent")))
+        .where(col(StatDaily.metric).in_([TIERS[t] for t in tiers]))
         .group_by(col(StatDaily.metric), col(StatDaily.key1), col(StatDaily.key2))
     )
     if start is not None:
@@ -471,9 +492,9 @@ def checks_by_org(
         denied = sum(n for k, n in keys.items() if k.startswith("deny:"))
         reasons = {k[5:]: n for k, n in sorted(keys.items()) if k.startswith("deny:")}
         slug, name = names.get(int(org_id), (org_id, org_id))
-        as_agent = metric == "checks_agent"
-        out.append(OrgChecks(slug, name, allowed + denied, allowed, denied, reasons, as_agent))
-    out.sort(key=lambda o: (-o.total, o.slug, o.as_agent))
+        tier = _TIER_OF[metric]
+        out.append(OrgChecks(slug, name, allowed + denied, allowed, denied, reasons, tier))
+    out.sort(key=lambda o: (-o.total, o.slug, list(TIERS).index(o.tier)))
     return out[:limit]
 
 

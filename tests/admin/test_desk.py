@@ -234,3 +234,20 @@ def test_the_worker_runs_the_trigger_and_the_rollups(
     assert stats.last_refresh(session) is not None
     quiet = worker.tick(db.session, app.config["REGISTRY"], policy, expire=False)
     assert quiet.sanctioned == 0
+
+
+def test_queue_names_and_filters_the_carrier(
+    as_viewer: FlaskClient, session: Session, world: World, carrier: Api
+) -> None:
+    """Issue 15: a complaint about a connected port names its carrier; ?org= matches that tier."""
+    resp = carrier.post(
+        "/connections", {"organization": "acme", "kind": "sms_port", "addresses": ["10690001"]}
+    )
+    assert resp.status_code == 201
+    a = file_complaint(session, HOLDER)  # from acme's port, now connected
+    b = file_complaint(session, HOLDER2, address="10690002")  # shop's port, connected by nobody
+    session.commit()
+    html = as_viewer.get("/admin/complaints?org=carrier").get_data(as_text=True)
+    assert f'id="complaint-{a.id}"' in html
+    assert f'id="complaint-{b.id}"' not in html
+    assert "carrier as carrier" in html

@@ -185,3 +185,44 @@ def test_refresh_counts_a_check_committed_late_on_postgresql(
     assert stats.refresh(session, utcnow()).checks_read == 1
     session.commit()
     assert _total(session) == 3
+
+
+def test_statistics_group_by_tier(
+    app: Flask, as_viewer: FlaskClient, session: Session, acme: Api, carrier: Api
+) -> None:
+    """Issue 15: checks and complaints per merchant, agent and carrier (the one connecting ``from``)."""
+    from datetime import timedelta
+
+    from registry.complaints import services as complaints
+
+    resp = carrier.post(
+        "/connections", {"organization": "acme", "kind": "sms_port", "addresses": ["10690001"]}
+    )
+    assert resp.status_code == 201
+    acme.check(HOLDER, **{"from": "10690001"})
+    acme.check(HOLDER2)  # no ``from``: the merchant's row only
+    complaints.file_complaint(
+        session, HOLDER, "10690001", "sms", utcnow() - timedelta(minutes=5), "spam"
+    )
+    session.commit()
+    _refresh(app)
+    tiers = {
+        (o.slug, o.tier): o.total for o in stats.checks_by_org(session, tiers=tuple(stats.TIERS))
+    }
+    assert tiers == {("acme", "merchant"): 2, ("carrier", "carrier"): 1}
+
+    def table(name: str, tier: str) -> list[list[str]]:
+        resp = as_viewer.get(f"/admin/stats/{name}.csv?tier={tier}")
+        assert resp.status_code == 200
+        return list(csv.reader(io.StringIO(resp.get_data(as_text=True))))[1:]
+
+    assert [(r[0], r[1], r[-1]) for r in table("checks", "carrier")] == [
+        ("carrier (as carrier)", "1", "carrier")
+    ]
+    assert [r[0] for r in table("checks", "merchant")] == ["acme"]
+    assert [(r[0], r[-1]) for r in table("complaints", "carrier")] == [
+        ("carrier (as carrier)", "carrier")
+    ]
+    assert table("complaints", "agent") == []
+    html = as_viewer.get("/admin/stats?tier=carrier").get_data(as_text=True)
+    assert '<option value="carrier" selected>' in html

@@ -67,6 +67,30 @@ def test_single_check_is_four_statements_then_two(app: Flask, acme: Api, session
     assert "sender" in seen[0]
 
 
+def test_from_adds_no_statement(app: Flask, acme: Api, carrier: Api, session) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: the calling address is one more branch of the facts query, not a query."""
+    carrier.post("/connections", {"organization": "acme", "kind": "sms_port",
+                                  "addresses": ["10690001"]})  # fmt: skip
+    sealing.known_seq(session)
+    session.commit()
+    acme.check(HOLDER)  # copies made
+    with statements(app) as seen:
+        assert acme.check(HOLDER, **{"from": "10690001"})["reason"] == "no_consent"
+    assert len(seen) == 2, "\n---\n".join(seen)
+    assert "sender_address" in seen[0]
+    with statements(app) as seen:
+        assert acme.check(HOLDER, **{"from": "10690002"})["reason"] == "unregistered_caller"
+    assert len(seen) == 2, "\n---\n".join(seen)
+    with statements(app) as seen:
+        resp = acme.post("/check/batch", {"sender": "acme-cards", "channel": "sms",
+                                          "phones": [HOLDER, "+8613900139000"],
+                                          "from": "10690001"})  # fmt: skip
+    assert resp.status_code == 200
+    # the facts (with the address), the batch row, the log rows (COPY on PostgreSQL: not seen)
+    assert len(seen) <= 3, "\n---\n".join(seen)
+    assert "sender_address" in seen[0]
+
+
 def test_delegated_check_costs_one_more_lookup(app: Flask, acme: Api, client, session) -> None:  # type: ignore[no-untyped-def]
     from registry.orgs import services as orgs
 

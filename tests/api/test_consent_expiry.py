@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from flask import Flask
@@ -28,7 +28,9 @@ def test_consent_counts_until_it_expires_and_the_job_ends_it(
     app: Flask, acme: Api, session: Session
 ) -> None:
     now = utcnow()
-    ends = now + timedelta(days=2)
+    # The end at 14:00 in Shanghai two days on: an hour before and after it lie inside the
+    # calling hours whatever time the test runs (an end "now + 2 days" put them at night).
+    ends = datetime.combine((now + timedelta(days=2)).date(), time(6), UTC)
     made = acme.post("/consents", {
         "phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "expires_at": ends.isoformat(),
         "evidence": {"method": "web_form", "captured_at": (now - timedelta(hours=1)).isoformat()},

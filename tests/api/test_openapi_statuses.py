@@ -114,3 +114,36 @@ def test_every_operation_documents_its_errors(documented: dict[str, Any]) -> Non
                 assert {400, 413} <= codes, (method, path)
             for code in codes - set(range(200, 300)):
                 assert op["responses"][str(code)]["description"] in ERRORS.values() or code in (409,), (method, path, code)  # fmt: skip
+
+
+def test_chain_statuses(acme: Api, carrier: Api, observed: Observed) -> None:
+    """Issue 15: connections, their withdrawal, the network check, the carrier's views."""
+    body = {"organization": "acme", "kind": "sms_port", "addresses": ["10690001"]}
+    made = observed(carrier.post("/connections", body), "POST", "/connections", 201)
+    observed(carrier.post("/connections", body), "POST", "/connections", 409)
+    observed(acme.post("/connections", body), "POST", "/connections", 403)
+    observed(carrier.get("/connections"), "GET", "/connections", 200)
+    withdraw = f"/connections/{made.get_json()['connections'][0]['id']}/withdraw"
+    path = "/connections/{connection_id}/withdraw"
+    observed(carrier.post(withdraw, {}), "POST", path, 200)
+    observed(carrier.post(withdraw, {}), "POST", path, 409)
+    observed(carrier.post("/connections/99999/withdraw", {}), "POST", path, 404)
+    check = {"phone": HOLDER, "from": "10690001"}
+    observed(carrier.post("/network/check", check), "POST", "/network/check", 200)
+    observed(acme.post("/network/check", check), "POST", "/network/check", 403)
+    observed(carrier.post("/network/check", {"phone": HOLDER}), "POST", "/network/check", 422)
+    observed(carrier.get("/carrier/complaints"), "GET", "/carrier/complaints", 200)
+    observed(carrier.get("/carrier/sanctions?limit=0"), "GET", "/carrier/sanctions", 422)
+    observed(
+        acme.post("/senders/acme-cards/addresses", {"addresses": ["10690021"]}),
+        "POST", "/senders/{code}/addresses", 201,
+    )  # fmt: skip
+    proofs = "/senders/{code}/address-proofs"
+    observed(
+        acme.post("/senders/acme-cards/address-proofs", {"address": "+12025550123"}),
+        "POST",
+        proofs,
+        422,
+    )  # fmt: skip  (not an address of the sender)
+    observed(acme.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms",
+                                  "from": "nope"}), "POST", "/check", 422)  # fmt: skip

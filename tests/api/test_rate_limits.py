@@ -99,6 +99,7 @@ WRITE_LIMIT, CHECK_LIMIT = "7", "9"  # distinct budgets, so a header names the l
 OWN_LIMITS = {
     "api.check": CHECK_LIMIT,  # REGISTRY_RATELIMIT_CHECK: checks are the volume traffic
     "api.check_batch": CHECK_LIMIT,
+    "api.network_check": CHECK_LIMIT,  # a carrier's switch asks as often as dialers do
     "api.confirm_consent_request": "30",  # guesses at a holder's one-time code
 }
 

@@ -41,6 +41,14 @@ def test_demo_fills_an_empty_registry_with_working_keys(
     body = {"phone": DEMO_HOLDERS[0], "sender": "acme-cards", "channel": "sms", "at": NOON}
     answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
     assert (answer["decision"], answer["reason"]) == ("allow", "consent")
+    # The demo carrier attested the demo addresses: naming one as ``from`` still allows.
+    for address in ("10690001", "+86 21 6000 0001"):
+        with_from = {**body, "from": address}
+        answer = client.post("/api/v1/check", json=with_from, headers=headers).get_json()
+        assert (answer["decision"], answer["reason"]) == ("allow", "consent"), address
+    with_from = {**body, "from": "10690003"}  # shopmall's port, not acme-cards'
+    answer = client.post("/api/v1/check", json=with_from, headers=headers).get_json()
+    assert (answer["decision"], answer["reason"]) == ("deny", "unregistered_caller")
     body["phone"] = DEMO_HOLDERS[1]  # do-not-disturb, and consent to another sender only
     answer = client.post("/api/v1/check", json=body, headers=headers).get_json()
     assert (answer["decision"], answer["reason"]) == ("deny", "dnd")

@@ -401,6 +401,11 @@ def test_falling_back_into_the_window_opens_it_at_the_change() -> None:
 CUT = NOON - timedelta(days=3)
 ONE_OF_EACH = {
     "sender_suspended": (Facts(sender_suspended=True), {}),
+    # Even a service notice, and even with a consent: the calling number is not the sender's.
+    "unregistered_caller": (
+        Facts(consents=(consent(),), caller_unregistered=True),
+        {"purpose": "service"},
+    ),
     "not_marketing": (Facts(), {"purpose": "service"}),
     "opted_out": (Facts(optouts=(optout(NOON - timedelta(hours=1)),)), {}),
     "consent_pending": (Facts(consents=(consent(status="pending"),)), {}),

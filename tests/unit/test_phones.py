@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from registry import phones
 from registry.phones import InvalidPhone, is_clean_cn_mobile, parse_slow, time_zone_of, to_e164
 
 CN = "+8613100000042"  # fake, in the shape of a Chinese mobile
@@ -186,3 +187,27 @@ def test_time_zone_of_a_number_spanning_zones_is_unknown() -> None:
     # Russian and Australian mobiles are not tied to one zone: the registry's zone applies.
     assert time_zone_of("+79123456789") is None
     assert time_zone_of("+61412345678") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("+8613100001111", "+8613100001111"),  # the fast path
+        ("131 0000 1111", "+8613100001111"),
+        ("0086 21 6000 0001", "+862160000001"),
+        ("(021) 6000-0001", "+862160000001"),
+        ("400 800 1234", "+864008001234"),
+        ("１０６９００１", "1069001"),  # full-width digits, NFKC
+        ("1069 0123 45", "1069012345"),  # an SMS port, though phonenumbers reads a Beijing line
+        ("95588", "95588"),  # a short service number: digits
+        ("+1 202-555-0123", "+12025550123"),
+    ],
+)
+def test_to_address_normalises_numbers_and_keeps_ports(raw: str, stored: str) -> None:
+    assert phones.to_address(raw) == stored
+
+
+@pytest.mark.parametrize("raw", ["", "hello", "+86", "12", "+86 1", "1" * 25, "10690001x", 5])
+def test_to_address_refuses_what_is_no_address(raw: object) -> None:
+    with pytest.raises(phones.InvalidPhone):
+        phones.to_address(raw)  # type: ignore[arg-type]
