@@ -205,7 +205,7 @@ def list_complaints() -> Any:
     return jsonify({"complaints": [_plain(i) for i in items]})
 
 
-@route(bp, "/complaints/<id:complaint_id>", "GET", summary="One complaint routed to you",
+@route(bp, "/complaints/<int:complaint_id>", "GET", summary="One complaint routed to you",
        tag="complaints", response=ComplaintOut)  # fmt: skip
 @limiter.limit(read_limit)
 def get_complaint(complaint_id: int) -> Any:
@@ -230,7 +230,7 @@ def get_complaint(complaint_id: int) -> Any:
     )
 
 
-@route(bp, "/complaints/<id:complaint_id>/answer", "POST",
+@route(bp, "/complaints/<int:complaint_id>/answer", "POST",
        summary="Answer a complaint routed to you", tag="complaints", body=AnswerIn,
        response=AnswerOut, status=201)  # fmt: skip
 @limiter.limit(write_limit)
@@ -278,7 +278,7 @@ def compliance_view() -> Any:
     )  # fmt: skip
 
 
-@route(bp, "/sanctions/<id:sanction_id>/appeal", "POST", summary="Appeal a sanction against you",
+@route(bp, "/sanctions/<int:sanction_id>/appeal", "POST", summary="Appeal a sanction against you",
        tag="complaints", body=AppealIn, response=AppealOut, status=201,
        responses={409: "The sanction is already under appeal"})  # fmt: skip
 @limiter.limit(write_limit)
