@@ -51,10 +51,16 @@ def _authenticate() -> None:
         # The gateway carries the holder's own voice; a key that could also
         # act as a sender would let one party speak on both sides.
         raise Forbidden("a gateway key is good only for the gateway endpoints")
+    if g.caller.role == "lookup" and request.endpoint not in LOOKUP:
+        # A phone app's key answers "who is calling me" and nothing else: it
+        # must never check, record or read anything about a holder.
+        raise Forbidden("a lookup key is good only for GET /lookup")
 
 
 # What a ``gateway`` key may call (each also requires that role itself).
 GATEWAY = {"api.gateway_inbound_sms"}
+# What a ``lookup`` key (a phone app) may call.
+LOOKUP = {"api.lookup"}
 
 
 def caller() -> Caller:
@@ -110,6 +116,7 @@ from registry.api import (  # noqa: E402,F401  (routes register on import)
     consents,
     delegations,
     gateway,
+    lookup,
     meta,
     numbers,
     optouts,
