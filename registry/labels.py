@@ -194,6 +194,7 @@ def local_input(value: datetime, phone: str | None = None) -> str:
     """Return a time as a ``datetime-local`` input value in the number's zone."""
     return value.astimezone(zone(phone)).strftime("%Y-%m-%dT%H:%M")
 
+
 # What an organization is in the chain of responsibility (registry/orgs/models.py KINDS).
 KINDS = {
     "merchant": _l("merchant"),

@@ -5,8 +5,8 @@ from registry.checks.models import CheckBatch, CheckLog
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
-from registry.numbers.models import Disconnection, NumberRange
 from registry.lookup.models import LookupLog
+from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs.models import (
     ApiKey,
     Delegation,

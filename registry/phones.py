@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -174,10 +175,8 @@ def calling_number_forms(text: str, region: str = "CN") -> tuple[str, ...]:
         raise InvalidPhone("the calling number is too long")
     normalized = unicodedata.normalize("NFKC", text).strip()
     forms: list[str] = []
-    try:
+    with contextlib.suppress(InvalidPhone):  # not a number phonenumbers knows: maybe a port
         forms.append(to_e164(normalized, region))
-    except InvalidPhone:
-        pass
     digits = _ADDRESS_PUNCTUATION.sub("", normalized)
     if _ADDRESS_DIGITS.fullmatch(digits) and digits not in forms:
         forms.append(digits)

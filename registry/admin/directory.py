@@ -178,5 +178,11 @@ def org_kind(slug: str) -> Any:
     orgs.set_kind(session, org, form.kind.data or "")
     record("org.kind", f"org:{slug}", kind=org.kind, was=before)
     session.commit()
-    flash(_("%(slug)s is now recorded as: %(kind)s.", slug=slug, kind=labels.label(labels.KINDS, org.kind)))
+    flash(
+        _(
+            "%(slug)s is now recorded as: %(kind)s.",
+            slug=slug,
+            kind=labels.label(labels.KINDS, org.kind),
+        )
+    )
     return redirect(url_for("admin.org_detail", slug=slug))

@@ -29,7 +29,9 @@ class FilingIn(Strict):
         list[Annotated[str, Field(min_length=1, max_length=64)]],
         Field(min_length=1, max_length=100, examples=[["+862160000004"]]),
     ]
-    targets: Annotated[str, Field(min_length=1, max_length=1000, examples=["existing card holders"])]
+    targets: Annotated[
+        str, Field(min_length=1, max_length=1000, examples=["existing card holders"])
+    ]
     content: Annotated[str, Field(min_length=1, max_length=2000, examples=["card upgrade offers"])]
     contact_name: Annotated[str, Field(min_length=1, max_length=100)]
     contact_phone: Annotated[str, Field(min_length=1, max_length=64, examples=["+8613100001234"])]

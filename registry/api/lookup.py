@@ -103,7 +103,11 @@ def public(answer: Lookup) -> dict[str, Any]:
         "businesses": [
             {
                 "agent": {"slug": b.agent_slug, "name": b.agent_name, "kind": b.agent_kind},
-                "principal": {"slug": b.principal_slug, "name": b.principal_name, "kind": c.org_kind},
+                "principal": {
+                    "slug": b.principal_slug,
+                    "name": b.principal_name,
+                    "kind": c.org_kind,
+                },
                 "business_name": b.business_name,
                 "business_type": b.business_type,
             }

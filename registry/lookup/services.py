@@ -86,7 +86,7 @@ def lookup_caller(
     """Return who answers for calling number ``address`` (any accepted form); log nothing."""
     forms = normalise(address, region)
     when = now or utcnow()
-    row = session.execute(
+    row: Any = session.execute(
         select(
             col(SenderAddress.address),
             col(Sender.id),
@@ -114,7 +114,14 @@ def lookup_caller(
     )
     suspended = any(u is not None and u > when for u in row[8:11])
     caller = CallerInfo(
-        *row[:8],
+        address=row[0],
+        sender_id=row[1],
+        sender_code=row[2],
+        sender_name=row[3],
+        category=row[4],
+        org_slug=row[5],
+        org_name=row[6],
+        org_kind=row[7],
         suspended=suspended,
         complaints=int(complaints or 0),
         businesses=tuple(filings.by_address(session, row[0], when)),
@@ -174,7 +181,7 @@ def lookup_for_holder(session: Session, phone: str, address: str, region: str) -
 def recent(session: Session, limit: int = 200) -> list[dict[str, Any]]:
     """Return the latest lookups, newest first, with the app and the sender found (the console)."""
     app = aliased(Organization)
-    rows = session.execute(
+    rows: Any = session.execute(
         select(
             col(LookupLog.looked_up_at),
             col(LookupLog.via),
@@ -194,7 +201,7 @@ def counts(session: Session, since: datetime) -> list[dict[str, Any]]:
     """Return lookups since ``since`` per app (the site as None): total and found."""
     app = aliased(Organization)
     found = func.count(col(LookupLog.sender_id))
-    rows = session.execute(
+    rows: Any = session.execute(
         select(
             col(LookupLog.via),
             col(app.slug).label("app"),

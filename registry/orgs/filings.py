@@ -81,7 +81,9 @@ class Business:
 def _text(value: str, name: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise ValidationFailed(f"the filing needs its {name.replace('_', ' ')}", field=f"filing.{name}")
+        raise ValidationFailed(
+            f"the filing needs its {name.replace('_', ' ')}", field=f"filing.{name}"
+        )
     if len(text) > LIMITS[name]:
         raise ValidationFailed(
             f"the {name.replace('_', ' ')} is longer than {LIMITS[name]} characters",
@@ -92,9 +94,7 @@ def _text(value: str, name: str) -> str:
     return text
 
 
-def _addresses(
-    session: Session, delegation_id: int, raw: list[str], region: str
-) -> list[str]:
+def _addresses(session: Session, delegation_id: int, raw: list[str], region: str) -> list[str]:
     """Return the filed addresses as registered: each one of the delegated senders' addresses."""
     if not raw:
         raise ValidationFailed("file at least one outbound address", field="filing.addresses")
@@ -139,13 +139,14 @@ def save(session: Session, delegation: Delegation, filing: Filing, region: str) 
         contact_phone = phones.to_e164(filing.contact_phone or "", region)
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field="filing.contact_phone") from exc
-    assert delegation.id is not None  # nosec B101 - a flushed delegation has its id
-    addresses = _addresses(session, delegation.id, filing.addresses, region)
-    row = session.get(DelegationFiling, delegation.id)
+    session.flush()  # the delegation's id, if it was just made
+    delegation_id = int(delegation.id or 0)
+    addresses = _addresses(session, delegation_id, filing.addresses, region)
+    row = session.get(DelegationFiling, delegation_id)
     now = utcnow()
     if row is None:
         row = DelegationFiling(
-            delegation_id=delegation.id,
+            delegation_id=delegation_id,
             business_type=filing.business_type,
             contact_phone=contact_phone,
             filed_at=now,
@@ -164,11 +165,11 @@ def save(session: Session, delegation: Delegation, filing: Filing, region: str) 
     session.flush()
     session.execute(
         delete(DelegationFilingAddress).where(
-            col(DelegationFilingAddress.delegation_id) == delegation.id
+            col(DelegationFilingAddress.delegation_id) == delegation_id
         )
     )
     for address in addresses:
-        session.add(DelegationFilingAddress(delegation_id=delegation.id, address=address))
+        session.add(DelegationFilingAddress(delegation_id=delegation_id, address=address))
     session.flush()
     return row
 
@@ -272,10 +273,14 @@ def _business(row: Any) -> Business:
 def by_address(session: Session, address: str, at: datetime | None = None) -> list[Business]:
     """Return the businesses in force at ``at`` (default now) filed with this registered address."""
     when = at or utcnow()
-    query = _business_query().join(
-        DelegationFilingAddress,
-        col(DelegationFilingAddress.delegation_id) == col(Delegation.id),
-    ).where(col(DelegationFilingAddress.address) == address)
+    query = (
+        _business_query()
+        .join(
+            DelegationFilingAddress,
+            col(DelegationFilingAddress.delegation_id) == col(Delegation.id),
+        )
+        .where(col(DelegationFilingAddress.address) == address)
+    )
     return [_business(r) for r in session.execute(query) if _live_at(r, when)]
 
 
@@ -333,7 +338,7 @@ def for_complaint(
     if sender_id is None:
         return None
     if agent_id is not None and organization_id is not None:
-        contact = {
+        contact: dict[str, Any] = {
             "sender_id": sender_id,
             "organization_id": organization_id,
             "agent_id": agent_id,

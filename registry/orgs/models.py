@@ -32,7 +32,9 @@ class Organization(SQLModel, table=True):
     slug: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
     role: str = Field(max_length=16, default="sender")
-    kind: str = Field(max_length=16, default="merchant", sa_column_kwargs={"server_default": "merchant"})
+    kind: str = Field(
+        max_length=16, default="merchant", sa_column_kwargs={"server_default": "merchant"}
+    )
     suspended_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     suspension_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -336,7 +336,9 @@ def _no_question() -> bool:
     lambda: _settings().ratelimit_lookup_holder,
     key_func=_holder_key,
     exempt_when=_no_question,
-    error_message=lambda: _("You looked up many numbers in a short time. Wait a while, then try again."),
+    error_message=lambda: _(
+        "You looked up many numbers in a short time. Wait a while, then try again."
+    ),
 )
 @limiter.limit(
     lambda: _settings().ratelimit_lookup_client,
@@ -439,9 +441,13 @@ def complaint_detail(complaint_id: int) -> Any:
         verdict=desk.verdict(db, _settings(), complaint),
         sender=desk.sender_of(db, complaint),
         business=filings.for_complaint(
-            db, complaint.organization_id, complaint.agent_id, complaint.sender_id,
-            complaint.address, complaint.contacted_at,
-        ),  # fmt: skip
+            db,
+            complaint.organization_id,
+            complaint.agent_id,
+            complaint.sender_id,
+            complaint.address,
+            complaint.contacted_at,
+        ),
     )
 
 

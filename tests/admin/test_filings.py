@@ -59,9 +59,7 @@ def test_an_officer_sets_the_kind_and_then_a_filing_is_required(
         assert shown in page
 
 
-def test_a_bad_filing_address_is_shown_on_its_field(
-    as_officer: FlaskClient, line: None
-) -> None:
+def test_a_bad_filing_address_is_shown_on_its_field(as_officer: FlaskClient, line: None) -> None:
     resp = _grant(as_officer, **{**FILING, "addresses": "10690002"})
     assert resp.status_code == 422  # type: ignore[attr-defined]
     assert "not an address of the delegated senders" in resp.get_data(as_text=True)  # type: ignore[attr-defined]
@@ -78,9 +76,7 @@ def test_an_unfiled_delegation_to_a_call_center_is_flagged(
     assert "not filed" in as_officer.get("/admin/delegations").get_data(as_text=True)
 
 
-def test_viewers_see_kinds_but_cannot_change_them(
-    as_viewer: FlaskClient, line: None
-) -> None:
+def test_viewers_see_kinds_but_cannot_change_them(as_viewer: FlaskClient, line: None) -> None:
     page = as_viewer.get("/admin/orgs/bluesky-cc").get_data(as_text=True)
     assert "merchant" in page
     resp = post_form(as_viewer, "/admin/orgs/bluesky-cc", "/admin/orgs/bluesky-cc/kind",
@@ -100,4 +96,5 @@ def test_the_lookup_log_is_visible_to_the_regulator(
     assert app.get("/lookup?number=10690099").status_code == 200
     page = as_viewer.get("/admin/lookups").get_data(as_text=True)
     assert "callguard" in page
-    assert "10690099" in page and "acme-cards" in page
+    assert "10690099" in page
+    assert "acme-cards" in page

@@ -103,9 +103,12 @@ def test_only_the_principal_may_alter_the_filing(acme: Api, parties: dict[str, A
     resp = acme.client.put(f"/api/v1{path}", json=changed, headers=acme.headers())
     assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["filing"]["business_name"] == "card instalments"
-    assert acme.client.put(
-        "/api/v1/delegations/999999/filing", json=changed, headers=acme.headers()
-    ).status_code == 404
+    assert (
+        acme.client.put(
+            "/api/v1/delegations/999999/filing", json=changed, headers=acme.headers()
+        ).status_code
+        == 404
+    )
 
 
 def test_a_revoked_delegation_keeps_its_filing_unchanged(
@@ -156,9 +159,7 @@ def test_garbage_bodies_are_400(acme: Api, parties: dict[str, Api]) -> None:
     assert resp.get_json()["error"]["code"] == "bad_request"
 
 
-def test_an_ordinary_agent_may_be_given_a_filing_later(
-    acme: Api, parties: dict[str, Api]
-) -> None:
+def test_an_ordinary_agent_may_be_given_a_filing_later(acme: Api, parties: dict[str, Api]) -> None:
     made = delegate(acme, "plain-agent").get_json()
     resp = acme.client.put(
         f"/api/v1/delegations/{made['id']}/filing", json=FILING, headers=acme.headers()

@@ -16,9 +16,9 @@ from registry.lookup.models import LookupLog
 from registry.orgs import services as orgs
 from registry.senders import services as senders
 from registry.timeutil import utcnow
+from tests.api.test_filings import FILING
 from tests.conftest import Api, other_app
 from tests.factories import HOLDER, HOLDER2, World
-from tests.api.test_filings import FILING
 
 
 @pytest.fixture
@@ -234,4 +234,6 @@ def test_lookups_are_limited_per_key_and_per_client(app: Flask, tmp_path: Path) 
         )
         assert resp.status_code == 200
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(LookupLog)) == 5  # refused ones are not lookups
+            assert (
+                s.scalar(select(func.count()).select_from(LookupLog)) == 5
+            )  # refused ones are not lookups

@@ -128,7 +128,9 @@ def test_lookups_are_limited_per_holder(app: Flask, tmp_path: Path) -> None:
         # Signed in step by step: a session kept open across the requests would
         # hold SQLite's writer lock that the code's verification needs.
         token = csrf(client, "/sign-in")
-        assert client.post("/sign-in", data={"phone": HOLDER, "csrf_token": token}).status_code == 302
+        assert (
+            client.post("/sign-in", data={"phone": HOLDER, "csrf_token": token}).status_code == 302
+        )
         with db.session() as s:
             code = last_code(s, HOLDER)
         token = csrf(client, f"/sign-in/code?phone={HOLDER}")

@@ -21,12 +21,15 @@ from tests import factories
 from tests.axe import SIZES, report
 from tests.conftest import Api, needs_chromium
 from tests.factories import HOLDER
-from tests.web.test_accessibility import LOCALES, page_at, sign_in  # noqa: F401  (fixture)
+from tests.web.test_accessibility import LOCALES, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
 
 WORDS = {
-    "en": ("Blue Sky Call Center, calling for Acme about credit cards", "Not registered to any sender."),
+    "en": (
+        "Blue Sky Call Center, calling for Acme about credit cards",
+        "Not registered to any sender.",
+    ),
     "zh-CN": ("Blue Sky Call Center受Acme委托，就“credit cards”来电", "该号码未登记给任何发送方。"),
 }
 
@@ -54,9 +57,23 @@ def filed(app: Flask, live_server: str) -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("size", SIZES)
 def test_a_holder_looks_up_a_number_and_every_state_is_accessible(
-    live_server: str, filed: None, page_at: Any, size: str, locale: str  # noqa: F811
+    live_server: str,
+    filed: None,
+    chromium: Any,
+    size: str,
+    locale: str,
 ) -> None:
-    page = page_at(size, locale)
+    context = chromium.new_context(
+        viewport=SIZES[size], locale=LOCALES[locale], bypass_csp=True,
+        extra_http_headers={"Accept-Language": LOCALES[locale]},
+    )  # fmt: skip
+    try:
+        _walk(context.new_page(), live_server, locale)
+    finally:
+        context.close()
+
+
+def _walk(page: Any, live_server: str, locale: str) -> None:
     problems = sign_in(page, live_server)
     page.click("nav a[href='/me/lookup']")
     page.wait_for_url("**/me/lookup")
