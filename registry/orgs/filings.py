@@ -174,8 +174,11 @@ def save(session: Session, delegation: Delegation, filing: Filing, region: str) 
     return row
 
 
-def _delegation(session: Session, delegation_id: int) -> Delegation:
-    delegation = session.get(Delegation, delegation_id)
+def _delegation(session: Session, delegation_id: int, lock: bool = False) -> Delegation:
+    # ``lock``: two alterations of one filing at once queue on the delegation's
+    # row (PostgreSQL; SQLite has one writer anyway), so neither trips over the
+    # other's rows and the last one wins whole.
+    delegation = session.get(Delegation, delegation_id, with_for_update=lock)
     if delegation is None:
         raise NotFound(f"no delegation {delegation_id}")
     return delegation
@@ -185,7 +188,7 @@ def file(
     session: Session, org_id: int, delegation_id: int, filing: Filing, region: str
 ) -> Delegation:
     """File or alter a delegation's business, as its principal; the agent and others are refused."""
-    delegation = _delegation(session, delegation_id)
+    delegation = _delegation(session, delegation_id, lock=True)
     if delegation.principal_id != org_id:
         if delegation.agent_id == org_id:
             raise Forbidden("only the principal may file or alter the business; the agent reads it")

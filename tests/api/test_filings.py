@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -166,3 +168,36 @@ def test_an_ordinary_agent_may_be_given_a_filing_later(acme: Api, parties: dict[
     )
     assert resp.status_code == 200
     assert resp.get_json()["filing"]["addresses"] == ["+862160000004"]
+
+
+@pytest.mark.live
+def test_parallel_alterations_leave_one_whole_filing(app: Flask) -> None:
+    from registry.extensions import db
+    from tests import factories
+
+    with db.session() as s:
+        world = factories.world(s)
+        senders.create_sender(s, world.org_ids["acme"], "acme-cc-line", "Line", "finance",
+                              ["+862160000004", "+862160000005"])  # fmt: skip
+        orgs.create_org(s, "plain-agent", "Plain", "sender")
+        s.commit()
+    acme = Api(app.test_client(), world.keys["acme"])
+    # No filing yet: the first ones race to create it.
+    made = delegate(acme, "plain-agent").get_json()
+    path = f"/api/v1/delegations/{made['id']}/filing"
+    variants = [
+        {**FILING, "business_name": f"business {i}", "addresses": [f"+86216000000{4 + i % 2}"]}
+        for i in range(8)
+    ]
+
+    def put(body: dict[str, Any]) -> int:
+        client = app.test_client()
+        return client.put(path, json=body, headers=acme.headers()).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(put, variants))
+    assert statuses == [200] * 8
+    final = acme.get(f"/delegations/{made['id']}").get_json()["filing"]
+    # One alteration, whole: its name and its own address, nothing mixed.
+    i = int(final["business_name"].split()[-1])
+    assert final["addresses"] == variants[i]["addresses"]
