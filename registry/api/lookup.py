@@ -119,7 +119,7 @@ def public(answer: Lookup) -> dict[str, Any]:
 
 
 @route(bp, "/lookup", "GET", summary="Who is calling: the sender behind a calling number",
-       tag="lookup", response=LookupOut, query={"number": "string"})  # fmt: skip
+       tag="lookup", response=LookupOut, query={"number": "string!"})  # fmt: skip
 @limiter.limit(lookup_key_limit)
 @limiter.limit(lookup_client_limit, key_func=client_key)
 def lookup() -> Any:

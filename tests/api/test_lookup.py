@@ -237,3 +237,21 @@ def test_lookups_are_limited_per_key_and_per_client(app: Flask, tmp_path: Path) 
             assert (
                 s.scalar(select(func.count()).select_from(LookupLog)) == 5
             )  # refused ones are not lookups
+
+
+def test_the_openapi_document_describes_lookups_and_filings(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    get = doc["paths"]["/api/v1/lookup"]["get"]
+    assert get["parameters"] == [
+        {"name": "number", "in": "query", "required": True, "schema": {"type": "string"}}
+    ]
+    assert {"200", "401", "403", "422", "429"} <= set(get["responses"])
+    put = doc["paths"]["/api/v1/delegations/{delegation_id}/filing"]["put"]
+    assert {"200", "403", "404", "409", "422"} <= set(put["responses"])
+    assert "get" in doc["paths"]["/api/v1/delegations/{delegation_id}"]
+    schemas = doc["components"]["schemas"]
+    assert {"filing", "agent_kind", "filing_required"} <= set(
+        schemas["DelegationOut"]["properties"]
+    )
+    assert "filing" in schemas["DelegationIn"]["properties"]
+    assert set(schemas["LookupOut"]["properties"]) >= {"sender", "organization", "complaints"}
