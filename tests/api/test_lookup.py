@@ -255,3 +255,18 @@ def test_the_openapi_document_describes_lookups_and_filings(client: FlaskClient)
     )
     assert "filing" in schemas["DelegationIn"]["properties"]
     assert set(schemas["LookupOut"]["properties"]) >= {"sender", "organization", "complaints"}
+
+
+def test_a_suspended_sender_is_said_to_be_suspended(
+    phone_app: Api, world: World, session: Session
+) -> None:
+    from datetime import timedelta
+
+    from registry.senders.models import Sender
+
+    sender = session.get(Sender, world.sender_ids["acme-cards"])
+    assert sender is not None
+    sender.suspended_until = utcnow() + timedelta(days=3)
+    session.commit()
+    assert look(phone_app, "10690001").get_json()["sender"]["suspended"] is True
+    assert look(phone_app, "10690002").get_json()["sender"]["suspended"] is False
