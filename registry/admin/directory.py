@@ -81,7 +81,8 @@ def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
         "delegations": delegations.describe(session, delegations.list_for(session, org.id or 0)),
         "sender_form": SenderForm(),
         "key_form": KeyForm(),
-        "kind_form": KindForm(data={"kind": org.kind}),
+        # Prefixed: the measure form on the same page has a field "kind" too.
+        "kind_form": KindForm(prefix="org", data={"kind": org.kind}),
         "suspend_form": SuspendForm(),
         "confirm": ConfirmForm(),
         "identity_form": IdentityForm(data={"credit_code": org.credit_code, "region": org.region}),
@@ -171,7 +172,7 @@ def org_kind(slug: str) -> Any:
     """Say what the organization is in the chain (a call center must file its businesses)."""
     session = get_session()
     org = orgs.get_org(session, slug)
-    form = KindForm()
+    form = KindForm(prefix="org")
     if not form.validate_on_submit():
         return _detail(slug, 422, kind_form=form)
     before = org.kind

@@ -39,7 +39,7 @@ def test_an_officer_sets_the_kind_and_then_a_filing_is_required(
     as_officer: FlaskClient, line: None, session: Session
 ) -> None:
     resp = post_form(as_officer, "/admin/orgs/bluesky-cc", "/admin/orgs/bluesky-cc/kind",
-                     {"kind": "call_center"})  # fmt: skip
+                     {"org-kind": "call_center"})  # fmt: skip
     assert resp.status_code == 302
     org = session.scalars(select(Organization).where(Organization.slug == "bluesky-cc")).one()
     assert org.kind == "call_center"
@@ -80,7 +80,7 @@ def test_viewers_see_kinds_but_cannot_change_them(as_viewer: FlaskClient, line: 
     page = as_viewer.get("/admin/orgs/bluesky-cc").get_data(as_text=True)
     assert "merchant" in page
     resp = post_form(as_viewer, "/admin/orgs/bluesky-cc", "/admin/orgs/bluesky-cc/kind",
-                     {"kind": "call_center"})  # fmt: skip
+                     {"org-kind": "call_center"})  # fmt: skip
     assert resp.status_code == 403
     assert "Save the kind" not in page
 
