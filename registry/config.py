@@ -160,6 +160,11 @@ class Settings:
     ratelimit_consent_number: str = "10 per hour"
     # Checks on numbers the sender has no record with, per organization (anti-enumeration).
     ratelimit_cold_check: str = "1000000 per day"
+    # "Who is calling me" (registry/lookup): per phone app's key, per client address
+    # (API and site alike), and per signed-in holder on the site.
+    ratelimit_lookup_key: str = "6000 per minute"
+    ratelimit_lookup_client: str = "60 per minute"
+    ratelimit_lookup_holder: str = "30 per hour"
     max_batch: int = 10_000
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
@@ -336,6 +341,9 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
+    for name in ("LOOKUP_KEY", "LOOKUP_CLIENT", "LOOKUP_HOLDER"):
+        if (limit := get(f"RATELIMIT_{name}")) is not None:
+            kwargs[f"ratelimit_{name.lower()}"] = check(f"RATELIMIT_{name}", _rate_limit, limit)
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, get_timezone_name
 from flask import Flask, current_app, g
-from flask_babel import get_locale
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
@@ -223,6 +223,39 @@ def local_input(value: datetime, phone: str | None = None) -> str:
     return value.astimezone(zone(phone)).strftime("%Y-%m-%dT%H:%M")
 
 
+# What an organization is in the chain of responsibility (registry/orgs/models.py KINDS).
+KINDS = {
+    "merchant": _l("merchant"),
+    "call_center": _l("call center"),
+    "sms_port": _l("SMS port company"),
+    "platform": _l("platform"),
+    "carrier": _l("carrier"),
+    "other": _l("other organization"),
+}
+
+# The business type of a filing (业务备案; registry/orgs/models.py BUSINESS_TYPES).
+BUSINESS_TYPES = {
+    "marketing": _l("marketing"),
+    "customer_service": _l("customer service"),
+    "collection": _l("debt collection"),
+    "survey": _l("surveys"),
+    "notification": _l("notifications"),
+    "other": _l("other business"),
+}
+
+
+def chain(business: Any, channel: str | None = None) -> str:
+    """Say a filed business in plain words: "Blue Sky Call Center, calling for Acme Bank about credit cards"."""
+    names = {
+        "agent": business.agent_name,
+        "principal": business.principal_name,
+        "business": business.business_name,
+    }
+    if channel == "sms":
+        return str(gettext("%(agent)s, texting for %(principal)s about %(business)s", **names))
+    return str(gettext("%(agent)s, calling for %(principal)s about %(business)s", **names))
+
+
 def init_app(app: Flask) -> None:
     """Give templates the labels: ``code|decision``, ``code|reason``, ``t|local_time`` ..."""
     filters = {
@@ -243,11 +276,14 @@ def init_app(app: Flask) -> None:
         "complaint_type_label": lambda c: label(COMPLAINT_TYPES, c),
         "verification_label": lambda c: label(VERIFICATIONS, c),
         "sector_label": lambda c: label(SECTORS, c),
+        "kind_label": lambda c: label(KINDS, c),
+        "business_type_label": lambda c: label(BUSINESS_TYPES, c),
         "local_time": local_time,
     }
     app.jinja_env.filters.update(filters)
     app.jinja_env.globals["zone_name"] = zone_name
     app.jinja_env.globals["time_tag"] = _time_tag
+    app.jinja_env.globals["chain"] = chain
 
 
 def _time_tag(value: datetime | None, phone: str | None = None, *, named: bool = True) -> Markup:

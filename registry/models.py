@@ -6,8 +6,16 @@ from registry.checks.models import CheckBatch, CheckLog
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
+from registry.lookup.models import LookupLog
 from registry.numbers.models import Disconnection, NumberRange
-from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
+from registry.orgs.models import (
+    ApiKey,
+    Delegation,
+    DelegationFiling,
+    DelegationFilingAddress,
+    DelegationSender,
+    Organization,
+)
 from registry.sanctions.models import PublicReview, Sanction
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
@@ -27,10 +35,13 @@ __all__ = [
     "Consent",
     "ConsentRequest",
     "Delegation",
+    "DelegationFiling",
+    "DelegationFilingAddress",
     "DelegationSender",
     "Disconnection",
     "Event",
     "HolderSession",
+    "LookupLog",
     "NumberRange",
     "OptOut",
     "Organization",

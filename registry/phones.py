@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from functools import lru_cache
@@ -185,3 +186,34 @@ def to_address(text: str, region: str = "CN") -> str:
         if _DIGITS.fullmatch(cleaned):
             return cleaned
         raise InvalidPhone(f"not a calling number, SMS port or short code: {text!r}") from None
+
+
+# A calling address as senders register it: a number, or an SMS port / short code in digits.
+_ADDRESS_DIGITS = re.compile(r"\+?[0-9]{3,20}", re.ASCII)
+_ADDRESS_PUNCTUATION = re.compile(r"[\s\-().]")
+
+
+def calling_number_forms(text: str, region: str = "CN") -> tuple[str, ...]:
+    """Return the forms a calling number may be registered under, E.164 first; raise InvalidPhone.
+
+    A calling address is a number (any form ``phonenumbers`` accepts, to E.164)
+    or an SMS port, a 95/96 service number or a short code, which
+    ``phonenumbers`` does not know: those are kept as their digits. Senders
+    registered addresses as typed (without spaces and dashes), so both forms
+    are candidates: ``021 6000 0001`` finds ``+862160000001``, and
+    ``1069 0001`` finds ``10690001``.
+    """
+    if not isinstance(text, str):
+        raise InvalidPhone("a calling number must be a string")
+    if len(text) > MAX_INPUT:
+        raise InvalidPhone("the calling number is too long")
+    normalized = unicodedata.normalize("NFKC", text).strip()
+    forms: list[str] = []
+    with contextlib.suppress(InvalidPhone):  # not a number phonenumbers knows: maybe a port
+        forms.append(to_e164(normalized, region))
+    digits = _ADDRESS_PUNCTUATION.sub("", normalized)
+    if _ADDRESS_DIGITS.fullmatch(digits) and digits not in forms:
+        forms.append(digits)
+    if not forms:
+        raise InvalidPhone(f"not a calling number or SMS port: {text!r}")
+    return tuple(forms)

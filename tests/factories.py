@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from registry.numbers import ranges
 from registry.orgs import services as orgs
+from registry.orgs.models import Organization
 from registry.senders import services as senders
 from registry.timeutil import utcnow
 
@@ -60,3 +63,13 @@ def gateway(session: Session, slug: str = "sms-gateway") -> str:
     _, key = orgs.create_key(session, org)
     session.commit()
     return key
+
+
+def attest(session: Session, org: str, *addresses: str) -> None:
+    """Have the suite's carrier connect ``org`` at ``addresses`` (attesting them, issue 15)."""
+    from registry.access import services as access
+
+    carrier = session.scalar(select(Organization).where(col(Organization.slug) == "carrier"))
+    assert carrier is not None, "the world's carrier is missing"
+    assert carrier.id is not None
+    access.connect(session, carrier.id, org, "enterprise_line", list(addresses), "CN", "test")

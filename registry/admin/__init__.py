@@ -44,6 +44,7 @@ from registry.admin import (  # noqa: E402,F401  (routes register on import)
     directory,
     enforcement,
     errors,
+    lookups,
     numbers,
     statistics,
 )

@@ -11,7 +11,7 @@ import re
 from datetime import UTC
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from registry.admin import bp
@@ -21,6 +21,7 @@ from registry.db import get_session
 from registry.errors import RegistryError
 from registry.orgs import delegations
 from registry.orgs import services as orgs
+from registry.orgs.filings import Filing
 
 
 def _page(form: DelegationForm | None = None, status: int = 200) -> Any:
@@ -64,14 +65,25 @@ def delegation_grant() -> Any:
     session = get_session()
     codes = [c for c in re.split(r"[\s,;]+", form.senders.data or "") if c]
     expires = form.expires_at.data.replace(tzinfo=UTC) if form.expires_at.data else None
+    filing = None
+    if form.filed():
+        filing = Filing(
+            form.business_name.data or "", form.business_type.data or "",
+            [a for a in re.split(r"[\n,;]+", form.addresses.data or "") if a.strip()],
+            form.targets.data or "", form.content.data or "", form.contact_name.data or "",
+            form.contact_phone.data or "",
+        )  # fmt: skip
     try:
         principal = orgs.get_org(session, (form.principal.data or "").strip())
         delegation = delegations.grant(
             session, principal.id or 0, (form.agent.data or "").strip(), codes,
-            list(form.scopes.data or []), expires,
+            list(form.scopes.data or []), expires, filing, current_app.config["REGISTRY"].default_region,
         )  # fmt: skip
     except RegistryError as exc:
         field = exc.details[0]["field"] if exc.details else "principal"
+        # A filing's field ("filing.addresses.0") is the form's field of that name;
+        # "filing" alone (missing) is shown on the business name.
+        field = {"filing": "business_name"}.get(field, field.removeprefix("filing.").split(".")[0])
         # A form is not a dict (it has no .get): hence the conditional.
         target = form[field] if field in form else form.principal  # noqa: SIM401
         target.errors = [*target.errors, exc.message]
@@ -79,7 +91,7 @@ def delegation_grant() -> Any:
     item = delegations.describe(session, [delegation])[0]
     record("delegation.grant", f"delegation:{delegation.id}", principal=item["principal"],
            agent=item["agent"], senders=item["senders"], scopes=item["scopes"],
-           expires_at=item["expires_at"])  # fmt: skip
+           expires_at=item["expires_at"], filing=item["filing"])  # fmt: skip
     session.commit()
     flash(_("Granted delegation %(id)s: %(agent)s may act for %(principal)s.",
             id=delegation.id, agent=item["agent"], principal=item["principal"]))  # fmt: skip

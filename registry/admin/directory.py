@@ -8,11 +8,13 @@ from typing import Any
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
+from registry import labels
 from registry.admin import bp
 from registry.admin.forms import (
     ConfirmForm,
     IdentityForm,
     KeyForm,
+    KindForm,
     LiftForm,
     MeasureForm,
     OrgForm,
@@ -50,14 +52,14 @@ def org_create() -> Any:
         try:
             org = orgs.create_org(
                 session, form.slug.data or "", form.name.data or "", form.role.data,
-                form.credit_code.data, form.region.data,
+                form.credit_code.data, form.region.data, form.kind.data or "merchant",
             )  # fmt: skip
         except RegistryError as exc:
             field = exc.details[0]["field"] if exc.details else "slug"
             target = getattr(form, field, form.slug)
             target.errors = [*target.errors, exc.message]
         else:
-            record("org.create", f"org:{org.slug}", name=org.name, role=org.role,
+            record("org.create", f"org:{org.slug}", name=org.name, role=org.role, kind=org.kind,
                    credit_code=org.credit_code, region=org.region)  # fmt: skip
             session.commit()
             flash(_("Created %(slug)s.", slug=org.slug))
@@ -79,6 +81,8 @@ def _detail(slug: str, status: int = 200, **forms: Any) -> Any:
         "delegations": delegations.describe(session, delegations.list_for(session, org.id or 0)),
         "sender_form": SenderForm(),
         "key_form": KeyForm(),
+        # Prefixed: the measure form on the same page has a field "kind" too.
+        "kind_form": KindForm(prefix="org", data={"kind": org.kind}),
         "suspend_form": SuspendForm(),
         "confirm": ConfirmForm(),
         "identity_form": IdentityForm(data={"credit_code": org.credit_code, "region": org.region}),
@@ -159,4 +163,27 @@ def key_revoke(slug: str, prefix: str) -> Any:
             record("key.revoke", f"key:{prefix}", org=slug)
             session.commit()
             flash(_("Revoked key %(prefix)s.", prefix=prefix))
+    return redirect(url_for("admin.org_detail", slug=slug))
+
+
+@bp.post("/orgs/<slug>/kind")
+@officer_required
+def org_kind(slug: str) -> Any:
+    """Say what the organization is in the chain (a call center must file its businesses)."""
+    session = get_session()
+    org = orgs.get_org(session, slug)
+    form = KindForm(prefix="org")
+    if not form.validate_on_submit():
+        return _detail(slug, 422, kind_form=form)
+    before = org.kind
+    orgs.set_kind(session, org, form.kind.data or "")
+    record("org.kind", f"org:{slug}", kind=org.kind, was=before)
+    session.commit()
+    flash(
+        _(
+            "%(slug)s is now recorded as: %(kind)s.",
+            slug=slug,
+            kind=labels.label(labels.KINDS, org.kind),
+        )
+    )
     return redirect(url_for("admin.org_detail", slug=slug))

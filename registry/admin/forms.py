@@ -26,7 +26,9 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from registry.form_validators import within_calendar_field
-from registry.orgs.models import ROLES, SCOPES
+from registry.labels import BUSINESS_TYPES as BUSINESS_TYPE_LABELS
+from registry.labels import KINDS as KIND_LABELS
+from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES
 from registry.senders.models import CATEGORIES
 
 # A complaint's statuses as staff read them (the stored value stays the English code).
@@ -127,11 +129,22 @@ class OrgForm(FlaskForm):
     )
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     role = SelectField(_l("Role"), choices=[SelectChoice(r) for r in ROLES], default="sender")
+    kind = SelectField(
+        _l("Kind (call centers and SMS ports must file each outsourced business)"),
+        choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS],
+        default="merchant",
+    )
     credit_code = StringField(
         _l("Unified social credit code (18 characters)"),
         validators=[Optional(), Length(max=40)],
     )
     region = StringField(_l("Province or region"), validators=[Optional(), Length(max=64)])
+
+
+class KindForm(FlaskForm):
+    """What an organization is in the chain: merchant, call center, SMS port..."""
+
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS])
 
 
 class SenderForm(FlaskForm):
@@ -219,6 +232,32 @@ class DelegationForm(FlaskForm):
         format="%Y-%m-%dT%H:%M",
         validators=[Optional(), within_calendar_field],
     )
+    # The business filing (业务备案): required by the service when the agent is a
+    # call center or an SMS port company; filed here on the principal's behalf.
+    business_name = StringField(_l("Business name"), validators=[Optional(), Length(max=200)])
+    business_type = SelectField(
+        _l("Business type"),
+        choices=[
+            SelectChoice("", _l("choose")),
+            *(SelectChoice(t, BUSINESS_TYPE_LABELS[t]) for t in BUSINESS_TYPES),
+        ],
+        default="",
+    )
+    addresses = TextAreaField(
+        _l("Outbound numbers and SMS ports (addresses of the senders, one per line)"),
+        validators=[Optional(), Length(max=4000)],
+    )
+    targets = TextAreaField(_l("Whom it contacts"), validators=[Optional(), Length(max=1000)])
+    content = TextAreaField(_l("What it tells them"), validators=[Optional(), Length(max=2000)])
+    contact_name = StringField(_l("Contact person"), validators=[Optional(), Length(max=100)])
+    contact_phone = StringField(_l("Contact telephone"), validators=[Optional(), Length(max=64)])
+
+    FILING_FIELDS = ("business_name", "addresses", "targets", "content", "contact_name",
+                     "contact_phone")  # fmt: skip
+
+    def filed(self) -> bool:
+        """Tell whether any part of the filing was filled in."""
+        return any((self[name].data or "").strip() for name in self.FILING_FIELDS)
 
 
 class DelegationFilter(FlaskForm):

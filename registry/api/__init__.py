@@ -67,6 +67,10 @@ def _authenticate() -> None:
     if g.caller.role == "reporter" and request.endpoint not in REPORTER:
         # A reporting platform files complaints for holders; it is no sender.
         raise Forbidden("a reporter key is good only for filing and reading its complaints")
+    if g.caller.role == "lookup" and request.endpoint not in LOOKUP:
+        # A phone app's key answers "who is calling me" and nothing else: it
+        # must never check, record or read anything about a holder.
+        raise Forbidden("a lookup key is good only for GET /lookup")
 
 
 # What a ``gateway`` key may call (each also requires that role itself). These also take
@@ -85,6 +89,8 @@ def _basic_password(credentials: str) -> str:
 
 # What a ``reporter`` key may call (registry/api/complaints.py).
 REPORTER = {"api.file_complaint", "api.list_complaints", "api.get_complaint"}
+# What a ``lookup`` key (a phone app) may call.
+LOOKUP = {"api.lookup"}
 
 
 def caller() -> Caller:
@@ -142,6 +148,7 @@ from registry.api import (  # noqa: E402,F401  (routes register on import)
     consents,
     delegations,
     gateway,
+    lookup,
     meta,
     numbers,
     optouts,

@@ -207,9 +207,12 @@ def document(prefix: str) -> dict[str, Any]:
                     schema = {"type": "integer", "minimum": 1, "maximum": INT_ID_MAX}
                 params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
+            # A type ending in "!" marks a required parameter ("string!").
+            required = kind.endswith("!")
             params.append(
-                {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
-            )
+                {"name": name, "in": "query", "required": required,
+                 "schema": {"type": kind.rstrip("!")}}
+            )  # fmt: skip
         for name, description in op.headers.items():
             params.append({"name": name, "in": "header", "required": True,
                            "description": description,

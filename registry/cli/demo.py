@@ -17,7 +17,9 @@ from registry.consent import services as consents
 from registry.events.services import Actor
 from registry.extensions import db
 from registry.numbers import ranges
+from registry.orgs import delegations
 from registry.orgs import services as orgs
+from registry.orgs.filings import Filing
 from registry.orgs.models import Organization
 from registry.senders import services as senders
 from registry.subscribers import services as subscribers
@@ -39,7 +41,11 @@ ORGS = [
     ("regulator", "Communications Regulator", "regulator"),
     # Brings the replies sent to the registry's own number (REGISTRY_SMS_NUMBER).
     ("anning-sms", "Anning SMS Gateway 安宁短信网关", "gateway"),
+    # A phone app answering "who is calling me" (GET /api/v1/lookup).
+    ("callguard", "CallGuard App 来电卫士", "lookup"),
 ]
+# What each demo organization is in the chain (the rest are merchants).
+KINDS = {"bluesky-cc": "call_center", "shopmall": "platform", "citytel": "carrier"}
 SENDERS = [
     ("acme-bank", "acme-cards", "Acme Bank Credit Cards", "finance", ["10690001", "+862160000001"]),
     ("acme-bank", "acme-loans", "Acme Bank Loans", "finance", ["10690002"]),
@@ -58,7 +64,7 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
     keys: dict[str, str] = {}
     org_ids: dict[str, int] = {}
     for slug, name, role in ORGS:
-        org = orgs.create_org(session, slug, name, role)
+        org = orgs.create_org(session, slug, name, role, kind=KINDS.get(slug, "merchant"))
         org_ids[slug] = org.id or 0
         _, keys[slug] = orgs.create_key(session, org, "demo")
     refs = {}
@@ -83,6 +89,14 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
     for slug, code, *_ in SENDERS:
         caller = Caller(org_ids[slug], slug, slug, "sender", None)
         refs[code] = resolve_sender(session, caller, code, "consent", now)
+    # Blue Sky calls Acme's card holders from Acme's landline, under a filed business.
+    delegations.grant(
+        session, org_ids["acme-bank"], "bluesky-cc", ["acme-cards"], ["check", "optout"], None,
+        Filing("credit cards 信用卡", "marketing", ["+862160000001"],
+               "Acme Bank card holders who agreed to offers", "card upgrade offers",
+               "Demo Contact", "+8613100000099"),
+        settings.default_region,
+    )  # fmt: skip
     for i, phone in enumerate(DEMO_HOLDERS):
         # Seeded settings are recorded as what they are: the demo's, not the holder's.
         if i % 4 == 1:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from registry.errors import RegistryError
 from registry.extensions import db
-from registry.orgs import delegations
+from registry.orgs import delegations, filings
 from registry.orgs import services as orgs
-from registry.orgs.models import ROLES, SCOPES
+from registry.orgs.filings import Filing
+from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES
 from registry.senders import services as senders
 from registry.senders.models import CATEGORIES
 
@@ -30,18 +34,39 @@ def org_group() -> None:
     "--credit-code", default=None, help="统一社会信用代码: 18 characters (GB 32100-2015)."
 )
 @click.option("--region", default=None, help="Province or region.")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="merchant",
+    show_default=True,
+    help="What it is in the chain; call centers and SMS ports must file each delegated business.",
+)
 def org_create(
-    slug: str, name: str, role: str, credit_code: str | None, region: str | None
+    slug: str, name: str, role: str, credit_code: str | None, region: str | None, kind: str
 ) -> None:
     """Create an organization."""
     with db.session() as session:
         try:
-            org = orgs.create_org(session, slug, name, role, credit_code, region)
+            org = orgs.create_org(session, slug, name, role, credit_code, region, kind)
         except RegistryError as exc:
             raise _fail(exc) from exc
         session.commit()
         code = f", credit code {org.credit_code}" if org.credit_code else ""
-        click.echo(f"created organization {org.slug} ({org.role}{code})")
+        click.echo(f"created organization {org.slug} ({org.role}, {org.kind}{code})")
+
+
+@org_group.command("kind")
+@click.argument("slug")
+@click.argument("kind", type=click.Choice(KINDS))
+def org_kind(slug: str, kind: str) -> None:
+    """Say what an organization is in the chain (merchant, call_center, sms_port...)."""
+    with db.session() as session:
+        try:
+            org = orgs.set_kind(session, orgs.get_org(session, slug), kind)
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"{org.slug}: {org.kind}")
 
 
 @org_group.command("identity")
@@ -129,6 +154,38 @@ def delegation_group() -> None:
     """Delegations: agents acting for a principal's senders."""
 
 
+FILING_OPTIONS = ("business_name", "business_type", "address", "targets", "content",
+                  "contact_name", "contact_phone")  # fmt: skip
+
+
+def _filing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the business filing's options (业务备案) to a command."""
+    options = [
+        click.option("--business-name", default=None, help="The outsourced business's name."),
+        click.option("--business-type", type=click.Choice(BUSINESS_TYPES), default=None),
+        click.option("--address", multiple=True, help="Outbound number or SMS port; repeat."),
+        click.option("--targets", default=None, help="Whom the business contacts."),
+        click.option("--content", default=None, help="What it tells them."),
+        click.option("--contact-name", default=None, help="The contact person."),
+        click.option("--contact-phone", default=None, help="The contact's telephone."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filing(values: dict[str, Any]) -> Filing | None:
+    """Return the filing the options give, or None when none was given."""
+    if not any(values.get(name) for name in FILING_OPTIONS):
+        return None
+    return Filing(
+        values.get("business_name") or "", values.get("business_type") or "",
+        list(values.get("address") or ()), values.get("targets") or "",
+        values.get("content") or "", values.get("contact_name") or "",
+        values.get("contact_phone") or "",
+    )  # fmt: skip
+
+
 @delegation_group.command("grant")
 @click.argument("principal")
 @click.argument("agent")
@@ -137,25 +194,29 @@ def delegation_group() -> None:
 @click.option(
     "--expires-at", default=None, help="ISO 8601 time; without offset, REGISTRY_TIMEZONE."
 )
+@_filing_options
 def delegation_grant(
     principal: str,
     agent: str,
     senders_: tuple[str, ...],
     scopes: tuple[str, ...],
     expires_at: str | None,
+    **filing: Any,
 ) -> None:
-    """Let AGENT act for PRINCIPAL's senders within the scopes."""
+    """Let AGENT act for PRINCIPAL's senders within the scopes (with the business filing)."""
     from flask import current_app
 
     from registry.numbers.services import parse_time
 
+    settings = current_app.config["REGISTRY"]
     with db.session() as session:
         try:
             org = orgs.get_org(session, principal)
-            expires = parse_time(expires_at, current_app.config["REGISTRY"]) if expires_at else None
+            expires = parse_time(expires_at, settings) if expires_at else None
             delegation = delegations.grant(
-                session, org.id or 0, agent, list(senders_), list(scopes), expires
-            )
+                session, org.id or 0, agent, list(senders_), list(scopes), expires,
+                _filing(filing), settings.default_region,
+            )  # fmt: skip
         except RegistryError as exc:
             raise _fail(exc) from exc
         session.commit()
@@ -175,10 +236,41 @@ def delegation_list(slug: str) -> None:
             raise _fail(exc) from exc
         for d in delegations.describe(session, delegations.list_for(session, org.id or 0)):
             state = "active" if d["active"] else "inactive"
+            filed: Any = d["filing"]
+            if filed:
+                business = f"{filed['business_name']} ({filed['business_type']}) from " + ",".join(
+                    filed["addresses"]
+                )
+            else:
+                business = "NOT FILED" if d["filing_required"] else "-"
             click.echo(
                 f"{d['id']}\t{d['principal']} -> {d['agent']}\t{','.join(d['senders'])}\t"  # type: ignore[arg-type]
-                f"{','.join(d['scopes'])}\t{state}"  # type: ignore[arg-type]
+                f"{','.join(d['scopes'])}\t{state}\t{business}"  # type: ignore[arg-type]
             )
+
+
+@delegation_group.command("file")
+@click.argument("principal")
+@click.argument("delegation_id", type=int)
+@_filing_options
+def delegation_file(principal: str, delegation_id: int, **filing: Any) -> None:
+    """File or alter the business of PRINCIPAL's delegation (only its principal may)."""
+    from flask import current_app
+
+    values = _filing(filing)
+    if values is None:
+        raise click.UsageError("give the filing: --business-name, --business-type, --address ...")
+    with db.session() as session:
+        try:
+            org = orgs.get_org(session, principal)
+            filings.file(
+                session, org.id or 0, delegation_id, values,
+                current_app.config["REGISTRY"].default_region,
+            )  # fmt: skip
+        except RegistryError as exc:
+            raise _fail(exc) from exc
+        session.commit()
+        click.echo(f"filed the business of delegation {delegation_id}: {values.business_name}")
 
 
 @delegation_group.command("revoke")

@@ -9,7 +9,15 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from registry.orgs.models import SCOPES, Delegation, DelegationSender, Organization
+from registry.orgs import filings
+from registry.orgs.filings import Filing
+from registry.orgs.models import (
+    FILING_REQUIRED,
+    SCOPES,
+    Delegation,
+    DelegationSender,
+    Organization,
+)
 from registry.orgs.services import ensure_id_not_listed, ensure_not_listed
 from registry.senders.models import Sender
 from registry.timeutil import utcnow
@@ -22,8 +30,15 @@ def grant(
     sender_codes: list[str],
     scopes: list[str],
     expires_at: datetime | None = None,
+    filing: Filing | None = None,
+    region: str = "CN",
 ) -> Delegation:
-    """Let ``agent_slug`` act for the principal's ``sender_codes`` within ``scopes``."""
+    """Let ``agent_slug`` act for the principal's ``sender_codes`` within ``scopes``.
+
+    A delegation to a call center or an SMS port company (``FILING_REQUIRED``)
+    must carry its business filing (业务备案, registry/orgs/filings.py); any
+    other may.
+    """
     agent = session.scalar(select(Organization).where(col(Organization.slug) == agent_slug))
     if agent is None:
         raise ValidationFailed(f"no organization {agent_slug!r}", field="agent")
@@ -31,6 +46,13 @@ def grant(
         raise ValidationFailed("an organization cannot delegate to itself", field="agent")
     ensure_id_not_listed(session, principal_id, utcnow(), "delegate senders")
     ensure_not_listed(agent, utcnow(), "be granted delegations")
+    if filing is None and agent.kind in FILING_REQUIRED:
+        raise ValidationFailed(
+            f"{agent.slug} is a {agent.kind.replace('_', ' ')}: a delegation to it must carry "
+            "the business filing (业务备案): business name and type, outbound addresses, "
+            "targets, content, contact",
+            field="filing",
+        )
     chosen = sorted(set(scopes))
     if not chosen or any(s not in SCOPES for s in chosen):
         raise ValidationFailed(
@@ -68,6 +90,8 @@ def grant(
             DelegationSender(delegation_id=delegation.id, sender_id=sender_id, agent_id=agent.id)  # type: ignore[arg-type]
         )
     session.flush()
+    if filing is not None:
+        filings.save(session, delegation, filing, region)
     return delegation
 
 
@@ -119,19 +143,24 @@ def describe(session: Session, delegations: list[Delegation]) -> list[dict[str, 
     for delegation_id, code in rows:
         codes.setdefault(delegation_id, []).append(code)
     org_ids = {d.principal_id for d in delegations} | {d.agent_id for d in delegations}
-    slugs = dict(
-        session.execute(
-            select(col(Organization.id), col(Organization.slug)).where(
+    orgs = {
+        org_id: (slug, kind)
+        for org_id, slug, kind in session.execute(
+            select(col(Organization.id), col(Organization.slug), col(Organization.kind)).where(
                 col(Organization.id).in_(org_ids)
             )
-        ).all()
-    )
+        )
+    }
+    filed = filings.of(session, [d.id for d in delegations if d.id is not None])
     now = utcnow()
     return [
         {
             "id": d.id,
-            "principal": slugs[d.principal_id],
-            "agent": slugs[d.agent_id],
+            "principal": orgs[d.principal_id][0],
+            "agent": orgs[d.agent_id][0],
+            "agent_kind": orgs[d.agent_id][1],
+            "filing": filed.get(d.id or 0),
+            "filing_required": orgs[d.agent_id][1] in FILING_REQUIRED,
             "senders": sorted(codes.get(d.id or 0, [])),
             "scopes": d.scopes.split(","),
             "expires_at": d.expires_at,

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from registry.db import fingerprint
 from registry.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from registry.orgs.models import ROLES, ApiKey, Organization
+from registry.orgs.models import KINDS, ROLES, ApiKey, Organization
 from registry.timeutil import utcnow
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
@@ -99,6 +99,24 @@ def set_identity(
     return org
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}", field="kind")
+
+
+def set_kind(session: Session, org: Organization, kind: str) -> Organization:
+    """Say what an organization is in the chain (merchant, call center, SMS port...).
+
+    A call center or SMS port company must file the business of every
+    delegation it is granted from then on (registry/orgs/filings.py); the
+    delegations it already holds are shown to the regulator as unfiled.
+    """
+    _check_kind(kind)
+    org.kind = kind
+    session.flush()
+    return org
+
+
 def ensure_not_listed(org: Organization, now: datetime, what: str) -> None:
     """Refuse ``what`` to an organization on the credit list (一处违规、处处受限)."""
     if org.listed_until is not None and org.listed_until > now:
@@ -123,8 +141,10 @@ def create_org(
     role: str = "sender",
     credit_code: str | None = None,
     region: str | None = None,
+    kind: str = "merchant",
 ) -> Organization:
     """Create an organization; the slug is its permanent, public handle."""
+    _check_kind(kind)
     code = clean_credit_code(credit_code)
     place = _clean_region(region)
     if not SLUG.fullmatch(slug):
@@ -138,7 +158,7 @@ def create_org(
         raise Conflict(f"organization {slug!r} exists", field="slug")
     _code_free(session, code)
     org = Organization(
-        slug=slug, name=name.strip() or slug, role=role, credit_code=code, region=place
+        slug=slug, name=name.strip() or slug, role=role, credit_code=code, region=place, kind=kind
     )
     session.add(org)
     session.flush()

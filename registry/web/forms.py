@@ -43,6 +43,18 @@ class PhoneForm(FlaskForm):
     )
 
 
+class LookupForm(FlaskForm):
+    """Who is calling me: the number that called or texted (GET: a question, nothing changes)."""
+
+    class Meta:
+        csrf = False
+
+    number = StringField(
+        _l("The number that called or texted you"),
+        validators=[DataRequired(_l("Enter the number that contacted you.")), Length(max=64)],
+    )
+
+
 class CodeForm(FlaskForm):
     """Step 2 of signing in: the code we texted."""
 

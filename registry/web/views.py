@@ -39,6 +39,8 @@ from registry.events import services as events
 from registry.events.services import Actor
 from registry.extensions import limiter
 from registry.i18n import LOCALES
+from registry.lookup import services as lookups
+from registry.orgs import filings
 from registry.senders.services import find_sender
 from registry.subscribers import login
 from registry.subscribers import services as subscribers
@@ -52,6 +54,7 @@ from registry.web.forms import (
     ComplaintForm,
     ConsentActionForm,
     EmptyForm,
+    LookupForm,
     PhoneForm,
     PreferencesForm,
     ReplyForm,
@@ -314,7 +317,55 @@ def senders() -> Any:
 @holder_required
 def checks() -> Any:
     """Who asked the registry about this number, and what it answered."""
-    return render_template("web/checks.html", rows=checks_for_phone(get_session(), g.phone))
+    db = get_session()
+    rows = checks_for_phone(db, g.phone)
+    filings.for_contacts(db, rows)  # the filed business behind an agent's check, in words
+    return render_template("web/checks.html", rows=rows)
+
+
+def _holder_key() -> str:
+    return f"lookup-holder:{g.phone}"
+
+
+def _no_question() -> bool:
+    return not request.args.get("number", "").strip()
+
+
+@bp.get("/me/lookup")
+@holder_required
+@limiter.limit(
+    lambda: _settings().ratelimit_lookup_holder,
+    key_func=_holder_key,
+    exempt_when=_no_question,
+    error_message=lambda: _(
+        "You looked up many numbers in a short time. Wait a while, then try again."
+    ),
+)
+@limiter.limit(
+    lambda: _settings().ratelimit_lookup_client,
+    exempt_when=_no_question,
+    error_message=lambda: _(
+        "Too many numbers were looked up from this connection. Wait a while, then try again."
+    ),
+)
+def lookup() -> Any:
+    """Who is calling me: the registered sender behind a number, and what it was told about mine."""
+    form = LookupForm(request.args)
+    answer = None
+    if request.args and form.validate():
+        db = get_session()
+        try:
+            answer = lookups.lookup_for_holder(
+                db, g.phone, form.number.data or "", _settings().default_region
+            )
+        except ValidationFailed:
+            db.rollback()
+            form.number.errors = [
+                _("That is not a phone number or SMS port. Type it as it was shown to you.")
+            ]
+        else:
+            db.commit()
+    return render_template("web/lookup.html", form=form, answer=answer)
 
 
 @bp.route("/me/complaints", methods=["GET", "POST"])
@@ -393,6 +444,14 @@ def complaint_detail(complaint_id: int) -> Any:
         verdict=desk.verdict(db, _settings(), complaint),
         sender=desk.sender_of(db, complaint),
         steps=complaint_steps(db, complaint),
+        business=filings.for_complaint(
+            db,
+            complaint.organization_id,
+            complaint.agent_id,
+            complaint.sender_id,
+            complaint.address,
+            complaint.contacted_at,
+        ),
     )
 
 
