@@ -281,7 +281,10 @@ def main() -> None:
             "/sanctions",
         ]
         pages += list(EXTRA_PAGES)
-        pages += [f"/admin/sharing/industries.csv?q={quarter}", f"/admin/sharing/clues.csv?q={quarter}"]
+        pages += [
+            f"/admin/sharing/industries.csv?q={quarter}",
+            f"/admin/sharing/clues.csv?q={quarter}",
+        ]
         print(f"pages over HTTP (gunicorn, 2 workers; median and worst of {args.repeat}):")
         worst_all = 0.0
         for path in pages:
