@@ -31,17 +31,18 @@ def _refuse_nul() -> None:
 
 # The preflight checks and opt-outs take the caller from a per-process copy and
 # verify it in the statement they run anyway (registry/copies.py).
-CACHED = {"api.check", "api.check_batch", "api.create_optout"}
+CACHED = {"api.check", "api.check_text", "api.check_batch", "api.create_optout"}
+# The one-line checks a dial plan calls (api/checks.py): some dial plans can set a
+# URL's user and password but no header; the key may come as the password of
+# HTTP Basic there, still in a header (never in the URL, which servers log).
+BASIC = {"api.check_text"}
 
 
 @bp.before_request
 def _authenticate() -> None:
     if request.endpoint in PUBLIC or request.endpoint is None:
         return
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-    key = header[7:].strip()
+    key = _bearer_key()
     if request.endpoint in CACHED:
         g.caller = copies.caller(get_autocommit() or get_reader(), key)
     else:
@@ -51,6 +52,23 @@ def _authenticate() -> None:
         # The gateway carries the holder's own voice; a key that could also
         # act as a sender would let one party speak on both sides.
         raise Forbidden("a gateway key is good only for the gateway endpoints")
+
+
+def _bearer_key() -> str:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    basic = request.authorization if request.endpoint in BASIC else None
+    if basic is not None and basic.type == "basic":
+        # The key is the password (any user name, e.g. the trunk's), or the user name alone.
+        key = basic.password or basic.username or ""
+        if key:
+            return key
+    if request.endpoint in BASIC:
+        raise Unauthorized(
+            "send the API key as 'Authorization: Bearer <key>' or as the password of HTTP Basic"
+        )
+    raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
 
 
 # What a ``gateway`` key may call (each also requires that role itself).
@@ -97,6 +115,16 @@ def write_limit() -> str:
 def read_limit() -> str:
     """Return the per-key rate limit for every route that reads (REGISTRY_RATELIMIT_READ)."""
     return settings().ratelimit_read
+
+
+def query(model: type[M]) -> M:
+    """Validate the query string against ``model``, each parameter once, as a JSON body would be."""
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(
+            f"give each query parameter once: {', '.join(repeated)}", field=repeated[0]
+        )
+    return model.model_validate_strings(request.args.to_dict())
 
 
 def body(model: type[M]) -> M:

@@ -60,6 +60,9 @@ class Question:
     purpose: str
     category: str | None = None
     at: datetime | None = None
+    # The address the contact is made from (``from``: a calling number or SMS
+    # port), for the caller-address step of the decision (SPEC §3 step 1a).
+    calling: str | None = None
 
 
 def policy_of(settings: Settings) -> Policy:
