@@ -9,6 +9,7 @@ the callee (its built-in ``uas``, answering 200 OK).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tests.serving.server import ROOT, free_port
@@ -159,14 +161,14 @@ class Answerer:
 
 
 @contextmanager
-def answerer(tmp: Path) -> Iterator[Answerer]:
-    """Run SIPp's built-in UAS on a free port of 127.0.0.1."""
+def answerer(tmp: Path, trace_messages: bool = True) -> Iterator[Answerer]:
+    """Run SIPp's built-in UAS on a free port of 127.0.0.1 (tracing what it receives)."""
     assert SIPP is not None
     port = free_udp_port()
     trace = tmp / f"uas-{port}.log"
-    argv = [SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
-            "-trace_msg", "-message_file", str(trace), "-trace_err",
-            "-error_file", str(tmp / f"uas-{port}.err")]  # fmt: skip
+    argv = [SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin"]
+    if trace_messages:
+        argv += ["-trace_msg", "-message_file", str(trace)]
     proc = subprocess.Popen(
         argv, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -266,6 +268,9 @@ REFUSED = """\
 """
 
 
+FINAL = {f"SIP/2.0 {c}" for c in range(2, 7)}  # "SIP/2.0 2" ... the first 9 characters
+
+
 @dataclass
 class Call:
     """What a SIPp caller saw: its exit status, the messages exchanged, its response times."""
@@ -274,6 +279,27 @@ class Call:
     messages: str
     rtt: Path
     stderr: str
+
+    def invite_times(self) -> list[float]:
+        """Return each call's milliseconds from sending its INVITE to receiving the final answer.
+
+        From the timestamps (µs) of SIPp's message trace: its own response-time
+        counters tick in steps of several milliseconds, too coarse for a proxy.
+        """
+        sent: dict[str, datetime] = {}
+        took: dict[str, float] = {}
+        for block in re.split(r"^-{20,} ", self.messages, flags=re.MULTILINE)[1:]:
+            stamp, _, rest = block.partition("\n")
+            lines = [ln.strip() for ln in rest.split("\n")]
+            first = next((ln for ln in lines[1:] if ln), "")
+            call_id = next((ln[9:].strip() for ln in lines if ln.startswith("Call-ID: ")), "")
+            cseq = next((ln[6:].strip() for ln in lines if ln.startswith("CSeq: ")), "")
+            at = datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f")
+            if first.startswith("INVITE ") and call_id not in sent:
+                sent[call_id] = at
+            elif first[:9] in FINAL and cseq.endswith("INVITE") and call_id in sent:
+                took.setdefault(call_id, (at - sent[call_id]).total_seconds() * 1000)
+        return list(took.values())
 
     def final(self) -> str:
         """Return the status line of the last final response the caller received."""
@@ -297,12 +323,17 @@ def call(
     calls: int = 1,
     rate: int = 10,
     timeout: float = 20,
+    numbers: list[str] | None = None,
+    trace_messages: bool = True,
 ) -> Call:
     """Place ``calls`` INVITEs through ``proxy`` to ``called`` at ``target``, expecting ``expect``.
 
-    ``asserted`` adds a P-Asserted-Identity; ``ruri`` replaces the whole request URI.
+    ``asserted`` adds a P-Asserted-Identity; ``ruri`` replaces the whole request URI;
+    ``numbers`` are called in turn instead of ``called``.
     """
     assert SIPP is not None
+    if numbers:
+        called = "[field0]"
     where = f"127.0.0.1:{target.port if target else free_udp_port()}"
     uri = ruri if ruri is not None else f"sip:{called}@{where}"
     extra = f"      P-Asserted-Identity: <sip:{asserted}@127.0.0.1>\n" if asserted else ""
@@ -316,14 +347,17 @@ def call(
     path = tmp / f"uac-{port}.xml"
     path.write_text(scenario)
     messages, rtt = tmp / f"uac-{port}.log", tmp / f"uac-{port}_rtt.csv"
+    inject = []
+    if numbers:
+        (tmp / f"uac-{port}.csv").write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers))
+        inject = ["-inf", str(tmp / f"uac-{port}.csv")]
     argv = [SIPP, "-sf", str(path), "-i", "127.0.0.1", "-p", str(port), "-nostdin",
             "-rsa", f"127.0.0.1:{proxy.port}", "-m", str(calls), "-r", str(rate),
             "-l", str(max(1, rate)), "-timeout", f"{timeout}s", "-timeout_error",
-            "-recv_timeout", "5000", "-trace_msg", "-message_file", str(messages),
-            "-trace_rtt", "-rtt_freq", "1", where]  # fmt: skip
-    done = subprocess.run(
-        argv, cwd=tmp, capture_output=True, timeout=timeout + 10, check=False
-    )
+            "-recv_timeout", "5000", "-timer_resol", "1", "-trace_rtt", "-rtt_freq", "1", *inject, where]  # fmt: skip
+    if trace_messages:
+        argv[-1:-1] = ["-trace_msg", "-message_file", str(messages)]
+    done = subprocess.run(argv, cwd=tmp, capture_output=True, timeout=timeout + 10, check=False)
     found = sorted(tmp.glob(f"uac-{port}_*_rtt.csv"))
     return Call(
         done.returncode,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -37,7 +39,13 @@ def registry_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     """Serve the registry on the suite's database with ``registry serve``, as an operator does."""
     tmp = tmp_path_factory.mktemp("registry")
     port = free_port()
-    env = fresh_env(tmp, **TEST_ENV, REGISTRY_DATABASE_URL=database_url)
+    # Kamailio asks about "now": calling hours around now, so that a consented call is allowed
+    # whenever the suite runs (the window wraps midnight where it must).
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    hours = f"{local - timedelta(hours=2):%H:%M}-{local + timedelta(hours=2):%H:%M}"
+    env = fresh_env(
+        tmp, **TEST_ENV, REGISTRY_DATABASE_URL=database_url, REGISTRY_CALLING_HOURS=hours
+    )
     argv = [sip.registry_command(), "serve", "--port", str(port), "--workers", "2",
             "--no-access-log"]  # fmt: skip
     with serving(argv, env, port) as served:
