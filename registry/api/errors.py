@@ -62,8 +62,10 @@ def _is_text() -> bool:
 
 def _line(code: str, message: str, details: list[dict[str, Any]]) -> Response:
     text = message
-    if details:
-        text += ": " + "; ".join(f"{d.get('field', '')}: {d.get('message', '')}" for d in details)
+    # A detail that only repeats the message (a domain error naming its field) adds nothing.
+    extra = [d for d in details if d.get("message") != message]
+    if extra:
+        text += ": " + "; ".join(f"{d.get('field', '')}: {d.get('message', '')}" for d in extra)
     # One line, whatever a message quotes from the input.
     text = " ".join(text.split())
     return Response(f"ERROR {code} {text}\n", mimetype="text/plain")

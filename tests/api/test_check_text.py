@@ -155,9 +155,13 @@ def test_repeated_parameters_and_other_methods(acme: Api) -> None:
 
 
 def test_a_key_in_the_url_is_refused_and_not_echoed(acme: Api) -> None:
-    resp = ask(acme, {}, phone=HOLDER, sender="acme-cards", channel="sms", key=acme.key)
-    assert resp.status_code == 401
-    assert acme.key not in resp.get_data(as_text=True)
+    alone = ask(acme, {}, phone=HOLDER, sender="acme-cards", channel="sms", key=acme.key)
+    assert alone.status_code == 401
+    assert acme.key not in alone.get_data(as_text=True)
+    beside = ask(acme, phone=HOLDER, sender="acme-cards", channel="sms", key=acme.key)
+    assert beside.status_code == 422
+    assert line(beside).startswith("ERROR validation_error ")
+    assert acme.key not in beside.get_data(as_text=True)
 
 
 def test_documented_as_text(client: FlaskClient) -> None:

@@ -286,8 +286,15 @@ class Call:
         From the timestamps (µs) of SIPp's message trace: its own response-time
         counters tick in steps of several milliseconds, too coarse for a proxy.
         """
+        return [ms for ms, _ in self._answers().values()]
+
+    def answers(self) -> list[str]:
+        """Return the status line of each call's final answer to its INVITE."""
+        return [status for _, status in self._answers().values()]
+
+    def _answers(self) -> dict[str, tuple[float, str]]:
         sent: dict[str, datetime] = {}
-        took: dict[str, float] = {}
+        took: dict[str, tuple[float, str]] = {}
         for block in re.split(r"^-{20,} ", self.messages, flags=re.MULTILINE)[1:]:
             stamp, _, rest = block.partition("\n")
             lines = [ln.strip() for ln in rest.split("\n")]
@@ -298,8 +305,9 @@ class Call:
             if first.startswith("INVITE ") and call_id not in sent:
                 sent[call_id] = at
             elif first[:9] in FINAL and cseq.endswith("INVITE") and call_id in sent:
-                took.setdefault(call_id, (at - sent[call_id]).total_seconds() * 1000)
-        return list(took.values())
+                ms = (at - sent[call_id]).total_seconds() * 1000
+                took.setdefault(call_id, (ms, first))
+        return took
 
     def final(self) -> str:
         """Return the status line of the last final response the caller received."""
