@@ -16,6 +16,7 @@ answered 200 (allowed and relayed) or the run fails.
 
 from __future__ import annotations
 
+import collections
 import http.client
 import statistics
 import sys
@@ -106,7 +107,8 @@ def main() -> None:
                     # Every INVITE answered 200 (SIPp's own exit status also counts a late
                     # retransmitted 200 to a BYE, which says nothing about the proxy).
                     answers = run.answers()
-                    assert answers.count("SIP/2.0 200 OK") == calls, (label, run.stderr[-2000:])
+                    assert answers.count("SIP/2.0 200 OK") == calls, (
+                        label, collections.Counter(answers), calls, proxy.output()[-1500:])  # fmt: skip
                     got = run.invite_times()
                     assert len(got) == calls, (label, len(got), run.rtt)
                     results[label] += got
