@@ -189,3 +189,16 @@ def test_the_check_limit_applies(app: Flask, tmp_path: Path) -> None:
         assert over.status_code == 429
         assert int(over.headers["Retry-After"]) >= 1
         assert line(over).startswith("ERROR rate_limited ")
+
+
+@pytest.mark.live
+def test_an_unreachable_database_is_one_503_line(tmp_path: Path) -> None:
+    query = urlencode({"phone": HOLDER, "sender": "acme-cards", "channel": "voice"})
+    # No such folder: the database cannot be opened.
+    with other_app(f"sqlite:///{tmp_path / 'gone' / 'r.sqlite3'}", tmp_path) as gone:
+        resp = gone.test_client().get(
+            f"/api/v1/check.txt?{query}", headers={"Authorization": "Bearer ann_abcdefgh_x"}
+        )
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert line(resp) == "ERROR unavailable the registry's database is unavailable; retry shortly"
