@@ -3,7 +3,7 @@
 Kamailio runs the shipped routing script, integrations/kamailio/anning.cfg, as
 it is: its settings are given as ``-A NAME=value`` defines on the command line,
 as an operator would. SIPp plays the caller (a scenario written per call) and
-the callee (its built-in ``uas``, answering 200 OK).
+the callee (its built-in ``uas`` answering 200 OK, with the Record-Route set echoed).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def kamailio(tmp: Path, url: str, key: str, sender: str = "", **defines: str) ->
 
 @dataclass
 class Answerer:
-    """A SIPp UAS answering every INVITE with 200 OK; what it received is in ``trace``."""
+    """A SIPp UAS answering every INVITE with 200 OK (``ANSWER``); what it received is in ``trace``."""
 
     port: int
     trace: Path
@@ -160,13 +160,78 @@ class Answerer:
         return self.trace.read_text(errors="replace").count("INVITE sip:")
 
 
+# SIPp's built-in ``uas`` with the Record-Route set echoed in its answers, as a real
+# callee does (the built-in one leaves it out, so in-dialog requests would bypass the proxy).
+ANSWER = """\
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answerer">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_Record-Route:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_Record-Route:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+    ]]>
+  </send>
+  <recv request="ACK" optional="true" crlf="true"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <timewait milliseconds="4000"/>
+</scenario>
+"""
+
+
 @contextmanager
 def answerer(tmp: Path, trace_messages: bool = True) -> Iterator[Answerer]:
     """Run SIPp's built-in UAS on a free port of 127.0.0.1 (tracing what it receives)."""
     assert SIPP is not None
     port = free_udp_port()
     trace = tmp / f"uas-{port}.log"
-    argv = [SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin"]
+    scenario = tmp / f"uas-{port}.xml"
+    scenario.write_text(ANSWER)
+    argv = [SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-nostdin"]
     if trace_messages:
         argv += ["-trace_msg", "-message_file", str(trace)]
     proc = subprocess.Popen(
