@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import TypeVar
 
 from flask import Blueprint, current_app, g, request
@@ -39,7 +38,11 @@ def _refuse_nul() -> None:
 
 # The preflight checks and opt-outs take the caller from a per-process copy and
 # verify it in the statement they run anyway (registry/copies.py).
-CACHED = {"api.check", "api.check_batch", "api.create_optout"}
+CACHED = {"api.check", "api.check_text", "api.check_batch", "api.create_optout"}
+# The one-line checks a dial plan calls (api/checks.py): some dial plans can set a
+# URL's user and password but no header; the key may come as the password of
+# HTTP Basic there, still in a header (never in the URL, which servers log).
+BASIC = {"api.check_text"}
 
 
 @bp.before_request
@@ -48,13 +51,7 @@ def _authenticate() -> None:
         return
     if request.endpoint is None:
         return
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Basic ") and request.endpoint in GATEWAY:
-        key = _basic_password(header[6:])
-    elif header.startswith("Bearer "):
-        key = header[7:].strip()
-    else:
-        raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    key = _bearer_key()
     if request.endpoint in CACHED:
         g.caller = copies.caller(get_autocommit() or get_reader(), key)
     else:
@@ -73,18 +70,26 @@ def _authenticate() -> None:
         raise Forbidden("a lookup key is good only for GET /lookup")
 
 
+def _bearer_key() -> str:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    basic = request.authorization if request.endpoint in BASIC | GATEWAY else None
+    if basic is not None and basic.type == "basic":
+        # The key is the password (any user name: the trunk's, Kannel's), or the user name alone.
+        key = basic.password or basic.username or ""
+        if key:
+            return key
+    if request.endpoint in BASIC | GATEWAY:
+        raise Unauthorized(
+            "send the API key as 'Authorization: Bearer <key>' or as the password of HTTP Basic"
+        )
+    raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+
+
 # What a ``gateway`` key may call (each also requires that role itself). These also take
 # the key as the password of HTTP basic auth: Kannel sends a URL's user:password so.
 GATEWAY = {"api.gateway_inbound_sms", "api.gateway_kannel_inbound"}
-
-
-def _basic_password(credentials: str) -> str:
-    """Return the password of basic-auth credentials (the key); the user name is free."""
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unauthorized("basic auth credentials are not base64 of user:password") from exc
-    return decoded.partition(":")[2]
 
 
 # What a ``reporter`` key may call (registry/api/complaints.py).
@@ -133,6 +138,16 @@ def write_limit() -> str:
 def read_limit() -> str:
     """Return the per-key rate limit for every route that reads (REGISTRY_RATELIMIT_READ)."""
     return settings().ratelimit_read
+
+
+def query(model: type[M]) -> M:
+    """Validate the query string against ``model``, each parameter once, as a JSON body would be."""
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationFailed(
+            f"give each query parameter once: {', '.join(repeated)}", field=repeated[0]
+        )
+    return model.model_validate_strings(request.args.to_dict())
 
 
 def body(model: type[M]) -> M:

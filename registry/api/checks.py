@@ -8,9 +8,9 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import api_key, body, bp, caller, read_limit, settings
+from registry.api import api_key, body, bp, caller, query, read_limit, settings
 from registry.api.gates import ColdBudget
-from registry.api.openapi import route
+from registry.api.openapi import RECEIPT_HEADERS, route
 from registry.api.schemas import (
     Category,
     Channel,
@@ -170,6 +170,34 @@ def _budget(sender_code: str, channel: str) -> ColdBudget:
     )
 
 
+def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
+    """Answer one check (the JSON and the plain-text forms alike); return it and its source.
+
+    The calling address (``from``, SPEC §3 step 1a) is carried in the question.
+    """
+    cfg = settings()
+    try:
+        phone = phones.to_e164(data.phone, cfg.default_region)
+    except phones.InvalidPhone as exc:
+        raise InvalidPhoneError(str(exc), field="phone") from exc
+    dbs = get_check_sessions(single=True)
+    question = _question(data)
+    result = services.check(
+        dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
+    )
+    dbs.write.commit()
+    count_decision(result.decision.decision, result.decision.reason)
+    return result, "replica" if dbs.replica else "primary"
+
+
+def _receipt_headers(result: services.CheckResult, source: str) -> dict[str, str]:
+    return {
+        "X-Anning-Check-Id": result.check_id,
+        "X-Anning-Checked-At": iso(result.checked_at),
+        "X-Anning-Read-From": source,
+    }
+
+
 @route(
     bp,
     "/check",
@@ -178,28 +206,15 @@ def _budget(sender_code: str, channel: str) -> ColdBudget:
     tag="checks",
     body=CheckIn,
     response=CheckOut,
+    response_headers=RECEIPT_HEADERS,
 )
 @limiter.limit(_check_limit)
 def check() -> Any:
     """Answer allow or deny for one contact, log it, and return a signed receipt."""
-    data = body(CheckIn)
-    cfg = settings()
-    try:
-        phone = phones.to_e164(data.phone, cfg.default_region)
-    except phones.InvalidPhone as exc:
-        raise InvalidPhoneError(str(exc), field="phone") from exc
-    question = _question(data)
-    dbs = get_check_sessions(single=True)
-    result = services.check(
-        dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
-    )
-    dbs.write.commit()
-    source = "replica" if dbs.replica else "primary"
-    dec = result.decision
-    count_decision(dec.decision, dec.reason)
-    req = result.request
+    result, source = _answer(body(CheckIn))
+    dec, req = result.decision, result.request
     out: dict[str, Any] = {
-        "phone": phone,
+        "phone": result.phone,
         "sender": req.sender.code,
         "channel": req.channel,
         "purpose": req.purpose,
@@ -217,7 +232,53 @@ def check() -> Any:
         out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
     if req.caller is not None:
         out["from"] = req.caller
-    return jsonify(out), 200, {"X-Anning-Read-From": source}
+    return jsonify(out), 200, _receipt_headers(result, source)
+
+
+class CheckTextIn(CheckIn):
+    """The single check as query parameters, for a dial plan or a routing script (``check.txt``).
+
+    The same fields as ``CheckIn``, ``from`` included (the calling number, step 1a).
+    """
+
+
+TEXT_QUERY = {
+    "phone": "string", "sender": "string", "channel": "string", "purpose": "string",
+    "category": "string", "at": "string", "from": "string",
+}  # fmt: skip
+
+
+@route(
+    bp,
+    "/check.txt",
+    "GET",
+    summary="Check one number before contact, in one plain-text line (dial plans, SIP proxies)",
+    tag="checks",
+    query=TEXT_QUERY,
+    media="text/plain",
+    text_example="DENY dnd",
+    response_headers=RECEIPT_HEADERS,
+)
+@limiter.limit(_check_limit)
+def check_text() -> Any:
+    """Answer ``ALLOW <reason>`` or ``DENY <reason> [<next_allowed_at>]``: the check of ``/check``.
+
+    The same key, limits, log and signed receipt (in ``X-Anning-Check-Id``);
+    errors are one line too, ``ERROR <code> <message>``, with the JSON
+    check's status (api/errors.py).
+    """
+    data = query(CheckTextIn)
+    result, source = _answer(data)
+    dec = result.decision
+    words = [dec.decision.upper(), dec.reason]
+    if dec.next_allowed_at is not None:
+        words.append(iso(dec.next_allowed_at))
+    text = " ".join(words) + "\n"
+    return (
+        text,
+        200,
+        {"Content-Type": "text/plain; charset=utf-8", **_receipt_headers(result, source)},
+    )
 
 
 @route(

@@ -9,6 +9,7 @@ from typing import Any
 from flask import (
     Flask,
     Response,
+    has_request_context,
     jsonify,
     make_response,
     render_template,
@@ -44,8 +45,30 @@ HTTP_CODES = {
 def envelope(
     code: str, message: str, status: int, details: list[dict[str, Any]] | None = None
 ) -> tuple[Response, int]:
-    """Return the error response every API failure uses."""
+    """Return the error response every API failure uses.
+
+    On the plain-text forms (``/api/v1/….txt``, read by dial plans and SIP
+    proxies that take the first line of a body) the same envelope is one line,
+    ``ERROR <code> <message>[: <field>: <message>; …]``, with the same status.
+    """
+    if has_request_context() and _is_text():
+        return _line(code, message, details or []), status
     return jsonify({"error": {"code": code, "message": message, "details": details or []}}), status
+
+
+def _is_text() -> bool:
+    return _is_api() and request.path.endswith(".txt")
+
+
+def _line(code: str, message: str, details: list[dict[str, Any]]) -> Response:
+    text = message
+    # A detail that only repeats the message (a domain error naming its field) adds nothing.
+    extra = [d for d in details if d.get("message") != message]
+    if extra:
+        text += ": " + "; ".join(f"{d.get('field', '')}: {d.get('message', '')}" for d in extra)
+    # One line, whatever a message quotes from the input.
+    text = " ".join(text.split())
+    return Response(f"ERROR {code} {text}\n", mimetype="text/plain")
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -35,6 +35,10 @@ class Operation:
     # (Kannel), or, with ``auth`` false, something the operation checks itself.
     security: str = "bearer"
     headers: dict[str, str] = field(default_factory=dict)
+    # ``text/plain``: a one-line answer (and one-line errors) instead of JSON.
+    media: str = "application/json"
+    text_example: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)  # of the success response
 
     def statuses(self) -> dict[int, str]:
         """Return every status the operation answers, with its description."""
@@ -110,7 +114,10 @@ def route(
     responses: dict[int, str] | None = None,
     body_schema: tuple[str, dict[str, Any]] | None = None,
     security: str = "bearer",
+    media: str = "application/json",
+    text_example: str | None = None,
     headers: dict[str, str] | None = None,
+    response_headers: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Register a view on ``bp`` and record it for the OpenAPI document.
 
@@ -122,7 +129,8 @@ def route(
         operation = Operation(path, method.lower(), summary, body, response, status, tag)
         operation.query, operation.auth, operation.responses = query or {}, auth, responses or {}
         operation.body_schema, operation.security = body_schema, security
-        operation.headers = headers or {}
+        operation.media, operation.text_example = media, text_example
+        operation.headers, operation.response_headers = headers or {}, response_headers or {}
         OPERATIONS.append(operation)
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
@@ -161,6 +169,18 @@ RATE_LIMITED = {
     },
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }  # fmt: skip
+
+
+# The receipt of a single check, in headers (the plain-text form has no body to carry it).
+RECEIPT_HEADERS = {
+    "X-Anning-Check-Id": "the signed receipt id (GET /receipts/{check_id} verifies it)",
+    "X-Anning-Checked-At": "when the registry answered (ISO 8601 UTC)",
+    "X-Anning-Read-From": "primary or replica: the database the facts were read from",
+}
+
+# A one-line answer of a plain-text operation, and its one-line errors (api/errors.py).
+TEXT_ANSWER = r"^(ALLOW|DENY) [a-z_]+( \S+)?\n$"
+TEXT_ERROR = {"text/plain": {"schema": {"type": "string", "pattern": r"^ERROR [a-z_]+ .*\n$"}}}
 
 
 def _openapi_path(path: str) -> str:
@@ -227,15 +247,27 @@ def document(prefix: str) -> dict[str, Any]:
         elif op.body_schema is not None:
             media, body_schema = op.body_schema
             item["requestBody"] = {"required": True, "content": {media: {"schema": body_schema}}}
+        text = op.media == "text/plain"
         for code, description in sorted(op.statuses().items()):
             answer: dict[str, Any] = {"description": description}
             if code >= 400:
-                answer["content"] = error
+                answer["content"] = TEXT_ERROR if text else error
+            elif text:
+                line: dict[str, Any] = {"type": "string", "pattern": TEXT_ANSWER}
+                if op.text_example:
+                    line["examples"] = [op.text_example + "\n"]
+                answer["content"] = {"text/plain": {"schema": line}}
             elif op.response is not None and code != 204:
                 schema_ref = ref(op.response, "serialization")
                 answer["content"] = {"application/json": {"schema": schema_ref}}
+            if 200 <= code < 300 and op.response_headers:
+                answer["headers"] = {
+                    name: {"description": what, "schema": {"type": "string"}}
+                    for name, what in op.response_headers.items()
+                }
             item["responses"][str(code)] = answer
-        item["responses"]["429"] = RATE_LIMITED  # every operation, reads included: Retry-After
+        # Every operation, reads included: Retry-After.
+        item["responses"]["429"] = {**RATE_LIMITED, "content": TEXT_ERROR} if text else RATE_LIMITED
         if op.auth:
             item["security"] = [{op.security: []}]
         paths.setdefault(_openapi_path(prefix + op.path), {})[op.method] = item

@@ -14,6 +14,16 @@ Channel = Literal["voice", "sms"]
 Purpose = Literal["marketing", "service"]
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 Phone = Annotated[str, Field(min_length=1, max_length=64, examples=["+8613812345678"])]
+# A calling number or SMS port a contact is made from (a sender's address), spaces and dashes allowed.
+Address = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=32,
+        pattern=r"^\+?[0-9][0-9 \-]{2,31}$",
+        examples=["+8657188880000"],
+    ),
+]
 SenderCode = Annotated[str, Field(min_length=1, max_length=64, examples=["acme-bank"])]
 Reason = Literal[
     "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending", "reassigned",

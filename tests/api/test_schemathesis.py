@@ -13,6 +13,7 @@ in all, counted as the app answers them and asserted at the end.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,12 @@ EXCLUDED = [positive_data_acceptance]
 def assert_envelope(response: Any) -> None:
     """Every error answers the one envelope: {"error": {"code", "message", "details"}}."""
     if response.status_code < 400:
+        return
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    kind = headers.get("content-type", "")
+    if "text/plain" in str(kind):
+        # The plain-text operations (check.txt) answer the envelope as one line.
+        assert re.fullmatch(r"ERROR [a-z_]+ [^\n]*\n", response.text), response.text
         return
     body = response.json()
     assert set(body) == {"error"}, body
