@@ -8,6 +8,7 @@ from registry.events.models import Event
 from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs.models import ApiKey, Delegation, DelegationSender, Organization
 from registry.sanctions.models import PublicReview, Sanction
+from registry.scrubs.models import ScrubChunk, ScrubJob
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatGap, StatWatermark
@@ -33,6 +34,8 @@ __all__ = [
     "Organization",
     "PublicReview",
     "Sanction",
+    "ScrubChunk",
+    "ScrubJob",
     "Sender",
     "SenderAddress",
     "SmsMessage",

@@ -29,12 +29,17 @@ class Operation:
     # Statuses this operation answers beyond the ones every operation of its
     # kind does (see ``statuses``), each with what it means here.
     responses: dict[int, str] = field(default_factory=dict)
+    # A body that is a file, not JSON (its media type, e.g. text/csv), and the
+    # media type of a response that is one.
+    raw_body: str | None = None
+    produces: str | None = None
+    required: tuple[str, ...] = ()  # query parameters that must be given
 
     def statuses(self) -> dict[int, str]:
         """Return every status the operation answers, with its description."""
         codes = {self.status: "OK", 422: ERRORS[422], 429: ERRORS[429], 503: ERRORS[503]}
         codes |= {414: ERRORS[414], 431: ERRORS[431]}  # registry/edge.py, on every request
-        if self.body is not None:
+        if self.body is not None or self.raw_body is not None:
             codes |= {400: ERRORS[400], 409: ERRORS[409], 413: ERRORS[413]}
         if self.auth:
             codes |= {401: ERRORS[401], 403: ERRORS[403]}
@@ -102,6 +107,9 @@ def route(
     query: dict[str, str] | None = None,
     auth: bool = True,
     responses: dict[int, str] | None = None,
+    raw_body: str | None = None,
+    produces: str | None = None,
+    required: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Register a view on ``bp`` and record it for the OpenAPI document.
 
@@ -112,6 +120,7 @@ def route(
     def wrap(view: F) -> F:
         operation = Operation(path, method.lower(), summary, body, response, status, tag)
         operation.query, operation.auth, operation.responses = query or {}, auth, responses or {}
+        operation.raw_body, operation.produces, operation.required = raw_body, produces, required
         OPERATIONS.append(operation)
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
@@ -197,8 +206,9 @@ def document(prefix: str) -> dict[str, Any]:
                 params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
             params.append(
-                {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
-            )
+                {"name": name, "in": "query", "required": name in op.required,
+                 "schema": {"type": kind}}
+            )  # fmt: skip
         if params:
             item["parameters"] = params
         if op.body is not None:
@@ -206,10 +216,17 @@ def document(prefix: str) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
+        elif op.raw_body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {op.raw_body: {"schema": {"type": "string"}}},
+            }
         for code, description in sorted(op.statuses().items()):
             answer: dict[str, Any] = {"description": description}
             if code >= 400:
                 answer["content"] = error
+            elif op.produces is not None and code == op.status:
+                answer["content"] = {op.produces: {"schema": {"type": "string"}}}
             elif op.response is not None and code != 204:
                 schema_ref = ref(op.response, "serialization")
                 answer["content"] = {"application/json": {"schema": schema_ref}}

@@ -100,6 +100,19 @@ class CheckResult:
     check_id: str
     checked_at: datetime
     request: CheckRequest
+    data_version: int = 0  # the feed position the answer rests on (receipts.Claims.registry_seq)
+    valid_until: datetime | None = None  # how long it may be relied on (valid_until_of)
+
+
+def valid_until_of(settings: Settings, checked_at: datetime) -> datetime:
+    """Return until when an answer given at ``checked_at`` may be relied on.
+
+    ``REGISTRY_RESULT_VALIDITY``: by default zero, so the answer holds only at
+    the moment it was given (check again before each contact, as opt-in rules
+    want); ``21d`` or ``31d`` express the validity DNC-style registries grant a
+    washed list. Checks, batches and scrubs alike carry it.
+    """
+    return checked_at + settings.result_validity
 
 
 def _request(
@@ -284,6 +297,7 @@ def check_one(
     now = utcnow()
     # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
     ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
+    valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -296,8 +310,9 @@ def check_one(
         reason=dec.reason,
         agent=req.sender.agent_slug,
         on_behalf_of=req.sender.org_slug if req.sender.agent_slug is not None else None,
+        valid_until=iso(valid_until),
     )
-    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req)
+    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req, state, valid_until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +335,10 @@ class BatchResult:
     invalid: int
     check_id: str
     request: CheckRequest
+    batch_id: int = 0
+    checked_at: datetime | None = None
+    data_version: int = 0  # the feed position the answers rest on
+    valid_until: datetime | None = None
 
 
 def normalize_many(
@@ -471,6 +490,7 @@ def check_batch(
     invalid = sum(1 for i in items if i.error is not None)
     denied = len(items) - allowed - invalid
     batch_id = log_batch(session, req, decisions, now, (len(items), allowed, denied, invalid))
+    valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -478,9 +498,12 @@ def check_batch(
         checked_at=iso(now),
         registry_seq=state,
         batch_id=batch_id,
+        valid_until=iso(valid_until),
     )
     check_id = receipts.sign(settings, claims)
-    return BatchResult(items, allowed, denied, invalid, check_id, req)
+    return BatchResult(
+        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until
+    )
 
 
 def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:
@@ -499,6 +522,9 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         "checked_at": claims.checked_at,
         # The feed number the decision saw (absent on receipts signed before it existed).
         "registry_seq": claims.registry_seq,
+        # The same number under the name every answer and certificate uses for it.
+        "data_version": claims.registry_seq,
+        "valid_until": claims.valid_until,
     }
     if claims.batch_id is None:
         if claims.phone is None or claims.decision is None:
@@ -513,6 +539,8 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
             "reason": claims.reason,
             "checked_at": claims.checked_at,
             "registry_seq": claims.registry_seq,
+            "data_version": claims.registry_seq,
+            "valid_until": claims.valid_until,
         }
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(
