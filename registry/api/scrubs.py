@@ -8,9 +8,10 @@ certificate. ``registry scrub-worker`` answers the jobs (registry/scrubs).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from registry.api import bp, caller, read_limit, settings
@@ -18,7 +19,7 @@ from registry.api.openapi import route
 from registry.api.schemas import Category, Channel, Purpose, SenderCode, Strict, Time
 from registry.db import get_reader, get_session
 from registry.errors import RegistryError
-from registry.extensions import limiter
+from registry.extensions import db, limiter
 from registry.scrubs import services
 
 
@@ -152,11 +153,12 @@ def get_scrub(job_id: int) -> Any:
 @limiter.limit(read_limit)
 def scrub_result(job_id: int) -> Any:
     """Stream the result CSV: line, input, phone, decision, reason, next_allowed_at."""
-    reader = get_reader()
-    job = services.job_for(reader, caller(), job_id)
-    parts = services.result_parts(reader, job)
-    first = next(parts)  # the job's state is checked (409) before the answer starts
-    body = stream_with_context(_encoded(first, parts))
+    job = services.job_for(get_reader(), caller(), job_id)
+    services.ensure_done(job)  # 409 before the answer starts
+    # The body is read after the view returned and the request's sessions were
+    # closed, so it reads through a session of its own (lock-free on SQLite),
+    # closed when the download ends or is cut off.
+    body = _download(db.reader or db.sessionmaker, job.id or 0, job.chunks)
     headers = {
         "Content-Disposition": f'attachment; filename="scrub-{job.id}.csv"',
         "X-Content-SHA256": job.result_sha256 or "",
@@ -164,10 +166,13 @@ def scrub_result(job_id: int) -> Any:
     return Response(body, mimetype="text/csv", headers=headers)
 
 
-def _encoded(first: str, rest: Any) -> Any:
-    yield first.encode()
-    for text in rest:
-        yield text.encode()
+def _download(factory: Any, job_id: int, chunks: int) -> Iterator[bytes]:
+    session = factory()
+    try:
+        for text in services.chunk_texts(session, job_id, chunks):
+            yield text.encode()
+    finally:
+        session.close()
 
 
 @route(bp, "/scrubs/<id:job_id>/certificate", "GET", summary="A scrub's signed certificate",

@@ -14,7 +14,7 @@ same cold-number budget. What is new is only the file around it:
   The job and all its chunks are written in one transaction: a job exists
   whole or not at all;
 - **answering** is the worker's (registry/scrubs/worker.py);
-- **the result** (``result_parts``) is the chunks' CSV text in order, after one
+- **the result** (``chunk_texts``) is the chunks' CSV text in order, after one
   header line: the same bytes every time, so their SHA-256 (``result_sha256``)
   computed when the job finished is the hash of every download;
 - **the certificate** (``certificate``) is the job's outcome signed with
@@ -263,7 +263,8 @@ def job_for(session: Session, who: Caller, job_id: int) -> ScrubJob:
     return job
 
 
-def _done(job: ScrubJob) -> None:
+def ensure_done(job: ScrubJob) -> None:
+    """Raise Conflict (409) unless the job is done: a failed or unfinished job has no result."""
     if job.status == "failed":
         raise Conflict(f"scrub job {job.id} failed: {job.error}; it has no result")
     if job.status != "done":
@@ -305,12 +306,6 @@ def describe(job: ScrubJob) -> dict[str, Any]:
     return out
 
 
-def result_parts(session: Session, job: ScrubJob) -> Iterator[str]:
-    """Yield the result file: the header line, then each chunk's lines in order."""
-    _done(job)
-    yield from chunk_texts(session, job.id or 0, job.chunks)
-
-
 def chunk_texts(session: Session, job_id: int, chunks: int) -> Iterator[str]:
     """Yield the header and every answered chunk's text in order, one chunk read at a time."""
     yield HEADER
@@ -335,7 +330,7 @@ def _signer(settings: Settings) -> Signer:
 
 def certificate(session: Session, settings: Settings, job: ScrubJob) -> dict[str, Any]:
     """Return the job's signed certificate and what it says (409 until the job is done)."""
-    _done(job)
+    ensure_done(job)
     org = session.get(Organization, job.organization_id)
     owner = session.scalar(
         select(col(Organization.slug))
