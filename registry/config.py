@@ -8,7 +8,7 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,7 @@ from registry import ratelimit  # registers sqlite:// (and memory://) with limit
 POLICIES = ("opt-in", "opt-out")
 SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
 SMS_BACKENDS = ("console", "http", "kannel")
+VALIDITY = re.compile(r"([1-9][0-9]{0,2})d")  # REGISTRY_RESULT_VALIDITY: "21d", "31d", ...
 
 
 class ConfigError(ValueError):
@@ -166,6 +167,15 @@ class Settings:
     ratelimit_lookup_client: str = "60 per minute"
     ratelimit_lookup_holder: str = "30 per hour"
     max_batch: int = 10_000
+    # How long an answer may be relied on after it was given: zero (the default,
+    # "contact") means check again before each contact; 21 or 31 days are what
+    # DNC-style registries grant a washed list (REGISTRY_RESULT_VALIDITY).
+    result_validity: timedelta = timedelta(0)
+    # File scrubs (registry/scrubs): numbers per file, bytes per upload, jobs
+    # queued or running per organization at once.
+    scrub_max_rows: int = 1_000_000
+    scrub_max_bytes: int = 128 * 1024 * 1024
+    scrub_max_jobs: int = 2
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 2.0
@@ -349,6 +359,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     kwargs.update(_console_settings(get))
     kwargs.update(_operator_settings(get))
     kwargs.update(_edge_settings(get))
+    kwargs.update(_scrub_settings(get))
     return Settings(**kwargs)  # type: ignore[arg-type]
 
 
@@ -360,6 +371,35 @@ def _positive_int(name: str, raw: str, upper: int) -> int:
     if not 1 <= value <= upper:
         raise ConfigError(f"REGISTRY_{name}: expected 1 to {upper}, got {value}")
     return value
+
+
+def _validity(text: str) -> timedelta:
+    """Return ``contact`` as zero (check before each contact), ``<N>d`` as N days (1 to 999)."""
+    value = text.strip().lower()
+    if value == "contact":
+        return timedelta(0)
+    match = VALIDITY.fullmatch(value)
+    if match is None:
+        raise ConfigError(f"expected 'contact' or a number of days such as 31d, got {text!r}")
+    return timedelta(days=int(match.group(1)))
+
+
+def _scrub_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """Read how long answers hold and the file scrubs' caps."""
+    out: dict[str, object] = {}
+    if (raw := get("RESULT_VALIDITY")) is not None:
+        try:
+            out["result_validity"] = _validity(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"REGISTRY_RESULT_VALIDITY: {exc}") from exc
+    for name, key, upper in (
+        ("SCRUB_MAX_ROWS", "scrub_max_rows", 1_000_000),
+        ("SCRUB_MAX_BYTES", "scrub_max_bytes", 1024 * 1024 * 1024),
+        ("SCRUB_MAX_JOBS", "scrub_max_jobs", 100),
+    ):
+        if (raw := get(name)) is not None:
+            out[key] = _positive_int(name, raw, upper)
+    return out
 
 
 def _console_settings(get: Callable[[str], str | None]) -> dict[str, object]:

@@ -17,6 +17,7 @@ from registry.orgs.models import (
     Organization,
 )
 from registry.sanctions.models import PublicReview, Sanction
+from registry.scrubs.models import ScrubChunk, ScrubJob
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatGap, StatWatermark
@@ -47,6 +48,8 @@ __all__ = [
     "Organization",
     "PublicReview",
     "Sanction",
+    "ScrubChunk",
+    "ScrubJob",
     "Sender",
     "SenderAddress",
     "SmsMessage",

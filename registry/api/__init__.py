@@ -167,6 +167,7 @@ from registry.api import (  # noqa: E402,F401  (routes register on import)
     meta,
     numbers,
     optouts,
+    scrubs,
     senders,
     sync,
     watchlist,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from registry import phones
 from registry.api import api_key, body, bp, caller, query, read_limit, settings
-from registry.api.gates import ColdBudget
+from registry.api.gates import ColdBudget, check_budget
 from registry.api.openapi import RECEIPT_HEADERS, route
 from registry.api.schemas import (
     Category,
@@ -71,6 +71,14 @@ class CheckOut(BaseModel):
     next_allowed_at: str | None = None
     check_id: str
     checked_at: str
+    data_version: int = Field(
+        description="The registry's data version: the change-feed position (GET /changes) "
+        "every change up to which was part of this answer.",
+    )
+    valid_until: str = Field(
+        description="Until when the answer may be relied on (REGISTRY_RESULT_VALIDITY); "
+        "by default equal to checked_at: check again before each contact.",
+    )
     agent: str | None = None
     on_behalf_of: str | None = None
     from_: str | None = Field(default=None, alias="from")
@@ -113,6 +121,15 @@ class BatchOut(BaseModel):
     results: list[BatchResultItem]
     summary: BatchSummary
     check_id: str
+    checked_at: str
+    data_version: int = Field(
+        description="The registry's data version: the change-feed position (GET /changes) "
+        "every change up to which was part of this answer.",
+    )
+    valid_until: str = Field(
+        description="Until when the answer may be relied on (REGISTRY_RESULT_VALIDITY); "
+        "by default equal to checked_at: check again before each contact.",
+    )
     from_: str | None = Field(default=None, alias="from")
 
 
@@ -135,6 +152,16 @@ class Receipt(BaseModel):
         default=None,
         description="The change-feed number the registry had reached when it answered: "
         "every change up to it was part of the decision (replay the log to it).",
+    )
+    data_version: int | None = Field(
+        default=None,
+        description="The same feed position as registry_seq, under the name "
+        "answers and scrub certificates use (absent on receipts signed before it existed).",
+    )
+    valid_until: str | None = Field(
+        default=None,
+        description="Until when the answer may be relied on, as signed "
+        "(absent on receipts signed before it existed).",
     )
 
 
@@ -163,11 +190,7 @@ def _question(data: CheckIn | BatchIn) -> services.Question:
 
 def _budget(sender_code: str, channel: str) -> ColdBudget:
     """Return the budget for checks on numbers the sender has no record with (api/gates.py)."""
-    return ColdBudget(
-        f"sender {sender_code}",
-        f"too many checks on numbers sender {sender_code!r} has no consent or "
-        f"opt-out with ({channel})",
-    )
+    return check_budget(sender_code, channel)
 
 
 def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
@@ -223,6 +246,8 @@ def check() -> Any:
         "reason": dec.reason,
         "check_id": result.check_id,
         "checked_at": iso(result.checked_at),
+        "data_version": result.data_version,
+        "valid_until": iso(result.valid_until or result.checked_at),
     }
     if dec.consent_id is not None:
         out["consent_id"] = dec.consent_id
@@ -334,6 +359,9 @@ def check_batch() -> Any:
         "results": rows,
         "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
         "check_id": result.check_id,
+        "checked_at": iso(result.checked_at) if result.checked_at else None,
+        "data_version": result.data_version,
+        "valid_until": iso(result.valid_until) if result.valid_until else None,
     }
     if result.request.caller is not None:
         out["from"] = result.request.caller

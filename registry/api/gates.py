@@ -46,10 +46,12 @@ class ColdBudget:
     counted in the metrics, so mining attempts are visible.
     """
 
-    def __init__(self, what: str, refusal: str) -> None:
+    def __init__(self, what: str, refusal: str, who: str | None = None) -> None:
         self.what = what
         self.refusal = refusal
-        self.who = caller().slug
+        # The acting organization: this request's caller, or the one a scrub job
+        # was uploaded by (``registry scrub-worker`` spends that organization's budget).
+        self.who = who if who is not None else caller().slug
 
     def spend(self, numbers: int) -> None:
         """Spend ``numbers`` of the budget; raise RateLimited when it is spent."""
@@ -68,6 +70,20 @@ class ColdBudget:
             f"{self.refusal} (limit {item}); the registry is not a directory of numbers",
             retry_after=int(reset - time.time()) + 1,
         )
+
+
+def check_budget(sender_code: str, channel: str, who: str | None = None) -> ColdBudget:
+    """Return the budget for checks of ``sender_code`` on numbers it has no record with.
+
+    The same for a check, a batch and every chunk of a scrub (``who``: the
+    organization that uploaded it, when there is no request).
+    """
+    return ColdBudget(
+        f"sender {sender_code}",
+        f"too many checks on numbers sender {sender_code!r} has no consent or "
+        f"opt-out with ({channel})",
+        who,
+    )
 
 
 def cold_gate(what: str, refusal: str) -> ColdBudget:

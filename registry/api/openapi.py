@@ -39,12 +39,17 @@ class Operation:
     media: str = "application/json"
     text_example: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # of the success response
+    # A body that is a file, not JSON (its media type, e.g. text/csv), and the
+    # media type of a response that is one.
+    raw_body: str | None = None
+    produces: str | None = None
+    required: tuple[str, ...] = ()  # query parameters that must be given
 
     def statuses(self) -> dict[int, str]:
         """Return every status the operation answers, with its description."""
         codes = {self.status: "OK", 422: ERRORS[422], 429: ERRORS[429], 503: ERRORS[503]}
         codes |= {414: ERRORS[414], 431: ERRORS[431]}  # registry/edge.py, on every request
-        if self.body is not None or self.body_schema is not None:
+        if self.body is not None or self.body_schema is not None or self.raw_body is not None:
             codes |= {400: ERRORS[400], 409: ERRORS[409], 413: ERRORS[413]}
         if self.auth:
             codes |= {401: ERRORS[401], 403: ERRORS[403]}
@@ -118,6 +123,9 @@ def route(
     text_example: str | None = None,
     headers: dict[str, str] | None = None,
     response_headers: dict[str, str] | None = None,
+    raw_body: str | None = None,
+    produces: str | None = None,
+    required: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Register a view on ``bp`` and record it for the OpenAPI document.
 
@@ -131,6 +139,7 @@ def route(
         operation.body_schema, operation.security = body_schema, security
         operation.media, operation.text_example = media, text_example
         operation.headers, operation.response_headers = headers or {}, response_headers or {}
+        operation.raw_body, operation.produces, operation.required = raw_body, produces, required
         OPERATIONS.append(operation)
         bp.add_url_rule(path, view_func=view, methods=[method])
         return view
@@ -228,9 +237,9 @@ def document(prefix: str) -> dict[str, Any]:
                 params.append({"name": name, "in": "path", "required": True, "schema": schema})
         for name, kind in op.query.items():
             # A type ending in "!" marks a required parameter ("string!").
-            required = kind.endswith("!")
             params.append(
-                {"name": name, "in": "query", "required": required,
+                {"name": name, "in": "query",
+                 "required": kind.endswith("!") or name in op.required,
                  "schema": {"type": kind.rstrip("!")}}
             )  # fmt: skip
         for name, description in op.headers.items():
@@ -247,6 +256,11 @@ def document(prefix: str) -> dict[str, Any]:
         elif op.body_schema is not None:
             media, body_schema = op.body_schema
             item["requestBody"] = {"required": True, "content": {media: {"schema": body_schema}}}
+        elif op.raw_body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {op.raw_body: {"schema": {"type": "string"}}},
+            }
         text = op.media == "text/plain"
         for code, description in sorted(op.statuses().items()):
             answer: dict[str, Any] = {"description": description}
@@ -257,6 +271,8 @@ def document(prefix: str) -> dict[str, Any]:
                 if op.text_example:
                     line["examples"] = [op.text_example + "\n"]
                 answer["content"] = {"text/plain": {"schema": line}}
+            elif op.produces is not None and code == op.status:
+                answer["content"] = {op.produces: {"schema": {"type": "string"}}}
             elif op.response is not None and code != 204:
                 schema_ref = ref(op.response, "serialization")
                 answer["content"] = {"application/json": {"schema": schema_ref}}

@@ -4,7 +4,14 @@ A receipt id is an itsdangerous token (salt ``anning.receipt``) of a JSON
 object with short keys: customers store millions of them, and the keys are
 part of the wire format, so they are defined once here (``KEYS``) for the
 writer (``sign``) and the reader (``verify``). Receipts signed before a claim
-existed simply lack it (``registry_seq``, ``agent``, ``caller``: the ``from`` of the check).
+existed simply lack it (``registry_seq``, ``agent``, ``caller``: the ``from`` of the check,
+``valid_until``).
+
+``registry_seq`` is the registry's *data version*: the change-feed position
+(registry/events, ``GET /changes``) every change up to which was part of the
+answer. ``valid_until`` is how long the answer may be relied on
+(``REGISTRY_RESULT_VALIDITY``): by default the time of the check itself,
+"check again before each contact".
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class Claims:
     agent: str | None = None
     on_behalf_of: str | None = None
     caller: str | None = None  # the calling address the check named (``from``)
+    valid_until: str | None = None  # ISO 8601, UTC; equal to checked_at: check before each contact
 
 
 # Claim -> its key in the signed JSON. Never change a key: receipts are kept for years.
@@ -51,6 +59,7 @@ KEYS = {
     "agent": "a",
     "on_behalf_of": "o",
     "caller": "f",
+    "valid_until": "v",
 }
 if set(KEYS) != {f.name for f in fields(Claims)}:  # one table for every claim
     raise RuntimeError("receipts.KEYS must name every field of Claims")

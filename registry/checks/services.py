@@ -106,6 +106,19 @@ class CheckResult:
     checked_at: datetime
     request: CheckRequest
     caller: CallerAddress | None = None  # the calling address as the sender holds it
+    data_version: int = 0  # the feed position the answer rests on (receipts.Claims.registry_seq)
+    valid_until: datetime | None = None  # how long it may be relied on (valid_until_of)
+
+
+def valid_until_of(settings: Settings, checked_at: datetime) -> datetime:
+    """Return until when an answer given at ``checked_at`` may be relied on.
+
+    ``REGISTRY_RESULT_VALIDITY``: by default zero, so the answer holds only at
+    the moment it was given (check again before each contact, as opt-in rules
+    want); ``21d`` or ``31d`` express the validity DNC-style registries grant a
+    washed list. Checks, batches and scrubs alike carry it.
+    """
+    return checked_at + settings.result_validity
 
 
 def _request(
@@ -304,6 +317,7 @@ def check_one(
     now = utcnow()
     # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
     ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now, held))
+    valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -317,8 +331,18 @@ def check_one(
         agent=req.sender.agent_slug,
         on_behalf_of=req.sender.org_slug if req.sender.agent_slug is not None else None,
         caller=req.caller,
+        valid_until=iso(valid_until),
     )
-    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req, held)
+    return CheckResult(
+        phone,
+        dec,
+        receipts.sign(settings, claims),
+        now,
+        req,
+        held,
+        data_version=state,
+        valid_until=valid_until,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +365,10 @@ class BatchResult:
     invalid: int
     check_id: str
     request: CheckRequest
+    batch_id: int = 0
+    checked_at: datetime | None = None
+    data_version: int = 0  # the feed position the answers rest on
+    valid_until: datetime | None = None
 
 
 def normalize_many(
@@ -498,6 +526,7 @@ def check_batch(
     batch_id = log_batch(
         session, req, decisions, now, (len(items), allowed, denied, invalid), carrier
     )
+    valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -506,9 +535,12 @@ def check_batch(
         registry_seq=state,
         batch_id=batch_id,
         caller=req.caller,
+        valid_until=iso(valid_until),
     )
     check_id = receipts.sign(settings, claims)
-    return BatchResult(items, allowed, denied, invalid, check_id, req)
+    return BatchResult(
+        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until
+    )
 
 
 def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:
@@ -529,6 +561,9 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
         "checked_at": claims.checked_at,
         # The feed number the decision saw (absent on receipts signed before it existed).
         "registry_seq": claims.registry_seq,
+        # The same number under the name every answer and certificate uses for it.
+        "data_version": claims.registry_seq,
+        "valid_until": claims.valid_until,
     }
     if claims.batch_id is None:
         if claims.phone is None or claims.decision is None:
@@ -543,6 +578,8 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
             "reason": claims.reason,
             "checked_at": claims.checked_at,
             "registry_seq": claims.registry_seq,
+            "data_version": claims.registry_seq,
+            "valid_until": claims.valid_until,
         }
     log = CheckLog.__table__  # type: ignore[attr-defined]
     rows = session.execute(

@@ -49,8 +49,20 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
-    from registry.cli import access, admin, checks, consent, db, demo, numbers, orgs, sms, sync
+    from registry.cli import (
+        access,
+        admin,
+        checks,
+        consent,
+        db,
+        demo,
+        numbers,
+        orgs,
+        scrubs,
+        sms,
+        sync,
+    )
 
-    for module in (access, admin, checks, consent, db, demo, numbers, orgs, sms, sync):
+    for module in (access, admin, checks, consent, db, demo, numbers, orgs, scrubs, sms, sync):
         for command in module.COMMANDS:
             app.cli.add_command(command)

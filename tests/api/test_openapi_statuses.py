@@ -147,3 +147,23 @@ def test_chain_statuses(acme: Api, carrier: Api, observed: Observed) -> None:
     )  # fmt: skip  (not an address of the sender)
     observed(acme.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms",
                                   "from": "nope"}), "POST", "/check", 422)  # fmt: skip
+
+
+def test_scrub_statuses(acme: Api, shop: Api, observed: Observed) -> None:
+    csv_headers = {**acme.headers(), "Content-Type": "text/csv"}
+    upload = "/api/v1/scrubs?sender=acme-cards&channel=sms"
+    made = observed(
+        acme.client.post(upload, data=HOLDER, headers=csv_headers), "POST", "/scrubs", 202
+    )
+    job = made.get_json()["id"]
+    observed(acme.client.post(upload, data=b"", headers=csv_headers), "POST", "/scrubs", 422)
+    form = {**acme.headers(), "Content-Type": "multipart/form-data; boundary=x"}
+    observed(acme.client.post(upload, data=b"--x--", headers=form), "POST", "/scrubs", 400)
+    shop_headers = {**shop.headers(), "Content-Type": "text/csv"}
+    observed(shop.client.post(upload, data=HOLDER, headers=shop_headers), "POST", "/scrubs", 403)
+    observed(acme.get(f"/scrubs/{job}"), "GET", "/scrubs/{job_id}", 200)
+    observed(shop.get(f"/scrubs/{job}"), "GET", "/scrubs/{job_id}", 403)
+    observed(acme.get("/scrubs/999999"), "GET", "/scrubs/{job_id}", 404)
+    observed(acme.get(f"/scrubs/{job}/result.csv"), "GET", "/scrubs/{job_id}/result.csv", 409)
+    observed(acme.get(f"/scrubs/{job}/certificate"), "GET", "/scrubs/{job_id}/certificate", 409)
+    observed(acme.get("/certificates/forged"), "GET", "/certificates/{token}", 422)

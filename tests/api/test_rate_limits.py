@@ -100,6 +100,7 @@ OWN_LIMITS = {
     "api.check": CHECK_LIMIT,  # REGISTRY_RATELIMIT_CHECK: checks are the volume traffic
     "api.check_batch": CHECK_LIMIT,
     "api.network_check": CHECK_LIMIT,  # a carrier's switch asks as often as dialers do
+    "api.create_scrub": CHECK_LIMIT,  # a file of numbers to check: checks, in the background
     "api.confirm_consent_request": "30",  # guesses at a holder's one-time code
 }
 
