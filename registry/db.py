@@ -469,6 +469,15 @@ class CheckSessions:
     read: Session
     lookup: Session
     replica: bool
+    # A check that counts against a holder's frequency cap writes its count and its
+    # log row in one transaction here (checks/tally.py); the request's own session.
+    atomic: Session
+
+    def commit(self) -> None:
+        """Commit the request's writes (the log row; a counted allow's transaction)."""
+        self.write.commit()
+        if self.atomic is not self.write:
+            self.atomic.commit()
 
 
 def get_check_sessions(single: bool) -> CheckSessions:
@@ -483,13 +492,15 @@ def get_check_sessions(single: bool) -> CheckSessions:
     read, source = get_read_session()
     lookup = auto or get_reader()
     if single and auto is not None:
-        return CheckSessions(auto, auto if source == "primary" else read, auto, source == "replica")
+        return CheckSessions(
+            auto, auto if source == "primary" else read, auto, source == "replica", get_session()
+        )
     if single and _state().reader is not None:
         # SQLite: the log row is one statement on the reader's connection, which
         # commits by itself under the writer lock (``Prepared``): one connection,
         # no BEGIN/COMMIT, the lock held for that statement only.
-        return CheckSessions(lookup, read, lookup, False)
-    return CheckSessions(get_session(), read, lookup, source == "replica")
+        return CheckSessions(lookup, read, lookup, False, get_session())
+    return CheckSessions(get_session(), read, lookup, source == "replica", get_session())
 
 
 def _close_session(_exc: BaseException | None) -> None:

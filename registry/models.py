@@ -1,7 +1,7 @@
 """Import every table model so that the metadata (and Alembic) sees them all."""
 
 from registry.admin.models import StaffAudit, StaffUser
-from registry.checks.models import CheckBatch, CheckLog
+from registry.checks.models import CheckBatch, CheckLog, ContactTally
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
@@ -11,11 +11,12 @@ from registry.sanctions.models import PublicReview, Sanction
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatGap, StatWatermark
-from registry.subscribers.models import HolderSession, Subscriber
+from registry.subscribers.models import CapExemption, HolderSession, RefusalNotice, Subscriber
 from registry.sync.models import Watch, Webhook
 
 __all__ = [
     "ApiKey",
+    "CapExemption",
     "CheckBatch",
     "CheckLog",
     "Complaint",
@@ -23,6 +24,7 @@ __all__ = [
     "ComplaintSubmission",
     "Consent",
     "ConsentRequest",
+    "ContactTally",
     "Delegation",
     "DelegationSender",
     "Disconnection",
@@ -32,6 +34,7 @@ __all__ = [
     "OptOut",
     "Organization",
     "PublicReview",
+    "RefusalNotice",
     "Sanction",
     "Sender",
     "SenderAddress",

@@ -22,13 +22,13 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import copies, phones
-from registry.checks import receipts
+from registry.checks import receipts, tally
 from registry.checks.facts import load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
 from registry.db import CheckSessions, Prepared, table_of
-from registry.decision import Decision, Facts, Policy, decide
+from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
 from registry.orgs.models import Organization
@@ -147,10 +147,10 @@ def check(
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.atomic)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.atomic)
 
 
 def check_many(
@@ -259,10 +259,14 @@ def check_one(
     phone: str,
     read: Session | None = None,
     budget: ColdBudget | None = None,
+    atomic: Session | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
     ``budget`` is spent first when the sender has no record with the number.
+    An allow that counts against the holder's frequency cap is counted and
+    logged in one transaction on ``atomic`` (default ``session``), which the
+    caller commits with ``session`` (checks/tally.py).
     """
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
@@ -272,15 +276,33 @@ def check_one(
     facts = load_facts(read or session, req.sender, [phone], req.at, req.copies)[phone]
     if budget is not None and cold(facts, req.channel, req.at):
         budget.spend(1)
+    zone = zone_for(phone, settings)
+    policy = policy_of(settings)
     dec = decide(
         facts,
         channel=req.channel,
         purpose=req.purpose,
         category=req.category,
         at=req.at,
-        policy=policy_of(settings),
-        zone=zone_for(phone, settings),
+        policy=policy,
+        zone=zone,
     )
+    limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
+    if limits is not None:
+        # Counted and logged in one transaction: the count is the authority, and a
+        # check that lost the last slot to another is decided again with the counts.
+        session = atomic or session
+        full = tally.count(session.connection(), phone, req.channel, limits, facts, req.at, zone)
+        if full is not None:
+            dec = decide(
+                full,
+                channel=req.channel,
+                purpose=req.purpose,
+                category=req.category,
+                at=req.at,
+                policy=policy,
+                zone=zone,
+            )
     now = utcnow()
     # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
     ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
@@ -406,6 +428,42 @@ def decide_all(
     return out
 
 
+def count_allows(
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    facts: dict[str, Facts],
+    decisions: dict[str, Decision],
+) -> None:
+    """Count a batch's allows against their holders' caps, in ``session``'s transaction.
+
+    An allow beyond a holder's cap becomes ``frequency_capped`` in ``decisions``.
+    Numbers are counted in sorted order: two batches lock the counter rows of
+    their holders in the same order, so they can wait for each other but never
+    deadlock on PostgreSQL.
+    """
+    if req.purpose == "service":
+        return
+    for phone in sorted(p for p, d in decisions.items() if d.allowed):
+        limits = counted_cap(facts[phone], req.channel)
+        if limits is None:
+            continue
+        zone = zone_for(phone, settings)
+        full = tally.count(
+            session.connection(), phone, req.channel, limits, facts[phone], req.at, zone
+        )
+        if full is not None:
+            decisions[phone] = decide(
+                full,
+                channel=req.channel,
+                purpose=req.purpose,
+                category=req.category,
+                at=req.at,
+                policy=policy_of(settings),
+                zone=zone,
+            )
+
+
 def log_batch(
     session: Session,
     req: CheckRequest,
@@ -462,6 +520,7 @@ def check_batch(
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
+    count_allows(session, settings, req, facts, decisions)
     now = utcnow()
     items = [
         BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)

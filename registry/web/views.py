@@ -32,6 +32,7 @@ from registry.complaints import desk
 from registry.complaints import services as complaints
 from registry.config import Settings
 from registry.consent import services as consents
+from registry.consent import unsubscribe as unsubscribing
 from registry.db import get_session
 from registry.errors import RegistryError, ValidationFailed
 from registry.events import services as events
@@ -46,15 +47,18 @@ from registry.timeutil import to_utc, utcnow
 from registry.web import bp
 from registry.web.forms import (
     ONCE_EXPIRED,
-    BlockForm,
+    CapForm,
     CodeForm,
     ComplaintForm,
     ConsentActionForm,
     EmptyForm,
+    ExemptForm,
     PhoneForm,
     PreferencesForm,
     ReplyForm,
+    TimedBlockForm,
     UnblockForm,
+    UnsubscribeForm,
 )
 
 HOLDER = Actor("subscriber", "site")
@@ -240,6 +244,11 @@ def preferences() -> Any:
                 dnd_voice=form.dnd_voice.data,
                 blocked_categories=list(form.categories.data or []),
                 quiet_hours=form.quiet_hours.data or None,
+                durations={
+                    "sms": form.dnd_sms_for.data or "keep",
+                    "voice": form.dnd_voice_for.data or "keep",
+                    "categories": form.categories_for.data or "keep",
+                },
             )
         except RegistryError:
             db.rollback()
@@ -254,7 +263,9 @@ def preferences() -> Any:
                 "ok",
             )
             return redirect(url_for("web.preferences"))
-    return render_template("web/preferences.html", form=form, phone=g.phone)
+    return render_template(
+        "web/preferences.html", form=form, phone=g.phone, ends=subscribers.refusal_ends(holder)
+    )
 
 
 @bp.route("/me/senders", methods=["GET", "POST"])
@@ -262,7 +273,19 @@ def preferences() -> Any:
 def senders() -> Any:
     """Every sender that holds a consent or refusal for this number; confirm, revoke, block."""
     db = get_session()
-    action, block = ConsentActionForm(prefix="c"), BlockForm(prefix="b")
+    action, block = ConsentActionForm(prefix="c"), TimedBlockForm(prefix="b")
+    exempt = ExemptForm(prefix="x")
+    if _submitted(exempt, "x-sender_id") and exempt.validate():
+        try:
+            subscribers.set_cap_exemption(
+                db, g.phone, int(exempt.sender_id.data or 0), exempt.exempt.data == "1", HOLDER
+            )
+            db.commit()
+            flash(_("Saved: your cap on contacts now treats this sender as you chose."), "ok")
+        except RegistryError:
+            db.rollback()
+            flash(_("That sender is not known."), "error")
+        return redirect(url_for("web.senders"))
     if _submitted(action, "c-action") and action.validate():
         consent = consents.holder_consent(db, g.phone, int(action.consent_id.data or 0))
         try:
@@ -289,8 +312,12 @@ def senders() -> Any:
         return redirect(url_for("web.senders"))
     if _submitted(block, "b-query") and block.validate():
         try:
-            sender = find_sender(db, block.query.data or "", utcnow())
-            consents.record_optout(db, HOLDER, sender, g.phone, ["sms", "voice"], "site")
+            now = utcnow()
+            sender = find_sender(db, block.query.data or "", now)
+            consents.record_optout(
+                db, HOLDER, sender, g.phone, ["sms", "voice"], "site",
+                expires_at=subscribers.refusal_end(block.duration.data or "forever", now),
+            )  # fmt: skip
             db.commit()
             flash(
                 _(
@@ -306,7 +333,68 @@ def senders() -> Any:
                 _("We found no single sender for that. Try its code or the exact number.")
             ]
     rows = consents.for_holder(db, g.phone)
-    return render_template("web/senders.html", rows=rows, block=block, form=EmptyForm())
+    return render_template(
+        "web/senders.html",
+        rows=rows,
+        block=block,
+        form=EmptyForm(),
+        exempt=subscribers.cap_exemptions(db, g.phone),
+        capped=bool(subscribers.get_or_create(db, g.phone).frequency_caps),
+    )
+
+
+@bp.route("/me/limits", methods=["GET", "POST"])
+@holder_required
+def limits() -> Any:
+    """The cap on marketing contacts from all senders, per channel, per day and per week."""
+    db = get_session()
+    holder = subscribers.get_or_create(db, g.phone)
+    form = CapForm()
+    if request.method == "GET":
+        for channel, day, week in subscribers.parse_caps(holder.frequency_caps):
+            form[f"{channel}_per_day"].data, form[f"{channel}_per_week"].data = day, week
+    elif form.validate_on_submit():
+        subscribers.set_frequency_caps(
+            db,
+            g.phone,
+            {
+                "sms": (form.sms_per_day.data, form.sms_per_week.data),
+                "voice": (form.voice_per_day.data, form.voice_per_week.data),
+            },
+            HOLDER,
+        )
+        db.commit()
+        flash(_("Saved. Senders beyond your cap are now told to wait."), "ok")
+        return redirect(url_for("web.limits"))
+    return render_template("web/limits.html", form=form, phone=g.phone)
+
+
+@bp.route("/me/unsubscribe", methods=["GET", "POST"])
+@holder_required
+def unsubscribe() -> Any:
+    """One-tap unsubscribe (一键退订): stop one, or every, sender allowed to contact you lately."""
+    db = get_session()
+    form = UnsubscribeForm()
+    if form.validate_on_submit():
+        one = None if form.everyone.data == "1" else int(form.sender_id.data or 0)
+        try:
+            done = unsubscribing.unsubscribe(db, HOLDER, g.phone, one)
+            db.commit()
+        except RegistryError:
+            db.rollback()
+            flash(_("That sender is not on your list."), "error")
+        else:
+            flash(
+                _(
+                    "Unsubscribed from %(count)d senders: from now on the registry tells them no.",
+                    count=len(done),
+                ),
+                "ok",
+            )
+        return redirect(url_for("web.unsubscribe"))
+    return render_template(
+        "web/unsubscribe.html", rows=unsubscribing.allowed_senders(db, g.phone), form=form
+    )
 
 
 @bp.get("/me/checks")
