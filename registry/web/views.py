@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -22,6 +22,7 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
@@ -31,6 +32,7 @@ from registry.checks.services import checks_for_phone
 from registry.complaints import desk
 from registry.complaints import services as complaints
 from registry.config import Settings
+from registry.consent import records
 from registry.consent import services as consents
 from registry.consent import unsubscribe as unsubscribing
 from registry.db import get_session
@@ -490,9 +492,14 @@ def my_data() -> Any:
 @bp.get("/me/data.json")
 @holder_required
 def my_data_json() -> Response:
-    """Download everything the registry holds about this number."""
+    """Download everything the registry holds about this number, every event included.
+
+    Streamed: the events are written a page at a time (events.each_for_phone),
+    so a long history is neither cut short nor held in memory at once.
+    """
     db = get_session()
-    holder = subscribers.get_or_create(db, g.phone)
+    phone = g.phone
+    holder = subscribers.get_or_create(db, phone)
 
     def plain(obj: Any) -> dict[str, Any]:
         return {
@@ -500,8 +507,8 @@ def my_data_json() -> Response:
             for k, v in obj.model_dump().items()
         }
 
-    data = {
-        "phone": g.phone,
+    head = {
+        "phone": phone,
         "preferences": subscribers.preferences_of(holder),
         "senders": [
             {
@@ -509,18 +516,36 @@ def my_data_json() -> Response:
                 "consents": [plain(c) for c in row["consents"]],
                 "optouts": [plain(o) for o in row["optouts"]],
             }
-            for row in consents.for_holder(db, g.phone)
+            for row in consents.for_holder(db, phone)
         ],
         "checks": [
             {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
-            for r in checks_for_phone(db, g.phone, 10_000)
+            for r in checks_for_phone(db, phone, 10_000)
         ],
-        "complaints": [plain(c) for c in complaints.for_phone(db, g.phone)],
-        "events": [plain(e) for e in events.for_phone(db, g.phone)],
+        "complaints": [plain(c) for c in complaints.for_phone(db, phone)],
     }
-    body = json.dumps(data, ensure_ascii=False, indent=2)
+
+    def body() -> Iterator[str]:
+        opening = json.dumps(head, ensure_ascii=False, indent=2)
+        yield opening[:-2] + ',\n  "events": ['
+        for n, event in enumerate(events.each_for_phone(db, phone)):
+            yield ("," if n else "") + "\n    " + json.dumps(plain(event), ensure_ascii=False)
+        yield "\n  ]\n}\n"
+
     return Response(
-        body,
+        stream_with_context(body()),
         mimetype="application/json",
         headers={"Content-Disposition": "attachment; filename=anning-my-data.json"},
+    )
+
+
+@bp.get("/me/consent-records.json")
+@holder_required
+def my_consent_records() -> Response:
+    """Download this number's consents and refusals as ISO/IEC TS 27560 records (W3C DPV)."""
+    doc = records.document(records.for_holder(get_session(), g.phone), phone=g.phone)
+    return Response(
+        json.dumps(doc, ensure_ascii=False, indent=2),
+        mimetype="application/ld+json",
+        headers={"Content-Disposition": "attachment; filename=anning-consent-records.jsonld"},
     )

@@ -324,7 +324,7 @@ def test_my_data_streams_every_event_beyond_the_old_cap_of_1000(
 
 
 def test_my_records_in_dpv_field_names(
-    client: FlaskClient, session: Session, world: World, acme: Api
+    client: FlaskClient, session: Session, world: World, acme: Api, shop: Api
 ) -> None:
     give_consent(session, world)
     sign_in(client, session)
@@ -335,6 +335,8 @@ def test_my_records_in_dpv_field_names(
     assert record["dpv:hasDataSubject"] == {"@type": "dpv:DataSubject", "dpv:hasIdentifier": HOLDER}
     assert record["dpv:hasConsentStatus"] == "dpv:ConsentGiven"
     assert record["dpv:hasPurpose"]["@type"] == "dpv:DirectMarketing"
-    # The platforms' export: GET /consents with format=dpv, for the caller's own records only.
-    body = acme.get("/consents?format=dpv").get_json()
+    # The platforms' export: GET /consent-records, the caller's own records only.
+    body = acme.get("/consent-records").get_json()
     assert [r["dpv:hasConsentStatus"] for r in body["records"]] == ["dpv:ConsentGiven"]
+    assert body["@context"]["dpv"] == "https://w3id.org/dpv#"
+    assert shop.get("/consent-records").get_json()["records"] == []
