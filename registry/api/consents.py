@@ -313,7 +313,9 @@ def consent_records() -> Any:
     rows, limit = _consent_page()
     session = get_session()
     codes = {c.sender_id: code_of(session, c.sender_id) for c in rows}
-    return jsonify(records.export(session, rows, codes, rows[-1].id if len(rows) == limit else None))
+    return jsonify(
+        records.export(session, rows, codes, rows[-1].id if len(rows) == limit else None)
+    )
 
 
 def _consent_page() -> tuple[list[Consent], int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from flask import current_app
 
 from registry.consent import refusals

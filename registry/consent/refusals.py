@@ -65,15 +65,15 @@ def run(session: Session, settings: Settings, now: datetime | None = None) -> Ou
                     end.astimezone(zone_for(sub.phone, settings)), sub.language,
                 )  # fmt: skip
     for optout, name in consents.timed_optouts(session, soon):
-        end = optout.expires_at
-        if end is None or end <= now:
+        ends = optout.expires_at
+        if ends is None or ends <= now:
             continue
         holder = session.get(Subscriber, optout.phone)
         language = holder.language if holder else None
         what = f"block of {name}" if language == "en" else f"拒绝 {name}"
         reminded += subscribers.remind(
             session, optout.phone, f"optout:{optout.id}", what,
-            end.astimezone(zone_for(optout.phone, settings)), language,
+            ends.astimezone(zone_for(optout.phone, settings)), language,
         )  # fmt: skip
     lifted = subscribers.lift_ended(session, now) + len(consents.end_timed_optouts(session, now))
     return Outcome(lifted, reminded)

@@ -54,7 +54,7 @@ def allowed_senders(
     """Return every sender answered allow for marketing about ``phone`` in the last 90 days, newest first."""
     now = now or utcnow()
     last = func.max(log.c.checked_at).label("last")
-    rows = session.execute(
+    found = session.execute(
         select(log.c.sender_id, last)
         .where(
             log.c.phone == phone,
@@ -64,6 +64,7 @@ def allowed_senders(
         )
         .group_by(log.c.sender_id)
     ).all()
+    rows: list[tuple[int, datetime]] = [(int(r[0]), r[1]) for r in found]
     if not rows:
         return []
     ids = [r[0] for r in rows]
@@ -77,14 +78,14 @@ def allowed_senders(
     }
     # Stopped: opt-outs in force on both channels.
     stopped: dict[int, set[str]] = {}
-    for sender_id, channels in session.execute(
+    for row in session.execute(
         select(optout.c.sender_id, optout.c.channels).where(
             optout.c.phone == phone,
             optout.c.sender_id.in_(ids),
             optout.c.withdrawn_at.is_(None),
         )
     ):
-        stopped.setdefault(sender_id, set()).update(channels.split(","))
+        stopped.setdefault(int(row[0]), set()).update(str(row[1]).split(","))
     out = [
         AllowedSender(
             sender_id, *names[sender_id], last_at, set(CHANNELS) <= stopped.get(sender_id, set())

@@ -156,7 +156,8 @@ def test_a_sender_cannot_set_a_holders_cap_or_refusals(
     ):
         tokens = {"csrf_token": token, "x-csrf_token": token}
         resp = client.post(path, data=data | tokens, headers=acme.headers())
-        assert resp.status_code == 302 and "/sign-in" in resp.headers["Location"]
+        assert resp.status_code == 302
+        assert "/sign-in" in resp.headers["Location"]
         # Without the site's form token (a sender's script), refused before anything.
         assert client.post(path, data=data, headers=acme.headers()).status_code in (302, 400)
     # No API route writes a holder's preferences either.
@@ -211,7 +212,9 @@ def test_a_timed_dnd_ends_on_time_with_a_reminder_and_a_feed_event(
     assert refusals.run(session, settings, end + timedelta(hours=1)).lifted == 1
     session.commit()
     holder = session.get(Subscriber, HOLDER, populate_existing=True)
-    assert holder is not None and not holder.dnd_sms and holder.refusal_ends is None
+    assert holder is not None
+    assert not holder.dnd_sms
+    assert holder.refusal_ends is None
     ended = session.scalars(
         select(Event).where(Event.phone == HOLDER, Event.state == "expired")
     ).one()
@@ -272,7 +275,8 @@ def test_one_tap_unsubscribe_turns_each_listed_senders_next_check_into_opted_out
     shop.check(HOLDER, sender="shop-deals", at=NOON)
     sign_in(client, session)
     page = client.get("/me/unsubscribe").get_data(as_text=True)
-    assert "Acme-Cards" in page and "Shop-Deals" in page
+    assert "Acme-Cards" in page
+    assert "Shop-Deals" in page
     # One sender first.
     token = csrf(client, "/me/unsubscribe")
     client.post(
@@ -287,7 +291,8 @@ def test_one_tap_unsubscribe_turns_each_listed_senders_next_check_into_opted_out
     assert shop.check(HOLDER, sender="shop-deals")["reason"] == "opted_out"
     assert acme.check(HOLDER, channel="voice")["reason"] == "opted_out"
     rows = session.scalars(select(OptOut).where(OptOut.phone == HOLDER)).all()
-    assert {r.source for r in rows} == {"site"} and len(rows) == 2
+    assert {r.source for r in rows} == {"site"}
+    assert len(rows) == 2
     # A sender id that is not on the list is refused; nothing is recorded for it.
     resp = client.post(
         "/me/unsubscribe", data={"csrf_token": token, "sender_id": "999999"}, follow_redirects=True
