@@ -157,7 +157,7 @@ def check() -> Any:
     result = services.check(
         dbs, cfg, caller(), api_key(), _question(data), phone, _budget(data.sender, data.channel)
     )
-    dbs.commit()
+    dbs.write.commit()
     source = "replica" if dbs.replica else "primary"
     dec = result.decision
     count_decision(dec.decision, dec.reason)
@@ -200,7 +200,7 @@ def check_batch() -> Any:
         dbs, settings(), caller(), api_key(), _question(data), data.phones,
         _budget(data.sender, data.channel),
     )  # fmt: skip
-    dbs.commit()
+    dbs.write.commit()
     source = "replica" if dbs.replica else "primary"
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:

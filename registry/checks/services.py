@@ -27,7 +27,7 @@ from registry.checks.facts import load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Prepared, table_of
+from registry.db import CheckSessions, Prepared, one_transaction, table_of
 from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
@@ -147,10 +147,10 @@ def check(
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.atomic)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.atomic)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
 
 
 def check_many(
@@ -259,14 +259,12 @@ def check_one(
     phone: str,
     read: Session | None = None,
     budget: ColdBudget | None = None,
-    atomic: Session | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
     ``budget`` is spent first when the sender has no record with the number.
     An allow that counts against the holder's frequency cap is counted and
-    logged in one transaction on ``atomic`` (default ``session``), which the
-    caller commits with ``session`` (checks/tally.py).
+    logged in one transaction on ``session``'s connection (checks/tally.py).
     """
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
@@ -288,24 +286,28 @@ def check_one(
         zone=zone,
     )
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
-    if limits is not None:
+    conn = session.connection()
+    if limits is None:
+        now = utcnow()
+        # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
+        ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now))
+    else:
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
-        session = atomic or session
-        full = tally.count(session.connection(), phone, req.channel, limits, facts, req.at, zone)
-        if full is not None:
-            dec = decide(
-                full,
-                channel=req.channel,
-                purpose=req.purpose,
-                category=req.category,
-                at=req.at,
-                policy=policy,
-                zone=zone,
-            )
-    now = utcnow()
-    # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
+        with one_transaction(conn):
+            full = tally.count(conn, phone, req.channel, limits, facts, req.at, zone)
+            if full is not None:
+                dec = decide(
+                    full,
+                    channel=req.channel,
+                    purpose=req.purpose,
+                    category=req.category,
+                    at=req.at,
+                    policy=policy,
+                    zone=zone,
+                )
+            now = utcnow()
+            ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now))
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,

@@ -22,8 +22,9 @@ the row, and the second re-evaluates the WHERE on the first's committed row
 (READ COMMITTED's rule for ON CONFLICT DO UPDATE); on SQLite every write
 transaction holds the database's write lock from BEGIN IMMEDIATE on
 (registry/db.py). The count and the check's log row are written in the same
-transaction (``count``'s caller commits both), so a counted contact is
-always a logged allow, and a failed request counts nothing.
+transaction (``db.one_transaction`` on the check's own connection, or the
+batch's transaction), so a counted contact is always a logged allow, and a
+failed request counts nothing.
 
 A check that loses the race is answered ``frequency_capped``: the counts are
 read back and ``decide`` runs again with them, which also names when a slot
@@ -38,13 +39,13 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Integer, and_, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from registry.checks.models import ContactTally
-from registry.db import table_of
+from registry.db import Prepared, table_of
 from registry.decision import Facts, cap_window
 
 tally = table_of(ContactTally)
@@ -59,23 +60,29 @@ def _upsert(dialect: str, weekday: int) -> Any:
     return (
         insert(tally)
         .values(
-            phone=bindparam("phone"),
-            channel=bindparam("channel"),
-            week=bindparam("week"),
+            phone=bindparam("phone", type_=tally.c.phone.type),
+            channel=bindparam("channel", type_=tally.c.channel.type),
+            week=bindparam("week", type_=tally.c.week.type),
             total=1,
-            **{day.name: 1},
+            # Every day named: a precompiled statement applies no column defaults.
+            **{f"day{n}": int(n == weekday) for n in range(7)},
         )
         .on_conflict_do_update(
             index_elements=[tally.c.phone, tally.c.channel, tally.c.week],
             set_={"total": tally.c.total + 1, day.name: day + 1},
-            where=and_(day < bindparam("per_day"), tally.c.total < bindparam("per_week")),
+            where=and_(
+                day < bindparam("per_day", type_=Integer()),
+                tally.c.total < bindparam("per_week", type_=Integer()),
+            ),
         )
         .returning(tally.c.total)
     )
 
 
+# Compiled once (db.Prepared): SQLAlchemy's per-execution cache lookup of an
+# upsert cost more than the statement itself.
 _UPSERTS = {
-    (dialect, weekday): _upsert(dialect, weekday)
+    (dialect, weekday): Prepared(_upsert(dialect, weekday))
     for dialect in ("sqlite", "postgresql")
     for weekday in range(7)
 }
@@ -106,8 +113,8 @@ def count(
     """
     week, weekday = cap_window(at, zone)
     per_day, per_week = limits
-    taken = conn.execute(
-        _UPSERTS[conn.dialect.name, weekday],
+    taken = _UPSERTS[conn.dialect.name, weekday].rows(
+        conn,
         {
             "phone": phone,
             "channel": channel,
@@ -115,8 +122,8 @@ def count(
             "per_day": UNLIMITED if per_day is None else per_day,
             "per_week": UNLIMITED if per_week is None else per_week,
         },
-    ).first()
-    if taken is not None:
+    )
+    if taken:
         return None
     if facts.cap is None:  # counted_cap returned limits, so the holder has a cap
         raise RuntimeError("a capped check without a cap")
