@@ -23,9 +23,11 @@ from tests.api.test_check import give_consent
 from tests.axe import SIZES, report
 from tests.conftest import NOON, Api, needs_chromium
 from tests.factories import HOLDER
-from tests.web.test_accessibility import page_at, sign_in  # noqa: F401  (page_at: a fixture)
+from tests.web import test_accessibility
+from tests.web.test_accessibility import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
+page_at = test_accessibility.page_at  # the pages at a size and language, axe past the CSP
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_cap_timed_block_and_one_tap_unsubscribe_in_the_browser(
     keys: dict[str, str],
     page_at: Any,
     size: str,
-    locale: str,  # noqa: F811
+    locale: str,
 ) -> None:
     page = page_at(size, locale)
     problems = sign_in(page, live_server)
