@@ -84,8 +84,8 @@ class PreferencesForm(FlaskForm):
 
     dnd_sms = BooleanField(_l("No marketing text messages"))
     dnd_voice = BooleanField(_l("No marketing calls"))
-    dnd_sms_for = duration_field(_l("How long no marketing text messages"))
-    dnd_voice_for = duration_field(_l("How long no marketing calls"))
+    dnd_sms_for = duration_field(_l("Texts refused for"))
+    dnd_voice_for = duration_field(_l("Calls refused for"))
     categories = MultiCheckbox(
         _l("Block these kinds of marketing"),
         choices=[SelectChoice(c, CATEGORY_LABELS[c]) for c in CATEGORIES],
