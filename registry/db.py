@@ -265,6 +265,44 @@ class _WriterLock:
             self.thread_lock.release()
 
 
+@contextmanager
+def one_transaction(conn: Any) -> Iterator[None]:
+    """Run the statements of the block on ``conn`` as one transaction, committed at its end.
+
+    For a check's connection that commits each statement by itself (the single
+    check's: the SQLite reader, ``autocommit_reads``, or PostgreSQL's
+    ``AUTOCOMMIT`` session; see ``get_check_sessions``), when one check must
+    write two rows atomically: a counted allow and its log row
+    (checks/tally.py). On SQLite the writer lock is taken first and BEGIN
+    IMMEDIATE holds the database's write lock to the COMMIT; on PostgreSQL an
+    explicit BEGIN. Same connection, no second session: a check that counts
+    pays three statements more, not a connection. On a connection already in
+    a transaction (a batch, the tests' rolled-back one) the block simply runs
+    in it, and the caller commits.
+    """
+    options = conn.get_execution_options()
+    if options.get("autocommit_reads"):
+        lock, begin = _WRITERS.get(conn.engine), "BEGIN IMMEDIATE"
+    elif options.get("isolation_level") == "AUTOCOMMIT":
+        lock, begin = None, "BEGIN"
+    else:
+        yield
+        return
+    if lock is not None:
+        lock.acquire()
+    try:
+        conn.exec_driver_sql(begin)
+        try:
+            yield
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 class Database:
     """The engine and session factory of each app, attached with ``init_app``.
 

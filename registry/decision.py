@@ -14,8 +14,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 REASONS = (
-    "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending", "reassigned",
-    "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
+    "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending",
+    "reassigned", "category_blocked", "dnd", "no_consent", "quiet_hours", "frequency_capped",
+    "consent", "not_registered",
 )  # fmt: skip
 DAY = 86_400
 
@@ -42,6 +43,7 @@ class OptOutFact:
     channels: frozenset[str]
     received_at: datetime
     recorded_at: datetime
+    expires_at: datetime | None = None  # the end the holder chose (issue 19), else for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,41 @@ class Preferences:
     dnd: frozenset[str] = frozenset()
     blocked: frozenset[str] = frozenset()
     quiet_hours: tuple[time, time] | None = None
+    # When a DND (key: the channel) or a category block (key: the category) ends,
+    # for refusals the holder set for a time (issue 19); absent: until lifted.
+    ends: tuple[tuple[str, datetime], ...] = ()
+
+    def refuses(self, key: str, at: datetime) -> bool:
+        """Tell whether the DND of channel ``key``, or the block of category ``key``, holds at ``at``."""
+        for name, end in self.ends:
+            if name == key:
+                return end > at
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """The holder's cap on marketing contacts from all senders (issue 19, SPEC §3 step 9).
+
+    ``limits`` holds, per channel, at most how many allows a local day and a
+    local week may count (None: no limit on that one). ``exempt_since`` is set
+    when the holder ticked "this sender may always reach me" for the sender
+    asking. ``used`` is what the day and week of T have counted on the
+    check's channel: the check service fills it from the counter
+    (checks/tally.py), which is the authority; (0, 0) before it was read.
+    """
+
+    set_at: datetime
+    limits: tuple[tuple[str, int | None, int | None], ...]
+    exempt_since: datetime | None = None
+    used: tuple[int, int] = (0, 0)
+
+    def limit(self, channel: str) -> tuple[int | None, int | None] | None:
+        """Return (per day, per week) on ``channel``, or None when it has no cap."""
+        for name, day, week in self.limits:
+            if name == channel and (day is not None or week is not None):
+                return day, week
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +103,7 @@ class Facts:
     # The check named a calling address (``from``) that is not an attested,
     # live address of the sender (step 1a).
     caller_unregistered: bool = False
+    cap: FrequencyCap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +186,14 @@ def decide(
         if (
             channel in o.channels
             and counts(o.received_at, o.recorded_at)
+            and (o.expires_at is None or o.expires_at > at)  # a timed block ends by itself
             and (latest_at is None or o.received_at >= latest_at)
         ):
             latest_at, latest = o.received_at, o
     if isinstance(latest, OptOutFact):
         return _deny("opted_out")
     if isinstance(latest, ConsentFact):
-        return _window(at, policy, zone, facts, "consent", latest.id)
+        return _window(at, policy, zone, facts, channel, "consent", latest.id)
 
     # Step 5.
     if pending:
@@ -165,15 +204,15 @@ def decide(
     # Step 6: the holder's own blanket preferences (only those set since the cutoff).
     prefs = facts.preferences
     if prefs is not None and counts(prefs.set_at):
-        if category in prefs.blocked:
+        if category in prefs.blocked and prefs.refuses(category, at):
             return _deny("category_blocked")
-        if channel in prefs.dnd:
+        if channel in prefs.dnd and prefs.refuses(channel, at):
             return _deny("dnd")
 
     # Step 7.
     if policy.mode == "opt-in":
         return _deny("no_consent")
-    return _window(at, policy, zone, facts, "not_registered", None)
+    return _window(at, policy, zone, facts, channel, "not_registered", None)
 
 
 def _window(
@@ -181,10 +220,11 @@ def _window(
     policy: Policy,
     zone: ZoneInfo | None,
     facts: Facts,
+    channel: str,
     reason: str,
     consent_id: int | None,
 ) -> Decision:
-    """Step 8: allow inside calling hours minus the holder's quiet hours, local time."""
+    """Step 8: allow inside calling hours minus the holder's quiet hours, local time; then step 9."""
     prefs = facts.preferences
     quiet = None
     if prefs is not None and (
@@ -195,12 +235,57 @@ def _window(
     local = at.astimezone(zone or policy.zone)
     now_s = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
     if any(a <= now_s < b for a, b in allowed):
-        return Decision("allow", reason, consent_id=consent_id)
+        full = cap_reached(facts, channel, local)
+        if full is None:
+            return Decision("allow", reason, consent_id=consent_id)
+        # Step 9: the holder's cap is reached; a slot frees at the window's end,
+        # and the answer names the first moment after it that contact is allowed.
+        free = full.astimezone(UTC)
+        if not _inside(free, local.tzinfo, allowed):
+            free = next_opening(full, allowed) or free
+        return _deny("frequency_capped", consent_id=consent_id, next_allowed_at=free)
     return _deny(
         "quiet_hours",
         consent_id=consent_id,
         next_allowed_at=next_opening(local, allowed),
     )
+
+
+def counted_cap(facts: Facts, channel: str) -> tuple[int | None, int | None] | None:
+    """Return the cap an allow of this sender on ``channel`` counts against, if any.
+
+    None when the holder set no cap on the channel, exempted this sender, or
+    set the cap before the number's latest disconnection (a former holder's).
+    """
+    cap = facts.cap
+    if cap is None or cap.exempt_since is not None:
+        return None
+    if facts.disconnected_at is not None and cap.set_at <= facts.disconnected_at:
+        return None
+    return cap.limit(channel)
+
+
+def cap_reached(facts: Facts, channel: str, local: datetime) -> datetime | None:
+    """Return when a slot frees (local time) if the cap on ``channel`` is reached, else None."""
+    limits = counted_cap(facts, channel)
+    if limits is None or facts.cap is None:
+        return None
+    per_day, per_week = limits
+    day_used, week_used = facts.cap.used
+    today = local.date()
+    zone = local.tzinfo
+    if per_week is not None and week_used >= per_week:
+        monday = today - timedelta(days=today.weekday())
+        return datetime.combine(monday + timedelta(days=7), time(), tzinfo=zone)
+    if per_day is not None and day_used >= per_day:
+        return datetime.combine(today + timedelta(days=1), time(), tzinfo=zone)
+    return None
+
+
+def cap_window(at: datetime, zone: ZoneInfo) -> tuple[date, int]:
+    """Return the local week (its Monday) and the day in it (0 = Monday) of ``at``: the counter's key."""
+    today = at.astimezone(zone).date()
+    return today - timedelta(days=today.weekday()), today.weekday()
 
 
 def _intervals(window: tuple[time, time]) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 from registry.access.models import AddressProof, Connection
 from registry.admin.models import StaffAudit, StaffUser
-from registry.checks.models import CheckBatch, CheckLog
+from registry.checks.models import CheckBatch, CheckLog, ContactTally
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentRequest, OptOut
 from registry.events.models import Event
@@ -21,12 +21,13 @@ from registry.scrubs.models import ScrubChunk, ScrubJob
 from registry.senders.models import Sender, SenderAddress
 from registry.sms.models import SmsMessage
 from registry.stats.models import StatDaily, StatGap, StatWatermark
-from registry.subscribers.models import HolderSession, Subscriber
+from registry.subscribers.models import CapExemption, HolderSession, RefusalNotice, Subscriber
 from registry.sync.models import Watch, Webhook
 
 __all__ = [
     "AddressProof",
     "ApiKey",
+    "CapExemption",
     "CheckBatch",
     "CheckLog",
     "Complaint",
@@ -35,6 +36,7 @@ __all__ = [
     "Connection",
     "Consent",
     "ConsentRequest",
+    "ContactTally",
     "Delegation",
     "DelegationFiling",
     "DelegationFilingAddress",
@@ -47,6 +49,7 @@ __all__ = [
     "OptOut",
     "Organization",
     "PublicReview",
+    "RefusalNotice",
     "Sanction",
     "ScrubChunk",
     "ScrubJob",

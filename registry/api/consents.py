@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 from flask import jsonify, request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry import phones
 from registry.api import actor_for, body, bp, caller, read_limit, settings, write_limit
@@ -14,7 +14,7 @@ from registry.api.errors import validation_details
 from registry.api.gates import text_gate
 from registry.api.openapi import ID_MAX, route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
-from registry.consent import otp
+from registry.consent import otp, records
 from registry.consent import services as consents
 from registry.consent.models import STATUSES, Consent
 from registry.db import get_session
@@ -94,6 +94,16 @@ class ConsentList(BaseModel):
     """A page of consents."""
 
     consents: list[ConsentOut]
+    next: int | None = None
+
+
+class ConsentRecords(BaseModel):
+    """A page of consents as JSON-LD consent records (ISO/IEC TS 27560 fields, W3C DPV terms)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    context: dict[str, str] = Field(alias="@context")
+    records: list[dict[str, Any]]
     next: int | None = None
 
 
@@ -280,6 +290,33 @@ def bulk_consents() -> Any:
 @limiter.limit(read_limit)
 def list_consents() -> Any:
     """Return consents recorded for the caller's organization, filtered, oldest first."""
+    rows, limit = _consent_page()
+    session = get_session()
+    codes: dict[int, str] = {}
+    out = []
+    for consent in rows:
+        if consent.sender_id not in codes:
+            codes[consent.sender_id] = code_of(session, consent.sender_id)
+        out.append(public(consent, codes[consent.sender_id]))
+    return jsonify({"consents": out, "next": rows[-1].id if len(rows) == limit else None})
+
+
+@route(bp, "/consent-records", "GET", summary="Your senders' consents as ISO/IEC TS 27560 records (W3C DPV)",
+       tag="consents", response=ConsentRecords,
+       query={"phone": "string", "sender": "string", "status": "string", "after": "integer", "limit": "integer"})  # fmt: skip
+@limiter.limit(read_limit)
+def consent_records() -> Any:
+    """Return the same page as ``GET /consents``, as JSON-LD consent records (docs/consent-records.md)."""
+    rows, limit = _consent_page()
+    session = get_session()
+    codes = {c.sender_id: code_of(session, c.sender_id) for c in rows}
+    return jsonify(
+        records.export(session, rows, codes, rows[-1].id if len(rows) == limit else None)
+    )
+
+
+def _consent_page() -> tuple[list[Consent], int]:
+    """Read the consents page the query asks for (the caller's own records only), and its size."""
     args = request.args
     status = args.get("status")
     if status is not None and status not in STATUSES:
@@ -305,13 +342,7 @@ def list_consents() -> Any:
         after=after,
         limit=limit,
     )
-    codes: dict[int, str] = {}
-    out = []
-    for consent in rows:
-        if consent.sender_id not in codes:
-            codes[consent.sender_id] = code_of(session, consent.sender_id)
-        out.append(public(consent, codes[consent.sender_id]))
-    return jsonify({"consents": out, "next": rows[-1].id if len(rows) == limit else None})
+    return rows, limit
 
 
 def _own_consent(consent_id: int) -> tuple[Consent, SenderRef]:

@@ -28,6 +28,7 @@ SenderCode = Annotated[str, Field(min_length=1, max_length=64, examples=["acme-b
 Reason = Literal[
     "sender_suspended", "unregistered_caller", "not_marketing", "opted_out", "consent_pending", "reassigned",
     "category_blocked", "dnd", "no_consent", "quiet_hours", "consent", "not_registered",
+    "frequency_capped",  # SPEC §3 step 9, issue 19
 ]  # fmt: skip
 
 

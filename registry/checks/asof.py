@@ -61,7 +61,14 @@ def facts_as_of(
             if data.get("quiet_hours"):
                 a, b = data["quiet_hours"].split("-")
                 quiet = (time.fromisoformat(a), time.fromisoformat(b))
-            prefs = Preferences(e.at, dnd, frozenset(data.get("blocked_categories") or ()), quiet)
+            # A refusal set for a time ends at its end (issue 19), in a replay too.
+            ends = tuple(
+                (key, datetime.fromisoformat(end))
+                for key, end in (data.get("refusal_ends") or {}).items()
+            )
+            prefs = Preferences(
+                e.at, dnd, frozenset(data.get("blocked_categories") or ()), quiet, ends
+            )
     consents = []
     if status:
         rows = session.scalars(select(Consent).where(col(Consent.id).in_(status))).all()
@@ -83,7 +90,7 @@ def facts_as_of(
                 )
             )
     optouts = tuple(
-        OptOutFact(frozenset(o.channels.split(",")), o.received_at, o.created_at)
+        OptOutFact(frozenset(o.channels.split(",")), o.received_at, o.created_at, o.expires_at)
         for o in session.scalars(
             select(OptOut).where(
                 col(OptOut.phone) == phone,

@@ -18,6 +18,7 @@ from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    LABEL_STYLE_NONE,
     ColumnElement,
     CompoundSelect,
     Select,
@@ -38,11 +39,11 @@ from sqlalchemy.orm import Session
 from registry.consent.models import Consent, OptOut
 from registry.copies import VERIFY, Copies
 from registry.db import Prepared, table_of
-from registry.decision import ConsentFact, Facts, OptOutFact, Preferences
+from registry.decision import ConsentFact, Facts, FrequencyCap, OptOutFact, Preferences
 from registry.numbers.models import Disconnection
 from registry.senders.models import SenderAddress
 from registry.senders.services import SenderRef
-from registry.subscribers.models import Subscriber
+from registry.subscribers.models import CapExemption, Subscriber, parse_caps, parse_ends
 from registry.timeutil import UTCDateTime, utcnow
 
 # SQLite allows 32,766 bound parameters; four branches of the fact query each
@@ -55,13 +56,14 @@ PG_CHUNK = 10_000
 consent, optout = table_of(Consent), table_of(OptOut)
 subscriber, disconnection = table_of(Subscriber), table_of(Disconnection)
 sender_address = table_of(SenderAddress)
+exemption = table_of(CapExemption)
 # A slot a branch leaves empty. Plain NULL, not cast: a UNION takes its column
 # types from its branches' other values (the consent branch fills every slot),
 # and the single check's statement stays under psycopg's 4,096-byte query
 # cache (it re-parsed longer statements on every execute: 647k instructions
 # against 182k).
-_EMPTY: ColumnElement[Any] = null()
-TEXTS, TIMES = 3, 5
+_EMPTY: ColumnElement[Any] = literal_column("NULL")  # null() would get an "AS anon_1" label
+TEXTS, TIMES = 5, 5
 
 
 def _row(
@@ -71,17 +73,21 @@ def _row(
     texts: Sequence[ColumnElement[Any]] = (),
     times: Sequence[ColumnElement[Any]] = (),
 ) -> list[ColumnElement[Any]]:
-    """Return one branch's columns: its kind, its number (NULL when it verifies a copy), the slots."""
+    """Return one branch's columns: its kind, its number (NULL when it verifies a copy), the slots.
+
+    Only the first branch (the consents') names its columns: a UNION takes its
+    names from it, and the others' labels only lengthened the statement (it
+    must stay under psycopg's 4,096-byte query cache, see ``_EMPTY``).
+    """
     texts = [*texts, *[_EMPTY] * (TEXTS - len(texts))]
     times = [*times, *[_EMPTY] * (TIMES - len(times))]
-    return [
-        # Inlined, not bound: fewer parameters on every check.
-        literal_column(f"'{kind}'", String).label("kind"),
-        key.label("phone"),
-        record_id.label("id"),
-        *(t.label(f"text{i}") for i, t in enumerate(texts, 1)),
-        *(t.label(f"time{i}") for i, t in enumerate(times, 1)),
-    ]
+    # Inlined, not bound: fewer parameters on every check.
+    columns = [literal_column(f"'{kind}'", String), key, record_id, *texts, *times]
+    if kind != "consent":
+        return columns
+    names = ["kind", "phone", "id", *(f"text{i}" for i in range(1, TEXTS + 1))]
+    names += [f"time{i}" for i in range(1, TIMES + 1)]
+    return [c.label(n) for c, n in zip(columns, names, strict=True)]
 
 
 def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any], ...]:
@@ -93,6 +99,19 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
         else_="",
     )
     at = bindparam("at", type_=UTCDateTime())
+    # When the holder exempted this sender from their cap; read only for holders with a cap.
+    exempt = case(
+        (
+            subscriber.c.frequency_caps.is_not(None),
+            select(exemption.c.created_at)
+            .where(
+                exemption.c.phone == subscriber.c.phone,
+                exemption.c.sender_id == bindparam("sender"),
+            )
+            .scalar_subquery(),
+        ),
+        else_=null(),
+    )
     given = consent.c
     refused = optout.c
     holder = subscriber.c
@@ -106,15 +125,16 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
         ).where(and_(match(given.phone), given.sender_id == bindparam("sender"))),
         select(
             *_row("optout", refused.phone, texts=(refused.channels,),
-                  times=(refused.received_at, refused.created_at))
+                  times=(refused.received_at, refused.created_at, refused.expires_at))
         ).where(
             and_(match(refused.phone), refused.sender_id == bindparam("sender"),
                  refused.withdrawn_at.is_(None))
         ),
         select(
             *_row("subscriber", holder.phone,
-                  texts=(dnd, holder.blocked_categories, holder.quiet_hours),
-                  times=(holder.updated_at,))
+                  texts=(dnd, holder.blocked_categories, holder.quiet_hours,
+                         holder.frequency_caps, holder.refusal_ends),
+                  times=(holder.updated_at, exempt))
         ).where(match(holder.phone)),
         select(*_row("disconnection", cut.phone, times=(func.max(cut.disconnected_at),)))
         .where(
@@ -128,6 +148,11 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
     )  # fmt: skip
 
 
+def _union(first: Select[Any], *rest: Select[Any]) -> CompoundSelect[Any]:
+    """Return the branches as one UNION ALL, the later ones without column labels (``_row``)."""
+    return union_all(first, *(branch.set_label_style(LABEL_STYLE_NONE) for branch in rest))
+
+
 # The calling address a check names (``from``), if ``:sender`` holds it: the
 # carrier connecting it, how and when it was attested, withdrawn, suspended.
 # One more branch of the same statement, by the unique index on the address,
@@ -137,17 +162,13 @@ def _branches(match: Callable[[Any], ColumnElement[bool]]) -> tuple[Select[Any],
 # under psycopg's 4,096-byte query cache (see _EMPTY).
 _a = sender_address.alias("a")
 _ADDRESS = select(
-    literal_column("'address'", String),
-    _a.c.address,
-    _a.c.carrier_id,
-    _a.c.attested_via,
-    _EMPTY,
-    _EMPTY,
-    _a.c.attested_at,
-    _a.c.withdrawn_at,
-    _a.c.suspended_until,
-    _EMPTY,
-    _EMPTY,
+    *_row(
+        "address",
+        _a.c.address,
+        _a.c.carrier_id,
+        texts=(_a.c.attested_via,),
+        times=(_a.c.attested_at, _a.c.withdrawn_at, _a.c.suspended_until),
+    )
 ).where(and_(_a.c.address == bindparam("from"), _a.c.sender_id == bindparam("sender")))
 # The fingerprints of the copies a request used, in the same layout (registry/copies.py).
 _VERIFY = tuple(
@@ -159,11 +180,11 @@ _BY_ARRAY = _branches(lambda column: column == any_(bindparam("phones", type_=AR
 _BY_PHONE = _branches(lambda column: column == bindparam("phone"))
 # One round trip: the facts for a list of numbers (batches), or for one (a
 # precompiled statement: the single check), with or without the copies' check.
-FACTS: CompoundSelect[Any] = union_all(*_BY_PHONES)
+FACTS: CompoundSelect[Any] = _union(*_BY_PHONES)
 
 
 def _with(branches: tuple[Select[Any], ...], verify: bool, address: bool) -> CompoundSelect[Any]:
-    return union_all(*branches, *(_VERIFY if verify else ()), *((_ADDRESS,) if address else ()))
+    return _union(*branches, *(_VERIFY if verify else ()), *((_ADDRESS,) if address else ()))
 
 
 # By (verify the copies, name a calling address) and dialect.
@@ -198,6 +219,7 @@ class _Gathered:
     consents: dict[str, list[ConsentFact]] = field(default_factory=dict)
     optouts: dict[str, list[OptOutFact]] = field(default_factory=dict)
     preferences: dict[str, Preferences] = field(default_factory=dict)
+    caps: dict[str, FrequencyCap] = field(default_factory=dict)
     disconnected: dict[str, datetime] = field(default_factory=dict)
     fingerprints: dict[str, list[str]] = field(default_factory=dict)
     address: CallerAddress | None = None
@@ -223,12 +245,26 @@ class CallerAddress:
         return self.suspended_until is not None and self.suspended_until > now
 
 
-Row = Sequence[Any]  # kind, phone, id, text1, text2, text3, time1 .. time5
+Row = Sequence[Any]  # kind, phone, id, text1 .. text5, time1 .. time5
 
 
 def _consent(got: _Gathered, row: Row) -> None:
     # text: channels, category, status; time: given, recorded, activated, expires, pending until
-    _, phone, id_, channels, category, status, given, recorded, activated, expires, pending = row
+    (
+        _,
+        phone,
+        id_,
+        channels,
+        category,
+        status,
+        _,
+        _,
+        given,
+        recorded,
+        activated,
+        expires,
+        pending,
+    ) = row
     got.consents.setdefault(phone, []).append(
         ConsentFact(
             id_, _split(channels), status, given, recorded, category, activated, expires, pending
@@ -237,26 +273,34 @@ def _consent(got: _Gathered, row: Row) -> None:
 
 
 def _optout(got: _Gathered, row: Row) -> None:
-    # text: channels; time: received, recorded
-    phone, channels, received, recorded = row[1], row[3], row[6], row[7]
-    got.optouts.setdefault(phone, []).append(OptOutFact(_split(channels), received, recorded))
+    # text: channels; time: received, recorded, expires
+    phone, channels, received, recorded, expires = row[1], row[3], row[8], row[9], row[10]
+    got.optouts.setdefault(phone, []).append(
+        OptOutFact(_split(channels), received, recorded, expires)
+    )
 
 
 def _subscriber(got: _Gathered, row: Row) -> None:
-    # text: do-not-disturb channels, blocked categories, quiet hours; time: set at
-    phone, dnd, blocked, quiet, set_at = row[1], row[3], row[4], row[5], row[6]
-    got.preferences[phone] = Preferences(set_at, _split(dnd), _split(blocked), _quiet(quiet))
+    # text: do-not-disturb channels, blocked categories, quiet hours, cap, refusal ends;
+    # time: set at, this sender exempted from the cap at
+    phone, dnd, blocked, quiet, caps, ends, set_at, exempt = (*row[1:2], *row[3:8], *row[8:10])
+    got.preferences[phone] = Preferences(
+        set_at, _split(dnd), _split(blocked), _quiet(quiet), parse_ends(ends)
+    )
+    if caps:
+        got.caps[phone] = FrequencyCap(set_at, parse_caps(caps), exempt)
 
 
 def _disconnection(got: _Gathered, row: Row) -> None:
     # time: the latest disconnection at or before the check's time
-    if row[6] is not None:
-        got.disconnected[row[1]] = row[6]
+    if row[8] is not None:
+        got.disconnected[row[1]] = row[8]
 
 
 def _address(got: _Gathered, row: Row) -> None:
     # id: the carrier; text: how attested; time: attested, withdrawn, suspended until
-    got.address = CallerAddress(row[1], row[2], row[3], row[6], row[7], row[8])
+    t = 3 + TEXTS  # the first time slot
+    got.address = CallerAddress(row[1], row[2], row[3], row[t], row[t + 1], row[t + 2])
 
 
 def _fingerprint(got: _Gathered, row: Row) -> None:
@@ -352,7 +396,8 @@ def load_checked(
                 tuple(got.optouts.get(phone, ())),
                 got.preferences.get(phone),
                 got.disconnected.get(phone),
-                unregistered,
+                caller_unregistered=unregistered,
+                cap=got.caps.get(phone),
             )
         else:
             result[phone] = empty

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -60,3 +60,25 @@ class CheckLog(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=32)
     carrier_id: int | None = Field(default=None, foreign_key="organization.id")
     asked_by_id: int | None = Field(default=None, foreign_key="organization.id")
+
+
+class ContactTally(SQLModel, table=True):
+    """The marketing allows counted for one capped holder, channel and local week (checks/tally.py).
+
+    One row holds the week's total and each day's count (``day0`` is Monday),
+    so that one conditional upsert checks both limits and counts both at once.
+    """
+
+    __tablename__ = "contact_tally"
+
+    phone: str = Field(primary_key=True, max_length=16)
+    channel: str = Field(primary_key=True, max_length=8)
+    week: date = Field(primary_key=True)  # the local Monday
+    total: int = 0
+    day0: int = 0
+    day1: int = 0
+    day2: int = 0
+    day3: int = 0
+    day4: int = 0
+    day5: int = 0
+    day6: int = 0

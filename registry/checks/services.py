@@ -23,13 +23,13 @@ from sqlmodel import col
 
 from registry import copies, phones
 from registry.access.services import Chain, chain_of
-from registry.checks import receipts
+from registry.checks import receipts, tally
 from registry.checks.facts import CallerAddress, load_checked, load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Prepared, table_of
-from registry.decision import Decision, Facts, Policy, decide
+from registry.db import CheckSessions, Prepared, one_transaction, table_of
+from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
 from registry.numbers.ranges import NotYourNumber, holder_of
@@ -295,6 +295,8 @@ def check_one(
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
     ``budget`` is spent first when the sender has no record with the number.
+    An allow that counts against the holder's frequency cap is counted and
+    logged in one transaction on ``session``'s connection (checks/tally.py).
     """
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
@@ -305,18 +307,40 @@ def check_one(
     facts = found[phone]
     if budget is not None and cold(facts, req.channel, req.at):
         budget.spend(1)
+    zone = zone_for(phone, settings)
+    policy = policy_of(settings)
     dec = decide(
         facts,
         channel=req.channel,
         purpose=req.purpose,
         category=req.category,
         at=req.at,
-        policy=policy_of(settings),
-        zone=zone_for(phone, settings),
+        policy=policy,
+        zone=zone,
     )
-    now = utcnow()
-    # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now, held))
+    limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
+    conn = session.connection()
+    if limits is None:
+        now = utcnow()
+        # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
+        ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now, held))
+    else:
+        # Counted and logged in one transaction: the count is the authority, and a
+        # check that lost the last slot to another is decided again with the counts.
+        with one_transaction(conn):
+            full = tally.count(conn, phone, req.channel, limits, facts, req.at, zone)
+            if full is not None:
+                dec = decide(
+                    full,
+                    channel=req.channel,
+                    purpose=req.purpose,
+                    category=req.category,
+                    at=req.at,
+                    policy=policy,
+                    zone=zone,
+                )
+            now = utcnow()
+            ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now, held))
     valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
@@ -455,6 +479,42 @@ def decide_all(
     return out
 
 
+def count_allows(
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    facts: dict[str, Facts],
+    decisions: dict[str, Decision],
+) -> None:
+    """Count a batch's allows against their holders' caps, in ``session``'s transaction.
+
+    An allow beyond a holder's cap becomes ``frequency_capped`` in ``decisions``.
+    Numbers are counted in sorted order: two batches lock the counter rows of
+    their holders in the same order, so they can wait for each other but never
+    deadlock on PostgreSQL.
+    """
+    if req.purpose == "service":
+        return
+    for phone in sorted(p for p, d in decisions.items() if d.allowed):
+        limits = counted_cap(facts[phone], req.channel)
+        if limits is None:
+            continue
+        zone = zone_for(phone, settings)
+        full = tally.count(
+            session.connection(), phone, req.channel, limits, facts[phone], req.at, zone
+        )
+        if full is not None:
+            decisions[phone] = decide(
+                full,
+                channel=req.channel,
+                purpose=req.purpose,
+                category=req.category,
+                at=req.at,
+                policy=policy_of(settings),
+                zone=zone,
+            )
+
+
 def log_batch(
     session: Session,
     req: CheckRequest,
@@ -514,6 +574,7 @@ def check_batch(
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
+    count_allows(session, settings, req, facts, decisions)
     now = utcnow()
     items = [
         BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 
+from registry.consent import refusals
 from registry.consent import services as consents
 from registry.extensions import db
 
@@ -37,4 +39,18 @@ def rederive(fix: bool) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = [consents_group]
+@click.group("refusals")
+def refusals_group() -> None:
+    """Refusals the holder set for a time (do-not-disturb, category and sender blocks)."""
+
+
+@refusals_group.command("run")
+def refusals_run() -> None:
+    """Text holders whose refusals end within a week; take ended refusals off the record."""
+    with db.session() as session:
+        done = refusals.run(session, current_app.config["REGISTRY"])
+        session.commit()
+    click.echo(f"{done.reminded} reminders sent, {done.lifted} refusals ended")
+
+
+COMMANDS = [consents_group, refusals_group]

@@ -69,6 +69,9 @@ class OptOut(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Set when the holder lifts their own block on the site; the row stays as history.
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A block the holder set for a time ("for 3 months"): no longer counts from then
+    # on; the refusals job marks it withdrawn at that time and says so in the feed.
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ConsentRequest(SQLModel, table=True):

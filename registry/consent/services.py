@@ -418,8 +418,12 @@ def record_optout(
     received_at: datetime | None = None,
     text: str | None = None,
     only_if: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
 ) -> RecordedOptOut:
     """Record a refusal of ``sender``; it wins over any earlier consent at once.
+
+    ``expires_at``: the end the holder chose for it ("for 3 months"); it no
+    longer counts from then on (``end_timed_optouts`` closes the row).
 
     With ``only_if`` (``copies.hold_params``) the opt-out is inserted only
     while the caller's key and sender still match those copies, in the same
@@ -446,6 +450,8 @@ def record_optout(
         "received_at": received,
         "created_at": now,
     }
+    if expires_at is not None:
+        values["expires_at"] = expires_at
     if only_if is None:
         optout_id: int = session.connection().execute(_INSERT_OPTOUT, values).scalar_one()
     else:
@@ -464,7 +470,8 @@ def record_optout(
         organization_id=sender.organization_id,
         channels=chosen,
         state="opted_out",
-        data={"source": source, "received_at": received, "text": events.quoted(text)},
+        data={"source": source, "received_at": received, "text": events.quoted(text)}
+        | ({"expires_at": expires_at} if expires_at is not None else {}),
         at=now,
     )
     return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
@@ -711,3 +718,54 @@ def withdraw_optouts(session: Session, actor: Actor, phone: str, sender_id: int)
         at=now,
     )
     return len(rows)
+
+
+def end_timed_optouts(session: Session, now: datetime | None = None) -> list[OptOut]:
+    """Close every block whose chosen end has come; return them.
+
+    Each is marked withdrawn at its end, with an ``optout.expired`` event dated
+    then (the sender's organization reads it in its feed); the decision
+    already ignored the block from that moment.
+    """
+    now = now or utcnow()
+    rows = session.scalars(
+        select(OptOut)
+        .where(
+            col(OptOut.expires_at).is_not(None),
+            col(OptOut.expires_at) <= now,
+            col(OptOut.withdrawn_at).is_(None),
+        )
+        .order_by(col(OptOut.expires_at))
+        .with_for_update()
+    ).all()
+    for optout in rows:
+        end = optout.expires_at or now
+        optout.withdrawn_at = end
+        sender = session.get(Sender, optout.sender_id)
+        events.record(
+            session,
+            SYSTEM,
+            optout.phone,
+            "optout.expired",
+            sender_id=optout.sender_id,
+            organization_id=sender.organization_id if sender else None,
+            channels=optout.channels,
+            state="expired",
+            at=end,
+        )
+    session.flush()
+    return list(rows)
+
+
+def timed_optouts(session: Session, before: datetime) -> list[tuple[OptOut, str]]:
+    """Return the blocks in force that end before ``before``, each with its sender's name."""
+    rows = session.execute(
+        select(OptOut, col(Sender.name))
+        .join(Sender, col(Sender.id) == col(OptOut.sender_id))
+        .where(
+            col(OptOut.expires_at).is_not(None),
+            col(OptOut.expires_at) <= before,
+            col(OptOut.withdrawn_at).is_(None),
+        )
+    ).all()
+    return [(optout, name) for optout, name in rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,6 +104,29 @@ def for_phone(session: Session, phone: str, limit: int = 1000) -> list[Event]:
             select(Event).where(Event.phone == phone).order_by(Event.id).limit(limit)  # type: ignore[arg-type]
         )
     )
+
+
+def each_for_phone(session: Session, phone: str, page: int = 1000) -> Iterator[Event]:
+    """Yield every event of a number, oldest first, a page at a time (the holder's download).
+
+    Keyset pages on ``ix_event_phone_id``: memory stays one page whatever the
+    history's length, and no event is skipped or repeated between pages.
+    """
+    after = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(Event)
+                .where(col(Event.phone) == phone, col(Event.id) > after)
+                .order_by(col(Event.id))
+                .limit(page)
+            )
+        )
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1].id or 0
+        session.expunge_all()  # the page's objects are written out: let them go
 
 
 def history_of(

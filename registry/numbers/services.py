@@ -106,6 +106,7 @@ def disconnect(
         sub.dnd_voice = sub.dnd_sms = False
         sub.blocked_categories = ""
         sub.quiet_hours = None
+        sub.frequency_caps = sub.refusal_ends = None
         sub.language = None
         sub.session_epoch += 1
         sub.updated_at = utcnow()
@@ -136,6 +137,8 @@ def _settings_of(sub: Subscriber) -> dict[str, object]:
         "dnd_sms": sub.dnd_sms,
         "blocked_categories": sub.blocked_categories,
         "quiet_hours": sub.quiet_hours,
+        "frequency_caps": sub.frequency_caps,
+        "refusal_ends": sub.refusal_ends,
         "language": sub.language,
         "updated_at": sub.updated_at,
     }
@@ -306,6 +309,9 @@ def _restore_settings(session: Session, actor: Actor, row: Disconnection) -> boo
     sub.dnd_voice, sub.dnd_sms = bool(before["dnd_voice"]), bool(before["dnd_sms"])
     sub.blocked_categories = before["blocked_categories"] or ""
     sub.quiet_hours, sub.language = before["quiet_hours"], before["language"]
+    # Saved by a reset since issue 19; absent from older ones.
+    sub.frequency_caps = before.get("frequency_caps")
+    sub.refusal_ends = before.get("refusal_ends")
     # Set when the old holder set them: they count (or not) against other
     # disconnections exactly as before this one.
     sub.updated_at = _stored_time(before["updated_at"]) or utcnow()

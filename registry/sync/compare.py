@@ -4,7 +4,9 @@ The registry decides with the same code as ``/check`` (``decide_many`` over
 ``load_facts``), so "differs" means "a check now would answer otherwise". The
 time of day is not a record: a deny for ``quiet_hours`` (calling hours or the
 holder's quiet hours) counts as ``allowed`` here, since the platform's copy is
-about permission, not about the clock.
+about permission, not about the clock. So is ``frequency_capped``, and a
+comparison, which is not a contact about to happen, counts nothing against
+the holder's cap (checks/tally.py).
 
 A comparison is a check by another name: it tells the caller what a check
 would, so it is logged as one (the holder sees it under "who checked my
@@ -51,7 +53,12 @@ class Row:
 
 def registry_state(decision: str, reason: str) -> str:
     """Return ``allowed`` or ``denied`` as the registry's records say (the clock aside)."""
-    return "allowed" if decision == "allow" or reason == "quiet_hours" else "denied"
+    # The holder's frequency cap is the clock too (a count per day and week).
+    return (
+        "allowed"
+        if decision == "allow" or reason in ("quiet_hours", "frequency_capped")
+        else "denied"
+    )
 
 
 def compare(

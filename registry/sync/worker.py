@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from registry.config import Settings
+from registry.consent import refusals
 from registry.consent import services as consents
 from registry.events import sealing
 from registry.sms import services as sms
@@ -35,6 +36,8 @@ class Tick:
     failed: int = 0
     sms_sent: int = 0
     expired: int = 0
+    refusals_lifted: int = 0
+    refusals_reminded: int = 0
     sanctioned: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -128,6 +131,14 @@ def tick(
         except Exception as exc:
             log.exception("consent expiry failed")
             out.errors.append(f"expiry: {exc}")
+        try:
+            with session_factory() as session:
+                ended = refusals.run(session, settings)
+                session.commit()
+            out.refusals_lifted, out.refusals_reminded = ended.lifted, ended.reminded
+        except Exception as exc:
+            log.exception("ending timed refusals failed")
+            out.errors.append(f"refusals: {exc}")
     if console:
         try:
             from registry.sanctions import trigger

@@ -11,6 +11,7 @@ from wtforms import (
     BooleanField,
     DateTimeLocalField,
     HiddenField,
+    IntegerField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -19,9 +20,11 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import (
+    AnyOf,
     DataRequired,
     InputRequired,
     Length,
+    NumberRange,
     Optional,
     Regexp,
     ValidationError,
@@ -75,15 +78,32 @@ class MultiCheckbox(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+DURATIONS = [
+    SelectChoice("forever", _l("Until I lift it")),
+    SelectChoice("3m", _l("For 3 months")),
+    SelectChoice("1y", _l("For 1 year")),
+]
+# On a page that shows a refusal already set: leave its end as it is.
+KEEP_OR_DURATIONS = [SelectChoice("keep", _l("Keep as it is")), *DURATIONS]
+
+
+def duration_field(label: str) -> SelectField:
+    """Return the "for how long" choice of a refusal."""
+    return SelectField(label, choices=KEEP_OR_DURATIONS, default="keep")
+
+
 class PreferencesForm(FlaskForm):
-    """Do-not-disturb, category blocks and quiet hours."""
+    """Do-not-disturb, category blocks and quiet hours, each refusal for a time the holder chooses."""
 
     dnd_sms = BooleanField(_l("No marketing text messages"))
     dnd_voice = BooleanField(_l("No marketing calls"))
+    dnd_sms_for = duration_field(_l("Texts refused for"))
+    dnd_voice_for = duration_field(_l("Calls refused for"))
     categories = MultiCheckbox(
         _l("Block these kinds of marketing"),
         choices=[SelectChoice(c, CATEGORY_LABELS[c]) for c in CATEGORIES],
     )
+    categories_for = duration_field(_l("How long these blocks last"))
     quiet_hours = StringField(
         _l("Quiet hours (for example 12:00-14:00)"),
         validators=[Optional(), Length(max=40)],
@@ -142,6 +162,46 @@ class BlockForm(FlaskForm):
             Length(max=100),
         ],
     )
+
+
+class TimedBlockForm(BlockForm):
+    """Block a sender, for a time the holder chooses."""
+
+    duration = SelectField(_l("For how long"), choices=DURATIONS, default="forever")
+
+
+def cap_field(label: str) -> IntegerField:
+    """Return one limit of the frequency cap (empty: no limit)."""
+    return IntegerField(
+        label,
+        validators=[
+            Optional(),
+            NumberRange(1, 99, message=_l("Write a whole number from 1 to 99, or leave it empty.")),
+        ],
+    )
+
+
+class CapForm(FlaskForm):
+    """At most how many marketing contacts, from all senders together, per day and per week."""
+
+    sms_per_day = cap_field(_l("Text messages per day"))
+    sms_per_week = cap_field(_l("Text messages per week"))
+    voice_per_day = cap_field(_l("Calls per day"))
+    voice_per_week = cap_field(_l("Calls per week"))
+
+
+class ExemptForm(FlaskForm):
+    """Let one sender always reach the holder despite the cap, or no longer."""
+
+    sender_id = HiddenField(validators=[DataRequired(), Regexp(r"^\d{1,18}$")])
+    exempt = HiddenField(validators=[DataRequired(), AnyOf(["1", "0"])])
+
+
+class UnsubscribeForm(FlaskForm):
+    """Stop one sender of the list (its id) or, with ``everyone``, all of them."""
+
+    sender_id = HiddenField(validators=[Optional(), Regexp(r"^\d{1,18}$")])
+    everyone = HiddenField(validators=[Optional(), AnyOf(["1"])])
 
 
 class UnblockForm(FlaskForm):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -22,6 +22,7 @@ from flask import (
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
@@ -32,7 +33,9 @@ from registry.complaints import desk, routing
 from registry.complaints import services as complaints
 from registry.complaints.steps import steps as complaint_steps
 from registry.config import Settings
+from registry.consent import records
 from registry.consent import services as consents
+from registry.consent import unsubscribe as unsubscribing
 from registry.db import get_session
 from registry.errors import RegistryError, ValidationFailed
 from registry.events import services as events
@@ -49,16 +52,19 @@ from registry.timeutil import to_utc, utcnow
 from registry.web import bp
 from registry.web.forms import (
     ONCE_EXPIRED,
-    BlockForm,
+    CapForm,
     CodeForm,
     ComplaintForm,
     ConsentActionForm,
     EmptyForm,
+    ExemptForm,
     LookupForm,
     PhoneForm,
     PreferencesForm,
     ReplyForm,
+    TimedBlockForm,
     UnblockForm,
+    UnsubscribeForm,
 )
 
 HOLDER = Actor("subscriber", "site")
@@ -244,6 +250,11 @@ def preferences() -> Any:
                 dnd_voice=form.dnd_voice.data,
                 blocked_categories=list(form.categories.data or []),
                 quiet_hours=form.quiet_hours.data or None,
+                durations={
+                    "sms": form.dnd_sms_for.data or "keep",
+                    "voice": form.dnd_voice_for.data or "keep",
+                    "categories": form.categories_for.data or "keep",
+                },
             )
         except RegistryError:
             db.rollback()
@@ -258,7 +269,9 @@ def preferences() -> Any:
                 "ok",
             )
             return redirect(url_for("web.preferences"))
-    return render_template("web/preferences.html", form=form, phone=g.phone)
+    return render_template(
+        "web/preferences.html", form=form, phone=g.phone, ends=subscribers.refusal_ends(holder)
+    )
 
 
 @bp.route("/me/senders", methods=["GET", "POST"])
@@ -266,7 +279,19 @@ def preferences() -> Any:
 def senders() -> Any:
     """Every sender that holds a consent or refusal for this number; confirm, revoke, block."""
     db = get_session()
-    action, block = ConsentActionForm(prefix="c"), BlockForm(prefix="b")
+    action, block = ConsentActionForm(prefix="c"), TimedBlockForm(prefix="b")
+    exempt = ExemptForm(prefix="x")
+    if _submitted(exempt, "x-sender_id") and exempt.validate():
+        try:
+            subscribers.set_cap_exemption(
+                db, g.phone, int(exempt.sender_id.data or 0), exempt.exempt.data == "1", HOLDER
+            )
+            db.commit()
+            flash(_("Saved: your cap on contacts now treats this sender as you chose."), "ok")
+        except RegistryError:
+            db.rollback()
+            flash(_("That sender is not known."), "error")
+        return redirect(url_for("web.senders"))
     if _submitted(action, "c-action") and action.validate():
         consent = consents.holder_consent(db, g.phone, int(action.consent_id.data or 0))
         try:
@@ -293,8 +318,12 @@ def senders() -> Any:
         return redirect(url_for("web.senders"))
     if _submitted(block, "b-query") and block.validate():
         try:
-            sender = find_sender(db, block.query.data or "", utcnow())
-            consents.record_optout(db, HOLDER, sender, g.phone, ["sms", "voice"], "site")
+            now = utcnow()
+            sender = find_sender(db, block.query.data or "", now)
+            consents.record_optout(
+                db, HOLDER, sender, g.phone, ["sms", "voice"], "site",
+                expires_at=subscribers.refusal_end(block.duration.data or "forever", now),
+            )  # fmt: skip
             db.commit()
             flash(
                 _(
@@ -310,7 +339,68 @@ def senders() -> Any:
                 _("We found no single sender for that. Try its code or the exact number.")
             ]
     rows = consents.for_holder(db, g.phone)
-    return render_template("web/senders.html", rows=rows, block=block, form=EmptyForm())
+    return render_template(
+        "web/senders.html",
+        rows=rows,
+        block=block,
+        form=EmptyForm(),
+        exempt=subscribers.cap_exemptions(db, g.phone),
+        capped=bool(subscribers.get_or_create(db, g.phone).frequency_caps),
+    )
+
+
+@bp.route("/me/limits", methods=["GET", "POST"])
+@holder_required
+def limits() -> Any:
+    """The cap on marketing contacts from all senders, per channel, per day and per week."""
+    db = get_session()
+    holder = subscribers.get_or_create(db, g.phone)
+    form = CapForm()
+    if request.method == "GET":
+        for channel, day, week in subscribers.parse_caps(holder.frequency_caps):
+            form[f"{channel}_per_day"].data, form[f"{channel}_per_week"].data = day, week
+    elif form.validate_on_submit():
+        subscribers.set_frequency_caps(
+            db,
+            g.phone,
+            {
+                "sms": (form.sms_per_day.data, form.sms_per_week.data),
+                "voice": (form.voice_per_day.data, form.voice_per_week.data),
+            },
+            HOLDER,
+        )
+        db.commit()
+        flash(_("Saved. Senders beyond your cap are now told to wait."), "ok")
+        return redirect(url_for("web.limits"))
+    return render_template("web/limits.html", form=form, phone=g.phone)
+
+
+@bp.route("/me/unsubscribe", methods=["GET", "POST"])
+@holder_required
+def unsubscribe() -> Any:
+    """One-tap unsubscribe (一键退订): stop one, or every, sender allowed to contact you lately."""
+    db = get_session()
+    form = UnsubscribeForm()
+    if form.validate_on_submit():
+        one = None if form.everyone.data == "1" else int(form.sender_id.data or 0)
+        try:
+            done = unsubscribing.unsubscribe(db, HOLDER, g.phone, one)
+            db.commit()
+        except RegistryError:
+            db.rollback()
+            flash(_("That sender is not on your list."), "error")
+        else:
+            flash(
+                _(
+                    "Unsubscribed from %(count)d senders: from now on the registry tells them no.",
+                    count=len(done),
+                ),
+                "ok",
+            )
+        return redirect(url_for("web.unsubscribe"))
+    return render_template(
+        "web/unsubscribe.html", rows=unsubscribing.allowed_senders(db, g.phone), form=form
+    )
 
 
 @bp.get("/me/checks")
@@ -465,9 +555,14 @@ def my_data() -> Any:
 @bp.get("/me/data.json")
 @holder_required
 def my_data_json() -> Response:
-    """Download everything the registry holds about this number."""
+    """Download everything the registry holds about this number, every event included.
+
+    Streamed: the events are written a page at a time (events.each_for_phone),
+    so a long history is neither cut short nor held in memory at once.
+    """
     db = get_session()
-    holder = subscribers.get_or_create(db, g.phone)
+    phone = g.phone
+    holder = subscribers.get_or_create(db, phone)
 
     def plain(obj: Any) -> dict[str, Any]:
         return {
@@ -475,8 +570,8 @@ def my_data_json() -> Response:
             for k, v in obj.model_dump().items()
         }
 
-    data = {
-        "phone": g.phone,
+    head = {
+        "phone": phone,
         "preferences": subscribers.preferences_of(holder),
         "senders": [
             {
@@ -484,18 +579,36 @@ def my_data_json() -> Response:
                 "consents": [plain(c) for c in row["consents"]],
                 "optouts": [plain(o) for o in row["optouts"]],
             }
-            for row in consents.for_holder(db, g.phone)
+            for row in consents.for_holder(db, phone)
         ],
         "checks": [
             {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
-            for r in checks_for_phone(db, g.phone, 10_000)
+            for r in checks_for_phone(db, phone, 10_000)
         ],
-        "complaints": [plain(c) for c in complaints.for_phone(db, g.phone)],
-        "events": [plain(e) for e in events.for_phone(db, g.phone)],
+        "complaints": [plain(c) for c in complaints.for_phone(db, phone)],
     }
-    body = json.dumps(data, ensure_ascii=False, indent=2)
+
+    def body() -> Iterator[str]:
+        opening = json.dumps(head, ensure_ascii=False, indent=2)
+        yield opening[:-2] + ',\n  "events": ['
+        for n, event in enumerate(events.each_for_phone(db, phone)):
+            yield ("," if n else "") + "\n    " + json.dumps(plain(event), ensure_ascii=False)
+        yield "\n  ]\n}\n"
+
     return Response(
-        body,
+        stream_with_context(body()),
         mimetype="application/json",
         headers={"Content-Disposition": "attachment; filename=anning-my-data.json"},
+    )
+
+
+@bp.get("/me/consent-records.json")
+@holder_required
+def my_consent_records() -> Response:
+    """Download this number's consents and refusals as ISO/IEC TS 27560 records (W3C DPV)."""
+    doc = records.document(records.for_holder(get_session(), g.phone), phone=g.phone)
+    return Response(
+        json.dumps(doc, ensure_ascii=False, indent=2),
+        mimetype="application/ld+json",
+        headers={"Content-Disposition": "attachment; filename=anning-consent-records.jsonld"},
     )

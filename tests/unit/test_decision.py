@@ -14,6 +14,7 @@ from registry.decision import (
     ConsentFact,
     Decision,
     Facts,
+    FrequencyCap,
     OptOutFact,
     Policy,
     Preferences,
@@ -414,6 +415,10 @@ ONE_OF_EACH = {
     "dnd": (Facts(preferences=Preferences(CUT, dnd=SMS)), {}),
     "no_consent": (Facts(), {}),
     "quiet_hours": (Facts(consents=(consent(),)), {"at": local(22)}),
+    "frequency_capped": (
+        Facts(consents=(consent(),), cap=FrequencyCap(CUT, (("sms", 2, None),), used=(2, 2))),
+        {},
+    ),
     "consent": (Facts(consents=(consent(),)), {}),
     "not_registered": (Facts(), {"policy": OPT_OUT}),
 }
@@ -425,6 +430,80 @@ def test_every_reason_of_the_spec_is_reachable(expected: str) -> None:
     d = check(facts, **kw)  # type: ignore[arg-type]
     assert d.reason == expected
     assert d.allowed == (expected in ("not_marketing", "consent", "not_registered"))
+
+
+# --- Step 9: the holder's frequency cap (issue 19) ---------------------------------------
+
+
+def capped(
+    used: tuple[int, int], day: int | None = 3, week: int | None = None, **kw: object
+) -> Facts:
+    """Return a consent and a cap on texts of ``day`` a day and ``week`` a week, ``used`` so far."""
+    cap = FrequencyCap(NOON - timedelta(days=30), (("sms", day, week),), used=used, **kw)  # type: ignore[arg-type]
+    return Facts(consents=(consent(),), cap=cap)
+
+
+def test_cap_allows_below_the_limit_and_denies_at_it() -> None:
+    assert reason(capped((2, 2))) == ("allow", "consent")
+    d = check(capped((3, 3)))
+    assert (d.decision, d.reason) == ("deny", "frequency_capped")
+    # The day is full: the next slot is tomorrow, at the first allowed hour (08:00 local).
+    assert d.next_allowed_at == local(8, day=16)
+
+
+def test_a_full_week_frees_a_slot_on_the_next_local_monday() -> None:
+    # 2030-01-15 is a Tuesday; the next week starts Monday the 21st.
+    d = check(capped((1, 5), day=3, week=5))
+    assert d.reason == "frequency_capped"
+    assert d.next_allowed_at == local(8, day=21)
+
+
+def test_the_slot_frees_at_local_midnight_when_quiet_hours_allow_it() -> None:
+    d = check(capped((3, 3)), policy=Policy(calling_hours=(time(0), time(0))))
+    assert d.next_allowed_at == local(0, day=16)
+
+
+def test_cap_is_per_channel_and_an_exempt_sender_passes() -> None:
+    assert reason(capped((3, 3)), channel="voice") == ("allow", "consent")
+    exempt = capped((3, 3), exempt_since=NOON - timedelta(days=1))
+    assert reason(exempt) == ("allow", "consent")
+
+
+def test_cap_comes_after_quiet_hours_and_never_touches_service() -> None:
+    assert reason(capped((3, 3)), at=local(22)) == ("deny", "quiet_hours")
+    assert reason(capped((3, 3)), purpose="service") == ("allow", "not_marketing")
+
+
+def test_a_former_holders_cap_does_not_count() -> None:
+    facts = capped((3, 3))
+    cut = NOON - timedelta(days=1)
+    later = Facts(
+        consents=(consent(given=cut + timedelta(hours=1)),), cap=facts.cap, disconnected_at=cut
+    )
+    assert reason(later) == ("allow", "consent")
+
+
+# --- Refusals with an end the holder chose (issue 19) ---------------------------------------
+
+
+def test_a_timed_dnd_or_category_block_stops_counting_at_its_end() -> None:
+    end = NOON + timedelta(hours=1)
+    dnd = Facts(preferences=Preferences(CUT, dnd=SMS, ends=(("sms", end),)))
+    assert reason(dnd, policy=OPT_OUT) == ("deny", "dnd")
+    assert reason(dnd, policy=OPT_OUT, at=end) == ("allow", "not_registered")
+    block = Facts(
+        preferences=Preferences(CUT, blocked=frozenset({"finance"}), ends=(("finance", end),))
+    )
+    assert reason(block, policy=OPT_OUT) == ("deny", "category_blocked")
+    assert reason(block, policy=OPT_OUT, at=end) == ("allow", "not_registered")
+
+
+def test_a_timed_sender_block_ends_and_the_consent_speaks_again() -> None:
+    end = NOON + timedelta(minutes=5)
+    block = OptOutFact(BOTH, NOON - timedelta(days=1), NOON - timedelta(days=1), expires_at=end)
+    facts = Facts(consents=(consent(),), optouts=(block,))
+    assert reason(facts) == ("deny", "opted_out")
+    assert reason(facts, at=end) == ("allow", "consent")
 
 
 # --- Properties ------------------------------------------------------------------------

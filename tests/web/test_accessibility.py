@@ -97,7 +97,7 @@ def test_every_site_page_has_no_axe_violation_and_no_sideways_scroll(
     assert refused.value.status == 400
     problems += report(page)
     problems += sign_in(page, live_server)
-    for path in ("/me", "/me/senders", "/me/checks", "/me/complaints",
+    for path in ("/me", "/me/senders", "/me/limits", "/me/unsubscribe", "/me/checks", "/me/complaints",
                  f"/me/complaints/{complaint_id}", "/me/data", "/me/complaints/999999",
                  "/sanctions", "/no-such-page"):  # fmt: skip
         page.goto(live_server + path)
