@@ -158,7 +158,7 @@ def check() -> Any:
         dbs, cfg, caller(), api_key(), _question(data), phone, _budget(data.sender, data.channel)
     )
     dbs.write.commit()
-    source = "replica" if dbs.replica else "primary"
+    source = result.read_from
     dec = result.decision
     count_decision(dec.decision, dec.reason)
     req = result.request
@@ -201,7 +201,7 @@ def check_batch() -> Any:
         _budget(data.sender, data.channel),
     )  # fmt: skip
     dbs.write.commit()
-    source = "replica" if dbs.replica else "primary"
+    source = result.read_from
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:
         if item.decision is not None:

@@ -17,17 +17,18 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import copies, phones
 from registry.checks import receipts
-from registry.checks.facts import load_facts
+from registry.checks.facts import NO_FRESH_REFUSAL, fresh_refusals, load_facts
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Prepared, table_of
+from registry.db import CheckSessions, Prepared, Standby, table_of
 from registry.decision import Decision, Facts, Policy, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
@@ -79,6 +80,18 @@ def zone_for(phone: str, settings: Settings) -> ZoneInfo:
     return zone
 
 
+class Unconfirmed(Exception):
+    """The primary did not confirm an answer made from a standby: it is made again there.
+
+    The check's log row is conditional (``_LOG_GUARDED``): written only while the
+    copies it used are exact and the number has no refusal the standby may lack.
+    """
+
+
+class StandbyFailed(Exception):
+    """A standby failed or outlived its deadline while reading a check's facts."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckRequest:
     """What a caller asks: may this sender contact these numbers this way at this time?"""
@@ -88,7 +101,8 @@ class CheckRequest:
     purpose: str
     category: str
     at: datetime
-    copies: copies.Copies | None = None  # per-process copies to verify with the facts
+    copies: copies.Copies | None = None  # per-process copies, verified by the first primary read
+    hold: dict[str, Any] | None = None  # or by the log row's insert (``copies.HOLD``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +114,7 @@ class CheckResult:
     check_id: str
     checked_at: datetime
     request: CheckRequest
+    read_from: str = "primary"  # where the facts were read: "primary" or "replica"
 
 
 def _request(
@@ -110,23 +125,31 @@ def _request(
     question: Question,
     scope: str,
     fresh: bool,
+    single: bool = True,
 ) -> CheckRequest:
     """Build the check request, with the caller and sender from copies unless ``fresh``.
 
-    Facts from a standby may lag behind a revocation, so with a standby the key
-    and sender always come fresh from the primary (and are not verified there).
+    Copies are verified on the primary, never on a standby that may lag behind
+    a revocation: by the facts query, or with facts from a standby, by the log
+    row's insert (one number, an owner's own sender) or the batch's refusal
+    query. A delegated single check from a standby reads its grants afresh.
     """
     now = utcnow()
     verify: copies.Copies | None = None
-    if fresh or dbs.replica:
+    hold: dict[str, Any] | None = None
+    if fresh:
         who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
     else:
         sender = copies.sender(dbs.lookup, who, question.sender, scope, now)
-        verify = copies.copies_of(who, sender)
+        if not (dbs.replica and single):
+            verify = copies.copies_of(who, sender)
+        elif sender.agent_id is None:
+            hold = copies.hold_params(who, sender)
+        else:
+            who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
     at = to_utc(question.at, settings.tz) if question.at is not None else now
-    return CheckRequest(
-        sender, question.channel, question.purpose, question.category or sender.category, at, verify
-    )
+    category = question.category or sender.category
+    return CheckRequest(sender, question.channel, question.purpose, category, at, verify, hold)
 
 
 def check(
@@ -142,15 +165,23 @@ def check(
 
     The caller's key and sender are taken from copies first; when the facts
     query finds them out of date, they are read again and the check answered
-    with those (a revoked key is refused then). The log row is on ``dbs.write``,
-    which the caller commits before sending the answer.
+    with those (a revoked key is refused then). With facts from a standby, an
+    answer the primary does not confirm (``Unconfirmed``) or a standby that
+    fails is answered again wholly from the primary. The log row is on
+    ``dbs.write``, which the caller commits before sending the answer.
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
+    except (Unconfirmed, StandbyFailed) as exc:
+        primary = dbs.without_standby()
+        req = _request(primary, settings, who, key, question, "check", fresh=True)
+        # An unconfirmed answer had spent the cold budget already.
+        spend = budget if isinstance(exc, StandbyFailed) else None
+        return check_one(primary.write, settings, req, phone, primary.read, spend)
 
 
 def check_many(
@@ -164,11 +195,15 @@ def check_many(
 ) -> BatchResult:
     """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
     try:
-        req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+        req = _request(dbs, settings, who, key, question, "check", False, single=False)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
     except StaleCopy:
-        req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+        req = _request(dbs, settings, who, key, question, "check", True, single=False)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+    except StandbyFailed:
+        primary = dbs.without_standby()
+        req = _request(primary, settings, who, key, question, "check", True, single=False)
+        return check_batch(primary.write, settings, req, inputs, primary.read, budget)
 
 
 _LOG_TABLE = table_of(CheckLog)
@@ -182,6 +217,23 @@ _LOG_ONE = Prepared(
     .values({name: bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS})
     .returning(_LOG_TABLE.c.id)
 )
+# The same row from facts read on a standby: written only while the number has
+# no refusal the standby may lack (``:since`` on, facts.NO_FRESH_REFUSAL) and,
+# for copies of an owner's key and sender, while they hold (``copies.HOLD``).
+# No row returned: ``Unconfirmed``. A condition in the statement the check runs
+# anyway, so the primary runs one statement per check and no more.
+_LOG_VALUES = select(*(bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS))
+_LOG_GUARDED = {
+    held: Prepared(
+        insert(_LOG_TABLE)
+        .from_select(
+            list(_LOG_ONE_COLUMNS),
+            _LOG_VALUES.where(and_(copies.HOLD, NO_FRESH_REFUSAL) if held else NO_FRESH_REFUSAL),
+        )
+        .returning(_LOG_TABLE.c.id)
+    )
+    for held in (False, True)
+}
 
 
 def _log_row(req: CheckRequest, phone: str, dec: Decision, now: datetime) -> dict[str, Any]:
@@ -259,6 +311,7 @@ def check_one(
     phone: str,
     read: Session | None = None,
     budget: ColdBudget | None = None,
+    standby: Standby | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
@@ -268,8 +321,16 @@ def check_one(
     # the facts, from the same database, so every change up to it was in this
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
-    state = known_seq(read or session)
-    facts = load_facts(read or session, req.sender, [phone], req.at, req.copies)[phone]
+    source = read or session
+    try:
+        state = known_seq(source)
+        verify = None if standby is not None else req.copies
+        facts = load_facts(source, req.sender, [phone], req.at, verify)[phone]
+    except DBAPIError as exc:
+        if standby is None:
+            raise
+        standby.failed()
+        raise StandbyFailed from exc
     if budget is not None and cold(facts, req.channel, req.at):
         budget.spend(1)
     dec = decide(
@@ -282,8 +343,16 @@ def check_one(
         zone=zone_for(phone, settings),
     )
     now = utcnow()
+    row = _log_row(req, phone, dec, now)
     # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-    ((log_id,),) = _LOG_ONE.rows(session.connection(), _log_row(req, phone, dec, now))
+    if standby is None:
+        ((log_id,),) = _LOG_ONE.rows(session.connection(), row)
+    else:
+        row |= {"since": standby.missing_since, "sender": req.sender.id, **(req.hold or {})}
+        written = _LOG_GUARDED[req.hold is not None].rows(session.connection(), row)
+        if not written:
+            raise Unconfirmed
+        ((log_id,),) = written
     claims = receipts.Claims(
         sender=req.sender.code,
         channel=req.channel,
@@ -297,7 +366,8 @@ def check_one(
         agent=req.sender.agent_slug,
         on_behalf_of=req.sender.org_slug if req.sender.agent_slug is not None else None,
     )
-    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req)
+    where = "primary" if standby is None else "replica"
+    return CheckResult(phone, dec, receipts.sign(settings, claims), now, req, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +390,7 @@ class BatchResult:
     invalid: int
     check_id: str
     request: CheckRequest
+    read_from: str = "primary"
 
 
 def normalize_many(
@@ -451,14 +522,33 @@ def check_batch(
     inputs: Sequence[Any],
     read: Session | None = None,
     budget: ColdBudget | None = None,
+    standby: Standby | None = None,
 ) -> BatchResult:
-    """Answer a batch: every number decided and logged, invalid entries reported in place."""
+    """Answer a batch: every number decided and logged, invalid entries reported in place.
+
+    With facts from a standby, one query on the primary finds the numbers with
+    a refusal the standby may lack (and verifies the copies); theirs are read
+    again from the primary.
+    """
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
-    state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    facts = load_facts(read or session, req.sender, distinct, req.at, req.copies)
+    source = read or session
+    try:
+        state = known_seq(source)  # as in check_one: the registry state the answers rest on
+        facts = load_facts(
+            source, req.sender, distinct, req.at, None if standby is not None else req.copies
+        )
+    except DBAPIError as exc:
+        if standby is None:
+            raise
+        standby.failed()
+        raise StandbyFailed from exc
+    if standby is not None:
+        fresh = fresh_refusals(session, req.sender, distinct, standby.missing_since, req.copies)
+        if fresh:
+            facts |= load_facts(session, req.sender, sorted(fresh), req.at)
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
@@ -480,7 +570,8 @@ def check_batch(
         batch_id=batch_id,
     )
     check_id = receipts.sign(settings, claims)
-    return BatchResult(items, allowed, denied, invalid, check_id, req)
+    where = "primary" if standby is None else "replica"
+    return BatchResult(items, allowed, denied, invalid, check_id, req, where)
 
 
 def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:
