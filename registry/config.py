@@ -178,6 +178,8 @@ class Settings:
     # A refusal this much younger than a standby's measured staleness is
     # re-checked on the primary (docs/scaling.md, "An opt-out is never served stale").
     replica_commit_allowance: float = 60.0
+    # Months of check log kept whole (0: all); older months are dropped (checks/partitions.py).
+    check_log_retention_months: int = 0
     consent_pending_days: int = 7
     # The regulator console (issue 6).
     complaint_answer_days: int = 7
@@ -338,6 +340,10 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
+    if (months := get("CHECK_LOG_RETENTION_MONTHS")) is not None:
+        kwargs["check_log_retention_months"] = _positive_int(
+            "CHECK_LOG_RETENTION_MONTHS", months, 1200
+        )
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))
