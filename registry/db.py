@@ -502,7 +502,9 @@ class Replicas:
     def __init__(
         self, primary: Engine | None, engines: list[Engine], max_lag: float, retry: float = 5.0
     ) -> None:
-        self.primary = primary
+        # Autocommit: a probe's ROLLBACK on a pooled connection would make psycopg
+        # drop that connection's prepared statements (the checks' among them).
+        self.primary = primary.execution_options(isolation_level="AUTOCOMMIT") if primary else None
         self.engines = engines
         self.max_lag = max_lag
         self.retry = retry
