@@ -120,10 +120,12 @@ def throughput(c: Cluster, key: str, seconds: float, clients: int) -> None:
         cpu = c.cpu_seconds(0) - cpu0 - idle * wall / seconds
         # The server's own time in the app's statements (planning and execution;
         # not commits, WAL writing or streaming): steadier than /proc on a busy machine.
-        ((server_ms,),) = c.sql(
+        # and the buffers they touched: work that other load on the machine does not move.
+        ((server_ms, buffers, plans),) = c.sql(
             c.primary_port,
-            "SELECT coalesce(sum(total_exec_time + total_plan_time), 0) FROM pg_stat_statements "
-            "WHERE query NOT ILIKE '%%pg_stat_statements%%'",
+            "SELECT coalesce(sum(total_exec_time + total_plan_time), 0), "
+            "coalesce(sum(shared_blks_hit + shared_blks_read), 0), coalesce(sum(plans), 0) "
+            "FROM pg_stat_statements WHERE query NOT ILIKE '%%pg_stat_statements%%'",
         )
         checks = sum(r[0] for r in results)
         stmts = sum(r[1] for r in results)
@@ -135,6 +137,8 @@ def throughput(c: Cluster, key: str, seconds: float, clients: int) -> None:
             f"checks ({label}): {rate:,.0f} checks/s ({clients} clients, {seconds:.0f} s), "
             f"primary CPU {1e6 * per_check:,.0f} µs/check, "
             f"statement time on the primary {1e3 * float(server_ms) / (checks + 20 * clients):,.0f} µs/check, "
+            f"{int(buffers) / (checks + 20 * clients):.1f} buffers/check, "
+            f"{int(plans) / (checks + 20 * clients):.2f} plans/check, "
             f"{stmts / checks:.2f} primary statements/check, "
             f"{100 * replica / checks:.0f}% answered from standbys (wall {wall:.1f} s incl. start)"
         )
