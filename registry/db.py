@@ -474,10 +474,6 @@ class Database:
             session.close()
 
 
-class StandbyFailed(Exception):
-    """A standby did not answer a statement in time (or at all); the primary must answer."""
-
-
 class Replicas:
     """PostgreSQL hot standbys for reads that tolerate a bounded lag (checks).
 
@@ -571,10 +567,6 @@ class Replicas:
         """Skip standby ``index`` for ``retry`` seconds (it failed a probe or a read)."""
         self._down_until[index] = time.monotonic() + self.retry
         self._fresh[index] = float("-inf")
-
-    def healthy(self, index: int) -> bool:
-        """Tell whether standby ``index`` may serve reads now."""
-        return self.staleness(index) is not None
 
     def choose(self) -> tuple[int, float] | None:
         """Return the next usable standby in turn and how far it may be behind, or None."""
@@ -684,14 +676,6 @@ def get_standby() -> Standby | None:
             g.db_standby = Standby(index, state.replicas.session(index), since, state.replicas)
     standby: Standby | None = g.db_standby
     return standby
-
-
-def get_read_session() -> tuple[Session, str]:
-    """Return a session for lag-tolerant reads and where it reads: "replica" or "primary"."""
-    standby = get_standby()
-    if standby is not None:
-        return standby.session, "replica"
-    return get_reader(), "primary"
 
 
 @dataclass(frozen=True, slots=True)
