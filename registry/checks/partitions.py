@@ -82,7 +82,7 @@ def maintain(conn: Connection, now: datetime, retention_months: int = 0) -> Main
         conn.execute(text(f"CREATE TABLE {name} (LIKE check_log INCLUDING DEFAULTS)"))
         conn.execute(
             text(
-                f"WITH moved AS (DELETE FROM check_log_default WHERE checked_at >= :lo "  # noqa: S608
+                f"WITH moved AS (DELETE FROM check_log_default WHERE checked_at >= :lo "  # noqa: S608  # nosec B608
                 f"AND checked_at < :hi RETURNING *) INSERT INTO {name} SELECT * FROM moved"
             ),
             bounds,
