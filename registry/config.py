@@ -47,10 +47,31 @@ def parse_window(text: str) -> tuple[time, time]:
 
 
 def _psycopg(url: str) -> str:
-    """Accept the libpq-style URL everyone copies; psycopg 3 is the driver."""
+    """Accept the libpq-style URL everyone copies; psycopg 3 is the driver.
+
+    A multi-host URL (``postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write``,
+    as pg_auto_failover prints it) becomes SQLAlchemy's form, one ``host``
+    query parameter per host; psycopg then tries them in order and keeps the
+    first that ``target_session_attrs`` accepts.
+    """
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.startswith("postgresql"):
+        return url
+    netloc, _, tail = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    database, _, query = tail.partition("?")
+    params = "&".join(f"host={h}" for h in hosts.split(",") if h)
+    query = f"{params}&{query}" if query else params
+    return f"{scheme}://{credentials}{at}/{database}?{query}"
+
+
+def _seconds_or_off(text: str) -> float:
+    """Seconds, or 0 for no timeout at all."""
+    return 0.0 if float(text) == 0 else _seconds(text)
 
 
 def _seconds(text: str) -> float:
@@ -179,6 +200,16 @@ class Settings:
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 2.0
+    # Every connection is bounded (registry/db.py, Timeouts): opening one, each
+    # statement on the primary (0: none), and each read on a standby.
+    database_connect_timeout: float = 5.0
+    database_statement_timeout: float = 60.0
+    replica_timeout: float = 1.0
+    # A refusal this much younger than a standby's measured staleness is
+    # re-checked on the primary (docs/scaling.md, "An opt-out is never served stale").
+    replica_commit_allowance: float = 60.0
+    # Months of check log kept whole (0: all); older months are dropped (checks/partitions.py).
+    check_log_retention_months: int = 0
     consent_pending_days: int = 7
     # The regulator console (issue 6).
     complaint_answer_days: int = 7
@@ -279,6 +310,14 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["replica_urls"] = urls
     if (lag := get("REPLICA_MAX_LAG")) is not None:
         kwargs["replica_max_lag"] = check("REPLICA_MAX_LAG", _seconds, lag)
+    for name, parse in (
+        ("DATABASE_CONNECT_TIMEOUT", _seconds),
+        ("DATABASE_STATEMENT_TIMEOUT", _seconds_or_off),
+        ("REPLICA_TIMEOUT", _seconds),
+        ("REPLICA_COMMIT_ALLOWANCE", _seconds),
+    ):
+        if (raw := get(name)) is not None:
+            kwargs[name.lower()] = check(name, parse, raw)
 
     if (policy := get("POLICY")) is not None:
         if policy not in POLICIES:
@@ -354,6 +393,10 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
     for name in ("LOOKUP_KEY", "LOOKUP_CLIENT", "LOOKUP_HOLDER"):
         if (limit := get(f"RATELIMIT_{name}")) is not None:
             kwargs[f"ratelimit_{name.lower()}"] = check(f"RATELIMIT_{name}", _rate_limit, limit)
+    if (months := get("CHECK_LOG_RETENTION_MONTHS")) is not None:
+        kwargs["check_log_retention_months"] = _positive_int(
+            "CHECK_LOG_RETENTION_MONTHS", months, 1200
+        )
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))

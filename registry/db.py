@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import os
+import socket
 import threading
 import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 from flask import Flask, current_app, g
@@ -208,6 +212,133 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **options)
 
 
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a PostgreSQL connection may take to open, to run a statement, to stay silent.
+
+    ``connect`` bounds opening a connection (libpq counts whole seconds, at
+    least 2); ``statement`` is the server's ``statement_timeout`` and
+    ``idle_in_transaction_session_timeout`` (0: none); TCP keepalives and
+    ``tcp_user_timeout`` drop a connection whose peer machine is gone. A
+    server that is alive but does not answer (a frozen standby) ignores its
+    own ``statement_timeout``: ``deadline`` (standbys only) is the client's
+    bound on each statement, enforced by ``Deadlines``.
+    """
+
+    connect: float = 5.0
+    statement: float = 60.0
+    deadline: float | None = None
+
+    def connect_args(self) -> dict[str, Any]:
+        """Return the libpq connection parameters (psycopg passes them through)."""
+        args: dict[str, Any] = {
+            "connect_timeout": max(2, round(self.connect)),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 3,
+            "keepalives_count": 3,
+            "tcp_user_timeout": max(1000, round(1000 * (self.deadline or self.connect))),
+        }
+        if self.statement:
+            ms = round(1000 * self.statement)
+            args["options"] = (
+                f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={ms}"
+            )
+        return args
+
+
+def make_pg_engine(url: str, timeouts: Timeouts, **kwargs: Any) -> Engine:
+    """Create a PostgreSQL engine whose connections are bounded by ``timeouts``.
+
+    With a ``deadline`` (standbys), every statement and every ping runs under
+    it and the engine runs in autocommit (reads only: no BEGIN or ROLLBACK that
+    a frozen server could leave unanswered).
+    """
+    options: dict[str, Any] = {"connect_args": timeouts.connect_args(), **kwargs}
+    if timeouts.deadline is not None:
+        options["isolation_level"] = "AUTOCOMMIT"
+    engine = make_engine(url, **options)
+    if timeouts.deadline is not None:
+        DEADLINES.watch(engine, timeouts.deadline)
+    return engine
+
+
+class Deadlines:
+    """Close the socket under a statement that outlives its deadline.
+
+    A PostgreSQL server that is stopped (SIGSTOP, a hung machine whose kernel
+    still acknowledges packets) never answers and never enforces its own
+    ``statement_timeout``; psycopg waits without end. One thread per process
+    watches the armed connections and shuts the socket of one past its
+    deadline down, so the statement fails at once with a disconnection error
+    (and SQLAlchemy drops the connection from its pool).
+    """
+
+    TICK = 0.05
+
+    def __init__(self) -> None:
+        self._armed: dict[int, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def watch(self, engine: Engine, seconds: float) -> None:
+        """Bound every statement and ping of ``engine``'s connections by ``seconds``."""
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _arm(conn: Any, *_args: Any) -> None:
+            self.arm(conn.connection.dbapi_connection, seconds)
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _disarm(conn: Any, *_args: Any) -> None:
+            self.disarm(conn.connection.dbapi_connection)
+
+        @event.listens_for(engine, "handle_error")
+        def _failed(ctx: Any) -> None:
+            if ctx.connection is not None and not ctx.connection.closed:
+                with contextlib.suppress(Exception):
+                    self.disarm(ctx.connection.connection.dbapi_connection)
+
+        dialect = engine.dialect
+        do_ping = dialect.do_ping
+
+        def _ping(dbapi_conn: Any) -> bool:
+            self.arm(dbapi_conn, seconds)
+            try:
+                return do_ping(dbapi_conn)
+            finally:
+                self.disarm(dbapi_conn)
+
+        dialect.do_ping = _ping  # type: ignore[method-assign,assignment]
+
+    def arm(self, dbapi_conn: Any, seconds: float) -> None:
+        """Start the clock on a psycopg connection about to wait for its server."""
+        if self._pid != os.getpid():  # first use in this process (or after a fork)
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="db-deadlines", daemon=True).start()
+        with self._lock:
+            self._armed[id(dbapi_conn)] = (time.monotonic() + seconds, dbapi_conn.pgconn.socket)
+
+    def disarm(self, dbapi_conn: Any) -> None:
+        """Stop the clock: the server answered (or the statement failed)."""
+        with self._lock:
+            self._armed.pop(id(dbapi_conn), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK)
+            now = time.monotonic()
+            with self._lock:
+                late = [k for k, (deadline, _fd) in self._armed.items() if deadline <= now]
+                for k in late:
+                    _deadline, fd = self._armed.pop(k)
+                    # shutdown acts on the socket itself, shared by the duplicate.
+                    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+DEADLINES = Deadlines()
+
+
 # Each SQLite engine's writer lock (make_engine), for writes outside a transaction (Prepared).
 _WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
@@ -313,9 +444,22 @@ class Database:
     def init_app(self, app: Flask) -> None:
         """Create the app's engine from its settings and close sessions at teardown."""
         settings = app.config["REGISTRY"]
-        engine = make_engine(settings.database_url)
+        if settings.database_url.startswith("postgresql"):
+            engine = make_pg_engine(
+                settings.database_url,
+                Timeouts(settings.database_connect_timeout, settings.database_statement_timeout),
+            )
+        else:
+            engine = make_engine(settings.database_url)
+        standby = Timeouts(
+            settings.replica_timeout, settings.replica_timeout, deadline=settings.replica_timeout
+        )
         replicas = Replicas(
-            [make_engine(url, pool_size=5, max_overflow=5) for url in settings.replica_urls],
+            engine,
+            [
+                make_pg_engine(url, standby, pool_size=5, max_overflow=5)
+                for url in settings.replica_urls
+            ],
             settings.replica_max_lag,
         )
         reader = autocommit = None
@@ -371,55 +515,107 @@ class Database:
 class Replicas:
     """PostgreSQL hot standbys for reads that tolerate a bounded lag (checks).
 
-    A standby is used only while it streams from the primary and its replay
-    lag is within ``max_lag`` seconds; the health answer is cached for
-    ``HEALTH_TTL`` seconds per process, so the staleness a check can see is at
-    most ``max_lag + HEALTH_TTL``. A standby that fails is skipped until it
-    answers again; with none healthy, reads go to the primary.
+    **Freshness is measured against the primary.** Every ``probe_every``
+    seconds a process reads the primary's WAL insert position (an LSN, with the
+    time it read it) and each standby's replay position. A standby that has
+    replayed up to a position the primary had at time *t* holds every commit
+    acknowledged before *t*: it is *fresh as of t*. A standby is used only while
+    ``now - fresh_as_of <= max_lag``. A paused replay, a stalled stream, a
+    dead walsender or walreceiver all stop the replay position, so the
+    standby falls out within ``max_lag`` whatever its receiver reports; an
+    idle primary does not move, so an idle standby stays fresh, truly.
+
+    A standby that fails a probe or a read (each bounded by ``Deadlines``) is
+    skipped for ``retry`` seconds. Reads are spread in turn over the
+    standbys usable now; with none, the primary answers.
     """
 
-    HEALTH_TTL = 0.5
-    _LAG = text(
-        "SELECT pg_is_in_recovery(), "
-        "(SELECT status FROM pg_stat_wal_receiver LIMIT 1), "
-        "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-        "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
-    )
+    _PRIMARY = text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+    _STANDBY = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
 
-    def __init__(self, engines: list[Engine], max_lag: float) -> None:
+    def __init__(
+        self, primary: Engine | None, engines: list[Engine], max_lag: float, retry: float = 5.0
+    ) -> None:
+        # Autocommit: a probe's ROLLBACK on a pooled connection would make psycopg
+        # drop that connection's prepared statements (the checks' among them).
+        self.primary = primary.execution_options(isolation_level="AUTOCOMMIT") if primary else None
         self.engines = engines
         self.max_lag = max_lag
-        self._health: dict[int, tuple[float, bool]] = {}
+        self.retry = retry
+        self.probe_every = min(0.5, max_lag / 4)
         self._factories = [sessionmaker(bind=e, expire_on_commit=False) for e in engines]
+        # (monotonic time, primary insert LSN), oldest first, from the primary probes.
+        self._positions: list[tuple[float, int]] = []
+        self._fresh = [float("-inf")] * len(engines)
+        self._probed = [float("-inf")] * len(engines)
+        self._down_until = [float("-inf")] * len(engines)
+        self._probing = [threading.Lock() for _ in engines]
+        self._lock = threading.Lock()
+        self._turn = itertools.count()
 
-    def healthy(self, index: int) -> bool:
-        """Tell whether standby ``index`` may serve reads now (cached briefly)."""
+    def _primary_position(self, now: float) -> None:
+        """Note the primary's position now, at most once per ``probe_every``."""
+        if self.primary is None:
+            return
+        with self._lock:
+            if self._positions and now - self._positions[-1][0] < self.probe_every:
+                return
+        with self.primary.connect() as conn:
+            lsn = int(conn.execute(self._PRIMARY).scalar_one())
+        with self._lock:
+            self._positions.append((now, lsn))
+            # Positions older than the bound can no longer make a standby usable.
+            horizon = now - self.max_lag - self.probe_every
+            while len(self._positions) > 1 and self._positions[0][0] < horizon:
+                self._positions.pop(0)
+
+    def _probe(self, index: int, now: float) -> None:
+        # The primary first: the standby is then compared with a position the
+        # primary had before the standby's was read.
+        self._primary_position(now)
+        with self.engines[index].connect() as conn:
+            row: Row[Any, Any] = conn.execute(self._STANDBY).one()
+        in_recovery, replayed = row
+        if not in_recovery or replayed is None:  # promoted, or never replayed: not a standby
+            self._fresh[index] = float("-inf")
+            return
+        with self._lock:
+            caught_up = [t for t, lsn in self._positions if lsn <= int(replayed)]
+        if caught_up:
+            self._fresh[index] = max(self._fresh[index], max(caught_up))
+
+    def staleness(self, index: int) -> float | None:
+        """Return how far standby ``index`` may be behind the primary now, or None if unusable."""
         now = time.monotonic()
-        cached = self._health.get(index)
-        if cached is not None and now - cached[0] < self.HEALTH_TTL:
-            return cached[1]
-        try:
-            with self.engines[index].connect() as conn:
-                # A text query: its three columns are untyped.
-                row: Row[Any, Any, Any] = conn.execute(self._LAG).one()
-                in_recovery, receiver, lag = row
-            ok = (
-                bool(in_recovery)
-                and receiver == "streaming"
-                and lag is not None
-                and float(lag) <= self.max_lag
-            )
-        except Exception:  # a dead standby is simply not used; the primary answers
-            ok = False
-        self._health[index] = (now, ok)
-        return ok
+        if now < self._down_until[index]:
+            return None
+        if now - self._probed[index] >= self.probe_every and self._probing[index].acquire(False):
+            try:
+                self._probed[index] = now
+                self._probe(index, now)
+            except Exception:  # a dead or hung standby is skipped; the primary answers
+                self.failed(index)
+                return None
+            finally:
+                self._probing[index].release()
+        behind = now - self._fresh[index]
+        return behind if behind <= self.max_lag else None
 
-    def session(self) -> Session | None:
-        """Return a session on the first healthy standby, or None."""
-        for index, factory in enumerate(self._factories):
-            if self.healthy(index):
-                return factory()
-        return None
+    def failed(self, index: int) -> None:
+        """Skip standby ``index`` for ``retry`` seconds (it failed a probe or a read)."""
+        self._down_until[index] = time.monotonic() + self.retry
+        self._fresh[index] = float("-inf")
+
+    def choose(self) -> tuple[int, float] | None:
+        """Return the next usable standby in turn and how far it may be behind, or None."""
+        usable = [
+            (i, lag) for i in range(len(self.engines)) if (lag := self.staleness(i)) is not None
+        ]
+        return usable[next(self._turn) % len(usable)] if usable else None
+
+    def session(self, index: int) -> Session:
+        """Return a new session on standby ``index``."""
+        return self._factories[index]()
 
 
 class _State:
@@ -483,15 +679,41 @@ def get_autocommit() -> Session | None:
     return session
 
 
-def get_read_session() -> tuple[Session, str]:
-    """Return a session for lag-tolerant reads and where it reads: "replica" or "primary"."""
+@dataclass(frozen=True, slots=True)
+class Standby:
+    """The standby a request reads from, and the oldest commit it may be missing."""
+
+    index: int
+    session: Session
+    missing_since: datetime
+    replicas: Replicas
+
+    def failed(self) -> None:
+        """Skip this standby for a while: a read on it failed or outlived its deadline."""
+        self.replicas.failed(self.index)
+
+
+def get_standby() -> Standby | None:
+    """Return this request's standby for lag-tolerant reads (checks), or None: the primary.
+
+    ``missing_since`` is the wall-clock time from which the standby may lack
+    commits (its measured staleness) less ``REGISTRY_REPLICA_COMMIT_ALLOWANCE``,
+    the longest a write may take between reading the clock for its
+    ``created_at`` and committing (and clock skew between app servers).
+    """
     state = _state()
-    if state.replicas.engines:
-        if "db_read_session" not in g:
-            g.db_read_session = state.replicas.session()
-        if g.db_read_session is not None:
-            return g.db_read_session, "replica"
-    return get_reader(), "primary"
+    if not state.replicas.engines:
+        return None
+    if "db_standby" not in g:
+        chosen = state.replicas.choose()
+        g.db_standby = None
+        if chosen is not None:
+            index, behind = chosen
+            allowance = current_app.config["REGISTRY"].replica_commit_allowance
+            since = datetime.now(UTC) - timedelta(seconds=behind + allowance)
+            g.db_standby = Standby(index, state.replicas.session(index), since, state.replicas)
+    standby: Standby | None = g.db_standby
+    return standby
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,39 +721,52 @@ class CheckSessions:
     """The sessions a check request uses, chosen by database and standby health.
 
     ``write`` takes the log rows (the request commits it before answering);
-    ``read`` the facts (a standby's when one is healthy: ``replica``);
+    ``read`` the facts (a standby's when one is usable: ``standby``);
     ``lookup`` reads keys and senders on the primary.
     """
 
     write: Session
     read: Session
     lookup: Session
-    replica: bool
+    standby: Standby | None = None
+
+    @property
+    def replica(self) -> bool:
+        """Tell whether the facts are read from a standby."""
+        return self.standby is not None
+
+    def without_standby(self) -> CheckSessions:
+        """Return the same request's sessions with the facts read on the primary too."""
+        return CheckSessions(self.write, self.write, self.lookup)
 
 
-def get_check_sessions(single: bool) -> CheckSessions:
+def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
     """Return this request's sessions for a check of one number (``single``) or a batch.
 
     A single check's one write is its log row: it commits by itself (no
     BEGIN/COMMIT) on the connection that reads its facts (on SQLite under the
     writer lock, which the reads never take). A batch writes a batch row and
-    its log rows in one transaction.
+    its log rows in one transaction. ``standby=False``: everything on the
+    primary (a check whose standby answer could not be confirmed).
     """
     auto = get_autocommit()
-    read, source = get_read_session()
+    chosen = get_standby() if standby else None
     lookup = auto or get_reader()
     if single and auto is not None:
-        return CheckSessions(auto, auto if source == "primary" else read, auto, source == "replica")
+        return CheckSessions(auto, chosen.session if chosen else auto, auto, chosen)
     if single and _state().reader is not None:
         # SQLite: the log row is one statement on the reader's connection, which
         # commits by itself under the writer lock (``Prepared``): one connection,
         # no BEGIN/COMMIT, the lock held for that statement only.
-        return CheckSessions(lookup, read, lookup, False)
-    return CheckSessions(get_session(), read, lookup, source == "replica")
+        return CheckSessions(lookup, lookup, lookup)
+    return CheckSessions(get_session(), chosen.session if chosen else get_reader(), lookup, chosen)
 
 
 def _close_session(_exc: BaseException | None) -> None:
-    for name in ("db_session", "db_read_session", "db_reader", "db_autocommit"):
+    standby = g.pop("db_standby", None)
+    if standby is not None:
+        standby.session.close()
+    for name in ("db_session", "db_reader", "db_autocommit"):
         session = g.pop(name, None)
         if session is not None:
             session.close()

@@ -68,8 +68,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True))
         batch_op.add_column(sa.Column('carrier_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('asked_by_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_check_log_asked_by_id_organization'), 'organization', ['asked_by_id'], ['id'])
-        batch_op.create_foreign_key(batch_op.f('fk_check_log_carrier_id_organization'), 'organization', ['carrier_id'], ['id'])
 
     with op.batch_alter_table('complaint', schema=None) as batch_op:
         batch_op.add_column(sa.Column('carrier_id', sa.Integer(), nullable=True))
@@ -117,8 +115,6 @@ def downgrade() -> None:
         batch_op.drop_column('carrier_id')
 
     with op.batch_alter_table('check_log', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_check_log_carrier_id_organization'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_check_log_asked_by_id_organization'), type_='foreignkey')
         batch_op.drop_column('asked_by_id')
         batch_op.drop_column('carrier_id')
         batch_op.drop_column('address')

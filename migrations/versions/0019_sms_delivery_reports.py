@@ -5,7 +5,7 @@ whether the SMSC accepted it and whether it reached the phone; provider_ref is
 the gateway's own id of the message, for the reports that carry only that.
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0022
 Create Date: 2026-12-01 12:30:57.714237
 """
 
@@ -19,7 +19,7 @@ import registry.timeutil
 
 
 revision: str = '0019'
-down_revision = '0015'
+down_revision = '0022'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

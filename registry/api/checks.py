@@ -210,7 +210,7 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
     )
     dbs.write.commit()
     count_decision(result.decision.decision, result.decision.reason)
-    return result, "replica" if dbs.replica else "primary"
+    return result, result.read_from
 
 
 def _receipt_headers(result: services.CheckResult, source: str) -> dict[str, str]:
@@ -326,7 +326,7 @@ def check_batch() -> Any:
         _budget(data.sender, data.channel),
     )  # fmt: skip
     dbs.write.commit()
-    source = "replica" if dbs.replica else "primary"
+    source = result.read_from
     tally: dict[tuple[str, str], int] = {}
     for item in result.items:
         if item.decision is not None:

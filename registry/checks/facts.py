@@ -201,6 +201,74 @@ _ONE = {
 }
 
 
+def _refusals(match: Callable[[Any], ColumnElement[bool]], since: Any) -> tuple[Select[Any], ...]:
+    """Return the selects of every refusal of the numbers ``match`` picks recorded at ``since`` or later.
+
+    A refusal is what turns an answer to deny: an opt-out from ``:sender``, a
+    consent for it that ended, a change of the holder's preferences, a
+    disconnection. Each is one probe of the phone-keyed index the facts use.
+    """
+    return (
+        select(optout.c.phone).where(
+            and_(match(optout.c.phone), optout.c.sender_id == bindparam("sender"),
+                 optout.c.created_at >= since)
+        ),
+        select(consent.c.phone).where(
+            and_(match(consent.c.phone), consent.c.sender_id == bindparam("sender"),
+                 consent.c.ended_at >= since)
+        ),
+        select(subscriber.c.phone).where(and_(match(subscriber.c.phone),
+                                              subscriber.c.updated_at >= since)),
+        select(disconnection.c.phone).where(
+            and_(match(disconnection.c.phone), disconnection.c.created_at >= since)
+        ),
+    )  # fmt: skip
+
+
+_SINCE = bindparam("since", type_=UTCDateTime())
+# True while the number ``:phone`` has no refusal about ``:sender`` recorded at
+# ``:since`` or later: the condition of a check's log row when its facts came
+# from a standby that may lack commits from ``:since`` on (checks/services.py).
+NO_FRESH_REFUSAL: ColumnElement[bool] = and_(
+    *(~s.exists() for s in _refusals(lambda column: column == bindparam("phone"), _SINCE))
+)
+# The numbers of ``:phones`` with such a refusal (a batch), and the copies' fingerprints.
+_FRESH_REFUSALS = _refusals(
+    lambda column: column == any_(bindparam("phones", type_=ARRAY(String))), _SINCE
+)
+
+
+def fresh_refusals(
+    session: Session,
+    sender: SenderRef,
+    phone_list: Sequence[str],
+    since: datetime,
+    copies: Copies | None = None,
+) -> set[str]:
+    """Return the numbers with a refusal recorded at ``since`` or later (PostgreSQL, the primary).
+
+    With ``copies``, the same statement verifies them (StaleCopy when out of date).
+    """
+    branches = [
+        s.with_only_columns(*_row("refusal", s.selected_columns[0])) for s in _FRESH_REFUSALS
+    ]
+    params: dict[str, Any] = {"sender": sender.id, "since": since, "phones": list(phone_list)}
+    if copies is not None:
+        branches.extend(_VERIFY)
+        params |= copies.params()
+    got = _Gathered()
+    found: set[str] = set()
+    for row in session.execute(union_all(*branches), params).all():
+        if row[0] == "refusal":
+            found.add(row[1])
+        else:
+            _fingerprint(got, row)
+    if copies is not None:
+        seen = got.fingerprints
+        copies.verify(seen.get("key", []), seen.get("sender", []), seen.get("grant", []))
+    return found
+
+
 def _split(text: str | None) -> frozenset[str]:
     return frozenset(text.split(",")) if text else frozenset()
 

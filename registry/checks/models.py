@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from registry.db import BigId
@@ -31,19 +31,35 @@ class CheckBatch(SQLModel, table=True):
 
 
 class CheckLog(SQLModel, table=True):
-    """Every answered check; evidence for complaints and for "who checked my number"."""
+    """Every answered check; evidence for complaints and for "who checked my number".
+
+    The largest and fastest-growing table, written once per check, so: no
+    foreign keys (each would be one more index probe per insert, and a link
+    across shards; the ids it holds are kept, never deleted, by their tables),
+    and on PostgreSQL partitioned by month of ``checked_at`` (migration 0022,
+    ``checks/partitions.py``: new months made ahead, expired ones dropped
+    whole). The primary key there is (id, checked_at), as a partitioned
+    table's must hold its partition key; SQLite keeps a plain table. The batch
+    index is partial: single checks (no batch) do not write it at all.
+    """
 
     __tablename__ = "check_log"
     __table_args__ = (
         Index("ix_check_log_phone_checked_at", "phone", "checked_at"),
         Index("ix_check_log_sender_checked_at", "sender_id", "checked_at"),
+        Index(
+            "ix_check_log_batch_id",
+            "batch_id",
+            sqlite_where=text("batch_id IS NOT NULL"),
+            postgresql_where=text("batch_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
-    sender_id: int = Field(foreign_key="sender.id")
-    organization_id: int = Field(foreign_key="organization.id")  # the sender's owner
-    agent_id: int | None = Field(default=None, foreign_key="organization.id")  # who asked for it
+    sender_id: int  # sender.id
+    organization_id: int  # organization.id: the sender's owner
+    agent_id: int | None = None  # organization.id: who asked for it, for another
     channel: str = Field(max_length=8)
     purpose: str = Field(max_length=16)
     category: str = Field(max_length=32)
@@ -52,14 +68,12 @@ class CheckLog(SQLModel, table=True):
     consent_id: int | None = Field(default=None, sa_type=BigId)
     at: datetime = Field(sa_type=UTCDateTime)  # the contact time asked about
     checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    batch_id: int | None = Field(
-        default=None, foreign_key="check_batch.id", index=True, sa_type=BigId
-    )
+    batch_id: int | None = Field(default=None, sa_type=BigId)  # check_batch.id
     # The chain (issue 15): the calling address the check named (``from``) and the
     # carrier that connects it; a carrier's network-side check names itself here.
     address: str | None = Field(default=None, max_length=32)
-    carrier_id: int | None = Field(default=None, foreign_key="organization.id")
-    asked_by_id: int | None = Field(default=None, foreign_key="organization.id")
+    carrier_id: int | None = None  # organization.id (the log has no foreign keys)
+    asked_by_id: int | None = None  # organization.id
 
 
 class ContactTally(SQLModel, table=True):

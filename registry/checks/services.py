@@ -17,18 +17,25 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import copies, phones
 from registry.access.services import Chain, chain_of
 from registry.checks import receipts, tally
-from registry.checks.facts import CallerAddress, load_checked, load_facts
+from registry.checks.facts import (
+    NO_FRESH_REFUSAL,
+    CallerAddress,
+    fresh_refusals,
+    load_checked,
+    load_facts,
+)
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Prepared, one_transaction, table_of
+from registry.db import CheckSessions, Prepared, Standby, one_transaction, table_of
 from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
@@ -82,6 +89,18 @@ def zone_for(phone: str, settings: Settings) -> ZoneInfo:
     return zone
 
 
+class Unconfirmed(Exception):
+    """The primary did not confirm an answer made from a standby: it is made again there.
+
+    The check's log row is conditional (``_LOG_GUARDED``): written only while the
+    copies it used are exact and the number has no refusal the standby may lack.
+    """
+
+
+class StandbyFailed(Exception):
+    """A standby failed or outlived its deadline while reading a check's facts."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckRequest:
     """What a caller asks: may this sender contact these numbers this way at this time?"""
@@ -91,9 +110,10 @@ class CheckRequest:
     purpose: str
     category: str
     at: datetime
-    copies: copies.Copies | None = None  # per-process copies to verify with the facts
+    copies: copies.Copies | None = None  # per-process copies, verified by the first primary read
     caller: str | None = None  # the calling address the contact will come from (``from``)
     asked_by: int | None = None  # the carrier asking on behalf of the network, if one is
+    hold: dict[str, Any] | None = None  # or by the log row's insert (``copies.HOLD``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +128,7 @@ class CheckResult:
     caller: CallerAddress | None = None  # the calling address as the sender holds it
     data_version: int = 0  # the feed position the answer rests on (receipts.Claims.registry_seq)
     valid_until: datetime | None = None  # how long it may be relied on (valid_until_of)
+    read_from: str = "primary"  # where the facts were read: "primary" or "replica"
 
 
 def valid_until_of(settings: Settings, checked_at: datetime) -> datetime:
@@ -129,28 +150,39 @@ def _request(
     question: Question,
     scope: str,
     fresh: bool,
+    single: bool = True,
 ) -> CheckRequest:
     """Build the check request, with the caller and sender from copies unless ``fresh``.
 
-    Facts from a standby may lag behind a revocation, so with a standby the key
-    and sender always come fresh from the primary (and are not verified there).
+    Copies are verified on the primary, never on a standby that may lag behind
+    a revocation: by the facts query, or with facts from a standby, by the log
+    row's insert (one number, an owner's own sender) or the batch's refusal
+    query. A delegated single check from a standby reads its grants afresh.
     """
     now = utcnow()
     verify: copies.Copies | None = None
-    if fresh or dbs.replica:
+    hold: dict[str, Any] | None = None
+    if fresh:
         who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
     else:
         sender = copies.sender(dbs.lookup, who, question.sender, scope, now)
-        verify = copies.copies_of(who, sender)
+        if not (dbs.replica and single):
+            verify = copies.copies_of(who, sender)
+        elif sender.agent_id is None:
+            hold = copies.hold_params(who, sender)
+        else:
+            who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
     at = to_utc(question.at, settings.tz) if question.at is not None else now
+    category = question.category or sender.category
     return CheckRequest(
         sender,
         question.channel,
         question.purpose,
-        question.category or sender.category,
+        category,
         at,
         verify,
         question.caller,
+        hold=hold,
     )
 
 
@@ -167,15 +199,23 @@ def check(
 
     The caller's key and sender are taken from copies first; when the facts
     query finds them out of date, they are read again and the check answered
-    with those (a revoked key is refused then). The log row is on ``dbs.write``,
-    which the caller commits before sending the answer.
+    with those (a revoked key is refused then). With facts from a standby, an
+    answer the primary does not confirm (``Unconfirmed``) or a standby that
+    fails is answered again wholly from the primary. The log row is on
+    ``dbs.write``, which the caller commits before sending the answer.
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
+    except (Unconfirmed, StandbyFailed) as exc:
+        primary = dbs.without_standby()
+        req = _request(primary, settings, who, key, question, "check", fresh=True)
+        # An unconfirmed answer had spent the cold budget already.
+        spend = budget if isinstance(exc, StandbyFailed) else None
+        return check_one(primary.write, settings, req, phone, primary.read, spend)
 
 
 def check_many(
@@ -189,11 +229,15 @@ def check_many(
 ) -> BatchResult:
     """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
     try:
-        req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+        req = _request(dbs, settings, who, key, question, "check", False, single=False)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
     except StaleCopy:
-        req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget)
+        req = _request(dbs, settings, who, key, question, "check", True, single=False)
+        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+    except StandbyFailed:
+        primary = dbs.without_standby()
+        req = _request(primary, settings, who, key, question, "check", True, single=False)
+        return check_batch(primary.write, settings, req, inputs, primary.read, budget)
 
 
 _LOG_TABLE = table_of(CheckLog)
@@ -207,6 +251,42 @@ _LOG_ONE = Prepared(
     .values({name: bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS})
     .returning(_LOG_TABLE.c.id)
 )
+# The same row from facts read on a standby: written only while the number has
+# no refusal the standby may lack (``:since`` on, facts.NO_FRESH_REFUSAL) and,
+# for copies of an owner's key and sender, while they hold (``copies.HOLD``).
+# No row returned: ``Unconfirmed``. A condition in the statement the check runs
+# anyway, so the primary runs one statement per check and no more.
+_LOG_VALUES = select(*(bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS))
+_LOG_GUARDED = {
+    held: Prepared(
+        insert(_LOG_TABLE)
+        .from_select(
+            list(_LOG_ONE_COLUMNS),
+            _LOG_VALUES.where(and_(copies.HOLD, NO_FRESH_REFUSAL) if held else NO_FRESH_REFUSAL),
+        )
+        .returning(_LOG_TABLE.c.id)
+    )
+    for held in (False, True)
+}
+
+
+def _write_log(conn: Any, req: CheckRequest, standby: Standby | None, row: dict[str, Any]) -> int:
+    """Insert one check's log row; return its id.
+
+    On facts read from a standby the insert is conditional (``_LOG_GUARDED``):
+    no row written means the number has a refusal the standby may lack, or a
+    copy no longer holds: ``Unconfirmed``, and the check is asked again on the
+    primary.
+    """
+    if standby is None:
+        ((log_id,),) = _LOG_ONE.rows(conn, row)
+        return int(log_id)
+    row |= {"since": standby.missing_since, "sender": req.sender.id, **(req.hold or {})}
+    written = _LOG_GUARDED[req.hold is not None].rows(conn, row)
+    if not written:
+        raise Unconfirmed
+    ((log_id,),) = written
+    return int(log_id)
 
 
 def _log_row(
@@ -291,6 +371,7 @@ def check_one(
     phone: str,
     read: Session | None = None,
     budget: ColdBudget | None = None,
+    standby: Standby | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
@@ -302,9 +383,17 @@ def check_one(
     # the facts, from the same database, so every change up to it was in this
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
-    state = known_seq(read or session)
-    found, held = load_checked(read or session, req.sender, [phone], req.at, req.copies, req.caller)
-    facts = found[phone]
+    source = read or session
+    try:
+        state = known_seq(source)
+        verify = None if standby is not None else req.copies
+        found, held = load_checked(source, req.sender, [phone], req.at, verify, req.caller)
+        facts = found[phone]
+    except DBAPIError as exc:
+        if standby is None:
+            raise
+        standby.failed()
+        raise StandbyFailed from exc
     if budget is not None and cold(facts, req.channel, req.at):
         budget.spend(1)
     zone = zone_for(phone, settings)
@@ -323,7 +412,7 @@ def check_one(
     if limits is None:
         now = utcnow()
         # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-        ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now, held))
+        log_id = _write_log(conn, req, standby, _log_row(req, phone, dec, now, held))
     else:
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
@@ -340,7 +429,7 @@ def check_one(
                     zone=zone,
                 )
             now = utcnow()
-            ((log_id,),) = _LOG_ONE.rows(conn, _log_row(req, phone, dec, now, held))
+            log_id = _write_log(conn, req, standby, _log_row(req, phone, dec, now, held))
     valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,
@@ -366,6 +455,7 @@ def check_one(
         held,
         data_version=state,
         valid_until=valid_until,
+        read_from="primary" if standby is None else "replica",
     )
 
 
@@ -393,6 +483,7 @@ class BatchResult:
     checked_at: datetime | None = None
     data_version: int = 0  # the feed position the answers rest on
     valid_until: datetime | None = None
+    read_from: str = "primary"
 
 
 def normalize_many(
@@ -561,16 +652,34 @@ def check_batch(
     inputs: Sequence[Any],
     read: Session | None = None,
     budget: ColdBudget | None = None,
+    standby: Standby | None = None,
 ) -> BatchResult:
-    """Answer a batch: every number decided and logged, invalid entries reported in place."""
+    """Answer a batch: every number decided and logged, invalid entries reported in place.
+
+    With facts from a standby, one query on the primary finds the numbers with
+    a refusal the standby may lack (and verifies the copies); theirs are read
+    again from the primary.
+    """
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     parsed = normalize_many(inputs, settings.default_region)
-    state = known_seq(read or session)  # as in check_one: the registry state the answers rest on
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
-    facts, held = load_checked(
-        read or session, req.sender, distinct, req.at, req.copies, req.caller
-    )
+    source = read or session
+    try:
+        state = known_seq(source)  # as in check_one: the registry state the answers rest on
+        facts, held = load_checked(
+            source, req.sender, distinct, req.at,
+            None if standby is not None else req.copies, req.caller,
+        )  # fmt: skip
+    except DBAPIError as exc:
+        if standby is None:
+            raise
+        standby.failed()
+        raise StandbyFailed from exc
+    if standby is not None:
+        fresh = fresh_refusals(session, req.sender, distinct, standby.missing_since, req.copies)
+        if fresh:
+            facts |= load_facts(session, req.sender, sorted(fresh), req.at)
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)
@@ -600,8 +709,9 @@ def check_batch(
     )
     check_id = receipts.sign(settings, claims)
     return BatchResult(
-        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until
-    )
+        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until,
+        read_from="primary" if standby is None else "replica",
+    )  # fmt: skip
 
 
 def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from registry.checks import partitions
 from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
@@ -39,6 +40,7 @@ class Tick:
     refusals_lifted: int = 0
     refusals_reminded: int = 0
     sanctioned: int = 0
+    partitions: int = 0  # check-log partitions made or dropped (checks/partitions.py)
     errors: list[str] = field(default_factory=list)
 
 
@@ -140,6 +142,16 @@ def tick(
             log.exception("ending timed refusals failed")
             out.errors.append(f"refusals: {exc}")
     if console:
+        try:
+            with session_factory() as session:
+                kept = partitions.maintain(
+                    session.connection(), utcnow(), settings.check_log_retention_months
+                )
+                session.commit()
+            out.partitions = len(kept.created) + len(kept.dropped)
+        except Exception as exc:
+            log.exception("check log partitions failed")
+            out.errors.append(f"check log: {exc}")
         try:
             from registry.sanctions import trigger
 

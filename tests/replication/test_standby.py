@@ -1,133 +1,71 @@
-"""Checks read from a real streaming standby, and never from one that lags or is gone.
+"""Checks from real streaming standbys: spread, bounded in staleness, never stale on a refusal.
 
-Builds a primary and a hot standby (two PostgreSQL clusters on free ports,
-``pg_basebackup -R``) in a temporary folder. Runs in the PostgreSQL pass of
-the suite, where the server binaries are on the machine.
+A primary and two hot standbys (tests/replication/cluster.py: their own
+server processes on free ports, in a temporary folder), migrated once. The
+replication lane of .ci/run runs this module (``pytest -m replication``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from registry import migrate
 from registry.db import metadata
 from registry.extensions import db
 from tests.conftest import Api, make_app
-from tests.factories import HOLDER
+from tests.factories import HOLDER, HOLDER2
+from tests.replication.cluster import BIN, Cluster
+from tests.replication.cluster import cluster as start_cluster
 
-BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pytestmark = [
+    pytest.mark.replication,
     pytest.mark.live,
-    pytest.mark.skipif(
-        not BIN or not os.environ.get("REGISTRY_TEST_DATABASE_URL", "").startswith("postgres"),
-        reason="needs PostgreSQL server binaries (runs in the PostgreSQL pass)",
-    ),
+    pytest.mark.skipif(not BIN, reason="needs the PostgreSQL server binaries"),
 ]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _as_postgres(*cmd: str) -> None:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
-
-
-class Cluster:
-    """A primary and a streaming standby."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.bin = BIN[-1]
-        self.p1, self.p2 = _port(), _port()
-        self.primary, self.standby = base / "primary", base / "standby"
-
-    def start(self) -> None:
-        _as_postgres(f"{self.bin}/initdb", "-D", str(self.primary), "-A", "trust", "-U", "postgres")
-        with open(self.primary / "postgresql.conf", "a") as fh:
-            fh.write(
-                f"port = {self.p1}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.base}'\n"
-                "wal_level = replica\nmax_wal_senders = 5\nfsync = off\n"
-            )
-        self._ctl(self.primary, "start")
-        _as_postgres(f"{self.bin}/pg_basebackup", "-h", "127.0.0.1", "-p", str(self.p1), "-U", "postgres",
-                     "-D", str(self.standby), "-R", "-X", "stream")  # fmt: skip
-        with open(self.standby / "postgresql.conf", "a") as fh:
-            fh.write(f"port = {self.p2}\nhot_standby = on\n")
-        self._ctl(self.standby, "start")
-
-    def _ctl(self, data: Path, action: str) -> None:
-        _as_postgres(
-            f"{self.bin}/pg_ctl",
-            "-D",
-            str(data),
-            "-l",
-            str(data) + ".log",
-            "-w",
-            "-m",
-            "immediate",
-            action,
-        )
-
-    def url(self, port: int) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-
-    def sql(self, port: int, statement: str) -> None:
-        with psycopg.connect(
-            f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
-        ) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-    def stop(self) -> None:
-        for data in (self.standby, self.primary):
-            if data.exists():
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    self._ctl(data, "stop")
+MAX_LAG, TIMEOUT, ALLOWANCE = 1.0, 0.5, 0.5
+PROBE = min(0.5, MAX_LAG / 4)  # Replicas.probe_every
+OPT_OUT = {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"}
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    # Not under pytest's private temp folder: the postgres user must reach it.
-    base = Path(tempfile.mkdtemp(prefix="anning-pgrepl-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    c = Cluster(base)
-    c.start()
-    migrate.upgrade(c.url(c.p1))
-    yield c
-    c.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with start_cluster(standbys=2) as c:
+        migrate.upgrade(c.url(c.primary_port))
+        yield c
+
+
+def _app(cluster: Cluster, tmp_path: Path, standbys: bool = True) -> Flask:
+    env = {
+        "REGISTRY_REPLICA_MAX_LAG": str(MAX_LAG),
+        "REGISTRY_REPLICA_TIMEOUT": str(TIMEOUT),
+        "REGISTRY_REPLICA_COMMIT_ALLOWANCE": str(ALLOWANCE),
+    }
+    if standbys:
+        env["REGISTRY_DATABASE_REPLICA_URLS"] = ",".join(
+            cluster.url(p) for p in cluster.standby_ports
+        )
+    return make_app(cluster.url(cluster.primary_port), tmp_path, **env)
 
 
 @pytest.fixture
 def replicated(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Flask, Api]]:
-    app = make_app(
-        cluster.url(cluster.p1),
-        tmp_path,
-        REGISTRY_DATABASE_REPLICA_URLS=cluster.url(cluster.p2),
-        REGISTRY_REPLICA_MAX_LAG="1",
-    )
+    app = _app(cluster, tmp_path)
     from tests import factories
 
     with app.app_context(), db.session() as s:
         world = factories.world(s)
-    yield app, Api(app.test_client(), world.keys["acme"])
+    api = Api(app.test_client(), world.keys["acme"])
+    yield app, api
+    for port in cluster.standby_ports:
+        cluster.sql(port, "SELECT pg_wal_replay_resume()")
     with app.app_context():
         with db.engine.begin() as conn:
             names = ", ".join(t.name for t in metadata.sorted_tables)
@@ -135,80 +73,274 @@ def replicated(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Flask, Api]]:
         db.dispose()
 
 
-def _check(api: Api) -> tuple[str, str]:
+def _check(api: Api, phone: str = HOLDER) -> tuple[str, str]:
     resp = api.post(
         "/check",
         {
-            "phone": HOLDER,
+            "phone": phone,
             "sender": "acme-cards",
             "channel": "sms",
             "at": "2030-01-15T12:00:00+08:00",
         },
     )
-    assert resp.status_code == 200
+    assert resp.status_code == 200, resp.get_json()
     return resp.get_json()["reason"], resp.headers["X-Anning-Read-From"]
 
 
-def _wait_replay(cluster: Cluster) -> None:
-    time.sleep(0.6)  # past the health cache
+def _until_replica(api: Api, phone: str = HOLDER) -> None:
+    """Wait (at most 10 s) until checks are answered from a standby."""
+    deadline = time.monotonic() + 10
+    while _check(api, phone)[1] != "replica":
+        assert time.monotonic() < deadline, "no standby became usable"
+        time.sleep(0.1)
 
 
-def test_checks_read_from_the_standby(replicated: tuple[Flask, Api], cluster: Cluster) -> None:
+def _engines(app: Flask) -> tuple[Engine, list[Engine]]:
+    state = app.extensions["registry.db"]
+    return state.engine, state.replicas.engines
+
+
+class Statements:
+    """Count the statements each engine sends (SQLAlchemy's cursor events)."""
+
+    def __init__(self, *engines: Engine) -> None:
+        self.engines = engines
+        self.counts = [0] * len(engines)
+        self._listeners = []
+        for i, engine in enumerate(engines):
+
+            def count(*_args: Any, i: int = i) -> None:
+                self.counts[i] += 1
+
+            event.listen(engine, "before_cursor_execute", count)
+            self._listeners.append((engine, count))
+
+    def close(self) -> None:
+        for engine, fn in self._listeners:
+            event.remove(engine, "before_cursor_execute", fn)
+
+
+def test_checks_read_from_a_standby_and_a_fresh_optout_from_the_primary(
+    replicated: tuple[Flask, Api],
+) -> None:
     _app, api = replicated
-    time.sleep(1.0)  # let the standby replay the setup
+    _until_replica(api)
     assert _check(api) == ("no_consent", "replica")
-    api.post(
-        "/optouts", {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"}
-    )
-    time.sleep(0.5)
+    assert api.post("/optouts", OPT_OUT).status_code == 201
+    # The number's own refusal is younger than the standby's measured staleness
+    # plus the allowance: the log row's insert finds it, the primary answers.
+    assert _check(api) == ("opted_out", "primary")
+    time.sleep(MAX_LAG + ALLOWANCE + PROBE)
     assert _check(api) == ("opted_out", "replica")
 
 
-def test_lagging_standby_is_not_used(replicated: tuple[Flask, Api], cluster: Cluster) -> None:
-    _app, api = replicated
-    time.sleep(1.0)
-    assert _check(api)[1] == "replica"
-    cluster.sql(cluster.p2, "SELECT pg_wal_replay_pause()")
+def test_checks_are_spread_over_every_healthy_standby(replicated: tuple[Flask, Api]) -> None:
+    app, api = replicated
+    _until_replica(api)
+    _primary, standbys = _engines(app)
+    counter = Statements(*standbys)
     try:
-        api.post(
-            "/optouts",
-            {"phone": HOLDER, "sender": "acme-cards", "channels": ["sms"], "source": "call"},
-        )
-        time.sleep(1.8)  # the standby is now more than the 1 s bound behind
-        # The answer must reflect the opt-out: read from the primary, not the stale standby.
-        assert _check(api) == ("opted_out", "primary")
+        for _ in range(20):
+            _check(api, HOLDER2)
     finally:
-        cluster.sql(cluster.p2, "SELECT pg_wal_replay_resume()")
-    time.sleep(1.0)
-    assert _check(api) == ("opted_out", "replica")
+        counter.close()
+    assert all(n >= 5 for n in counter.counts), counter.counts
 
 
-def test_dead_standby_falls_back_to_primary(
+def _primary_statements(app: Flask, api: Api, checks: int, batch: bool = False) -> float:
+    primary, _standbys = _engines(app)
+    for _ in range(3):  # warm: copies, feed number
+        _check(api, HOLDER2)
+    counter = Statements(primary)
+    try:
+        for _ in range(checks):
+            if batch:
+                resp = api.post(
+                    "/check/batch",
+                    {"phones": [HOLDER, HOLDER2], "sender": "acme-cards", "channel": "sms"},
+                )
+                assert resp.status_code == 200, resp.get_json()
+            else:
+                _check(api, HOLDER2)
+    finally:
+        counter.close()
+    return counter.counts[0] / checks
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_standbys_take_statements_off_the_primary(
+    replicated: tuple[Flask, Api], cluster: Cluster, tmp_path: Path, batch: bool
+) -> None:
+    app, api = replicated
+    _until_replica(api, HOLDER2)
+    with_standbys = _primary_statements(app, api, 40, batch)
+    alone = _app(cluster, tmp_path / "alone", standbys=False)
+    try:
+        without = _primary_statements(alone, Api(alone.test_client(), api.key), 40, batch)
+    finally:
+        with alone.app_context():
+            db.dispose()
+    # Both figures are in the assertion message (-rA shows them).
+    assert with_standbys <= without, (with_standbys, without)
+    if not batch:
+        assert with_standbys < 1.5  # the log row's insert, and the probes' share
+
+
+def _bound_holds(api: Api, since: float) -> None:
+    """While the standbys fall behind: the fresh opt-out is never missed, and after
+    ``MAX_LAG`` (plus a probe interval) no check reads a standby at all."""
+    assert api.post("/optouts", OPT_OUT).status_code == 201
+    end = time.monotonic() + MAX_LAG + 1.5
+    late = since + MAX_LAG + 2 * PROBE + 0.2
+    while time.monotonic() < end:
+        assert _check(api, HOLDER)[0] == "opted_out"
+        asked = time.monotonic()
+        _reason, source = _check(api, HOLDER2)
+        if asked > late:
+            assert source == "primary", f"a standby answered {asked - since:.2f} s after it stalled"
+
+
+def test_paused_replay_bound(replicated: tuple[Flask, Api], cluster: Cluster) -> None:
+    _app, api = replicated
+    _until_replica(api, HOLDER2)
+    for port in cluster.standby_ports:
+        cluster.sql(port, "SELECT pg_wal_replay_pause()")
+    _bound_holds(api, time.monotonic())
+    for port in cluster.standby_ports:
+        cluster.sql(port, "SELECT pg_wal_replay_resume()")
+    _until_replica(api, HOLDER2)
+
+
+def test_stalled_stream_bound(replicated: tuple[Flask, Api], cluster: Cluster) -> None:
+    """A stopped walsender: the standbys still report "streaming", yet fall out within the bound."""
+    _app, api = replicated
+    _until_replica(api, HOLDER2)
+    senders = cluster.walsenders()
+    assert len(senders) == 2
+    with cluster.frozen(senders):
+        since = time.monotonic()
+        _bound_holds(api, since)
+        status = cluster.sql(cluster.standby_ports[0], "SELECT status FROM pg_stat_wal_receiver")
+        assert status == [("streaming",)]  # what the old lag measure trusted
+    _until_replica(api, HOLDER2)
+
+
+def test_hung_standby_costs_a_bounded_delay_and_is_skipped(
     replicated: tuple[Flask, Api], cluster: Cluster
 ) -> None:
     _app, api = replicated
-    time.sleep(1.0)
-    assert _check(api)[1] == "replica"
-    cluster._ctl(cluster.standby, "stop")
+    _until_replica(api, HOLDER2)
+    # Connect (libpq's 2 s at least) and a deadline, once per retry interval.
+    bound = 2 + TIMEOUT + 1.0
+    for frozen in ([1], [1, 2]):
+        pids = [pid for i in frozen for pid in cluster.processes(i)]
+        with cluster.frozen(pids):
+            slow, sources, end = 0, set(), time.monotonic() + 4
+            while time.monotonic() < end:
+                start = time.monotonic()
+                reason, source = _check(api, HOLDER2)
+                took = time.monotonic() - start
+                assert reason == "no_consent"
+                assert took < bound, f"a check took {took:.2f} s with a standby hung"
+                slow += took > 0.3
+                sources.add(source)
+            assert slow <= 2 * len(frozen), slow  # each hung standby costs once, then is skipped
+            assert sources == ({"replica", "primary"} if frozen == [1] else {"primary"}) or (
+                frozen == [1] and sources == {"replica"}
+            )
+    time.sleep(5.5)  # past the retry interval
+    _until_replica(api, HOLDER2)
+
+
+def test_dead_standbys_fall_back_to_the_primary(
+    replicated: tuple[Flask, Api], cluster: Cluster
+) -> None:
+    _app, api = replicated
+    _until_replica(api)
+    for i in (1, 2):
+        cluster.ctl(i, "stop")
     try:
-        time.sleep(0.6)
+        time.sleep(PROBE + 0.1)
         assert _check(api) == ("no_consent", "primary")
     finally:
-        cluster._ctl(cluster.standby, "start")
+        for i in (1, 2):
+            cluster.ctl(i, "start")
 
 
-def test_revoked_key_is_refused_at_once_while_checks_read_from_the_standby(
+def test_revoked_key_is_refused_at_once_while_checks_read_from_standbys(
     replicated: tuple[Flask, Api], cluster: Cluster
 ) -> None:
-    """Per-process copies of the key are never verified against a standby that may lag."""
+    """Per-process copies of the key are verified on the primary, never on a standby."""
     app, api = replicated
-    time.sleep(1.0)
-    assert _check(api)[1] == "replica"  # the process now holds copies of key and sender
-    cluster.sql(cluster.p2, "SELECT pg_wal_replay_pause()")
+    _until_replica(api)  # the process now holds copies of key and sender
+    for port in cluster.standby_ports:
+        cluster.sql(port, "SELECT pg_wal_replay_pause()")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE api_key SET revoked_at = timezone('utc', now())")
+    resp = api.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
+    assert resp.status_code == 401  # the standbys have not seen the revocation yet
+
+
+def test_suspended_sender_is_refused_at_once_while_checks_read_from_standbys(
+    replicated: tuple[Flask, Api], cluster: Cluster
+) -> None:
+    app, api = replicated
+    _until_replica(api)
+    for port in cluster.standby_ports:
+        cluster.sql(port, "SELECT pg_wal_replay_pause()")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE sender SET suspended_until = timezone('utc', now()) + interval '1 day'"
+        )
+    assert _check(api, HOLDER2) == ("sender_suspended", "primary")
+
+
+def test_a_fresh_optout_in_a_batch_is_answered_from_the_primary(
+    replicated: tuple[Flask, Api],
+) -> None:
+    _app, api = replicated
+    _until_replica(api, HOLDER2)
+    assert api.post("/optouts", OPT_OUT).status_code == 201
+    resp = api.post(
+        "/check/batch", {"phones": [HOLDER, HOLDER2], "sender": "acme-cards", "channel": "sms"}
+    )
+    assert resp.status_code == 200
+    assert resp.headers["X-Anning-Read-From"] == "replica"
+    reasons = [r["reason"] for r in resp.get_json()["results"]]
+    assert reasons == ["opted_out", "no_consent"]
+
+
+def test_every_connection_is_bounded(replicated: tuple[Flask, Api]) -> None:
+    app, _api = replicated
+    primary, standbys = _engines(app)
+    with primary.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1min"
+        assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1min"
+        params = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        assert params["keepalives"] == "1"
+        assert params["keepalives_idle"] == "10"
+        assert params["connect_timeout"] == "5"
+        assert params["tcp_user_timeout"] == "5000"
+    for engine in standbys:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "500ms"
+            info = conn.connection.dbapi_connection.info  # type: ignore[union-attr]
+            params = info.get_parameters()
+            assert params["connect_timeout"] == "2"
+            assert params["tcp_user_timeout"] == "1000"
+
+
+def test_a_multi_host_url_finds_the_primary(cluster: Cluster, tmp_path: Path) -> None:
+    """The form pg_auto_failover prints: a standby (read-only) first, then the primary."""
+    hosts = f"127.0.0.1:{cluster.standby_ports[0]},127.0.0.1:{cluster.primary_port}"
+    url = f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+    app = make_app(url, tmp_path)
     try:
-        with app.app_context(), db.engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE api_key SET revoked_at = timezone('utc', now())")
-        resp = api.post("/check", {"phone": HOLDER, "sender": "acme-cards", "channel": "sms"})
-        assert resp.status_code == 401  # the standby has not seen the revocation yet
+        with app.app_context(), db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar() is False
+            assert (
+                conn.exec_driver_sql("SELECT inet_server_port()").scalar() == cluster.primary_port
+            )
     finally:
-        cluster.sql(cluster.p2, "SELECT pg_wal_replay_resume()")
+        with app.app_context():
+            db.dispose()

@@ -100,6 +100,11 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
         ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
+        ("DATABASE_CONNECT_TIMEOUT", "0"),
+        ("DATABASE_CONNECT_TIMEOUT", "soon"),
+        ("DATABASE_STATEMENT_TIMEOUT", "-5"),
+        ("REPLICA_TIMEOUT", "0"),
+        ("REPLICA_COMMIT_ALLOWANCE", "forever"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(
@@ -203,3 +208,29 @@ def test_the_kannel_backend_needs_its_sendsms_url_and_user(tmp_path: Path) -> No
     assert s.sms_dlr_base_url == "http://anning.example"
     assert s.sms_twilio_auth_token == "t"
     assert s.sms_aliyun_token is None
+
+
+def test_a_multi_host_url_becomes_one_host_parameter_per_host(tmp_path: Path) -> None:
+    """pg_auto_failover prints libpq's multi-host form; SQLAlchemy wants ``host`` parameters."""
+    url = "postgresql://app:pw@db1:5432,db2:5433/anning?target_session_attrs=read-write"
+    settings = load(tmp_path, DATABASE_URL=url)
+    assert settings.database_url == (
+        "postgresql+psycopg://app:pw@/anning?host=db1:5432&host=db2:5433"
+        "&target_session_attrs=read-write"
+    )
+    one = load(tmp_path, DATABASE_URL="postgresql://db1:5432/anning").database_url
+    assert one == "postgresql+psycopg://db1:5432/anning"
+
+
+def test_timeouts_are_read(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        DATABASE_CONNECT_TIMEOUT="3",
+        DATABASE_STATEMENT_TIMEOUT="0",
+        REPLICA_TIMEOUT="0.25",
+        REPLICA_COMMIT_ALLOWANCE="20",
+    )
+    assert settings.database_connect_timeout == 3
+    assert settings.database_statement_timeout == 0
+    assert settings.replica_timeout == 0.25
+    assert settings.replica_commit_allowance == 20
