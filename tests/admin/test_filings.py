@@ -16,7 +16,7 @@ from registry.senders import services as senders
 from tests.admin.conftest import post_form
 from tests.api.test_filings import FILING
 from tests.conftest import Api
-from tests.factories import World
+from tests.factories import World, attest
 
 
 @pytest.fixture
@@ -90,6 +90,7 @@ def test_the_lookup_log_is_visible_to_the_regulator(
 ) -> None:
     org = orgs.create_org(session, "callguard", "CallGuard", "lookup")
     key = orgs.create_key(session, org)[1]
+    attest(session, "acme", "10690001")  # a lookup names only an attested address
     session.commit()
     app = Api(client, key)
     assert app.get("/lookup?number=10690001").status_code == 200
