@@ -421,3 +421,29 @@ def test_a_withdrawal_in_the_middle_of_a_batch_does_not_split_it(
     assert {r["reason"] for r in body["results"]} == {"not_marketing"}
     monkeypatch.setitem(facts._DECODERS, "address", decode)
     assert check_from(acme, "acme-cards", PORT)["reason"] == "unregistered_caller"
+
+
+def test_the_carrier_is_forwarded_the_complaint_about_the_port_it_connects(
+    app: Flask, acme: Api, carrier: Api, telecom: Api, session: Session
+) -> None:
+    """谁接入谁负责: the complaint goes to the merchant and to the carrier connecting the port."""
+    from registry.complaints import routing
+
+    connect(carrier, "acme", PORT)
+    asked = acme.check(HOLDER, sender="acme-cards", at=None, **{"from": PORT})
+    assert (asked["decision"], asked["reason"]) in {("deny", "no_consent"), ("deny", "quiet_hours")}
+    contacted = utcnow()  # after the check: the verdict rests on it
+    filed = routing.lodge(session, app.config["REGISTRY"], HOLDER, PORT, "sms", contacted, "spam")
+    session.commit()
+    assert filed.verdict == "contacted_despite_deny"
+    for api, role in ((acme, "merchant"), (carrier, "carrier")):
+        items = api.get("/complaints").get_json()["complaints"]
+        assert [(i["id"], i["role"]) for i in items] == [(filed.id, role)]
+        feed = api.get("/changes").get_json()["changes"]
+        assert [c["complaint"]["role"] for c in feed if c["type"] == "complaint.forwarded"] == [
+            role
+        ]
+    # Another carrier connects nothing of acme's: it is told nothing, and cannot answer.
+    assert telecom.get("/complaints").get_json()["complaints"] == []
+    refused = telecom.post(f"/complaints/{filed.id}/answer", {"found": "?", "action": "none"})
+    assert refused.status_code == 403
