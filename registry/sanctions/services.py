@@ -341,8 +341,10 @@ def suspended_now(session: Session, now: datetime) -> tuple[list[Organization], 
 
 
 # The feed's changes about an organization's standing (not about a number): every
-# carrier organization reads them (the registry records no carrier-to-sender
-# relation, so every carrier is told), and so does the organization itself.
+# carrier organization reads them, and so does the organization itself. A
+# sanction is public (the register, /sanctions), so every carrier is told, not
+# only those connecting the organization (registry/access; their own list is
+# GET /carrier/sanctions): a carrier about to connect it learns it too.
 SANCTIONED = "organization.sanctioned"
 LIFTED = "organization.sanction_lifted"
 FEED_TYPES = (SANCTIONED, LIFTED)
