@@ -78,8 +78,9 @@ def drop_postgres(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
-def prepare(url: str) -> tuple[dict[str, str], str]:
-    """Migrate a fresh database and create an organization, a key and a sender (``bench-cards``)."""
+def prepare(url: str, addresses: tuple[str, ...] = ()) -> tuple[dict[str, str], str]:
+    """Migrate a fresh database and create an organization, a key and a sender (``bench-cards``,
+    contacting people from ``addresses``)."""
     env = bench_env(url)
     registry(env, "db", "upgrade")
     registry(env, "org", "create", "bench", "--name", "Bench Bank")
@@ -93,6 +94,7 @@ def prepare(url: str) -> tuple[dict[str, str], str]:
         "Bench Cards",
         "--category",
         "finance",
+        *(part for address in addresses for part in ("--address", address)),
     )
     key = registry(env, "key", "create", "bench").stdout.strip().splitlines()[-1]
     return env, key

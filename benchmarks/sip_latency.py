@@ -80,7 +80,13 @@ def main() -> None:
     if (why := sip.missing()) is not None:
         sys.exit(why)
     tmp = Path(tempfile.mkdtemp(prefix="sip-latency-"))
-    env, key = _common.prepare(f"sqlite:///{tmp / 'registry.sqlite3'}")
+    env, key = _common.prepare(f"sqlite:///{tmp / 'registry.sqlite3'}", (sip.CALLING,))
+    # The trunk's calling number, connected (so attested) by a carrier: Kamailio sends it
+    # as the check's ``from``, and an unattested one is denied unregistered_caller.
+    _common.registry(env, "org", "create", "bench-telecom", "--name", "Bench Telecom",
+                     "--role", "carrier")  # fmt: skip
+    _common.registry(env, "connections", "add", "bench-telecom", "bench", "--kind", "trunk",
+                     "--address", sip.CALLING)  # fmt: skip
     env.update(REGISTRY_CALLING_HOURS="00:00-23:59", REGISTRY_REQUIRE_CONFIRMATION="false",
                REGISTRY_INSTANCE_PATH=str(tmp / "instance"))  # fmt: skip
     numbers = [f"+86139{n:08d}" for n in range(calls)]
