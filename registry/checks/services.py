@@ -398,15 +398,12 @@ def check_one(
         budget.spend(1)
     zone = zone_for(phone, settings)
     policy = policy_of(settings)
-    dec = decide(
-        facts,
-        channel=req.channel,
-        purpose=req.purpose,
-        category=req.category,
-        at=req.at,
-        policy=policy,
-        zone=zone,
-    )
+
+    def decided(known: Facts) -> Decision:
+        return decide(known, channel=req.channel, purpose=req.purpose, category=req.category,
+                      at=req.at, policy=policy, zone=zone)  # fmt: skip
+
+    dec = decided(facts)
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
     conn = session.connection()
     if limits is None:
@@ -419,15 +416,7 @@ def check_one(
         with one_transaction(conn):
             full = tally.count(conn, phone, req.channel, limits, facts, req.at, zone)
             if full is not None:
-                dec = decide(
-                    full,
-                    channel=req.channel,
-                    purpose=req.purpose,
-                    category=req.category,
-                    at=req.at,
-                    policy=policy,
-                    zone=zone,
-                )
+                dec = decided(full)
             now = utcnow()
             log_id = _write_log(conn, req, standby, _log_row(req, phone, dec, now, held))
     valid_until = valid_until_of(settings, now)
