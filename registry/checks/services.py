@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, insert, select, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
@@ -754,8 +754,13 @@ def read_receipt(session: Session, settings: Settings, check_id: str) -> dict[st
     )
 
 
-def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dict[str, Any]]:
-    """Return who checked this number, newest first: sender, its organization, and any agent."""
+def checks_for_phone(
+    session: Session, phone: str, limit: int = 200, sender_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Return who checked this number, newest first: sender, its organization, and any agent.
+
+    With ``sender_id``, only that sender's checks (the holder's "who is calling me").
+    """
     log = CheckLog.__table__  # type: ignore[attr-defined]
     owner, agent = aliased(Organization), aliased(Organization)
     rows = session.execute(
@@ -777,6 +782,7 @@ def checks_for_phone(session: Session, phone: str, limit: int = 200) -> list[dic
         .join(owner, col(owner.id) == log.c.organization_id)
         .outerjoin(agent, col(agent.id) == log.c.agent_id)
         .where(log.c.phone == phone)
+        .where(log.c.sender_id == sender_id if sender_id is not None else true())
         .order_by(log.c.checked_at.desc())
         .limit(limit)
     )

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import phones
-from registry.checks.models import CheckLog
+from registry.checks.services import checks_for_phone
 from registry.complaints.models import Complaint
 from registry.errors import InvalidPhoneError
 from registry.lookup.models import LookupLog
@@ -158,26 +158,7 @@ def lookup_for_holder(session: Session, phone: str, address: str, region: str) -
     _log(session, answer, "site", None)
     if answer.caller is None:
         return answer
-    log = CheckLog.__table__  # type: ignore[attr-defined]
-    agent = aliased(Organization)
-    rows = session.execute(
-        select(
-            log.c.checked_at,
-            log.c.channel,
-            log.c.purpose,
-            log.c.decision,
-            log.c.reason,
-            log.c.sender_id,
-            log.c.organization_id,
-            log.c.agent_id,
-            col(agent.name).label("agent"),
-        )
-        .outerjoin(agent, col(agent.id) == log.c.agent_id)
-        .where(log.c.phone == phone, log.c.sender_id == answer.caller.sender_id)
-        .order_by(log.c.checked_at.desc())
-        .limit(HOLDER_CHECKS)
-    )
-    checks = [dict(r._mapping) for r in rows]
+    checks = checks_for_phone(session, phone, HOLDER_CHECKS, answer.caller.sender_id)
     filings.for_contacts(session, checks)
     return Lookup(answer.number, answer.caller, checks)
 
