@@ -4,7 +4,7 @@ from registry.access.models import AddressProof, Connection
 from registry.admin.models import StaffAudit, StaffUser
 from registry.checks.models import CheckBatch, CheckLog, ContactTally
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
-from registry.consent.models import Consent, ConsentRequest, OptOut
+from registry.consent.models import Consent, ConsentKey, ConsentRequest, OptOut
 from registry.events.models import Event
 from registry.lookup.models import LookupLog
 from registry.numbers.models import Disconnection, NumberRange
@@ -35,6 +35,7 @@ __all__ = [
     "ComplaintSubmission",
     "Connection",
     "Consent",
+    "ConsentKey",
     "ConsentRequest",
     "ContactTally",
     "Delegation",

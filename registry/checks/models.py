@@ -38,8 +38,9 @@ class CheckLog(SQLModel, table=True):
     across shards; the ids it holds are kept, never deleted, by their tables),
     and on PostgreSQL partitioned by month of ``checked_at`` (migration 0022,
     ``checks/partitions.py``: new months made ahead, expired ones dropped
-    whole). The primary key there is (id, checked_at), as a partitioned
-    table's must hold its partition key; SQLite keeps a plain table. The batch
+    whole). The primary key there is (id, checked_at, phone): a partitioned
+    table's must hold its partition key, and a table distributed by phone
+    its phone (migration 0026); SQLite keeps a plain table. The batch
     index is partial: single checks (no batch) do not write it at all.
     """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from registry.db import BigId
@@ -18,13 +18,12 @@ class Consent(SQLModel, table=True):
     """A holder's permission for one sender on some channels, with its evidence.
 
     The row is the current state; its ``Event`` rows (``consent.*``) are the
-    history it is derived from.
+    history it is derived from. Distributed by phone (``registry/shards.py``):
+    on PostgreSQL the primary key is (id, phone) (migration 0026); the push's
+    idempotency key is ``ConsentKey``, not a constraint here.
     """
 
-    __table_args__ = (
-        Index("ix_consent_phone_sender", "phone", "sender_id"),
-        UniqueConstraint("organization_id", "external_id", name="uq_consent_org_external"),
-    )
+    __table_args__ = (Index("ix_consent_phone_sender", "phone", "sender_id"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     phone: str = Field(max_length=16)
@@ -52,7 +51,10 @@ class Consent(SQLModel, table=True):
 
 
 class OptOut(SQLModel, table=True):
-    """A holder's refusal of one sender on some channels; wins over earlier consent."""
+    """A holder's refusal of one sender on some channels; wins over earlier consent.
+
+    Distributed by phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
+    """
 
     __tablename__ = "opt_out"
     __table_args__ = (Index("ix_opt_out_phone_sender", "phone", "sender_id"),)
@@ -75,7 +77,10 @@ class OptOut(SQLModel, table=True):
 
 
 class ConsentRequest(SQLModel, table=True):
-    """A one-time code texted to the holder; confirming it creates an OTP consent."""
+    """A one-time code texted to the holder; confirming it creates an OTP consent.
+
+    Distributed by phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
+    """
 
     __tablename__ = "consent_request"
 
@@ -90,5 +95,25 @@ class ConsentRequest(SQLModel, table=True):
     code_hash: str = Field(max_length=128)
     attempts: int = 0
     expires_at: datetime = Field(sa_type=UTCDateTime)
-    consent_id: int | None = Field(default=None, foreign_key="consent.id", sa_type=BigId)
+    # consent.id, on the same phone; no foreign key (it would link two shards'
+    # tables by id alone): otp.confirm sets it in the transaction that makes the consent.
+    consent_id: int | None = Field(default=None, sa_type=BigId)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConsentKey(SQLModel, table=True):
+    """A consent push's idempotency key: the organization's ``external_id`` and its consent.
+
+    Distributed by organization, not by phone (``registry/shards.py``): a
+    retry names the organization and the key, so it finds the consent (phone
+    and id: one shard) without searching every shard. The push writes it
+    first in its transaction (consent/services.py, ``record_consent``).
+    """
+
+    __tablename__ = "consent_key"
+
+    organization_id: int = Field(primary_key=True, foreign_key="organization.id")
+    external_id: str = Field(primary_key=True, max_length=128)
+    phone: str = Field(max_length=16)
+    # consent.id on ``phone``; empty only inside the push's own transaction.
+    consent_id: int | None = Field(default=None, sa_type=BigId)

@@ -21,7 +21,7 @@ from sqlmodel import col
 from registry import copies
 from registry.config import Settings
 from registry.consent import claims
-from registry.consent.models import CHANNELS, Consent, OptOut
+from registry.consent.models import CHANNELS, Consent, ConsentKey, OptOut
 from registry.consent.replies import classify, reply_text
 from registry.db import table_of
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -160,8 +160,11 @@ def create_consent(
     pending consent the holder is never asked about could never be confirmed,
     so the caller is told to retry (the same ``external_id`` is safe to resend).
     """
-    if external_id is not None and actor.org_id is not None:
-        existing = _by_external(session, actor.org_id, external_id)
+    keyed = (
+        (actor.org_id, external_id) if external_id is not None and actor.org_id is not None else None
+    )
+    if keyed is not None:
+        existing = _by_external(session, *keyed)
         if existing is not None:
             return existing, False
     chans = channels_text(channels)
@@ -196,19 +199,25 @@ def create_consent(
         activated_at=(now if confirmed else evidence.captured_at) if active else None,
         reply_ref=None if active else _new_reply_ref(session, phone),
     )
-    try:
-        # A savepoint: when a concurrent retry with the same external_id wins
-        # the unique constraint, only this insert is undone and the winner returned.
-        with session.begin_nested():
-            session.add(consent)
-            session.flush()
-    except IntegrityError:
-        if external_id is None or actor.org_id is None:
-            raise
-        existing = _by_external(session, actor.org_id, external_id)
-        if existing is None:
-            raise
-        return existing, False
+    if keyed is not None:
+        # The idempotency key first (its own shard, by organization), in a
+        # savepoint: when a concurrent retry with the same external_id holds it,
+        # this waits for that push's commit, only this insert is undone and the
+        # winner returned. The consent goes in after it, in the same transaction.
+        key = ConsentKey(organization_id=keyed[0], external_id=keyed[1], phone=phone)
+        try:
+            with session.begin_nested():
+                session.add(key)
+                session.flush()
+        except IntegrityError:
+            existing = _by_external(session, *keyed)
+            if existing is None:
+                raise
+            return existing, False
+    session.add(consent)
+    session.flush()
+    if keyed is not None:
+        key.consent_id = consent.id
     _event(session, consent, "created", actor, note=evidence.method)
     if confirmed:
         # Verified by the registry itself (OTP, the holder on the site or by SMS);
@@ -226,10 +235,15 @@ def create_consent(
 
 
 def _by_external(session: Session, org_id: int, external_id: str) -> Consent | None:
+    """Return the consent a push with this key recorded: the key names its phone and id."""
     return session.scalar(
-        select(Consent).where(
-            col(Consent.organization_id) == org_id, col(Consent.external_id) == external_id
-        )
+        select(Consent).join(
+            ConsentKey,
+            and_(
+                col(ConsentKey.consent_id) == col(Consent.id),
+                col(ConsentKey.phone) == col(Consent.phone),
+            ),
+        ).where(col(ConsentKey.organization_id) == org_id, col(ConsentKey.external_id) == external_id)
     )
 
 

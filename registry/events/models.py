@@ -28,15 +28,20 @@ TYPES = (
 
 
 class Event(SQLModel, table=True):
-    """One change, attributed (who, through what), keyed by phone so it can be sharded."""
+    """One change, attributed (who, through what), keyed by phone so it can be sharded.
+
+    Distributed by phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
+    """
 
     __table_args__ = (
         Index("ix_event_phone_id", "phone", "id"),
         Index("ix_event_consent_id", "consent_id"),
-        # Unique: the feed's sequence. NULL until the sequencer numbers the
-        # event after its commit (registry/sync/feed.py explains why).
-        Index("ix_event_seq", "seq", unique=True),
-        Index("ix_event_phone_seq", "phone", "seq"),  # a phone's chain head
+        # The feed's sequence: NULL until the sealer numbers the event after its
+        # commit (registry/events/sealing.py), one sealer at a time under its lock.
+        # Not unique: a unique key must hold the phone, which the table is
+        # distributed by (registry/shards.py); (phone, seq) is.
+        Index("ix_event_seq", "seq"),
+        Index("ix_event_phone_seq", "phone", "seq", unique=True),  # a phone's chain head
         # The console's list of claims, newest first; partial, so the hot writers
         # of every other event type never maintain it.
         Index(

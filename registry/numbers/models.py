@@ -49,7 +49,8 @@ class Disconnection(SQLModel, table=True):
     """A number was permanently disconnected at a time; its next holder inherits nothing.
 
     A retracted disconnection (``retracted_at``) stays as history but no longer
-    counts: what it voided was restored when it was retracted.
+    counts: what it voided was restored when it was retracted. Distributed by
+    phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
     """
 
     __table_args__ = (

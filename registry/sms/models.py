@@ -11,7 +11,10 @@ from registry.timeutil import UTCDateTime, utcnow
 
 
 class SmsMessage(SQLModel, table=True):
-    """A text to a holder; the gateway backend delivers it and records the outcome."""
+    """A text to a holder; the gateway backend delivers it and records the outcome.
+
+    Distributed by phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
+    """
 
     __tablename__ = "sms_message"
 

@@ -53,7 +53,10 @@ class RefusalNotice(SQLModel, table=True):
 
 
 class LoginCode(SQLModel, table=True):
-    """A 6-digit sign-in code texted to a number: stored hashed, short-lived, few tries."""
+    """A 6-digit sign-in code texted to a number: stored hashed, short-lived, few tries.
+
+    Distributed by phone: on PostgreSQL the primary key is (id, phone) (migration 0026).
+    """
 
     __tablename__ = "login_code"
 
