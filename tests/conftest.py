@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from registry import create_app, migrate
 from registry.db import make_engine, metadata
 from registry.extensions import db, limiter
-from tests import factories
+from tests import factories, hashparts
 
 NOON = "2030-01-15T12:00:00+08:00"  # inside the default calling hours, local time
 TEST_ENV = {
@@ -67,6 +67,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = _database_url(tmp_path_factory.mktemp("db"))
     _reset(url)
     migrate.upgrade(url)
+    if os.environ.get(hashparts.ENV) and url.startswith("postgresql"):
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            hashparts.partition_by_hash(conn)
+        engine.dispose()
     return url
 
 

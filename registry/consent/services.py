@@ -161,7 +161,9 @@ def create_consent(
     so the caller is told to retry (the same ``external_id`` is safe to resend).
     """
     keyed = (
-        (actor.org_id, external_id) if external_id is not None and actor.org_id is not None else None
+        (actor.org_id, external_id)
+        if external_id is not None and actor.org_id is not None
+        else None
     )
     if keyed is not None:
         existing = _by_external(session, *keyed)
@@ -237,13 +239,17 @@ def create_consent(
 def _by_external(session: Session, org_id: int, external_id: str) -> Consent | None:
     """Return the consent a push with this key recorded: the key names its phone and id."""
     return session.scalar(
-        select(Consent).join(
+        select(Consent)
+        .join(
             ConsentKey,
             and_(
                 col(ConsentKey.consent_id) == col(Consent.id),
                 col(ConsentKey.phone) == col(Consent.phone),
             ),
-        ).where(col(ConsentKey.organization_id) == org_id, col(ConsentKey.external_id) == external_id)
+        )
+        .where(
+            col(ConsentKey.organization_id) == org_id, col(ConsentKey.external_id) == external_id
+        )
     )
 
 

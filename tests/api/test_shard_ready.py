@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from registry import shards
 from registry.db import metadata
 
+
 def _twin(session: Session, table: str, column: str) -> str | None:
     """Make ``table``'s hash-partitioned twin in a savepoint; return PostgreSQL's refusal, if any."""
     try:
