@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from registry.consent.models import Consent
+from registry.consent.models import Consent, ConsentKey
 from registry.sms.models import SmsMessage
 from registry.timeutil import utcnow
 from tests.conftest import Api
@@ -94,6 +94,25 @@ def test_external_id_is_idempotent(acme: Api, session: Session) -> None:
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.get_json()["id"] == again.get_json()["id"]
     assert session.scalar(select(func.count()).select_from(Consent)) == 1
+
+
+def test_the_push_key_names_the_phone_and_consent_and_is_per_organization(
+    acme: Api, shop: Api, session: Session
+) -> None:
+    first = acme.post("/consents", consent_body(external_id="crm-42")).get_json()
+    keys = session.execute(select(ConsentKey.organization_id, ConsentKey.phone,
+                                  ConsentKey.consent_id)).all()  # fmt: skip
+    assert [(k.phone, k.consent_id) for k in keys] == [(HOLDER, first["id"])]
+    # Another organization's same external_id is its own consent, not Acme's.
+    other = shop.post("/consents", consent_body(sender="shop-deals", external_id="crm-42"))
+    assert other.status_code == 201
+    assert other.get_json()["id"] != first["id"]
+    # The retry finds the consent through the key alone (docs/scaling.md): without
+    # the key the same external_id is a new consent.
+    assert acme.post("/consents", consent_body(external_id="crm-42")).status_code == 200
+    session.execute(delete(ConsentKey).where(ConsentKey.consent_id == first["id"]))
+    session.commit()
+    assert acme.post("/consents", consent_body(external_id="crm-42")).status_code == 201
 
 
 @pytest.mark.live
