@@ -10,6 +10,8 @@ the phone fails here. And no foreign key may link two distributed tables.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import UniqueConstraint, text
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from registry import shards
 from registry.db import metadata
+from tests import hashparts
 
 
 def _twin(session: Session, table: str, column: str) -> str | None:
@@ -109,3 +112,19 @@ def test_the_database_has_no_foreign_key_between_distributed_tables(session: Ses
     # A distributed table points only at reference tables (copied to every shard).
     targets = {b for a, b in rows if a in shards.DISTRIBUTED}
     assert targets <= set(shards.REFERENCE), targets - set(shards.REFERENCE)
+
+
+def test_the_hash_partitioned_mode_partitions_every_distributed_table(session: Session) -> None:
+    # With REGISTRY_TEST_HASH_PARTITIONED the suite runs on the rebuilt tables (tests/hashparts.py).
+    _postgresql(session)
+    if not os.environ.get(hashparts.ENV):
+        pytest.skip(f"set {hashparts.ENV}=1 to run the suite on hash-partitioned tables")
+    rows = session.execute(
+        text(
+            "SELECT c.relname, p.partstrat, a.attname FROM pg_partitioned_table p "
+            "JOIN pg_class c ON c.oid = p.partrelid "
+            "JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]"
+        )
+    ).all()
+    by_hash = {name: column for name, strategy, column in rows if strategy == "h"}
+    assert by_hash == shards.DISTRIBUTED
