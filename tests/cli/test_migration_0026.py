@@ -31,9 +31,11 @@ def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         base = os.environ.get("REGISTRY_TEST_DATABASE_URL", "")
         if not base.startswith("postgresql"):
             pytest.skip("the suite runs on SQLite")
-        with make_engine(base).begin() as conn:
+        admin = make_engine(base)
+        with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        admin.dispose()
         url = base + ("&" if "?" in base else "?") + f"options=-csearch_path%3D{SCHEMA}"
     migrate.upgrade(url, revision="0021")
     engine = make_engine(url)
