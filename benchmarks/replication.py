@@ -19,7 +19,7 @@ Load stays bounded (``--clients`` processes, ``--seconds`` each) for a shared
 2-core machine; the app runs in-process (Flask's test client), so checks/s is
 the app's and the database's work together, not HTTP.
 
-    .venv/bin/python benchmarks/replication.py [--seconds 8] [--clients 2] [--checks 2000] [--fill 300000]
+    .venv/bin/python benchmarks/replication.py [--seconds 8] [--clients 2] [--checks 2000] [--fill 300000] [--skip-wal] [--skip-failover]
 """
 
 from __future__ import annotations
@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=2000)
     parser.add_argument("--fill", type=int, default=300_000)
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--skip-wal", action="store_true", help="only the standby phases")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     stats = (
@@ -231,7 +232,8 @@ def main() -> None:
             db.dispose()
         time.sleep(1.0)  # the standbys replay the setup
         throughput(c, key, args.seconds, args.clients)
-        wal_per_check(c, key, args.checks, args.fill)
+        if not args.skip_wal:
+            wal_per_check(c, key, args.checks, args.fill)
     if not args.skip_failover:
         r = failover("sync", before=3.0, after=5.0, clients=3)
         print(
