@@ -157,7 +157,7 @@ def _request(
 
     Copies are verified on the primary, never on a standby that may lag behind
     a revocation: by the facts query, or with facts from a standby, by the log
-    row's insert (one number, an owner's own sender) or the batch's refusal
+    row's insert (one number, an owner's own sender) or the batch's change
     query. A delegated single check from a standby reads its grants afresh.
     """
     now = utcnow()
