@@ -148,6 +148,48 @@ def throughput(c: Cluster, key: str, seconds: float, clients: int) -> None:
     print("primary CPU per check with standbys / without: " + ", ".join(f"{r:.2f}" for r in ratios))
 
 
+def explain_guard(c: Cluster, key: str) -> None:
+    """Print where the buffers of a standby check's one primary statement go (EXPLAIN ANALYZE).
+
+    The statement and its parameters are the ones the app sent for a check
+    answered from a standby (the guarded log insert), captured on the engine.
+    """
+    import psycopg
+
+    app = _app(c, standbys=True)
+    sent: list[tuple[str, Any]] = []
+    with app.app_context():
+        event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, params, *_a: sent.append((sql, params)),
+        )
+    http, auth = app.test_client(), {"Authorization": f"Bearer {key}"}
+    body = {"sender": "acme-cards", "channel": "sms", "phone": "+8613100000042"}
+    for _ in range(50):  # until a standby answers (and the copies are made)
+        sent.clear()
+        resp = http.post("/api/v1/check", json=body, headers=auth)
+        if resp.headers["X-Anning-Read-From"] == "replica":
+            break
+        time.sleep(0.1)
+    with app.app_context():
+        db.dispose()
+    inserts = [(sql, params) for sql, params in sent if sql.startswith("INSERT INTO check_log")]
+    if not inserts:
+        print("guarded log insert: no check was answered from a standby")
+        return
+    sql, params = inserts[-1]
+    with psycopg.connect(c.url(c.primary_port, "postgresql"), autocommit=True) as conn:
+        for _ in range(3):  # the last of three: caches warm
+            plan = [r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {sql}", params)]  # fmt: skip
+    print("guarded log insert (EXPLAIN ANALYZE, BUFFERS), a standby check's one primary statement:")
+    print(
+        "\n".join(
+            f"    {line}" for line in plan if "Buffers" in line or "->" in line or "Insert" in line
+        )
+    )
+
+
 def wal_per_check(c: Cluster, key: str, checks: int, fill: int) -> None:
     """Print WAL bytes per check after a checkpoint and in steady state, compression off/on."""
     port = c.primary_port
@@ -232,6 +274,7 @@ def main() -> None:
             db.dispose()
         time.sleep(1.0)  # the standbys replay the setup
         throughput(c, key, args.seconds, args.clients)
+        explain_guard(c, key)
         if not args.skip_wal:
             wal_per_check(c, key, args.checks, args.fill)
     if not args.skip_failover:
