@@ -190,6 +190,54 @@ def explain_guard(c: Cluster, key: str) -> None:
     )
 
 
+def writer_cost(c: Cluster, key: str, count: int = 300) -> None:
+    """Print WAL bytes and primary statement time per opt-out with the fact_change triggers and without.
+
+    What the standby guard costs the writers: every change of a number's facts
+    also writes its ``fact_change`` row. The triggers are dropped for the
+    second measure by disabling them (``ALTER TABLE ... DISABLE TRIGGER``) and
+    enabled again afterwards.
+    """
+    app = _app(c, standbys=False)
+    http, auth = app.test_client(), {"Authorization": f"Bearer {key}"}
+    rng = random.Random(11)
+
+    def measure() -> tuple[float, float]:
+        c.sql(c.primary_port, "SELECT pg_stat_statements_reset()")
+        lsn0 = int(c.sql(c.primary_port, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        for _ in range(count):
+            body = {
+                "phone": _phone(rng),
+                "sender": "acme-cards",
+                "channels": ["sms"],
+                "source": "call",
+            }
+            resp = http.post("/api/v1/optouts", json=body, headers=auth)
+            assert resp.status_code == 201, resp.get_json()
+        lsn1 = int(c.sql(c.primary_port, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        ((ms,),) = c.sql(
+            c.primary_port,
+            "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements "
+            "WHERE query NOT ILIKE '%%pg_stat_statements%%'",
+        )
+        return (lsn1 - lsn0) / count, 1e3 * float(ms) / count
+
+    figures = {}
+    for label in ("with triggers", "without", "with triggers again"):
+        switch = "DISABLE" if label == "without" else "ENABLE"
+        for table in ("opt_out", "consent", "subscriber", "cap_exemption", "disconnection"):
+            c.sql(c.primary_port, f"ALTER TABLE {table} {switch} TRIGGER USER")
+        figures[label] = measure()
+    with app.app_context():
+        db.dispose()
+    print(
+        "per opt-out (API, primary only): "
+        + ", ".join(
+            f"{k}: {w:,.0f} B WAL, {t:,.0f} µs in statements" for k, (w, t) in figures.items()
+        )
+    )
+
+
 def wal_per_check(c: Cluster, key: str, checks: int, fill: int) -> None:
     """Print WAL bytes per check after a checkpoint and in steady state, compression off/on."""
     port = c.primary_port
@@ -275,6 +323,7 @@ def main() -> None:
         time.sleep(1.0)  # the standbys replay the setup
         throughput(c, key, args.seconds, args.clients)
         explain_guard(c, key)
+        writer_cost(c, key)
         if not args.skip_wal:
             wal_per_check(c, key, args.checks, args.fill)
     if not args.skip_failover:
