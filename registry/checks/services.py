@@ -230,12 +230,13 @@ def check_many(
 ) -> BatchResult:
     """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
     try:
-        req = _request(dbs, settings, who, key, question, "check", False, single=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
-    except StaleCopy:
-        req = _request(dbs, settings, who, key, question, "check", True, single=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
-    except (Unconfirmed, StandbyFailed):  # neither had spent the cold budget
+        try:
+            req = _request(dbs, settings, who, key, question, "check", False, single=False)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+        except StaleCopy:
+            req = _request(dbs, settings, who, key, question, "check", True, single=False)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+    except (Unconfirmed, StandbyFailed):  # from either try; neither had spent the cold budget
         primary = dbs.without_standby()
         req = _request(primary, settings, who, key, question, "check", True, single=False)
         return check_batch(primary.write, settings, req, inputs, primary.read, budget)

@@ -472,6 +472,15 @@ def test_a_fresh_refusal_of_each_kind_is_never_answered_stale(
         after, source = _check(api, HOLDER, **extra)
         assert (after, "primary") == (_check(truth, HOLDER, **extra)[0], source)
         assert after != before[0], after  # the change was a refusal
+        # A batch: the changed number's facts (or, for the address, every number's)
+        # from the primary, the others' from the paused standby.
+        batch = {"phones": [HOLDER, HOLDER2], "sender": "acme-cards", "channel": "sms"}
+        batch |= {"at": "2030-01-15T12:00:00+08:00", **extra}
+        got, want = api.post("/check/batch", batch), truth.post("/check/batch", batch)
+        assert got.status_code == want.status_code == 200, got.get_json()
+        reasons = [[r["reason"] for r in resp.get_json()["results"]] for resp in (got, want)]
+        assert reasons[0] == reasons[1]
+        assert reasons[0][0] == after
         assert _check(api, HOLDER2)[1] == "replica"  # the paused standbys still answer others
         _resumed(cluster)
     finally:
