@@ -19,7 +19,7 @@ Load stays bounded (``--clients`` processes, ``--seconds`` each) for a shared
 2-core machine; the app runs in-process (Flask's test client), so checks/s is
 the app's and the database's work together, not HTTP.
 
-    .venv/bin/python benchmarks/replication.py [--seconds 8] [--clients 2] [--checks 2000] [--fill 300000]
+    .venv/bin/python benchmarks/replication.py [--seconds 8] [--clients 2] [--checks 2000] [--fill 300000] [--skip-wal] [--skip-failover]
 """
 
 from __future__ import annotations
@@ -148,6 +148,96 @@ def throughput(c: Cluster, key: str, seconds: float, clients: int) -> None:
     print("primary CPU per check with standbys / without: " + ", ".join(f"{r:.2f}" for r in ratios))
 
 
+def explain_guard(c: Cluster, key: str) -> None:
+    """Print where the buffers of a standby check's one primary statement go (EXPLAIN ANALYZE).
+
+    The statement and its parameters are the ones the app sent for a check
+    answered from a standby (the guarded log insert), captured on the engine.
+    """
+    import psycopg
+
+    app = _app(c, standbys=True)
+    sent: list[tuple[str, Any]] = []
+    with app.app_context():
+        event.listen(
+            db.engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, params, *_a: sent.append((sql, params)),
+        )
+    http, auth = app.test_client(), {"Authorization": f"Bearer {key}"}
+    body = {"sender": "acme-cards", "channel": "sms", "phone": "+8613100000042"}
+    for _ in range(50):  # until a standby answers (and the copies are made)
+        sent.clear()
+        resp = http.post("/api/v1/check", json=body, headers=auth)
+        if resp.headers["X-Anning-Read-From"] == "replica":
+            break
+        time.sleep(0.1)
+    with app.app_context():
+        db.dispose()
+    inserts = [(sql, params) for sql, params in sent if sql.startswith("INSERT INTO check_log")]
+    if not inserts:
+        print("guarded log insert: no check was answered from a standby")
+        return
+    sql, params = inserts[-1]
+    with psycopg.connect(c.url(c.primary_port, "postgresql"), autocommit=True) as conn:
+        for _ in range(3):  # the last of three: caches warm
+            plan = [r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) {sql}", params)]  # fmt: skip
+    print("guarded log insert (EXPLAIN ANALYZE, BUFFERS), a standby check's one primary statement:")
+    print(
+        "\n".join(
+            f"    {line}" for line in plan if "Buffers" in line or "->" in line or "Insert" in line
+        )
+    )
+
+
+def writer_cost(c: Cluster, key: str, count: int = 300) -> None:
+    """Print WAL bytes and primary statement time per opt-out with the fact_change triggers and without.
+
+    What the standby guard costs the writers: every change of a number's facts
+    also writes its ``fact_change`` row. The triggers are dropped for the
+    second measure by disabling them (``ALTER TABLE ... DISABLE TRIGGER``) and
+    enabled again afterwards.
+    """
+    app = _app(c, standbys=False)
+    http, auth = app.test_client(), {"Authorization": f"Bearer {key}"}
+    rng = random.Random(11)
+
+    def measure() -> tuple[float, float]:
+        c.sql(c.primary_port, "SELECT pg_stat_statements_reset()")
+        lsn0 = int(c.sql(c.primary_port, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        for _ in range(count):
+            body = {
+                "phone": _phone(rng),
+                "sender": "acme-cards",
+                "channels": ["sms"],
+                "source": "call",
+            }
+            resp = http.post("/api/v1/optouts", json=body, headers=auth)
+            assert resp.status_code == 201, resp.get_json()
+        lsn1 = int(c.sql(c.primary_port, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0])
+        ((ms,),) = c.sql(
+            c.primary_port,
+            "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements "
+            "WHERE query NOT ILIKE '%%pg_stat_statements%%'",
+        )
+        return (lsn1 - lsn0) / count, 1e3 * float(ms) / count
+
+    figures = {}
+    for label in ("with triggers", "without", "with triggers again"):
+        switch = "DISABLE" if label == "without" else "ENABLE"
+        for table in ("opt_out", "consent", "subscriber", "cap_exemption", "disconnection"):
+            c.sql(c.primary_port, f"ALTER TABLE {table} {switch} TRIGGER USER")
+        figures[label] = measure()
+    with app.app_context():
+        db.dispose()
+    print(
+        "per opt-out (API, primary only): "
+        + ", ".join(
+            f"{k}: {w:,.0f} B WAL, {t:,.0f} µs in statements" for k, (w, t) in figures.items()
+        )
+    )
+
+
 def wal_per_check(c: Cluster, key: str, checks: int, fill: int) -> None:
     """Print WAL bytes per check after a checkpoint and in steady state, compression off/on."""
     port = c.primary_port
@@ -216,6 +306,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=2000)
     parser.add_argument("--fill", type=int, default=300_000)
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--skip-wal", action="store_true", help="only the standby phases")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     stats = (
@@ -231,7 +322,10 @@ def main() -> None:
             db.dispose()
         time.sleep(1.0)  # the standbys replay the setup
         throughput(c, key, args.seconds, args.clients)
-        wal_per_check(c, key, args.checks, args.fill)
+        explain_guard(c, key)
+        writer_cost(c, key)
+        if not args.skip_wal:
+            wal_per_check(c, key, args.checks, args.fill)
     if not args.skip_failover:
         r = failover("sync", before=3.0, after=5.0, clients=3)
         print(

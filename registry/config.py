@@ -205,8 +205,8 @@ class Settings:
     database_connect_timeout: float = 5.0
     database_statement_timeout: float = 60.0
     replica_timeout: float = 1.0
-    # A refusal this much younger than a standby's measured staleness is
-    # re-checked on the primary (docs/scaling.md, "An opt-out is never served stale").
+    # A number whose facts changed (fact_change) this much before a standby's measured
+    # staleness is checked on the primary (docs/scaling.md, "A fresh refusal is never served stale").
     replica_commit_allowance: float = 60.0
     # Months of check log kept whole (0: all); older months are dropped (checks/partitions.py).
     check_log_retention_months: int = 0

@@ -698,8 +698,8 @@ def get_standby() -> Standby | None:
 
     ``missing_since`` is the wall-clock time from which the standby may lack
     commits (its measured staleness) less ``REGISTRY_REPLICA_COMMIT_ALLOWANCE``,
-    the longest a write may take between reading the clock for its
-    ``created_at`` and committing (and clock skew between app servers).
+    the longest a write may take between stamping its ``fact_change`` row and
+    committing (and clock skew between the app servers and the primary).
     """
     state = _state()
     if not state.replicas.engines:

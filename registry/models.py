@@ -2,7 +2,7 @@
 
 from registry.access.models import AddressProof, Connection
 from registry.admin.models import StaffAudit, StaffUser
-from registry.checks.models import CheckBatch, CheckLog, ContactTally
+from registry.checks.models import CheckBatch, CheckLog, ContactTally, FactChange
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentKey, ConsentRequest, OptOut
 from registry.events.models import Event
@@ -44,6 +44,7 @@ __all__ = [
     "DelegationSender",
     "Disconnection",
     "Event",
+    "FactChange",
     "HolderSession",
     "LookupLog",
     "NumberRange",

@@ -15,13 +15,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 from tests.serving.server import ROOT, free_port
+from tests.wait import wait_for
 
 BEARERBOX = Path("/usr/sbin/bearerbox")
 SMSBOX = Path("/usr/sbin/smsbox")
@@ -34,17 +33,6 @@ SKIP_REASON = (
 GOT = re.compile(r"Got message (\d+): <(\S+) (\S+) (\S+) (.*)>$", re.M)
 SENDSMS_PASSWORD = "sendsms-test-password"
 ADMIN_PASSWORD = "admin-test-password"
-
-
-def wait_for(what: str, done: Callable[[], object], timeout: float = 30) -> object:
-    """Poll ``done`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = done()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class Kannel:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    delete,
     func,
     literal_column,
     null,
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from registry.checks.models import FactChange
 from registry.consent.models import Consent, OptOut
 from registry.copies import VERIFY, Copies
 from registry.db import Prepared, table_of
@@ -201,65 +203,60 @@ _ONE = {
 }
 
 
-def _refusals(match: Callable[[Any], ColumnElement[bool]], since: Any) -> tuple[Select[Any], ...]:
-    """Return the selects of every refusal of the numbers ``match`` picks recorded at ``since`` or later.
-
-    A refusal is what turns an answer to deny: an opt-out from ``:sender``, a
-    consent for it that ended, a change of the holder's preferences, a
-    disconnection. Each is one probe of the phone-keyed index the facts use.
-    """
-    return (
-        select(optout.c.phone).where(
-            and_(match(optout.c.phone), optout.c.sender_id == bindparam("sender"),
-                 optout.c.created_at >= since)
-        ),
-        select(consent.c.phone).where(
-            and_(match(consent.c.phone), consent.c.sender_id == bindparam("sender"),
-                 consent.c.ended_at >= since)
-        ),
-        select(subscriber.c.phone).where(and_(match(subscriber.c.phone),
-                                              subscriber.c.updated_at >= since)),
-        select(disconnection.c.phone).where(
-            and_(match(disconnection.c.phone), disconnection.c.created_at >= since)
-        ),
-    )  # fmt: skip
-
-
 _SINCE = bindparam("since", type_=UTCDateTime())
-# True while the number ``:phone`` has no refusal about ``:sender`` recorded at
+_change = table_of(FactChange).c
+
+
+def _changed_since(key: ColumnElement[Any]) -> Select[Any]:
+    """Return the select of the changes of ``key``'s facts recorded at ``:since`` or later.
+
+    One range probe of ``fact_change``'s primary key (phone, changed_at); the
+    table holds only the last hour or so of changes (``prune_fact_changes``).
+    """
+    return select(_change.phone).where(and_(_change.phone == key, _change.changed_at >= _SINCE))
+
+
+# True while the number ``:phone`` has no change of its facts recorded at
 # ``:since`` or later: the condition of a check's log row when its facts came
 # from a standby that may lack commits from ``:since`` on (checks/services.py).
-NO_FRESH_REFUSAL: ColumnElement[bool] = and_(
-    *(~s.exists() for s in _refusals(lambda column: column == bindparam("phone"), _SINCE))
+# Any change counts (a refusal, and also what allows more): over-marking only
+# sends a check to the primary. With a calling address (``from``), its own
+# changes (an attestation withdrawn, a suspension) count as well.
+NO_RECENT_CHANGE: ColumnElement[bool] = ~_changed_since(bindparam("phone")).exists()
+NO_RECENT_CHANGE_FROM: ColumnElement[bool] = and_(
+    NO_RECENT_CHANGE, ~_changed_since(bindparam("from")).exists()
 )
-# The numbers of ``:phones`` with such a refusal (a batch), and the copies' fingerprints.
-_FRESH_REFUSALS = _refusals(
-    lambda column: column == any_(bindparam("phones", type_=ARRAY(String))), _SINCE
+# The numbers of ``:phones`` (and the address ``:from``) with such a change (a batch).
+_CHANGED = select(_change.phone).where(
+    and_(
+        _change.phone == any_(bindparam("phones", type_=ARRAY(String))),
+        _change.changed_at >= _SINCE,
+    )
 )
 
 
-def fresh_refusals(
+def recent_changes(
     session: Session,
     sender: SenderRef,
     phone_list: Sequence[str],
     since: datetime,
     copies: Copies | None = None,
+    caller: str | None = None,
 ) -> set[str]:
-    """Return the numbers with a refusal recorded at ``since`` or later (PostgreSQL, the primary).
+    """Return the numbers (and ``caller``) whose facts changed at ``since`` or later (PostgreSQL, the primary).
 
     With ``copies``, the same statement verifies them (StaleCopy when out of date).
     """
-    branches = [
-        s.with_only_columns(*_row("refusal", s.selected_columns[0])) for s in _FRESH_REFUSALS
-    ]
-    params: dict[str, Any] = {"sender": sender.id, "since": since, "phones": list(phone_list)}
+    branches = [_CHANGED.with_only_columns(*_row("change", _change.phone))]
+    keys = [*phone_list, *((caller,) if caller is not None else ())]
+    params: dict[str, Any] = {"since": since, "phones": keys}
     if copies is not None:
         branches.extend(_VERIFY)
-        params |= copies.params()
+        params |= copies.params() | {"sender": sender.id}
     got = _Gathered()
     found: set[str] = set()
     for row in session.execute(union_all(*branches), params).all():
-        if row[0] == "refusal":
+        if row[0] == "change":
             found.add(row[1])
         else:
             _fingerprint(got, row)
@@ -267,6 +264,12 @@ def fresh_refusals(
         seen = got.fingerprints
         copies.verify(seen.get("key", []), seen.get("sender", []), seen.get("grant", []))
     return found
+
+
+def prune_fact_changes(session: Session, before: datetime) -> int:
+    """Delete the fact changes recorded before ``before`` (no standby's window reaches them)."""
+    deleted = session.execute(delete(table_of(FactChange)).where(_change.changed_at < before))
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 def _split(text: str | None) -> frozenset[str]:

@@ -97,3 +97,27 @@ class ContactTally(SQLModel, table=True):
     day4: int = 0
     day5: int = 0
     day6: int = 0
+
+
+class FactChange(SQLModel, table=True):
+    """A number (or calling address) whose facts changed, and when, on the primary.
+
+    A check whose facts were read on a standby confirms, in its log row's
+    insert on the primary, that its number has no change recorded since the
+    standby may lack commits (checks/facts.py, ``NO_RECENT_CHANGE``): one probe
+    of this table's primary key instead of one per kind of fact.
+
+    Written on PostgreSQL by triggers (migration 0025), in the transaction of
+    every insert, update and delete of ``opt_out``, ``consent``,
+    ``subscriber``, ``cap_exemption``, ``disconnection`` (its number) and
+    ``sender_address`` (the address): so no writer, present or future, can
+    forget it. Append only (no lock that two writers could wait on); the time
+    is the primary's clock. ``registry worker`` deletes rows older than any
+    standby's window (``prune_fact_changes``). SQLite has no standbys: the
+    table stays empty there.
+    """
+
+    __tablename__ = "fact_change"
+
+    phone: str = Field(primary_key=True, max_length=32)  # a number, or a calling address
+    changed_at: datetime = Field(primary_key=True, sa_type=UTCDateTime)

@@ -26,11 +26,12 @@ from registry import copies, phones
 from registry.access.services import Chain, chain_of
 from registry.checks import receipts, tally
 from registry.checks.facts import (
-    NO_FRESH_REFUSAL,
+    NO_RECENT_CHANGE,
+    NO_RECENT_CHANGE_FROM,
     CallerAddress,
-    fresh_refusals,
     load_checked,
     load_facts,
+    recent_changes,
 )
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
@@ -93,7 +94,7 @@ class Unconfirmed(Exception):
     """The primary did not confirm an answer made from a standby: it is made again there.
 
     The check's log row is conditional (``_LOG_GUARDED``): written only while the
-    copies it used are exact and the number has no refusal the standby may lack.
+    copies it used are exact and the number has no change the standby may lack.
     """
 
 
@@ -156,7 +157,7 @@ def _request(
 
     Copies are verified on the primary, never on a standby that may lag behind
     a revocation: by the facts query, or with facts from a standby, by the log
-    row's insert (one number, an owner's own sender) or the batch's refusal
+    row's insert (one number, an owner's own sender) or the batch's change
     query. A delegated single check from a standby reads its grants afresh.
     """
     now = utcnow()
@@ -229,12 +230,13 @@ def check_many(
 ) -> BatchResult:
     """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
     try:
-        req = _request(dbs, settings, who, key, question, "check", False, single=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
-    except StaleCopy:
-        req = _request(dbs, settings, who, key, question, "check", True, single=False)
-        return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
-    except StandbyFailed:
+        try:
+            req = _request(dbs, settings, who, key, question, "check", False, single=False)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+        except StaleCopy:
+            req = _request(dbs, settings, who, key, question, "check", True, single=False)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+    except (Unconfirmed, StandbyFailed):  # from either try; neither had spent the cold budget
         primary = dbs.without_standby()
         req = _request(primary, settings, who, key, question, "check", True, single=False)
         return check_batch(primary.write, settings, req, inputs, primary.read, budget)
@@ -251,22 +253,29 @@ _LOG_ONE = Prepared(
     .values({name: bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS})
     .returning(_LOG_TABLE.c.id)
 )
-# The same row from facts read on a standby: written only while the number has
-# no refusal the standby may lack (``:since`` on, facts.NO_FRESH_REFUSAL) and,
+# The same row from facts read on a standby: written only while the number (and
+# the calling address, with ``from``) has no change the standby may lack
+# (``:since`` on, facts.NO_RECENT_CHANGE: one probe of ``fact_change``) and,
 # for copies of an owner's key and sender, while they hold (``copies.HOLD``).
 # No row returned: ``Unconfirmed``. A condition in the statement the check runs
 # anyway, so the primary runs one statement per check and no more.
 _LOG_VALUES = select(*(bindparam(name, type_=_LOG_TABLE.c[name].type) for name in _LOG_ONE_COLUMNS))
 _LOG_GUARDED = {
-    held: Prepared(
+    (held, address): Prepared(
         insert(_LOG_TABLE)
         .from_select(
             list(_LOG_ONE_COLUMNS),
-            _LOG_VALUES.where(and_(copies.HOLD, NO_FRESH_REFUSAL) if held else NO_FRESH_REFUSAL),
+            _LOG_VALUES.where(
+                and_(
+                    *((copies.HOLD,) if held else ()),
+                    NO_RECENT_CHANGE_FROM if address else NO_RECENT_CHANGE,
+                )
+            ),
         )
         .returning(_LOG_TABLE.c.id)
     )
     for held in (False, True)
+    for address in (False, True)
 }
 
 
@@ -274,15 +283,15 @@ def _write_log(conn: Any, req: CheckRequest, standby: Standby | None, row: dict[
     """Insert one check's log row; return its id.
 
     On facts read from a standby the insert is conditional (``_LOG_GUARDED``):
-    no row written means the number has a refusal the standby may lack, or a
-    copy no longer holds: ``Unconfirmed``, and the check is asked again on the
-    primary.
+    no row written means the number's facts changed since the standby may lack
+    commits, or a copy no longer holds: ``Unconfirmed``, and the check is asked
+    again on the primary.
     """
     if standby is None:
         ((log_id,),) = _LOG_ONE.rows(conn, row)
         return int(log_id)
-    row |= {"since": standby.missing_since, "sender": req.sender.id, **(req.hold or {})}
-    written = _LOG_GUARDED[req.hold is not None].rows(conn, row)
+    row |= {"since": standby.missing_since, "from": req.caller, **(req.hold or {})}
+    written = _LOG_GUARDED[req.hold is not None, req.caller is not None].rows(conn, row)
     if not written:
         raise Unconfirmed
     ((log_id,),) = written
@@ -645,9 +654,10 @@ def check_batch(
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place.
 
-    With facts from a standby, one query on the primary finds the numbers with
-    a refusal the standby may lack (and verifies the copies); theirs are read
-    again from the primary.
+    With facts from a standby, one query on the primary finds the numbers whose
+    facts changed since the standby may lack commits (and verifies the copies);
+    theirs are read again from the primary (all of them, when the calling
+    address changed: ``Unconfirmed``).
     """
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
@@ -666,9 +676,13 @@ def check_batch(
         standby.failed()
         raise StandbyFailed from exc
     if standby is not None:
-        fresh = fresh_refusals(session, req.sender, distinct, standby.missing_since, req.copies)
-        if fresh:
-            facts |= load_facts(session, req.sender, sorted(fresh), req.at)
+        changed = recent_changes(
+            session, req.sender, distinct, standby.missing_since, req.copies, req.caller
+        )
+        if req.caller is not None and req.caller in changed:
+            raise Unconfirmed  # the calling address changed: the whole batch from the primary
+        if changed:
+            facts |= load_facts(session, req.sender, sorted(changed), req.at)
     if budget is not None:
         budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
     decisions = decide_all(settings, req, facts)

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from registry.checks import partitions
+from registry.checks import facts, partitions
 from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
@@ -41,7 +42,17 @@ class Tick:
     refusals_reminded: int = 0
     sanctioned: int = 0
     partitions: int = 0  # check-log partitions made or dropped (checks/partitions.py)
+    fact_changes_pruned: int = 0  # rows of fact_change older than any standby's window
     errors: list[str] = field(default_factory=list)
+
+
+def fact_change_keep(settings: Settings) -> float:
+    """Return how long (s) ``fact_change`` rows are kept: an hour, or twice the longest standby window.
+
+    A check from a standby probes changes back to its measured staleness
+    (at most ``REGISTRY_REPLICA_MAX_LAG``) plus ``REGISTRY_REPLICA_COMMIT_ALLOWANCE``.
+    """
+    return max(3600.0, 2 * (settings.replica_max_lag + settings.replica_commit_allowance))
 
 
 def sequence_all(session_factory: SessionFactory) -> int:
@@ -152,6 +163,15 @@ def tick(
         except Exception as exc:
             log.exception("check log partitions failed")
             out.errors.append(f"check log: {exc}")
+        try:
+            with session_factory() as session:
+                out.fact_changes_pruned = facts.prune_fact_changes(
+                    session, utcnow() - timedelta(seconds=fact_change_keep(settings))
+                )
+                session.commit()
+        except Exception as exc:
+            log.exception("pruning fact changes failed")
+            out.errors.append(f"fact changes: {exc}")
         try:
             from registry.sanctions import trigger
 

@@ -109,6 +109,14 @@ class Cluster:
             cur = conn.execute(statement, args or None)  # type: ignore[arg-type]
             return cur.fetchall() if cur.description else []
 
+    def caught_up(self) -> bool:
+        """Tell whether every standby has replayed all the primary has written so far."""
+        (now,) = self.sql(self.primary_port, "SELECT pg_current_wal_lsn()")[0]
+        return all(
+            self.sql(port, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", now)[0][0]
+            for port in self.standby_ports
+        )
+
     def postmaster(self, index: int) -> int:
         return int((self.dirs[index] / "postmaster.pid").read_text().split()[0])
 
