@@ -9,7 +9,7 @@ A check answered from a standby probes it in its log row's insert
 (registry/checks/facts.py). SQLite has no standbys: no triggers there.
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0026
 Create Date: 2026-12-01 15:48:39.307247
 """
 
@@ -23,7 +23,7 @@ import registry.timeutil
 
 
 revision: str = '0025'
-down_revision: str | None = '0021'
+down_revision: str | None  = '0026'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
