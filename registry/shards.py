@@ -29,6 +29,8 @@ DISTRIBUTED: dict[str, str] = {
     "watch": "phone",
     "login_code": "phone",
     "sms_message": "phone",
+    # A number's (or calling address's) latest fact changes, for standby checks (0025).
+    "fact_change": "phone",
     # A push's retry names the organization and its external_id, never the phone.
     "consent_key": "organization_id",
     # Found by the cookie's token alone.

@@ -21,7 +21,7 @@ ENV = "REGISTRY_TEST_HASH_PARTITIONED"
 
 
 def _definitions(conn: Connection, table: str) -> tuple[list[str], list[str]]:
-    """Return ``table``'s constraints (keys, checks, foreign keys) and other indexes as DDL."""
+    """Return ``table``'s constraints (keys, checks, foreign keys), then its other indexes and triggers, as DDL."""
     constraints = [
         f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'
         for name, definition in conn.execute(
@@ -44,7 +44,17 @@ def _definitions(conn: Connection, table: str) -> tuple[list[str], list[str]]:
             {"t": table},
         )
     ]
-    return constraints, indexes
+    triggers = [
+        definition
+        for (definition,) in conn.execute(
+            text(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal ORDER BY tgname"
+            ),
+            {"t": table},
+        )
+    ]
+    return constraints, [*indexes, *triggers]
 
 
 def partition_by_hash(conn: Connection) -> None:
