@@ -1,4 +1,5 @@
-"""The background worker: number the feed, push webhooks, send texts, expire consents.
+"""The background worker: number the feed, push webhooks, send texts, expire consents,
+replay the check spool.
 
 Each job commits its own work (a job is a commit boundary, STYLE.md habit 2)
 and a failing job is logged and retried on the next tick, never fatal to the
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from registry.checks import partitions
+from registry.checks import partitions, spool
 from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
@@ -41,6 +42,7 @@ class Tick:
     refusals_reminded: int = 0
     sanctioned: int = 0
     partitions: int = 0  # check-log partitions made or dropped (checks/partitions.py)
+    replayed: int = 0  # spooled check-log rows moved into check_log (checks/spool.py)
     errors: list[str] = field(default_factory=list)
 
 
@@ -119,6 +121,16 @@ def tick(
     except Exception as exc:
         log.exception("webhook delivery failed")
         out.errors.append(f"webhooks: {exc}")
+    local = spool.of(settings)
+    if local is not None:
+        try:
+            with session_factory() as session:
+                conn = session.connection()
+                local.claim(conn)
+                out.replayed = local.replay(conn.engine)
+        except Exception as exc:
+            log.exception("check spool replay failed")
+            out.errors.append(f"check spool: {exc}")
     try:
         with session_factory() as session:
             out.sms_sent, _ = sms.deliver(session, settings, 1000)
