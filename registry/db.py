@@ -534,6 +534,10 @@ class Replicas:
     _PRIMARY = text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
     _STANDBY = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
     _RECEIVED = text("SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() - '0/0'::pg_lsn")
+    _WAITING = text(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'startup' "
+        "AND wait_event IN ('RecoveryWalStream', 'RecoveryRetrieveRetryInterval'))"
+    )
 
     def __init__(
         self,
@@ -613,13 +617,21 @@ class Replicas:
     def _probe(self, index: int, now: float) -> None:
         # The primary first: the standby is then compared with a position the
         # primary had before the standby's was read.
+        cut_off = False
         try:
             self._primary_position(now)
         except Exception:  # the primary is down or cut off: a failover may be under way
             self._standbys_position(now)
+            cut_off = self.quorum > 0
         with self.engines[index].connect() as conn:
+            received = conn.execute(self._RECEIVED).one()[1] if cut_off else None
             row: Row[Any, Any] = conn.execute(self._STANDBY).one()
-        in_recovery, replayed = row
+            in_recovery, replayed = row
+            if received is not None and conn.execute(self._WAITING).scalar():
+                # Waiting for more WAL: every complete record it had received is
+                # replayed (the received end may be a record cut in two, which
+                # no acknowledged commit is, and replay never reaches).
+                replayed = max(int(replayed or 0), int(received))
         if not in_recovery or replayed is None:  # promoted, or never replayed: not a standby
             self._fresh[index] = float("-inf")
             return
