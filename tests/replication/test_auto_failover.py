@@ -30,7 +30,7 @@ pytestmark = [
 def test_the_monitor_fails_over_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
     with formation(nodes=2) as f:
         r = under_load(f, tmp_path, before=2, after=2, limit=60)
-    print(r)  # the figures (-s or -rA shows them)
+    print(r)  # noqa: T201  # the figures, shown by -rA
     assert r["acknowledged"] > 20, r
     assert r["lost"] == 0, r
     assert r["new"] != r["old"], r
