@@ -39,7 +39,7 @@ from typing import Any
 
 import psycopg
 
-from tests.replication.cluster import BIN, free_port
+from tests.replication.cluster import BIN, _children, free_port
 
 AUTOCTL = shutil.which("pg_autoctl")
 MONITOR_TUNING = {
@@ -168,9 +168,19 @@ class Formation:
         return f"{driver}://postgres@127.0.0.1:{self.ports[index - 1]}/{DATABASE}"
 
     def kill(self, index: int) -> None:
-        """SIGKILL node ``index``'s keeper, PostgreSQL and every backend (its process group)."""
+        """SIGKILL node ``index``'s keeper, PostgreSQL and every backend: a dead machine.
+
+        The keeper's process group, and the postmaster's children (each
+        PostgreSQL child is its own process group).
+        """
+        pid_file = self.base / f"n{index}" / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        children = _children(postmaster)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.procs[f"n{index}"].pid, signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _until(self, ready: Any, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -303,28 +313,30 @@ def under_load(
                 time.sleep(0.05)
 
     logging.disable(logging.CRITICAL)  # every failed request is logged while the primary is gone
-    threads = [threading.Thread(target=optouts, args=(n,)) for n in range(clients)]
-    threads.append(threading.Thread(target=checker))
+    threads = [threading.Thread(target=optouts, args=(n,), daemon=True) for n in range(clients)]
+    threads.append(threading.Thread(target=checker, daemon=True))
     for t in threads:
         t.start()
-    time.sleep(before)
-    f.kill(old)
-    killed = time.monotonic()
-    promoted = None
-    deadline = killed + limit
-    while time.monotonic() < deadline:
-        if promoted is None and f.primary() not in (None, old):
-            promoted = time.monotonic()
-        if any(t >= killed for t, _ in acked):
-            break
-        time.sleep(0.1)
-    recovered = min((t for t, _ in acked if t >= killed), default=None)
-    time.sleep(after)
-    stop.set()
-    stopped = time.monotonic()
-    for t in threads:
-        t.join()
-    logging.disable(logging.NOTSET)
+    try:
+        time.sleep(before)
+        f.kill(old)
+        killed = time.monotonic()
+        promoted = None
+        deadline = killed + limit
+        while time.monotonic() < deadline:
+            if promoted is None and f.primary() not in (None, old):
+                promoted = time.monotonic()
+            if any(t >= killed for t, _ in acked):
+                break
+            time.sleep(0.1)
+        recovered = min((t for t, _ in acked if t >= killed), default=None)
+        time.sleep(after)
+    finally:
+        stop.set()
+        stopped = time.monotonic()
+        for t in threads:
+            t.join()
+        logging.disable(logging.NOTSET)
     with app.app_context():
         local = spool.of(settings)
         assert local is not None
