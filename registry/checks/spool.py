@@ -183,8 +183,11 @@ class Spool:
     def after_write(self, engine: Engine) -> None:
         """Run after a log row reached the primary: take a namespace, replay in the background."""
         if self._origin is None:
-            with engine.connect() as conn:
-                self.claim(conn)
+            try:
+                with engine.connect() as conn:
+                    self.claim(conn)
+            except Exception:  # the check is answered and logged; the worker claims it later
+                log.warning("check spool: no namespace taken", exc_info=True)
         if self.dirty and not self._replaying.locked():
             threading.Thread(target=self._replay_quietly, args=(engine,), daemon=True).start()
 
