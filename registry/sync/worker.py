@@ -125,9 +125,11 @@ def tick(
     if local is not None:
         try:
             with session_factory() as session:
-                conn = session.connection()
+                engine = session.connection().engine  # claim and replay commit on their own
+                session.rollback()
+            with engine.connect() as conn:
                 local.claim(conn)
-                out.replayed = local.replay(conn.engine)
+            out.replayed = local.replay(engine)
         except Exception as exc:
             log.exception("check spool replay failed")
             out.errors.append(f"check spool: {exc}")

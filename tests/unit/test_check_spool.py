@@ -95,3 +95,25 @@ def test_replay_moves_each_row_once_after_a_crash_and_under_two_replayers(
                 {"i": spooled[3]},
             ).one()
         assert tuple(row) == ("+8613100000003", "deny", "opted_out")
+
+
+def test_the_worker_replays_the_spool(app: Flask, database_url: str, tmp_path: Path) -> None:
+    from registry.checks import spool
+    from registry.sync import worker
+    from registry.sync.webhooks import DeliveryPolicy
+    from tests.conftest import other_app
+
+    with other_app(database_url, tmp_path, REGISTRY_CHECK_SPOOL="on") as extra, extra.app_context():
+        settings = extra.config["REGISTRY"]
+        local = spool.of(settings)
+        assert local is not None
+        assert local.put(_row(1)) is None  # no namespace until the primary was reached
+        policy = DeliveryPolicy(10, 1.0, 1.0, 1.0, timedelta(days=1))
+        assert worker.tick(db.session, settings, policy).errors == []
+        assert local.origin is not None  # the worker took one
+        log_id = local.put(_row(1))
+        assert log_id is not None
+        done = worker.tick(db.session, settings, policy)
+        assert (done.replayed, done.errors) == (1, [])
+        assert _counts([log_id]) == {log_id: 1}
+        assert worker.tick(db.session, settings, policy).replayed == 0
