@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import tempfile
 import threading
@@ -35,7 +33,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import contextlib
 
 from registry import migrate
 from registry.extensions import db
@@ -91,21 +88,9 @@ def run(mode: str, before: float, after: float, clients: int) -> dict[str, Any]:
         for t in threads:
             t.start()
         time.sleep(before)
-        victims = c.processes(0)
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        c.kill_primary()
         killed = time.monotonic()  # every process of the primary is gone from here on
-        received = {
-            i: int(c.sql(c.ports[i], "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")[0][0])
-            for i in (1, 2)
-        }
-        best = max(received, key=lambda i: received[i])
-        c.ctl(best, "promote")
-        # Its configuration (copied from the old primary) names the standbys as
-        # synchronous; alone, it must not wait for them.
-        c.sql(c.ports[best], "ALTER SYSTEM SET synchronous_standby_names = ''")
-        c.sql(c.ports[best], "SELECT pg_reload_conf()")
+        best, received = c.promote_most_advanced()
         promoted = time.monotonic()
         time.sleep(after)
         stop.set()

@@ -208,6 +208,14 @@ class Settings:
     # A number whose facts changed (fact_change) this much before a standby's measured
     # staleness is checked on the primary (docs/scaling.md, "A fresh refusal is never served stale").
     replica_commit_allowance: float = 60.0
+    # With the primary unreachable, standbys' freshness is measured against the
+    # highest WAL position any of them received, once this many answer (0: off;
+    # docs/scaling.md, "Failover": for ANY k of n synchronous standbys, n - k + 1).
+    replica_sync_quorum: int = 0
+    # Checks answered from a standby while the primary cannot take their log row
+    # spool it in a local file, replayed later (registry/checks/spool.py).
+    check_spool: bool = False
+    check_spool_path: str = ""
     # Months of check log kept whole (0: all); older months are dropped (checks/partitions.py).
     check_log_retention_months: int = 0
     consent_pending_days: int = 7
@@ -397,6 +405,11 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["check_log_retention_months"] = _positive_int(
             "CHECK_LOG_RETENTION_MONTHS", months, 1200
         )
+    if (quorum := get("REPLICA_SYNC_QUORUM")) is not None and quorum.strip() != "0":
+        kwargs["replica_sync_quorum"] = _positive_int("REPLICA_SYNC_QUORUM", quorum, 64)
+    if (spool := get("CHECK_SPOOL")) is not None:
+        kwargs["check_spool"] = check("CHECK_SPOOL", _bool, spool)
+    kwargs["check_spool_path"] = get("CHECK_SPOOL_PATH") or str(instance / "check-spool.sqlite3")
     if (private := get("WEBHOOK_ALLOW_PRIVATE")) is not None:
         kwargs["webhook_allow_private"] = check("WEBHOOK_ALLOW_PRIVATE", _bool, private)
     kwargs.update(_console_settings(get))

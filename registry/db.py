@@ -461,6 +461,7 @@ class Database:
                 for url in settings.replica_urls
             ],
             settings.replica_max_lag,
+            quorum=settings.replica_sync_quorum,
         )
         reader = autocommit = None
         if engine.dialect.name == "sqlite":
@@ -532,9 +533,19 @@ class Replicas:
 
     _PRIMARY = text("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
     _STANDBY = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
+    _RECEIVED = text("SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn() - '0/0'::pg_lsn")
+    _WAITING = text(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'startup' "
+        "AND wait_event IN ('RecoveryWalStream', 'RecoveryRetrieveRetryInterval'))"
+    )
 
     def __init__(
-        self, primary: Engine | None, engines: list[Engine], max_lag: float, retry: float = 5.0
+        self,
+        primary: Engine | None,
+        engines: list[Engine],
+        max_lag: float,
+        retry: float = 5.0,
+        quorum: int = 0,
     ) -> None:
         # Autocommit: a probe's ROLLBACK on a pooled connection would make psycopg
         # drop that connection's prepared statements (the checks' among them).
@@ -543,6 +554,7 @@ class Replicas:
         self.max_lag = max_lag
         self.retry = retry
         self.probe_every = min(0.5, max_lag / 4)
+        self.quorum = quorum
         self._factories = [sessionmaker(bind=e, expire_on_commit=False) for e in engines]
         # (monotonic time, primary insert LSN), oldest first, from the primary probes.
         self._positions: list[tuple[float, int]] = []
@@ -562,6 +574,9 @@ class Replicas:
                 return
         with self.primary.connect() as conn:
             lsn = int(conn.execute(self._PRIMARY).scalar_one())
+        self._note(now, lsn)
+
+    def _note(self, now: float, lsn: int) -> None:
         with self._lock:
             self._positions.append((now, lsn))
             # Positions older than the bound can no longer make a standby usable.
@@ -569,13 +584,54 @@ class Replicas:
             while len(self._positions) > 1 and self._positions[0][0] < horizon:
                 self._positions.pop(0)
 
+    def _standbys_position(self, now: float) -> None:
+        """With the primary unreachable: note the highest WAL position a standby received.
+
+        Under synchronous replication (``ANY k`` of n standbys) every
+        acknowledged commit is flushed on k of them, so once ``quorum``
+        (n - k + 1) standbys answer, the highest position they received holds
+        every commit acknowledged before ``now``, whether the primary is dead
+        or only cut off from this server. Not while any answering node is a
+        primary (promoted: its writes are on no standby yet); off with quorum 0.
+        """
+        with self._lock:
+            if not self.quorum or (
+                self._positions and now - self._positions[-1][0] < self.probe_every
+            ):
+                return
+        received: list[int] = []
+        for engine in self.engines:
+            try:
+                with engine.connect() as conn:
+                    row: Row[Any, Any] = conn.execute(self._RECEIVED).one()
+                    in_recovery, lsn = row
+            except Exception:  # noqa: S112  # nosec B112  # a dead standby simply does not count
+                continue
+            if not in_recovery:
+                return
+            if lsn is not None:
+                received.append(int(lsn))
+        if len(received) >= self.quorum:
+            self._note(now, max(received))
+
     def _probe(self, index: int, now: float) -> None:
         # The primary first: the standby is then compared with a position the
         # primary had before the standby's was read.
-        self._primary_position(now)
+        cut_off = False
+        try:
+            self._primary_position(now)
+        except Exception:  # the primary is down or cut off: a failover may be under way
+            self._standbys_position(now)
+            cut_off = self.quorum > 0
         with self.engines[index].connect() as conn:
+            received = conn.execute(self._RECEIVED).one()[1] if cut_off else None
             row: Row[Any, Any] = conn.execute(self._STANDBY).one()
-        in_recovery, replayed = row
+            in_recovery, replayed = row
+            if received is not None and conn.execute(self._WAITING).scalar():
+                # Waiting for more WAL: every complete record it had received is
+                # replayed (the received end may be a record cut in two, which
+                # no acknowledged commit is, and replay never reaches).
+                replayed = max(int(replayed or 0), int(received))
         if not in_recovery or replayed is None:  # promoted, or never replayed: not a standby
             self._fresh[index] = float("-inf")
             return

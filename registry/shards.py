@@ -49,5 +49,5 @@ REFERENCE: tuple[str, ...] = (
 COORDINATOR: tuple[str, ...] = (
     "check_batch", "scrub_job", "scrub_chunk", "complaint", "complaint_message",
     "complaint_route", "complaint_submission", "lookup_log", "stat_daily", "stat_watermark",
-    "stat_gap", "staff_audit",
+    "stat_gap", "staff_audit", "check_spool",
 )  # fmt: skip

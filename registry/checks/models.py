@@ -121,3 +121,16 @@ class FactChange(SQLModel, table=True):
 
     phone: str = Field(primary_key=True, max_length=32)  # a number, or a calling address
     changed_at: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+class CheckSpool(SQLModel, table=True):
+    """An app server's local spool of check-log rows (checks/spool.py): its id namespace.
+
+    A spool takes one row here while the primary is up; the log rows it writes
+    during a primary outage carry the ids ``-(id * 2**32 + n)``, which no other
+    spool and no row of the primary's own sequence can hold.
+    """
+
+    __tablename__ = "check_spool"
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=255)  # the app server's host name, for the regulator
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, insert, select, true
+from sqlalchemy import and_, bindparam, insert, literal_column, select, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import copies, phones
 from registry.access.services import Chain, chain_of
-from registry.checks import receipts, tally
+from registry.checks import receipts, spool, tally
 from registry.checks.facts import (
     NO_RECENT_CHANGE,
     NO_RECENT_CHANGE_FROM,
@@ -298,6 +298,45 @@ def _write_log(conn: Any, req: CheckRequest, standby: Standby | None, row: dict[
     return int(log_id)
 
 
+# The copies a standby-read check used still hold on that standby (``copies.HOLD``).
+_HOLDS = Prepared(select(literal_column("1")).where(copies.HOLD))
+
+
+def _log_single(
+    session: Session, settings: Settings, req: CheckRequest, standby: Standby | None,
+    row: dict[str, Any],
+) -> int:  # fmt: skip
+    """Write one uncounted check's log row on the primary; return its id.
+
+    With facts from a standby and ``REGISTRY_CHECK_SPOOL`` on, a primary that
+    cannot take the row (down, timing out, read-only in a failover) does not
+    fail the check: the row goes to the local spool (checks/spool.py), once
+    the copies are confirmed on the standby, and its id is the spool's.
+    """
+    local = spool.of(settings)
+    try:
+        conn = session.connection()
+        log_id = _write_log(conn, req, standby, row)
+    except DBAPIError as exc:
+        if local is None or standby is None or req.hold is None or not spool.unavailable(exc):
+            raise
+        session.rollback()
+        try:
+            held = _HOLDS.rows(standby.session.connection(), req.hold)
+        except DBAPIError as failed:
+            standby.failed()
+            raise exc from failed
+        if not held:
+            raise Unconfirmed from exc
+        spooled = local.put(row)
+        if spooled is None:  # no namespace yet: as without a spool
+            raise
+        return spooled
+    if local is not None:
+        local.after_write(conn.engine)
+    return log_id
+
+
 def _log_row(
     req: CheckRequest, phone: str, dec: Decision, now: datetime, held: CallerAddress | None
 ) -> dict[str, Any]:
@@ -414,12 +453,12 @@ def check_one(
 
     dec = decided(facts)
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
-    conn = session.connection()
     if limits is None:
         now = utcnow()
         # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-        log_id = _write_log(conn, req, standby, _log_row(req, phone, dec, now, held))
+        log_id = _log_single(session, settings, req, standby, _log_row(req, phone, dec, now, held))
     else:
+        conn = session.connection()
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
         with one_transaction(conn):

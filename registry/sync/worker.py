@@ -1,4 +1,5 @@
-"""The background worker: number the feed, push webhooks, send texts, expire consents.
+"""The background worker: number the feed, push webhooks, send texts, expire consents,
+replay the check spool.
 
 Each job commits its own work (a job is a commit boundary, STYLE.md habit 2)
 and a failing job is logged and retried on the next tick, never fatal to the
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from registry.checks import facts, partitions
+from registry.checks import facts, partitions, spool
 from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
@@ -43,6 +44,7 @@ class Tick:
     sanctioned: int = 0
     partitions: int = 0  # check-log partitions made or dropped (checks/partitions.py)
     fact_changes_pruned: int = 0  # rows of fact_change older than any standby's window
+    replayed: int = 0  # spooled check-log rows moved into check_log (checks/spool.py)
     errors: list[str] = field(default_factory=list)
 
 
@@ -130,6 +132,18 @@ def tick(
     except Exception as exc:
         log.exception("webhook delivery failed")
         out.errors.append(f"webhooks: {exc}")
+    local = spool.of(settings)
+    if local is not None:
+        try:
+            with session_factory() as session:
+                engine = session.connection().engine  # claim and replay commit on their own
+                session.rollback()
+            with engine.connect() as conn:
+                local.claim(conn)
+            out.replayed = local.replay(engine)
+        except Exception as exc:
+            log.exception("check spool replay failed")
+            out.errors.append(f"check spool: {exc}")
     try:
         with session_factory() as session:
             out.sms_sent, _ = sms.deliver(session, settings, 1000)

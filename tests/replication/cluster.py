@@ -156,6 +156,31 @@ class Cluster:
                     total += (int(fields[13]) + int(fields[14])) / tick
         return total
 
+    def kill_primary(self) -> None:
+        """SIGKILL every process of the primary (a dead machine)."""
+        for pid in self.processes(0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def promote_most_advanced(self) -> tuple[int, dict[int, int]]:
+        """Promote the standby that received the most WAL (the manual failover).
+
+        Return its index and every standby's received WAL position. Its
+        configuration, copied from the old primary, names the standbys as
+        synchronous; alone, it must not wait for them, so that is cleared.
+        """
+        received = {
+            i: int(
+                self.sql(self.ports[i], "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")[0][0]
+            )
+            for i in range(1, len(self.ports))
+        }
+        best = max(received, key=lambda i: received[i])
+        self.ctl(best, "promote")
+        self.sql(self.ports[best], "ALTER SYSTEM SET synchronous_standby_names = ''")
+        self.sql(self.ports[best], "SELECT pg_reload_conf()")
+        return best, received
+
     def stop(self) -> None:
         for index in reversed(range(len(self.dirs))):
             if (self.dirs[index] / "postmaster.pid").exists():

@@ -234,3 +234,26 @@ def test_timeouts_are_read(tmp_path: Path) -> None:
     assert settings.database_statement_timeout == 0
     assert settings.replica_timeout == 0.25
     assert settings.replica_commit_allowance == 20
+
+
+def test_check_spool_and_sync_quorum_settings(tmp_path: Path) -> None:
+    default = load_settings(tmp_path, {})
+    assert (default.check_spool, default.replica_sync_quorum) == (False, 0)
+    assert default.check_spool_path == str(tmp_path / "check-spool.sqlite3")
+    on = load_settings(
+        tmp_path,
+        {
+            "REGISTRY_CHECK_SPOOL": "on",
+            "REGISTRY_CHECK_SPOOL_PATH": str(tmp_path / "s.db"),
+            "REGISTRY_REPLICA_SYNC_QUORUM": "2",
+        },
+    )
+    assert (on.check_spool, on.check_spool_path, on.replica_sync_quorum) == (
+        True,
+        str(tmp_path / "s.db"),
+        2,
+    )
+    with pytest.raises(ConfigError, match="REGISTRY_CHECK_SPOOL"):
+        load_settings(tmp_path, {"REGISTRY_CHECK_SPOOL": "sometimes"})
+    with pytest.raises(ConfigError, match="REGISTRY_REPLICA_SYNC_QUORUM"):
+        load_settings(tmp_path, {"REGISTRY_REPLICA_SYNC_QUORUM": "-1"})
