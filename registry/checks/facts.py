@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, time
 from typing import Any
 
@@ -269,7 +270,9 @@ def fresh_refusals(
     return found
 
 
+@lru_cache(maxsize=1024)
 def _split(text: str | None) -> frozenset[str]:
+    """Return a comma-separated set of names (channels, categories): few distinct, so cached."""
     return frozenset(text.split(",")) if text else frozenset()
 
 
