@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, time
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
