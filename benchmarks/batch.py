@@ -53,7 +53,9 @@ def _body(b: int) -> bytes:
     return json.dumps({"sender": "bench-cards", "channel": "sms", "phones": phones}).encode()
 
 
-def batches(app: Any, key: str, rounds: int, per_round: int, start: int = 0) -> list[tuple[float, float]]:
+def batches(
+    app: Any, key: str, rounds: int, per_round: int, start: int = 0
+) -> list[tuple[float, float]]:
     """Return (numbers/s, CPU µs per number) for each round."""
     statuses: list[str] = []
 

@@ -424,8 +424,6 @@ def test_batch_shares_answers_by_shape_naming_each_numbers_consent(  # type: ign
             .limit(1)
         )
         assert batch_ids[phone] == logged, phone
-    expected_latest = {
-        phone: max(cid for p, cid in rows if p == phone) for phone in two
-    }
+    expected_latest = {phone: max(cid for p, cid in rows if p == phone) for phone in two}
     for phone in two:
         assert batch_ids[phone] == expected_latest[phone]
