@@ -371,9 +371,10 @@ def _log_many(
         conn.exec_driver_sql(_LOG_MANY_SQLITE, (*fixed, at, checked, batch_id, *chain, varying))
 
 
-# The columns of _LOG_COLUMNS: the varying ones from the JSON array's rows, the others bound once.
+# The columns of _LOG_COLUMNS: the varying ones from the JSON array's rows, the others
+# bound once. Fixed column names and JSON paths, no value in the text.
 _LOG_MANY_SQLITE = (
-    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608: fixed names
+    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608
     "SELECT json_extract(value, '$[0]'), ?, ?, ?, ?, ?, ?, json_extract(value, '$[1]'), "
     "json_extract(value, '$[2]'), json_extract(value, '$[3]'), ?, ?, ?, ?, ? "
     "FROM json_each(?)"
