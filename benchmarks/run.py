@@ -193,6 +193,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--numbers", type=int, default=1_000_000)
     parser.add_argument("--skip-scrub", action="store_true")
+    parser.add_argument(
+        "--pg-db", default=PG_DB, help="the scratch PostgreSQL database (dropped and made anew)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.batches, args.rows, args.numbers = 3, 2, 100_000, 10_000
@@ -204,7 +207,7 @@ def main() -> None:
         if args.only in (None, "sqlite"):
             results.append(run("SQLite", f"sqlite:///{workdir / 'bench.sqlite3'}", args, workdir))
         if args.only in (None, "postgres"):
-            results.append(run("PostgreSQL", fresh_postgres(PG_DB), args, workdir))
+            results.append(run("PostgreSQL", fresh_postgres(args.pg_db), args, workdir))
     print(
         f"\nAnning core benchmark ({os.cpu_count()} cores, {args.workers} gunicorn workers, wrk {args.connections} connections)"
     )

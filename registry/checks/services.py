@@ -11,7 +11,10 @@ signed (checks/receipts.py). Core statements and plain rows throughout
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -382,8 +385,11 @@ def _log_many(
 
     Ten thousand rows through SQLAlchemy's per-row parameter processing cost
     more than deciding them; here the rows are plain tuples (times as naive
-    UTC, as UTCDateTime stores them), sent with COPY on PostgreSQL and one
-    executemany on SQLite.
+    UTC, as UTCDateTime stores them), sent with binary COPY on PostgreSQL. On
+    SQLite one INSERT ... SELECT reads the varying columns (phone, decision,
+    reason, consent) from one JSON array with ``json_each`` and binds the
+    columns every row shares once: binding 15 values per row through
+    executemany cost more than SQLite's own JSON parsing.
     """
     conn = session.connection()
     # The two times once, exactly as UTCDateTime stores them on this database
@@ -394,22 +400,33 @@ def _log_many(
     s = req.sender
     fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
     chain = (req.caller, carrier_id)
-    rows = [
-        (phone, *fixed, d.decision, d.reason, d.consent_id, at, checked, batch_id, *chain)
-        for phone, d in decisions.items()
-    ]
     columns = ", ".join(_LOG_COLUMNS)
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         # Binary COPY: no text to format here or to parse in the server.
         with cursor.copy(f"COPY check_log ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_LOG_PG_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            write = copy.write_row
+            for phone, d in decisions.items():
+                write((phone, *fixed, d.decision, d.reason, d.consent_id, at, checked,
+                       batch_id, *chain))  # fmt: skip
     else:
-        marks = ", ".join("?" * len(_LOG_COLUMNS))
-        # Fixed column names; the values are bound.
-        conn.exec_driver_sql(f"INSERT INTO check_log ({columns}) VALUES ({marks})", rows)  # noqa: S608  # nosec B608
+        varying = json.dumps(
+            [(phone, d.decision, d.reason, d.consent_id) for phone, d in decisions.items()],
+            separators=(",", ":"),
+        )
+        # Fixed column names and JSON paths; the values are bound.
+        conn.exec_driver_sql(_LOG_MANY_SQLITE, (*fixed, at, checked, batch_id, *chain, varying))
+
+
+# The columns of _LOG_COLUMNS: the varying ones from the JSON array's rows, the others
+# bound once. Fixed column names and JSON paths, no value in the text.
+_LOG_MANY_SQLITE = (
+    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608
+    "SELECT json_extract(value, '$[0]'), ?, ?, ?, ?, ?, ?, json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), ?, ?, ?, ?, ? "
+    "FROM json_each(?)"
+)
 
 
 def check_one(
@@ -575,35 +592,70 @@ def cold(facts: Facts, channel: str, at: datetime) -> bool:
     return True
 
 
+def _shape(facts: Facts, zone: ZoneInfo) -> tuple[Any, ...]:
+    """Return what ``decide`` reads of ``facts`` in ``zone``, less the consents' ids.
+
+    Two numbers with the same shape get the same answer, but for the consent it
+    rests on: ``decide`` uses a consent's id only to name it (``consent_id``),
+    never to choose it, so the chosen consent is at the same place in both.
+    """
+    consents = tuple(
+        (c.channels, c.status, c.given_at, c.recorded_at, c.category, c.activated_at,
+         c.expires_at, c.pending_until)
+        for c in facts.consents
+    )  # fmt: skip
+    return (
+        zone, facts.sender_suspended, facts.caller_unregistered, consents, facts.optouts,
+        facts.preferences, facts.disconnected_at, facts.cap,
+    )  # fmt: skip
+
+
 def decide_all(
     settings: Settings, req: CheckRequest, facts: dict[str, Facts]
 ) -> dict[str, Decision]:
-    """Decide every (phone, facts) pair of a request.
+    """Decide every (phone, facts) pair of a request, once per distinct shape of facts.
 
     Numbers of which the registry knows nothing (most of a scrubbed list) share
-    one ``Facts`` object (``load_facts``); ``decide`` is a pure function, so
-    their answer is computed once per time zone and shared.
+    one ``Facts`` object (``load_facts``), decided once per time zone; numbers
+    whose facts differ only in their consents' ids (a list a sender collected
+    consents for, with one form at one time) are decided once per ``_shape``,
+    the answer naming each number's own consent. ``decide`` is a pure function,
+    so each answer is the one a single check would give
+    (tests/api/test_check.py::test_batch_answers_equal_single_checks).
     """
     policy = policy_of(settings)
     blank: dict[ZoneInfo, Decision] = {}
+    # By shape: the answer, and the place of the consent it names (-1: none).
+    shared: dict[tuple[Any, ...], tuple[Decision, int]] = {}
     out: dict[str, Decision] = {}
     for p, f in facts.items():
         zone = zone_for(p, settings)
         known = f.consents or f.optouts or f.preferences or f.disconnected_at
-        if not known and zone in blank:
-            out[p] = blank[zone]
-            continue
-        out[p] = decide(
-            f,
-            channel=req.channel,
-            purpose=req.purpose,
-            category=req.category,
-            at=req.at,
-            policy=policy,
-            zone=zone,
-        )
         if not known:
-            blank[zone] = out[p]
+            dec = blank.get(zone)
+            if dec is None:
+                dec = blank[zone] = decide(
+                    f, channel=req.channel, purpose=req.purpose, category=req.category,
+                    at=req.at, policy=policy, zone=zone,
+                )  # fmt: skip
+            out[p] = dec
+            continue
+        shape = _shape(f, zone)
+        seen = shared.get(shape)
+        if seen is None:
+            dec = decide(
+                f, channel=req.channel, purpose=req.purpose, category=req.category,
+                at=req.at, policy=policy, zone=zone,
+            )  # fmt: skip
+            ids = [c.id for c in f.consents]
+            place = ids.index(dec.consent_id) if dec.consent_id in ids else -1
+            shared[shape] = (dec, place)
+            out[p] = dec
+            continue
+        dec, place = seen
+        if place >= 0 and f.consents[place].id != dec.consent_id:
+            dec = Decision(dec.decision, dec.reason, f.consents[place].id, dec.next_allowed_at)
+        out[p] = dec
     return out
 
 
@@ -682,6 +734,27 @@ def log_batch(
     return batch_id
 
 
+@contextmanager
+def cycles_collected_after() -> Iterator[None]:
+    """Run a batch's work without the cyclic garbage collector, and let it run after.
+
+    A batch makes tens of thousands of objects that live until its answer is
+    sent; the collector, triggered by every 700 allocations, promotes them and
+    then walks the whole heap (the app's modules, phonenumbers' metadata) again
+    and again: about a fifth of a batch's CPU (docs/performance.md). The
+    objects are freed by reference counting as usual; the few cycles wait for
+    the next collection. Nested or concurrent use is safe: only the outermost
+    holder that found the collector on turns it back on.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def check_batch(
     session: Session,
     settings: Settings,
@@ -700,6 +773,19 @@ def check_batch(
     """
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
+    with cycles_collected_after():
+        return _check_batch(session, settings, req, inputs, read, budget, standby)
+
+
+def _check_batch(
+    session: Session,
+    settings: Settings,
+    req: CheckRequest,
+    inputs: Sequence[Any],
+    read: Session | None,
+    budget: ColdBudget | None,
+    standby: Standby | None,
+) -> BatchResult:
     parsed = normalize_many(inputs, settings.default_region)
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
     source = read or session

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from registry.checks.models import CheckLog
@@ -362,3 +362,68 @@ def test_batch_answers_equal_single_checks(  # type: ignore[no-untyped-def]
         ), phone  # fmt: skip
         reasons.add(got["reason"])
     assert len(reasons) >= 2
+
+
+@pytest.mark.parametrize("at", ["2030-01-15T12:00:00+08:00", "2030-01-15T22:30:00+08:00"])
+def test_batch_shares_answers_by_shape_naming_each_numbers_consent(  # type: ignore[no-untyped-def]
+    acme: Api, session: Session, world: World, at: str
+) -> None:
+    """Numbers whose facts differ only in consent ids share one decision; each names its own consent.
+
+    Two numbers hold two consents each (the later one decides), two hold one,
+    one holds a voice-only consent; all recorded at the same times, so the
+    batch decides each shape once. Every answer, and the consent its log row
+    names, equals the single check's.
+    """
+    two = ["+8613700000011", "+8613700000012"]
+    one = ["+8613700000013", "+8613700000014"]
+    voice = "+8613700000015"
+    for phone in two:
+        give_consent(session, world, phone, captured_at=ago(days=3))
+        give_consent(session, world, phone)
+    for phone in one:
+        give_consent(session, world, phone)
+    give_consent(session, world, voice, channels=("voice",))
+    # The same times on every number's first and second consent: the shapes coincide.
+    rows = session.execute(
+        text("SELECT phone, id FROM consent WHERE phone LIKE '+86137000000%' ORDER BY id")
+    ).all()
+    seen: dict[str, int] = {}
+    first, second = ago(days=3), ago(days=1)
+    for phone, consent_id in rows:
+        n = seen[phone] = seen.get(phone, 0) + 1
+        when = (first if n == 1 and phone in two else second).replace(tzinfo=None)
+        session.execute(
+            text(
+                "UPDATE consent SET evidence_captured_at = :t, created_at = :t, "
+                "activated_at = :t WHERE id = :id"
+            ),
+            {"t": when, "id": consent_id},
+        )
+    session.commit()
+    phones = [*two, *one, voice]
+    resp = acme.post(
+        "/check/batch", {"sender": "acme-cards", "channel": "sms", "phones": phones, "at": at}
+    ).get_json()
+    log = CheckLog.__table__  # type: ignore[attr-defined]
+    batch_ids = dict(
+        session.execute(
+            select(log.c.phone, log.c.consent_id).where(log.c.batch_id.is_not(None))
+        ).all()
+    )
+    assert len(set(batch_ids.values()) - {None}) == 4  # four numbers, four different consents
+    for phone, got in zip(phones, resp["results"], strict=True):
+        single = acme.check(phone, at=at)
+        assert (got["decision"], got["reason"], got.get("next_allowed_at")) == (
+            single["decision"], single["reason"], single.get("next_allowed_at"),
+        ), phone  # fmt: skip
+        logged = session.scalar(
+            select(log.c.consent_id)
+            .where(log.c.phone == phone, log.c.batch_id.is_(None))
+            .order_by(log.c.id.desc())
+            .limit(1)
+        )
+        assert batch_ids[phone] == logged, phone
+    expected_latest = {phone: max(cid for p, cid in rows if p == phone) for phone in two}
+    for phone in two:
+        assert batch_ids[phone] == expected_latest[phone]
