@@ -149,7 +149,9 @@ def measure(label: str, url: str, base_tree: Path, args: argparse.Namespace) -> 
     _give_cap(env)
     if args.rounds:
         clock = wall_clock(env, key, base_tree, args.rounds, args.timed)
-        print(f"\n{label}: wall clock, best of {args.rounds} interleaved rounds of {args.timed} checks")
+        print(
+            f"\n{label}: wall clock, best of {args.rounds} interleaved rounds of {args.timed} checks"
+        )
         for kind in KINDS:
             print(
                 f"  {kind:9} {clock[kind]:8.0f} µs per check   {clock[kind] / clock['before']:5.3f}x before"
