@@ -44,7 +44,8 @@ from _common import ROOT, demo_registry, drop_postgres, fresh_postgres, machine
 
 UNCAPPED = "+8613100000001"  # the demo's login number: acme-cards holds its consent
 CAPPED = "+8613100000009"  # a demo holder with an acme-cards consent, given a cap here
-WARMUP = 200
+# Requests before the timed ones (copies, compiled statements, caches warm); --warmup.
+WARMUP = int(os.environ.get("FREQUENCY_CAP_WARMUP", "200"))
 KINDS = ["before", "uncapped", "capped"]
 
 
@@ -96,7 +97,7 @@ def _command(kind: str, requests: int, key: str) -> list[str]:
 
 
 def _env(env: dict[str, str], kind: str, base_tree: Path) -> dict[str, str]:
-    out = {**env, "PYTHONHASHSEED": "0"}
+    out = {**env, "PYTHONHASHSEED": "0", "FREQUENCY_CAP_WARMUP": os.environ["FREQUENCY_CAP_WARMUP"]}
     tree = base_tree / ("this" if kind in ("uncapped", "capped") else kind)
     if tree.exists():  # an exported package first on the path: it shadows the working tree
         out["PYTHONPATH"] = str(tree)
@@ -187,6 +188,8 @@ def main() -> None:
     parser.add_argument("--timed", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed requests first")
+    parser.add_argument("--kinds", default=None, help="a comma-separated subset of the drivers")
     parser.add_argument("--drive", nargs=3, metavar=("PHONE", "N", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
@@ -203,8 +206,11 @@ def main() -> None:
         ).stdout.strip()
     )
     print(f"frequency cap, before = {base[:10]}; {machine()}")
+    os.environ["FREQUENCY_CAP_WARMUP"] = str(args.warmup)  # the drivers' processes inherit it
     if args.previous:
         KINDS.append("previous")
+    if args.kinds:
+        KINDS[:] = [k for k in KINDS if k in args.kinds.split(",")]
         print(f"previous = {args.previous}")
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp)
