@@ -10,7 +10,10 @@ prebuilt environ, no socket), each for a holder with a consent of acme-cards:
 - ``capped``: this code, a holder with a cap of 99 texts a day, so every
   answer is counted (the conditional upsert and the log row in one
   transaction, checks/tally.py) and none is refused: each request asks about
-  another day.
+  another day;
+- ``previous`` (with ``--previous REV``): the same capped holder, answered by
+  the code of ``REV`` (exported like ``before``): an earlier design of the
+  counted path, measured in the same run as this one.
 
 Wall clock: the three drivers run in interleaved rounds in one run (a
 process each, timed inside after a warm-up), best round reported, because
@@ -41,8 +44,9 @@ from _common import ROOT, demo_registry, drop_postgres, fresh_postgres, machine
 
 UNCAPPED = "+8613100000001"  # the demo's login number: acme-cards holds its consent
 CAPPED = "+8613100000009"  # a demo holder with an acme-cards consent, given a cap here
-WARMUP = 200
-KINDS = ("before", "uncapped", "capped")
+# Requests before the timed ones (copies, compiled statements, caches warm); --warmup.
+WARMUP = int(os.environ.get("FREQUENCY_CAP_WARMUP", "200"))
+KINDS = ["before", "uncapped", "capped"]
 
 
 def _body(phone: str, i: int) -> bytes:
@@ -88,14 +92,15 @@ def drive(phone: str, requests: int, key: str) -> float:
 
 
 def _command(kind: str, requests: int, key: str) -> list[str]:
-    phone = CAPPED if kind == "capped" else UNCAPPED
+    phone = CAPPED if kind in ("capped", "previous") else UNCAPPED
     return [sys.executable, __file__, "--drive", phone, str(requests), key]
 
 
 def _env(env: dict[str, str], kind: str, base_tree: Path) -> dict[str, str]:
-    out = {**env, "PYTHONHASHSEED": "0"}
-    if kind == "before":  # the old package first on the path: it shadows the editable install
-        out["PYTHONPATH"] = str(base_tree)
+    out = {**env, "PYTHONHASHSEED": "0", "FREQUENCY_CAP_WARMUP": os.environ["FREQUENCY_CAP_WARMUP"]}
+    tree = base_tree / ("this" if kind in ("uncapped", "capped") else kind)
+    if tree.exists():  # an exported package first on the path: it shadows the working tree
+        out["PYTHONPATH"] = str(tree)
     return out
 
 
@@ -143,12 +148,15 @@ def _give_cap(env: dict[str, str]) -> None:
 def measure(label: str, url: str, base_tree: Path, args: argparse.Namespace) -> None:
     env, key, _ = demo_registry(url, 0)
     _give_cap(env)
-    clock = wall_clock(env, key, base_tree, args.rounds, args.timed)
-    print(f"\n{label}: wall clock, best of {args.rounds} interleaved rounds of {args.timed} checks")
-    for kind in KINDS:
+    if args.rounds:
+        clock = wall_clock(env, key, base_tree, args.rounds, args.timed)
         print(
-            f"  {kind:9} {clock[kind]:8.0f} µs per check   {clock[kind] / clock['before']:5.3f}x before"
+            f"\n{label}: wall clock, best of {args.rounds} interleaved rounds of {args.timed} checks"
         )
+        for kind in KINDS:
+            print(
+                f"  {kind:9} {clock[kind]:8.0f} µs per check   {clock[kind] / clock['before']:5.3f}x before"
+            )
     if args.no_callgrind:
         return
     n = args.requests
@@ -160,9 +168,10 @@ def measure(label: str, url: str, base_tree: Path, args: argparse.Namespace) -> 
         for kind in KINDS
     }
     print(f"{label}: instructions per check under callgrind ({n} requests per figure)")
+    ref = "before" if "before" in counts else KINDS[-1]
     for kind in KINDS:
         print(
-            f"  {kind:9} {counts[kind] / 1000:8,.0f} k            {counts[kind] / counts['before']:5.3f}x before"
+            f"  {kind:9} {counts[kind] / 1000:8,.0f} k            {counts[kind] / counts[ref]:5.3f}x {ref}"
         )
 
 
@@ -172,10 +181,16 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--base", default=None, help="the commit to compare with")
+    parser.add_argument("--previous", default=None, help="an earlier commit's counted path too")
+    parser.add_argument(
+        "--this", default=None, help="measure this commit's code, not the working tree's"
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timed", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed requests first")
+    parser.add_argument("--kinds", default=None, help="a comma-separated subset of the drivers")
     parser.add_argument("--drive", nargs=3, metavar=("PHONE", "N", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
@@ -192,12 +207,22 @@ def main() -> None:
         ).stdout.strip()
     )
     print(f"frequency cap, before = {base[:10]}; {machine()}")
+    os.environ["FREQUENCY_CAP_WARMUP"] = str(args.warmup)  # the drivers' processes inherit it
+    if args.previous:
+        KINDS.append("previous")
+    if args.kinds:
+        KINDS[:] = [k for k in KINDS if k in args.kinds.split(",")]
+        print(f"previous = {args.previous}")
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp)
-        archive = subprocess.run(
-            ["git", "archive", base, "registry"], cwd=ROOT, capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        for kind, rev in (("before", base), ("previous", args.previous), ("this", args.this)):
+            if rev is None:
+                continue
+            archive = subprocess.run(
+                ["git", "archive", rev, "registry"], cwd=ROOT, capture_output=True, check=True
+            ).stdout
+            (tree / kind).mkdir()
+            subprocess.run(["tar", "-x", "-C", str(tree / kind)], input=archive, check=True)
         if args.only != "postgres":
             measure("SQLite", f"sqlite:///{tmp}/bench.sqlite3", tree, args)
         if args.only != "sqlite":

@@ -31,6 +31,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine, Row, create_engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import SQLModel
@@ -100,6 +101,22 @@ class Prepared:
 
     def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement on ``conn`` (a SQLAlchemy Connection); return processed rows."""
+        raw, results = self._run(conn, params, fetch=True)
+        return [
+            tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
+            for row in raw
+        ]
+
+    def changed(self, conn: Any, params: dict[str, Any]) -> int:
+        """Run a write without RETURNING on ``conn``; return how many rows it wrote.
+
+        No result rows means no result metadata for SQLAlchemy to build from the
+        cursor's description: for a counted check's upsert, the row count is the answer.
+        """
+        count, _results = self._run(conn, params, fetch=False)
+        return int(count)
+
+    def _run(self, conn: Any, params: dict[str, Any], fetch: bool) -> tuple[Any, list[Any]]:
         entry = self._by_dialect.get(conn.dialect.name) or self._compile(conn.dialect)
         compiled, binds, fixed, results, names = entry
         values = dict(fixed)
@@ -111,15 +128,14 @@ class Prepared:
         if lock is not None and conn.get_execution_options().get("autocommit_reads"):
             lock.acquire()
             try:
-                raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+                result = conn.exec_driver_sql(compiled.string, args)
+                out = result.fetchall() if fetch else result.rowcount
             finally:
                 lock.release()
         else:
-            raw = conn.exec_driver_sql(compiled.string, args).fetchall()
-        return [
-            tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
-            for row in raw
-        ]
+            result = conn.exec_driver_sql(compiled.string, args)
+            out = result.fetchall() if fetch else result.rowcount
+        return out, results
 
 
 def fingerprint(*columns: Any) -> ColumnElement[str]:
@@ -406,10 +422,16 @@ def one_transaction(conn: Any) -> Iterator[None]:
     write two rows atomically: a counted allow and its log row
     (checks/tally.py). On SQLite the writer lock is taken first and BEGIN
     IMMEDIATE holds the database's write lock to the COMMIT; on PostgreSQL an
-    explicit BEGIN. Same connection, no second session: a check that counts
-    pays three statements more, not a connection. On a connection already in
-    a transaction (a batch, the tests' rolled-back one) the block simply runs
-    in it, and the caller commits.
+    explicit BEGIN. Same connection, no second session. BEGIN, COMMIT and
+    ROLLBACK go to the driver's connection directly, as SQLAlchemy sends its
+    own (``Connection.commit`` calls the driver's ``commit()``, not a
+    statement): through ``exec_driver_sql`` each cost a whole execution
+    context and result, a third of what counting added to a check
+    (docs/performance.md, "Frequency cap"). A driver error is raised as
+    SQLAlchemy's (``DBAPIError.instance``), so the API answers a database
+    that went away as it answers any other statement's failure. On a
+    connection already in a transaction (a batch, the tests' rolled-back
+    one) the block simply runs in it, and the caller commits.
     """
     options = conn.get_execution_options()
     if options.get("autocommit_reads"):
@@ -419,19 +441,31 @@ def one_transaction(conn: Any) -> Iterator[None]:
     else:
         yield
         return
+    driver = conn.connection.driver_connection
     if lock is not None:
         lock.acquire()
     try:
-        conn.exec_driver_sql(begin)
+        _driver_statement(conn, driver, begin)
         try:
             yield
         except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
+            # The block's own error is the one to raise, even on a connection gone.
+            with contextlib.suppress(DBAPIError):
+                _driver_statement(conn, driver, "ROLLBACK")
             raise
-        conn.exec_driver_sql("COMMIT")
+        _driver_statement(conn, driver, "COMMIT")
     finally:
         if lock is not None:
             lock.release()
+
+
+def _driver_statement(conn: Any, driver: Any, statement: str) -> None:
+    """Send a transaction statement on the driver's connection; raise its error as SQLAlchemy's."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        driver.execute(statement).close()
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 class Database:

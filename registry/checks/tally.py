@@ -14,9 +14,9 @@ limits and counts::
     ON CONFLICT (phone, channel, week) DO UPDATE
        SET total = total + 1, dayN = dayN + 1
      WHERE dayN < :per_day AND total < :per_week
-    RETURNING total
 
-It returns a row only when the slot was free and is now taken. Two workers
+It writes a row (its row count is 1) only when the slot was free and is now
+taken; no RETURNING, so no result for the driver and SQLAlchemy to build. Two workers
 that race for the last slot cannot both win: on PostgreSQL the upsert locks
 the row, and the second re-evaluates the WHERE on the first's committed row
 (READ COMMITTED's rule for ON CONFLICT DO UPDATE); on SQLite every write
@@ -75,7 +75,6 @@ def _upsert(dialect: str, weekday: int) -> Any:
                 tally.c.total < bindparam("per_week", type_=Integer()),
             ),
         )
-        .returning(tally.c.total)
     )
 
 
@@ -113,7 +112,7 @@ def count(
     """
     week, weekday = cap_window(at, zone)
     per_day, per_week = limits
-    taken = _UPSERTS[conn.dialect.name, weekday].rows(
+    taken = _UPSERTS[conn.dialect.name, weekday].changed(
         conn,
         {
             "phone": phone,

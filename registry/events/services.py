@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, func, insert, select, true
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -129,16 +129,79 @@ def each_for_phone(session: Session, phone: str, page: int = 1000) -> Iterator[E
         session.expunge_all()  # the page's objects are written out: let them go
 
 
-def history_of(
-    session: Session, phone: str, limit: int = 1000
-) -> list[tuple[Event, str | None, str | None]]:
-    """Return a number's events, oldest first, each with its organization's and sender's names."""
-    rows = session.execute(
+# A page of the holder's record on the site (/me/data); the download has every event at once.
+HISTORY_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of a number's events, newest first, and the keys of the pages beside it.
+
+    ``older`` is the ``before`` of the next older page, ``newer`` the ``after``
+    of the next newer one (None at either end); ``total`` counts every event
+    of the number.
+    """
+
+    items: list[tuple[Event, str | None, str | None]]
+    older: int | None
+    newer: int | None
+    total: int
+
+
+def history_page(
+    session: Session,
+    phone: str,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = HISTORY_PAGE,
+) -> HistoryPage:
+    """Return a page of a number's events, newest first, each with its organization's and sender's names.
+
+    Keyset pages on ``ix_event_phone_id`` (phone, id): the ``size`` events
+    just older than the event id ``before``, or just newer than ``after``, or
+    else the newest. A page costs the same at any depth, and an event
+    recorded while the holder reads moves nothing between pages (an offset
+    would show one twice). The keys are bounds on ids, not references to
+    rows, and the number is always the signed-in holder's: a key copied from
+    another number's pages shows this number's events only.
+    """
+    ids, number = col(Event.id), col(Event.phone) == phone
+    query = (
         select(Event, col(Organization.name), col(Sender.name))
         .outerjoin(Organization, col(Organization.id) == col(Event.organization_id))
         .outerjoin(Sender, col(Sender.id) == col(Event.sender_id))
-        .where(col(Event.phone) == phone)
-        .order_by(col(Event.id))
-        .limit(limit)
+        .where(number)
+        .limit(size + 1)  # one more than a page: whether another lies beyond
     )
-    return [(event, org, sender) for event, org, sender in rows]
+    if after is not None:
+        rows = list(session.execute(query.where(ids > after).order_by(ids)))
+        more = len(rows) > size
+        rows = rows[:size][::-1]
+    else:
+        bound = ids < before if before is not None else true()
+        rows = list(session.execute(query.where(bound).order_by(ids.desc())))
+        more = len(rows) > size
+        rows = rows[:size]
+    items: list[tuple[Event, str | None, str | None]] = [
+        (event, org, sender) for event, org, sender in rows
+    ]
+    if not items:
+        return HistoryPage([], None, None, _count(session, phone))
+    first, last = items[0][0].id, items[-1][0].id
+
+    def any_beyond(bound: ColumnElement[bool]) -> bool:
+        return session.scalar(select(ids).where(number, bound).limit(1)) is not None
+
+    if after is not None:
+        newer = first if more else None
+        older = last if last is not None and any_beyond(ids < last) else None
+    else:
+        older = last if more else None
+        newer = (
+            first if before is not None and first is not None and any_beyond(ids > first) else None
+        )
+    return HistoryPage(items, older, newer, _count(session, phone))
+
+
+def _count(session: Session, phone: str) -> int:
+    return session.scalar(select(func.count()).where(col(Event.phone) == phone)) or 0

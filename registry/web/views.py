@@ -36,7 +36,7 @@ from registry.config import Settings
 from registry.consent import records
 from registry.consent import services as consents
 from registry.consent import unsubscribe as unsubscribing
-from registry.db import get_session
+from registry.db import get_reader, get_session
 from registry.errors import RegistryError, ValidationFailed
 from registry.events import services as events
 from registry.events.services import Actor
@@ -548,8 +548,25 @@ def complaint_detail(complaint_id: int) -> Any:
 @bp.get("/me/data")
 @holder_required
 def my_data() -> Any:
-    """Every change to this number's record, oldest first."""
-    return render_template("web/data.html", items=events.history_of(get_session(), g.phone))
+    """Every change to this number's record, newest first, a page at a time (``before``/``after``)."""
+    keys, error = _page_keys()
+    page = events.history_page(get_reader(), g.phone, **keys)  # reads only: no lock on SQLite
+    return render_template(
+        "web/data.html", page=page, paged=bool(keys), error=error, size=events.HISTORY_PAGE
+    ), (400 if error else 200)
+
+
+def _page_keys() -> tuple[dict[str, int], str | None]:
+    """Read a page link's key (``before`` or ``after`` an event id); a bad one shows the newest."""
+    given = {name: request.args[name] for name in ("before", "after") if name in request.args}
+    if not given:
+        return {}, None
+    (name, raw), *others = given.items()
+    if (
+        others or not (raw.isascii() and raw.isdigit()) or len(raw) > 18
+    ):  # ids are BIGINT: at most 18 digits here
+        return {}, _("That page link is not valid. These are your newest changes.")
+    return {name: int(raw)}, None
 
 
 @bp.get("/me/data.json")
@@ -589,9 +606,16 @@ def my_data_json() -> Response:
     }
 
     def body() -> Iterator[str]:
+        # The events are read by a session opened here, while the response is
+        # written: the request's own was closed at its teardown, which ran when
+        # the view returned. Reused, it would open a transaction that nothing
+        # closes (on SQLite, the writer lock held for good: every later write
+        # of the process waited). Opened here, it is closed by the teardown
+        # that follows the stream; on SQLite the reader takes no lock at all.
+        reader = get_reader()
         opening = json.dumps(head, ensure_ascii=False, indent=2)
         yield opening[:-2] + ',\n  "events": ['
-        for n, event in enumerate(events.each_for_phone(db, phone)):
+        for n, event in enumerate(events.each_for_phone(reader, phone)):
             yield ("," if n else "") + "\n    " + json.dumps(plain(event), ensure_ascii=False)
         yield "\n  ]\n}\n"
 

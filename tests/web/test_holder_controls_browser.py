@@ -8,6 +8,7 @@ and what the pages did is what the next checks answer.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from registry.events import services as events
+from registry.events.services import HISTORY_PAGE, SYSTEM
 from registry.extensions import db
 from registry.subscribers.models import Subscriber
 from tests import factories
@@ -24,6 +27,7 @@ from tests.axe import SIZES, report
 from tests.conftest import NOON, Api, needs_chromium
 from tests.factories import HOLDER
 from tests.web import test_accessibility
+from tests.web import test_site_walk as walk
 from tests.web.test_accessibility import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, needs_chromium]
@@ -108,3 +112,69 @@ def test_cap_timed_block_and_one_tap_unsubscribe_in_the_browser(
     assert acme.check(HOLDER)["reason"] == "opted_out"
     assert acme.check(HOLDER, channel="voice")["reason"] == "opted_out"
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def long_record(app: Flask, live_server: str) -> int:
+    """Commit more than two pages of events for HOLDER; return how many."""
+    many = 2 * HISTORY_PAGE + 7
+    with db.session() as s:
+        factories.world(s)
+        start = datetime(2030, 3, 1, 4, 0, tzinfo=UTC)
+        for i in range(many):
+            events.record(s, SYSTEM, HOLDER, "preferences.changed", state="set",
+                          at=start + timedelta(minutes=i))  # fmt: skip
+        s.commit()
+    return many
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+@pytest.mark.parametrize("size", SIZES)
+def test_my_record_pages_in_the_browser(
+    live_server: str, long_record: int, page_at: Any, size: str, locale: str
+) -> None:
+    """/me/data a page at a time: the newest, a middle and the oldest page, and back; axe on each."""
+    page = page_at(size, locale)
+    problems = sign_in(page, live_server)
+    page.goto(f"{live_server}/me/data")
+    problems += report(page)
+    entries = page.locator("ol.timeline > li")
+    assert entries.count() == HISTORY_PAGE
+    assert page.locator("nav.pager a[rel=prev]").count() == 0
+    newest = entries.first.locator("time").get_attribute("datetime")
+    page.click("nav.pager a[rel=next]")
+    page.wait_for_url(re.compile(r".*/me/data\?before=\d+$"))
+    problems += report(page)  # a middle page: newer, newest and older links
+    assert entries.count() == HISTORY_PAGE
+    page.click("nav.pager a[rel=next]")
+    page.wait_for_url(re.compile(r".*/me/data\?before=\d+$"))
+    problems += report(page)
+    assert entries.count() == long_record - 2 * HISTORY_PAGE
+    assert page.locator("nav.pager a[rel=next]").count() == 0
+    assert entries.last.locator("time").get_attribute("datetime") == "2030-03-01T04:00:00Z"
+    page.click("nav.pager a[rel=prev]")
+    page.wait_for_url(re.compile(r".*/me/data\?after=\d+$"))
+    assert entries.count() == HISTORY_PAGE
+    page.click("nav.pager a[href$='/me/data']")  # "Newest changes"
+    page.wait_for_url(f"{live_server}/me/data")
+    assert entries.first.locator("time").get_attribute("datetime") == newest
+    assert not problems, "\n".join(problems)
+
+
+def test_my_record_pages_without_javascript(
+    chromium: Any, live_server: str, long_record: int
+) -> None:
+    """The page links are plain links: a browser with JavaScript off reaches the oldest event."""
+    context = chromium.new_context(viewport=SIZES["phone"], java_script_enabled=False)
+    try:
+        page = context.new_page()
+        walk.sign_in(page, live_server)  # no axe: it needs JavaScript
+        page.goto(f"{live_server}/me/data")
+        while page.locator("nav.pager a[rel=next]").count():
+            page.click("nav.pager a[rel=next]")
+            page.wait_for_load_state()
+        last = page.locator("ol.timeline > li").last.locator("time")
+        assert last.get_attribute("datetime") == "2030-03-01T04:00:00Z"
+        assert page.locator("ol.timeline > li").count() == long_record - 2 * HISTORY_PAGE
+    finally:
+        context.close()
