@@ -16,7 +16,7 @@ from flask import (
 from flask import session as cookie_session
 from flask_babel import gettext as _
 
-from registry.admin import audit, bp
+from registry.admin import bp
 from registry.admin.accounts import AccountLocked, SignInFailed, sign_in, sign_out_everywhere
 from registry.admin.forms import STATUS_LABELS, ConfirmForm, LoginForm
 from registry.admin.overview import dashboard_data
@@ -31,6 +31,7 @@ from registry.admin.session import (
     staff_required,
     start,
 )
+from registry.audit import services as audit
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.i18n import LOCALES

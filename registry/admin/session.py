@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 from flask import Response, abort, current_app, g, redirect, request, url_for
 
-from registry.admin import audit
 from registry.admin.accounts import get_staff
 from registry.admin.models import StaffUser
+from registry.audit import services as audit
 from registry.config import Settings
 from registry.db import get_session
 from registry.tokens import InvalidToken, Signer

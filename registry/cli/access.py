@@ -6,7 +6,7 @@ import click
 from flask import current_app
 
 from registry.access import services as access_services
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.cli.numbers import carrier_org
 from registry.config import Settings
 from registry.errors import RegistryError

@@ -7,8 +7,9 @@ import time
 import click
 from flask import current_app
 
-from registry.admin import accounts, audit
+from registry.admin import accounts
 from registry.admin.models import STAFF_ROLES
+from registry.audit import services as audit
 from registry.complaints.sectors import SECTORS
 from registry.config import Settings
 from registry.errors import RegistryError

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from registry import phones
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.config import Settings
 from registry.errors import RegistryError
 from registry.events.services import Actor

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.complaints import desk, routing
 from registry.config import Settings
 from registry.sanctions.services import TriggerHit, scan
