@@ -22,7 +22,7 @@ from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from registry.checks.services import zone_for
+from registry import phones
 
 DECISIONS = {"allow": _l("allowed"), "deny": _l("refused")}
 
@@ -202,7 +202,7 @@ def zone(phone: str | None = None) -> ZoneInfo:
     """Return the local zone of ``phone`` (the signed-in number by default), as checks use it."""
     settings = current_app.config["REGISTRY"]
     phone = phone or g.get("phone")
-    return zone_for(phone, settings) if phone else settings.tz
+    return phones.zone_of(phone, settings.timezone) if phone else settings.tz
 
 
 def zone_name(phone: str | None = None) -> str:

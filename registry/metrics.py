@@ -17,6 +17,12 @@ from flask import Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from registry.db import get_session
+from registry.edge import local_client
+from registry.sms.models import SmsMessage
 
 DECISIONS = Counter(
     "anning_decisions_total",
@@ -37,12 +43,6 @@ class QueueDepth(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield the outbox depth gauge."""
-        from sqlalchemy import func, select
-        from sqlmodel import col
-
-        from registry.db import get_session
-        from registry.sms.models import SmsMessage
-
         gauge = GaugeMetricFamily(
             "anning_outbox_depth", "Messages waiting to be delivered", labels=["outbox"]
         )
@@ -63,7 +63,6 @@ def readers_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
     The samples name organizations (refused cold checks), so they are not public.
     """
-    from registry.edge import local_client
 
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:

@@ -17,9 +17,9 @@ from registry.admin.forms import ConfirmForm, ReviewForm
 from registry.admin.session import current, officer_required, record, settings, staff_required
 from registry.db import get_session
 from registry.errors import RegistryError
+from registry.labels import CATEGORIES as CATEGORY_LABELS
 from registry.sanctions import review
 from registry.timeutil import utcnow
-from registry.web.forms import CATEGORY_LABELS
 
 
 def industry_label(category: str) -> str:

@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup
 
 
 def _create_app() -> Flask:
+    # In the function: prometheus_client must load after main() sets PROMETHEUS_MULTIPROC_DIR.
     from registry import create_app
 
     return create_app()
@@ -26,7 +27,7 @@ def cli() -> None:
 
 def _builtins() -> None:
     """Add the commands that must run outside the app's context (``serve`` forks gunicorn)."""
-    from registry.cli.serve import serve
+    from registry.cli.serve import serve  # in the function: cli/serve.py imports this module
 
     cli.add_command(serve)
 
@@ -49,6 +50,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
+    # In the function: the groups load every domain (and prometheus_client, see main()).
     from registry.cli import (
         access,
         admin,

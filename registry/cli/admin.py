@@ -10,10 +10,12 @@ from flask import current_app
 from registry.admin import accounts
 from registry.admin.models import STAFF_ROLES
 from registry.audit import services as audit
+from registry.complaints import routing
 from registry.complaints.sectors import SECTORS
 from registry.config import Settings
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.sanctions import trigger
 from registry.stats import services as stats
 from registry.timeutil import utcnow
 
@@ -109,8 +111,6 @@ def sanctions_group() -> None:
 @sanctions_group.command("scan")
 def sanctions_scan() -> None:
     """Flag (or suspend, when configured) senders with too many verified complaints."""
-    from registry.sanctions import trigger
-
     s = _settings()
     with db.session() as session:
         hits = trigger.run(session, s, utcnow())
@@ -131,8 +131,6 @@ def complaints_group() -> None:
 @complaints_group.command("sweep")
 def complaints_sweep() -> None:
     """Flag overdue answers and escalate their complaints (working days; the worker runs it too)."""
-    from registry.complaints import routing
-
     with db.session() as session:
         swept = routing.sweep(session, _settings(), utcnow())
         session.commit()

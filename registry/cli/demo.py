@@ -83,12 +83,9 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             access.connect(
                 session, org_ids["citytel"], slug, kind, [address], settings.default_region, "demo"
             )
-    from registry.orgs.services import Caller
-    from registry.senders.services import resolve_sender
-
     for slug, code, *_ in SENDERS:
-        caller = Caller(org_ids[slug], slug, slug, "sender", None)
-        refs[code] = resolve_sender(session, caller, code, "consent", now)
+        caller = orgs.Caller(org_ids[slug], slug, slug, "sender", None)
+        refs[code] = senders.resolve_sender(session, caller, code, "consent", now)
     # Blue Sky calls Acme's card holders from Acme's landline, under a filed business.
     delegations.grant(
         session, org_ids["acme-bank"], "bluesky-cc", ["acme-cards"], ["check", "optout"], None,

@@ -9,10 +9,11 @@ import click
 
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.numbers.services import parse_time
 from registry.orgs import delegations, filings
 from registry.orgs import services as orgs
 from registry.orgs.filings import Filing
-from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES
+from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES, Delegation
 from registry.senders import services as senders
 from registry.senders.models import CATEGORIES
 
@@ -206,8 +207,6 @@ def delegation_grant(
     """Let AGENT act for PRINCIPAL's senders within the scopes (with the business filing)."""
     from flask import current_app
 
-    from registry.numbers.services import parse_time
-
     settings = current_app.config["REGISTRY"]
     with db.session() as session:
         try:
@@ -277,8 +276,6 @@ def delegation_file(principal: str, delegation_id: int, **filing: Any) -> None:
 @click.argument("delegation_id", type=int)
 def delegation_revoke(delegation_id: int) -> None:
     """Revoke a delegation at once."""
-    from registry.orgs.models import Delegation
-
     with db.session() as session:
         delegation = session.get(Delegation, delegation_id)
         if delegation is None:

@@ -50,6 +50,7 @@ def gunicorn_options(host: str, port: int, workers: int | None, access_log: bool
 
 
 def _create_app() -> Flask:
+    # In the function: prometheus_client must load after main() sets PROMETHEUS_MULTIPROC_DIR.
     from registry import create_app
 
     return create_app()
@@ -78,7 +79,7 @@ def _child_exit(_server: object, worker: Any) -> None:
 
 def _demo(app: Flask, host: str, port: int) -> None:
     """Migrate, fill an empty database with the demo, and print how to use it."""
-    from registry.cli.demo import fill, key_file
+    from registry.cli.demo import fill, key_file  # in the function: as create_app, after main()
 
     settings = app.config["REGISTRY"]
     migrate.upgrade(settings.database_url)

@@ -20,6 +20,7 @@ from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
 from registry.events import sealing
+from registry.sanctions import trigger
 from registry.sms import services as sms
 from registry.sync import webhooks
 from registry.timeutil import utcnow
@@ -153,8 +154,6 @@ def tick(
             log.exception("check log partitions failed")
             out.errors.append(f"check log: {exc}")
         try:
-            from registry.sanctions import trigger
-
             out.sanctioned = trigger.run_jobs(session_factory, settings)
         except Exception as exc:
             log.exception("sanction trigger or statistics refresh failed")
