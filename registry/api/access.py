@@ -380,10 +380,10 @@ def confirm_address_proof(code: str, proof_id: str) -> Any:
     data = body(ProofConfirmIn)
     session = get_session()
     sender = resolve_sender(session, caller(), code, "owner", utcnow())
-    try:
-        found = services.confirm_proof(session, sender.id, settings(), proof_id, data.code)
-    finally:
-        session.commit()  # a wrong code's counted try is kept
+    found = services.confirm_proof(session, sender.id, settings(), proof_id, data.code)
+    session.commit()  # the attestation, or a wrong code's counted try
+    if isinstance(found, ValidationFailed):
+        raise found
     return jsonify(
         {
             "address": found.address,

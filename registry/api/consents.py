@@ -425,12 +425,8 @@ def confirm_consent_request(request_id: str) -> Any:
     session = get_session()
     req = otp.get_request(session, request_id)
     sender = resolve_sender(session, caller(), code_of(session, req.sender_id), "consent", utcnow())
-    try:
-        consent = otp.confirm_request(
-            session, settings(), actor_for(sender), sender, req, data.code
-        )
-    except ValidationFailed:
-        session.commit()  # a wrong code counts as a try even though the request fails
-        raise
-    session.commit()
+    consent = otp.confirm_request(session, settings(), actor_for(sender), sender, req, data.code)
+    session.commit()  # the consent, or a wrong code's counted try
+    if isinstance(consent, ValidationFailed):
+        raise consent
     return jsonify(public(consent, sender.code, consents.history(session, consent.id or 0))), 201

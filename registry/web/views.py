@@ -164,11 +164,14 @@ def enter_code() -> Any:
     if form.validate_on_submit():
         phone = form.phone.data or ""
         db = get_session()
+        epoch: int | RegistryError
         try:
             epoch = login.verify_code(db, _settings(), phone, form.code.data or "")
-        except RegistryError as exc:
-            db.commit()  # a wrong code counts as a try
-            form.code.errors = [_message(exc)]
+        except RegistryError as exc:  # refused before a try was counted: nothing written
+            epoch = exc
+        if isinstance(epoch, RegistryError):
+            db.commit()  # a wrong code's counted try (the only write a refusal makes)
+            form.code.errors = [_message(epoch)]
         else:
             sid = login.open_session(db, phone)
             db.commit()
