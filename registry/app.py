@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 from flask_babel import get_locale
 
 from registry import edge, metrics
@@ -21,7 +21,7 @@ from registry.api import bp as api_bp
 from registry.api.errors import register as register_api_errors
 from registry.api.openapi import IdConverter, IntIdConverter
 from registry.cli import register as register_cli
-from registry.config import instance_path, load_settings
+from registry.config import current_settings, instance_path, load_settings
 from registry.extensions import (
     SiteSessions,
     babel,
@@ -111,7 +111,7 @@ def deliver_own_messages(response: Response) -> Response:
     ids = sms.queued_by(session) if session is not None else []
     if ids:
         try:
-            sms.deliver(session, current_app.config["REGISTRY"], limit=len(ids), ids=ids)
+            sms.deliver(session, current_settings(), limit=len(ids), ids=ids)
         except Exception:  # delivery is retried later; the request already succeeded
             log.exception("SMS delivery after request failed; it will be retried")
     return response

@@ -27,11 +27,11 @@ from registry.admin.session import (
     record,
     refuse_nul,
     safe_next,
-    settings,
     staff_required,
     start,
 )
 from registry.audit import services as audit
+from registry.config import current_settings
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.i18n import LOCALES
@@ -119,7 +119,7 @@ def set_language(code: str) -> Any:
 @staff_required
 def dashboard() -> Any:
     """Show what needs attention: open and overdue complaints, flags, suspensions."""
-    data = dashboard_data(get_session(), settings(), utcnow())
+    data = dashboard_data(get_session(), current_settings(), utcnow())
     return render_template("admin/dashboard.html", **data)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from registry.access import services as access
-from registry.config import Settings
+from registry.config import Settings, current_settings
 from registry.consent import services as consents
 from registry.events.services import Actor
 from registry.extensions import db
@@ -135,7 +135,7 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
 )
 def demo(holders: int) -> None:
     """Fill an empty database with demo data; print the demo API keys and login number."""
-    settings: Settings = current_app.config["REGISTRY"]
+    settings: Settings = current_settings()
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Organization)):
             raise click.ClickException(
