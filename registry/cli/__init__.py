@@ -12,6 +12,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
+from registry.cli.serve import serve
+
 
 def _create_app() -> Flask:
     # In the function: prometheus_client must load after main() sets PROMETHEUS_MULTIPROC_DIR.
@@ -25,14 +27,8 @@ def cli() -> None:
     """Anning registry: consent and do-not-disturb."""
 
 
-def _builtins() -> None:
-    """Add the commands that must run outside the app's context (``serve`` forks gunicorn)."""
-    from registry.cli.serve import serve  # in the function: cli/serve.py imports this module
-
-    cli.add_command(serve)
-
-
-_builtins()
+# Outside the app's context: ``serve`` forks gunicorn, whose workers build their own app.
+cli.add_command(serve)
 
 
 def main() -> None:
