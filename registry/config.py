@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import limits
 import limits.storage
 import phonenumbers
+from flask import Flask, current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from registry import ratelimit  # registers sqlite:// (and memory://) with limits
+
+CONFIG_KEY = "REGISTRY"  # where the app keeps its Settings (current_settings reads them)
 
 POLICIES = ("opt-in", "opt-out")
 SMS_NUMBER = re.compile(r"\+?[0-9]{3,20}")  # the shape of a sender's address
@@ -246,7 +249,7 @@ class Settings:
 
     def as_flask_config(self) -> dict[str, object]:
         """Return the Flask config keys these settings imply."""
-        return {"SECRET_KEY": self.secret_key, "REGISTRY": self}
+        return {"SECRET_KEY": self.secret_key, CONFIG_KEY: self}
 
 
 def _instance_secret(instance_path: Path) -> str:
@@ -514,3 +517,13 @@ def _edge_settings(get: Callable[[str], str | None]) -> dict[str, object]:
             raise ConfigError(f"REGISTRY_TRUSTED_PROXIES: expected 0 to 5, got {count}")
         out["trusted_proxies"] = count
     return out
+
+
+def current_settings(app: Flask | None = None) -> Settings:
+    """Return the settings of ``app``, by default the running app's: the one accessor.
+
+    ``create_app`` keeps them in the app's config (``as_flask_config``); views,
+    the CLI and the extensions read them here, never from the config directly.
+    """
+    settings: Settings = (app or current_app).config[CONFIG_KEY]
+    return settings

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from registry.config import current_settings
 
 MAX_TARGET = 4096  # bytes of the request target (path and query)
 MAX_HEADER = 8192  # bytes of one header field, name and value
@@ -22,7 +24,7 @@ FORWARDING = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 def init_app(app: Flask) -> None:
     """Trust the configured proxies' ``X-Forwarded-For``, and refuse oversize requests first."""
-    proxies = app.config["REGISTRY"].trusted_proxies
+    proxies = current_settings(app).trusted_proxies
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversize)
@@ -53,6 +55,6 @@ def local_client() -> bool:
         loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
         return False
-    if current_app.config["REGISTRY"].trusted_proxies:
+    if current_settings().trusted_proxies:
         return loopback
     return loopback and not any(name in request.environ for name in FORWARDING)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request, current_app, g
+from flask import Flask, Request, g
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -10,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf import CSRFProtect
 
 from registry import ratelimit  # noqa: F401  (registers the sqlite:// and memory:// stores)
+from registry.config import current_settings
 from registry.db import Database
 
 
@@ -29,7 +30,7 @@ def rate_limit_key() -> str:
 
 def storage_uri() -> str:
     """Return the limiter storage from the settings (sqlite://, redis:// or memory://)."""
-    return str(current_app.config["REGISTRY"].ratelimit_storage_url)
+    return str(current_settings().ratelimit_storage_url)
 
 
 db = Database()

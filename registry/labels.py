@@ -17,12 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, get_timezone_name
-from flask import Flask, current_app, g
+from flask import Flask, g
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from registry.checks.services import zone_for
+from registry import phones
+from registry.config import current_settings
 
 DECISIONS = {"allow": _l("allowed"), "deny": _l("refused")}
 
@@ -200,9 +201,9 @@ def actor(code: str | None, organizations: dict[str, str] | None = None) -> str:
 
 def zone(phone: str | None = None) -> ZoneInfo:
     """Return the local zone of ``phone`` (the signed-in number by default), as checks use it."""
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     phone = phone or g.get("phone")
-    return zone_for(phone, settings) if phone else settings.tz
+    return phones.zone_of(phone, settings.timezone) if phone else settings.tz
 
 
 def zone_name(phone: str | None = None) -> str:

@@ -13,10 +13,17 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from registry.config import current_settings
+from registry.db import get_session
+from registry.edge import local_client
+from registry.sms.models import SmsMessage
 
 DECISIONS = Counter(
     "anning_decisions_total",
@@ -37,12 +44,6 @@ class QueueDepth(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Yield the outbox depth gauge."""
-        from sqlalchemy import func, select
-        from sqlmodel import col
-
-        from registry.db import get_session
-        from registry.sms.models import SmsMessage
-
         gauge = GaugeMetricFamily(
             "anning_outbox_depth", "Messages waiting to be delivered", labels=["outbox"]
         )
@@ -63,11 +64,10 @@ def readers_only(view: Callable[..., Any]) -> Callable[..., Any]:
 
     The samples name organizations (refused cold checks), so they are not public.
     """
-    from registry.edge import local_client
 
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        token = current_app.config["REGISTRY"].metrics_token
+        token = current_settings().metrics_token
         shown = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if (token and hmac.compare_digest(shown.encode(), token.encode())) or local_client():
             return view(*args, **kwargs)

@@ -1,7 +1,8 @@
 """Import every table model so that the metadata (and Alembic) sees them all."""
 
 from registry.access.models import AddressProof, Connection
-from registry.admin.models import StaffAudit, StaffUser
+from registry.admin.models import StaffUser
+from registry.audit.models import StaffAudit
 from registry.checks.models import CheckBatch, CheckLog, ContactTally, FactChange
 from registry.complaints.models import Complaint, ComplaintMessage, ComplaintSubmission
 from registry.consent.models import Consent, ConsentKey, ConsentRequest, OptOut

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from re import Pattern
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
@@ -104,6 +105,18 @@ def time_zone_of(e164: str) -> str | None:
     """Return the number's time zone when the metadata names exactly one."""
     zone = _country_zone(_country_code(e164))
     return zone if zone is not None else _time_zone_full(e164)
+
+
+def zone_of(e164: str, default: str) -> ZoneInfo:
+    """Return the number's local zone (SPEC §3 step 8), ``default`` where the metadata names none."""
+    name = time_zone_of(e164) or default
+    zone = _ZONES.get(name)
+    if zone is None:
+        zone = _ZONES[name] = ZoneInfo(name)
+    return zone
+
+
+_ZONES: dict[str, ZoneInfo] = {}
 
 
 def _country_code(e164: str) -> int:

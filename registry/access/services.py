@@ -144,9 +144,6 @@ def connect(
                     field=field,
                 )
             claims.append(row[0])
-    if claims:
-        # A claim nobody attested does not lock the real holder out (issue 15).
-        session.execute(delete(SenderAddress).where(col(SenderAddress.id).in_(claims)))
     now = utcnow()
     made = [
         Connection(
@@ -160,7 +157,11 @@ def connect(
         for address in cleaned
     ]
     try:
+        # One savepoint: a refused connection leaves the claims it would replace.
         with session.begin_nested():
+            if claims:
+                # A claim nobody attested does not lock the real holder out (issue 15).
+                session.execute(delete(SenderAddress).where(col(SenderAddress.id).in_(claims)))
             session.add_all(made)
             session.flush()
     except IntegrityError as exc:  # the same address, connected at the same moment
@@ -306,8 +307,12 @@ def request_proof(
 
 def confirm_proof(
     session: Session, sender_id: int, settings: Settings, proof_id: str, code: str
-) -> SenderAddress:
-    """Check the code typed back; on success the address is attested ``via`` code."""
+) -> SenderAddress | ValidationFailed:
+    """Check the code typed back; on success the address is attested ``via`` code.
+
+    A wrong code is a counted try: written, and *returned* for the caller to
+    commit before it answers with it. Every refusal it raises writes nothing.
+    """
     proof = session.get(AddressProof, proof_id, with_for_update=True)
     if proof is None or proof.sender_id != sender_id:
         raise NotFound("no such address proof for this sender")
@@ -321,7 +326,7 @@ def confirm_proof(
         proof.attempts += 1
         session.flush()
         left = MAX_TRIES - proof.attempts
-        raise ValidationFailed(
+        return ValidationFailed(
             f"wrong code; {left} tries left" if left else "wrong code; the proof is now locked",
             field="code",
         )

@@ -16,7 +16,7 @@ from flask import (
 from flask import session as cookie_session
 from flask_babel import gettext as _
 
-from registry.admin import audit, bp
+from registry.admin import bp
 from registry.admin.accounts import AccountLocked, SignInFailed, sign_in, sign_out_everywhere
 from registry.admin.forms import STATUS_LABELS, ConfirmForm, LoginForm
 from registry.admin.overview import dashboard_data
@@ -27,10 +27,11 @@ from registry.admin.session import (
     record,
     refuse_nul,
     safe_next,
-    settings,
     staff_required,
     start,
 )
+from registry.audit import services as audit
+from registry.config import current_settings
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.i18n import LOCALES
@@ -118,7 +119,7 @@ def set_language(code: str) -> Any:
 @staff_required
 def dashboard() -> Any:
     """Show what needs attention: open and overdue complaints, flags, suspensions."""
-    data = dashboard_data(get_session(), settings(), utcnow())
+    data = dashboard_data(get_session(), current_settings(), utcnow())
     return render_template("admin/dashboard.html", **data)
 
 

@@ -11,12 +11,13 @@ import re
 from datetime import UTC
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, DelegationFilter, DelegationForm
 from registry.admin.session import officer_required, record, safe_next, staff_required
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import RegistryError
 from registry.orgs import delegations
@@ -77,7 +78,7 @@ def delegation_grant() -> Any:
         principal = orgs.get_org(session, (form.principal.data or "").strip())
         delegation = delegations.grant(
             session, principal.id or 0, (form.agent.data or "").strip(), codes,
-            list(form.scopes.data or []), expires, filing, current_app.config["REGISTRY"].default_region,
+            list(form.scopes.data or []), expires, filing, current_settings().default_region,
         )  # fmt: skip
     except RegistryError as exc:
         field = exc.details[0]["field"] if exc.details else "principal"

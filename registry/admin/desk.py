@@ -17,9 +17,10 @@ from registry.admin.forms import (
     ReplyForm,
     StatusForm,
 )
-from registry.admin.session import current, officer_required, record, settings, staff_required
+from registry.admin.session import current, officer_required, record, staff_required
 from registry.complaints import desk, routing
 from registry.complaints import services as complaints
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import RegistryError
 from registry.timeutil import to_utc, utcnow
@@ -30,7 +31,7 @@ from registry.timeutil import to_utc, utcnow
 def complaints_index() -> Any:
     """Show the complaint queue, filtered by status, organization, sender and age."""
     form = QueueFilter(request.args)
-    days = settings().complaint_answer_days
+    days = current_settings().complaint_answer_days
     if not form.validate():
         # Shown as the form's errors, beside the filters (still a 400: the query was wrong).
         page = render_template("admin/complaints.html", form=form, rows=[], answer_days=days)
@@ -58,13 +59,13 @@ def complaint_detail(complaint_id: int) -> Any:
     """Show one complaint: the facts, the verdict as of the contact time, the thread."""
     session = get_session()
     complaint = _complaint(complaint_id)
-    verdict = desk.verdict(session, settings(), complaint)
+    verdict = desk.verdict(session, current_settings(), complaint)
     record("complaint.view", f"complaint:{complaint_id}")
     session.commit()
-    days = settings().complaint_answer_days
+    days = current_settings().complaint_answer_days
     return render_template(
         "admin/complaint.html",
-        routes=desk.routes_of(session, settings(), complaint, utcnow()),
+        routes=desk.routes_of(session, current_settings(), complaint, utcnow()),
         type_labels=TYPE_LABELS,
         c=complaint,
         verdict=verdict,
@@ -91,7 +92,7 @@ def complaint_reply(complaint_id: int) -> Any:
         try:
             if staff.sector is not None:
                 # A sector desk answers the complaints referred to it, in the same thread.
-                routing.sector_answer(session, settings(), complaint, staff.sector, body,
+                routing.sector_answer(session, current_settings(), complaint, staff.sector, body,
                                       staff.email, now)  # fmt: skip
             elif form.then_status.data == "closed":
                 routing.final_reply(session, complaint, body, staff.email, now)
@@ -138,7 +139,7 @@ def complaint_status(complaint_id: int) -> Any:
 def complaint_new() -> Any:
     """Enter a complaint taken by telephone; it records who entered it and is routed at once."""
     form = PhoneComplaintForm()
-    cfg = settings()
+    cfg = current_settings()
     if form.validate_on_submit():
         session = get_session()
         try:

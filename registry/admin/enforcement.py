@@ -9,9 +9,11 @@ from flask_babel import gettext as _
 
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, LiftForm, SuspendForm
+from registry.admin.measures import version_of
 from registry.admin.session import current, officer_required, record, staff_required
 from registry.db import get_session
 from registry.errors import Conflict, RegistryError
+from registry.orgs.models import Organization
 from registry.orgs.services import get_org, slug_of
 from registry.sanctions import measures
 from registry.sanctions import services as sanctions
@@ -150,8 +152,6 @@ def _slug(org_id: int) -> str:
 
 
 def _org(org_id: int) -> Any:
-    from registry.orgs.models import Organization
-
     org = get_session().get(Organization, org_id)
     if org is None:
         raise Conflict(f"no organization {org_id}")
@@ -159,8 +159,6 @@ def _org(org_id: int) -> Any:
 
 
 def _version(form: Any) -> int | None:
-    from registry.admin.measures import version_of
-
     return version_of(form)
 
 

@@ -17,7 +17,8 @@ from registry import phones
 from registry.access import services as access
 from registry.admin import bp
 from registry.admin.forms import ConfirmForm, NumberLookup, RangeForm, RetractForm
-from registry.admin.session import current, officer_required, record, settings, staff_required
+from registry.admin.session import current, officer_required, record, staff_required
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import RegistryError
 from registry.events.services import Actor
@@ -46,7 +47,7 @@ def _page(
     raw = (lookup.phone.data or "").strip()
     if raw:
         try:
-            phone = phones.to_e164(raw, settings().default_region)
+            phone = phones.to_e164(raw, current_settings().default_region)
         except phones.InvalidPhone as exc:
             lookup.phone.errors = [str(exc)]
         else:

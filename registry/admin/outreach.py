@@ -11,7 +11,8 @@ from flask import Response, render_template, request
 from flask_babel import gettext as _
 
 from registry.admin import bp
-from registry.admin.session import record, settings, staff_required
+from registry.admin.session import record, staff_required
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import RegistryError
 from registry.sanctions import sharing, warnings
@@ -87,7 +88,7 @@ def sharing_industries() -> Any:
     label, error = _quarter()
     if error:
         return sharing_index()
-    rows = sharing.industries(get_session(), settings(), label)
+    rows = sharing.industries(get_session(), current_settings(), label)
     record("sharing.export", "sharing:industries", quarter=label)
     get_session().commit()
     return _csv(sharing.INDUSTRY_FIELDS, rows, f"anning-industries-{label}.csv")
@@ -102,7 +103,7 @@ def sharing_clues() -> Any:
         return sharing_index()
     industry = request.args.get("industry", "").strip() or None
     try:
-        rows = sharing.clues(get_session(), settings(), label, industry)
+        rows = sharing.clues(get_session(), current_settings(), label, industry)
     except RegistryError:
         return render_template(
             "admin/sharing.html", quarter=label, categories=CATEGORIES,

@@ -16,8 +16,9 @@ from flask import (
 from flask_babel import gettext as _
 
 from registry.admin import security_headers
+from registry.admin.reviews import context
 from registry.db import get_session
-from registry.sanctions import exports
+from registry.sanctions import exports, review
 from registry.sanctions.services import PUBLIC_KINDS, credit_list, public_register
 from registry.timeutil import utcnow
 
@@ -93,8 +94,6 @@ def favicon() -> Any:
 @bp.get("/reviews")
 def reviews() -> Any:
     """List the published quarterly reviews."""
-    from registry.sanctions import review
-
     rows = review.listing(get_session(), published=True)
     return render_template("admin/public_reviews.html", rows=rows), 200, PUBLIC
 
@@ -102,8 +101,5 @@ def reviews() -> Any:
 @bp.get("/reviews/<quarter>")
 def review_page(quarter: str) -> Any:
     """One published quarterly review: the worst industries and companies, with charts."""
-    from registry.admin.reviews import context
-    from registry.sanctions import review
-
     row = review.get(get_session(), quarter, published=True)
     return render_template("admin/public_review.html", **context(row)), 200, PUBLIC

@@ -14,12 +14,13 @@ from markupsafe import Markup
 
 from registry.admin import bp, charts
 from registry.admin.forms import ConfirmForm, ReviewForm
-from registry.admin.session import current, officer_required, record, settings, staff_required
+from registry.admin.session import current, officer_required, record, staff_required
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import RegistryError
+from registry.labels import CATEGORIES as CATEGORY_LABELS
 from registry.sanctions import review
 from registry.timeutil import utcnow
-from registry.web.forms import CATEGORY_LABELS
 
 
 def industry_label(category: str) -> str:
@@ -88,7 +89,9 @@ def review_draft() -> Any:
     session = get_session()
     quarter = (form.quarter.data or "").strip().upper()
     try:
-        row = review.draft(session, settings(), quarter, form.note.data, current().email, utcnow())
+        row = review.draft(
+            session, current_settings(), quarter, form.note.data, current().email, utcnow()
+        )
     except RegistryError as exc:
         session.rollback()
         form.quarter.errors = [*form.quarter.errors, exc.message]

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 from flask import Response, abort, current_app, g, redirect, request, url_for
 
-from registry.admin import audit
 from registry.admin.accounts import get_staff
 from registry.admin.models import StaffUser
-from registry.config import Settings
+from registry.audit import services as audit
+from registry.config import current_settings
 from registry.db import get_session
 from registry.tokens import InvalidToken, Signer
 
@@ -22,14 +22,8 @@ MAX_AGE = 8 * 3600  # one working day; then sign in again
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def settings() -> Settings:
-    """Return the registry settings."""
-    s: Settings = current_app.config["REGISTRY"]
-    return s
-
-
 def _signer() -> Signer:
-    return Signer(settings().secret_key, "staff-session", max_age=MAX_AGE)
+    return Signer(current_settings().secret_key, "staff-session", max_age=MAX_AGE)
 
 
 def refuse_nul() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 from pydantic import BaseModel
 
 from registry import copies
-from registry.config import Settings
+from registry.config import current_settings
 from registry.db import get_autocommit, get_reader
 from registry.errors import Forbidden, Unauthorized, ValidationFailed
 from registry.events.services import Actor
@@ -124,20 +124,14 @@ def actor_for(sender: SenderRef) -> Actor:
     return Actor(f"org:{c.slug}", "api", org_id=sender.organization_id, agent_id=sender.agent_id)
 
 
-def settings() -> Settings:
-    """Return the registry settings."""
-    s: Settings = current_app.config["REGISTRY"]
-    return s
-
-
 def write_limit() -> str:
     """Return the rate limit for every route that changes something (REGISTRY_RATELIMIT_WRITE)."""
-    return settings().ratelimit_write
+    return current_settings().ratelimit_write
 
 
 def read_limit() -> str:
     """Return the per-key rate limit for every route that reads (REGISTRY_RATELIMIT_READ)."""
-    return settings().ratelimit_read
+    return current_settings().ratelimit_read
 
 
 def query(model: type[M]) -> M:

@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field
 from registry import phones
 from registry.access import services
 from registry.access.models import KINDS
-from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
+from registry.api import body, bp, caller, read_limit, require_role, write_limit
 from registry.api.openapi import ERRORS, route
 from registry.api.schemas import Channel, Phone, Purpose, Reason, Strict, Time
 from registry.checks import services as checks
+from registry.config import current_settings
 from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError, ValidationFailed
 from registry.extensions import limiter
@@ -98,7 +99,7 @@ def create_connection() -> Any:
     session = get_session()
     made = services.connect(
         session, carrier.org_id, data.organization, data.kind, data.addresses,
-        settings().default_region, f"carrier:{carrier.slug}",
+        current_settings().default_region, f"carrier:{carrier.slug}",
     )  # fmt: skip
     session.commit()
     ids = {c.id for c in made}
@@ -185,7 +186,7 @@ class NetworkCheckOut(BaseModel):
 
 @route(bp, "/network/check", "POST", summary="Check a call or text at the switch (carrier)",
        tag="carriers", body=NetworkCheckIn, response=NetworkCheckOut)  # fmt: skip
-@limiter.limit(lambda: settings().ratelimit_check)
+@limiter.limit(lambda: current_settings().ratelimit_check)
 def network_check() -> Any:
     """Answer for the network: the calling address names the sender, the chain, the decision.
 
@@ -194,7 +195,7 @@ def network_check() -> Any:
     """
     carrier = require_role("carrier")
     data = body(NetworkCheckIn)
-    cfg = settings()
+    cfg = current_settings()
     try:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
@@ -364,7 +365,9 @@ def request_address_proof(code: str) -> Any:
     session = get_session()
     # Scope "owner" is no delegation's: an agent is refused, only the owner proves.
     sender = resolve_sender(session, caller(), code, "owner", utcnow())
-    proof, _ = services.request_proof(session, settings(), sender.id, sender.name, data.address)
+    proof, _ = services.request_proof(
+        session, current_settings(), sender.id, sender.name, data.address
+    )
     session.commit()
     return jsonify(
         {"id": proof.id, "address": proof.address, "expires_at": iso(proof.expires_at)}
@@ -380,10 +383,10 @@ def confirm_address_proof(code: str, proof_id: str) -> Any:
     data = body(ProofConfirmIn)
     session = get_session()
     sender = resolve_sender(session, caller(), code, "owner", utcnow())
-    try:
-        found = services.confirm_proof(session, sender.id, settings(), proof_id, data.code)
-    finally:
-        session.commit()  # a wrong code's counted try is kept
+    found = services.confirm_proof(session, sender.id, current_settings(), proof_id, data.code)
+    session.commit()  # the attestation, or a wrong code's counted try
+    if isinstance(found, ValidationFailed):
+        raise found
     return jsonify(
         {
             "address": found.address,

@@ -8,7 +8,7 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import api_key, body, bp, caller, query, read_limit, settings
+from registry.api import api_key, body, bp, caller, query, read_limit
 from registry.api.gates import ColdBudget, check_budget
 from registry.api.openapi import RECEIPT_HEADERS, route
 from registry.api.schemas import (
@@ -23,6 +23,7 @@ from registry.api.schemas import (
     Time,
 )
 from registry.checks import services
+from registry.config import current_settings
 from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError, RegistryError
 from registry.extensions import limiter
@@ -166,11 +167,11 @@ class Receipt(BaseModel):
 
 
 def _check_limit() -> str:
-    return settings().ratelimit_check
+    return current_settings().ratelimit_check
 
 
 def _question(data: CheckIn | BatchIn) -> services.Question:
-    cfg = settings()
+    cfg = current_settings()
     caller_address = None
     if data.from_ is not None:
         try:
@@ -198,7 +199,7 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
 
     The calling address (``from``, SPEC §3 step 1a) is carried in the question.
     """
-    cfg = settings()
+    cfg = current_settings()
     try:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
@@ -329,7 +330,7 @@ def _answer_batch() -> Any:
     question = _question(data)
     dbs = get_check_sessions(single=False)
     result = services.check_many(
-        dbs, settings(), caller(), api_key(), question, data.phones,
+        dbs, current_settings(), caller(), api_key(), question, data.phones,
         _budget(data.sender, data.channel),
     )  # fmt: skip
     dbs.write.commit()
@@ -390,4 +391,4 @@ def _answer_batch() -> Any:
 @limiter.limit(read_limit)
 def receipt(check_id: str) -> Any:
     """Return what the registry answered, if the receipt id is genuine (else 422)."""
-    return jsonify(services.read_receipt(get_session(), settings(), check_id))
+    return jsonify(services.read_receipt(get_session(), current_settings(), check_id))

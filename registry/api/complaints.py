@@ -22,12 +22,13 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
+from registry.api import body, bp, caller, read_limit, require_role, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, Strict, Time
 from registry.complaints import compliance, routing
 from registry.complaints import services as complaints
 from registry.complaints.models import ACTIONS, TYPES, VERIFICATIONS, Complaint
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import Forbidden, InvalidPhoneError, ValidationFailed
 from registry.extensions import limiter
@@ -166,7 +167,7 @@ def file_complaint() -> Any:
     """File a complaint for a holder who proved the number to you; it is routed at once."""
     reporter = require_role("reporter")
     data = body(ComplaintIn)
-    cfg = settings()
+    cfg = current_settings()
     try:
         phone = phones.to_e164(data.phone, cfg.default_region)
     except phones.InvalidPhone as exc:
@@ -201,7 +202,7 @@ def list_complaints() -> Any:
     if raw not in (None, "true", "false"):
         raise ValidationFailed("due must be true or false", field="due")
     due = raw == "true"
-    items = compliance.routed_to(session, settings(), me.org_id, utcnow(), due_only=due)
+    items = compliance.routed_to(session, current_settings(), me.org_id, utcnow(), due_only=due)
     return jsonify({"complaints": [_plain(i) for i in items]})
 
 
@@ -241,7 +242,9 @@ def answer_complaint(complaint_id: int) -> Any:
     session = get_session()
     complaint = complaints.get(session, complaint_id)
     given = routing.Answer(data.found, data.action, list(data.attachments), data.dispute)
-    row = routing.answer(session, settings(), complaint, get_org(session, me.slug), given, utcnow())
+    row = routing.answer(
+        session, current_settings(), complaint, get_org(session, me.slug), given, utcnow()
+    )
     session.commit()
     return jsonify(
         {
@@ -263,7 +266,7 @@ def compliance_view() -> Any:
     me = caller()
     session = get_session()
     now = utcnow()
-    s = compliance.summary(session, settings(), me.org_id, now)
+    s = compliance.summary(session, current_settings(), me.org_id, now)
     return jsonify(
         {
             "complaints": s.complaints,
@@ -271,7 +274,7 @@ def compliance_view() -> Any:
             "answers_due": s.answers_due,
             "overdue": s.overdue,
             "late": s.late,
-            "due": [_plain(i) for i in compliance.routed_to(session, settings(), me.org_id,
+            "due": [_plain(i) for i in compliance.routed_to(session, current_settings(), me.org_id,
                                                             now, due_only=True)],
             "sanctions": [_plain(i) for i in compliance.sanctions_of(session, me.org_id)],
         }

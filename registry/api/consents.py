@@ -9,11 +9,12 @@ from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry import phones
-from registry.api import actor_for, body, bp, caller, read_limit, settings, write_limit
+from registry.api import actor_for, body, bp, caller, read_limit, write_limit
 from registry.api.errors import validation_details
 from registry.api.gates import text_gate
 from registry.api.openapi import ID_MAX, route
 from registry.api.schemas import Category, Channel, ErrorItem, Phone, SenderCode, Strict, Time
+from registry.config import current_settings
 from registry.consent import otp, records
 from registry.consent import services as consents
 from registry.consent.models import STATUSES, Consent
@@ -191,11 +192,13 @@ def public(
 
 
 def _phone(raw: str) -> str:
-    return phones.to_e164(raw, settings().default_region)  # raises invalid_phone, field "phone"
+    return phones.to_e164(
+        raw, current_settings().default_region
+    )  # raises invalid_phone, field "phone"
 
 
 def _record(data: ConsentIn, senders: dict[str, SenderRef]) -> tuple[Consent, bool, str]:
-    cfg = settings()
+    cfg = current_settings()
     session = get_session()
     phone = _phone(data.phone)
     sender = senders.get(data.sender)
@@ -403,7 +406,7 @@ def create_consent_request() -> Any:
     sender = resolve_sender(session, caller(), data.sender, "consent", utcnow())
     req, _code = otp.request_consent(
         session,
-        settings(),
+        current_settings(),
         actor_for(sender),
         sender,
         phone,
@@ -425,12 +428,10 @@ def confirm_consent_request(request_id: str) -> Any:
     session = get_session()
     req = otp.get_request(session, request_id)
     sender = resolve_sender(session, caller(), code_of(session, req.sender_id), "consent", utcnow())
-    try:
-        consent = otp.confirm_request(
-            session, settings(), actor_for(sender), sender, req, data.code
-        )
-    except ValidationFailed:
-        session.commit()  # a wrong code counts as a try even though the request fails
-        raise
-    session.commit()
+    consent = otp.confirm_request(
+        session, current_settings(), actor_for(sender), sender, req, data.code
+    )
+    session.commit()  # the consent, or a wrong code's counted try
+    if isinstance(consent, ValidationFailed):
+        raise consent
     return jsonify(public(consent, sender.code, consents.history(session, consent.id or 0))), 201

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, read_limit, settings, write_limit
+from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import SenderCode, Strict, Time
+from registry.config import current_settings
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.orgs import delegations, filings
@@ -116,10 +117,10 @@ def create_delegation() -> Any:
     """Grant an agent the right to act for your senders within scopes."""
     data = body(DelegationIn)
     session = get_session()
-    expires = to_utc(data.expires_at, settings().tz) if data.expires_at else None
+    expires = to_utc(data.expires_at, current_settings().tz) if data.expires_at else None
     delegation = delegations.grant(
         session, caller().org_id, data.agent, list(data.senders), list(data.scopes), expires,
-        data.filing.filing() if data.filing else None, settings().default_region,
+        data.filing.filing() if data.filing else None, current_settings().default_region,
     )  # fmt: skip
     session.commit()
     return jsonify(_out(delegations.describe(session, [delegation])[0])), 201
@@ -191,7 +192,7 @@ def file_business(delegation_id: int) -> Any:
     data = body(FilingIn)
     session = get_session()
     delegation = filings.file(
-        session, caller().org_id, delegation_id, data.filing(), settings().default_region
+        session, caller().org_id, delegation_id, data.filing(), current_settings().default_region
     )
     session.commit()
     return jsonify(_out(delegations.describe(session, [delegation])[0]))

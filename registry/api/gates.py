@@ -28,7 +28,8 @@ import time
 
 from limits import parse
 
-from registry.api import caller, settings
+from registry.api import caller
+from registry.config import current_settings
 from registry.consent.services import TextGate
 from registry.errors import RateLimited
 from registry.extensions import limiter
@@ -57,7 +58,7 @@ class ColdBudget:
         """Spend ``numbers`` of the budget; raise RateLimited when it is spent."""
         if numbers <= 0:
             return
-        item = parse_limit(settings().ratelimit_cold_check)
+        item = parse_limit(current_settings().ratelimit_cold_check)
         if limiter.limiter.hit(item, "cold-check", self.who, cost=numbers):
             return
         reset = limiter.limiter.get_window_stats(item, "cold-check", self.who).reset_time
@@ -95,7 +96,7 @@ def text_gate() -> TextGate:
     """Return the gate for a text to a holder on behalf of a sender (codes, confirmations)."""
 
     def gate(phone: str) -> None:
-        item = parse_limit(settings().ratelimit_consent_number)
+        item = parse_limit(current_settings().ratelimit_consent_number)
         if limiter.limiter.hit(item, "consent-number", phone):
             return
         reset = limiter.limiter.get_window_stats(item, "consent-number", phone).reset_time

@@ -20,10 +20,11 @@ from typing import Any, Literal
 from flask import Response, jsonify, request
 from pydantic import BaseModel
 
-from registry.api import body, bp, require_role, settings, write_limit
+from registry.api import body, bp, require_role, write_limit
 from registry.api.openapi import ERRORS, route
 from registry.api.optouts import InboundIn
 from registry.complaints.inbound import receive
+from registry.config import current_settings
 from registry.consent.gateway import RegistryReply
 from registry.db import get_session
 from registry.errors import Forbidden, MalformedPayload
@@ -85,7 +86,7 @@ def gateway_inbound_sms() -> Any:
     """Act for the holder on a text to the registry's number: a forwarded text, Y, START, TD."""
     require_role("gateway")
     data = body(InboundIn)
-    cfg = settings()
+    cfg = current_settings()
     now = utcnow()
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
     session = get_session()
@@ -127,7 +128,7 @@ def gateway_kannel_inbound() -> Any:
         raise MalformedPayload(f"the body is not text in {charset!r}") from exc
     if len(text) > 1600 or "\x00" in text:
         raise MalformedPayload("the text is over 1600 characters or holds NUL", field="text")
-    cfg = settings()
+    cfg = current_settings()
     now = utcnow()
     session = get_session()
     outcome = receive(session, cfg, phone, to, text, now, now, send_reply=True)
@@ -149,7 +150,7 @@ def gateway_kannel_inbound() -> Any:
 @limiter.limit(write_limit)
 def gateway_kannel_dlr() -> Any:
     """Record the state Kannel reports (%d) with the SMSC's answer (%A) on the signed message."""
-    cfg = settings()
+    cfg = current_settings()
     try:
         message_id = sms.dlr_signer(cfg).loads(request.args.get("m", ""))
     except InvalidToken as exc:
@@ -176,7 +177,7 @@ def _authenticate(provider: str) -> dict[str, list[str]]:
     form = _form() if provider in callbacks.FORM else {}
     callbacks.authenticate(
         provider,
-        settings(),
+        current_settings(),
         url=request.url,
         form=form,
         token=request.args.get("token"),
@@ -193,7 +194,7 @@ def _acknowledge(provider: str, replies: list[str] | None = None) -> Response:
 def _cloud_inbound(provider: str) -> Any:
     form = _authenticate(provider)
     replies = callbacks.parse_replies(provider, request.get_data(cache=False), form)
-    cfg = settings()
+    cfg = current_settings()
     now = utcnow()
     session = get_session()
     # Twilio carries the answers back in its TwiML; the other clouds only take a receipt.

@@ -14,8 +14,9 @@ from flask import jsonify, request
 from flask_limiter.util import get_remote_address
 from pydantic import BaseModel
 
-from registry.api import bp, require_role, settings
+from registry.api import bp, require_role
 from registry.api.openapi import route
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import ValidationFailed
 from registry.extensions import limiter
@@ -64,12 +65,12 @@ class LookupOut(BaseModel):
 
 def lookup_key_limit() -> str:
     """Return the per-key limit of lookups (REGISTRY_RATELIMIT_LOOKUP_KEY)."""
-    return settings().ratelimit_lookup_key
+    return current_settings().ratelimit_lookup_key
 
 
 def lookup_client_limit() -> str:
     """Return the per-client-address limit of lookups (REGISTRY_RATELIMIT_LOOKUP_CLIENT)."""
-    return settings().ratelimit_lookup_client
+    return current_settings().ratelimit_lookup_client
 
 
 def client_key() -> str:
@@ -129,6 +130,6 @@ def lookup() -> Any:
     if raw is None or not raw.strip():
         raise ValidationFailed("give the calling number as ?number=", field="number")
     session = get_session()
-    answer = services.lookup_for_app(session, c.org_id, raw, settings().default_region)
+    answer = services.lookup_for_app(session, c.org_id, raw, current_settings().default_region)
     session.commit()
     return jsonify(public(answer))

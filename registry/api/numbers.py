@@ -10,9 +10,10 @@ from flask import jsonify, request
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, read_limit, require_role, settings, write_limit
+from registry.api import body, bp, caller, read_limit, require_role, write_limit
 from registry.api.openapi import ERRORS, route
 from registry.api.schemas import ErrorItem, Phone, Strict, Time
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import TooLarge, ValidationFailed
 from registry.events.services import Actor
@@ -72,7 +73,7 @@ def report_disconnections() -> Any:
     ]
     session = get_session()
     actor = Actor(f"carrier:{carrier.slug}", "api", org_id=carrier.org_id)
-    accepted, rejected = services.disconnect_many(session, settings(), actor, rows)
+    accepted, rejected = services.disconnect_many(session, current_settings(), actor, rows)
     session.commit()
     return jsonify(
         {
@@ -91,7 +92,7 @@ def report_disconnections() -> Any:
 def reassigned(phone: str) -> Any:
     """Answer true, false or null (SPEC §4)."""
     caller()
-    cfg = settings()
+    cfg = current_settings()
     e164 = phones.to_e164(phone, cfg.default_region)  # raises invalid_phone, field "phone"
     raw = request.args.get("since", "")
     try:
@@ -133,7 +134,7 @@ def retract_disconnection() -> Any:
     """Retract a wrong disconnection (only the carrier that reported it); restore what it voided."""
     carrier = require_role("carrier")
     data = body(RetractionIn)
-    cfg = settings()
+    cfg = current_settings()
     phone = phones.to_e164(data.phone, cfg.default_region)  # raises invalid_phone, field "phone"
     session = get_session()
     found = services.find_disconnection(

@@ -8,9 +8,10 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import actor_for, api_key, body, bp, caller, settings, write_limit
+from registry.api import actor_for, api_key, body, bp, caller, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
+from registry.config import current_settings
 from registry.consent import services as consents
 from registry.consent.replies import classify
 from registry.db import get_session
@@ -74,7 +75,7 @@ class InboundOut(BaseModel):
 
 def _phone(raw: str, field: str) -> str:
     try:
-        return phones.to_e164(raw, settings().default_region)
+        return phones.to_e164(raw, current_settings().default_region)
     except phones.InvalidPhone as exc:
         raise InvalidPhoneError(str(exc), field=field) from exc
 
@@ -93,7 +94,7 @@ def _phone(raw: str, field: str) -> str:
 def create_optout() -> Any:
     """Record a refusal; every check after this answers opted_out."""
     data = body(OptOutIn)
-    cfg = settings()
+    cfg = current_settings()
     session = get_session()
     phone = _phone(data.phone, "phone")
     received = to_utc(data.received_at, cfg.tz) if data.received_at else None
@@ -128,7 +129,7 @@ def create_optout() -> Any:
 def inbound_sms() -> Any:
     """Read a reply to the sender behind ``to``: act on refusals, record a Y or START as a claim."""
     data = body(InboundIn)
-    cfg = settings()
+    cfg = current_settings()
     session = get_session()
     phone = _phone(data.from_, "from")
     if data.to.replace(" ", "").replace("-", "") == cfg.sms_number:

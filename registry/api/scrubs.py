@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
 
-from registry.api import bp, caller, read_limit, settings
+from registry.api import bp, caller, read_limit
 from registry.api.openapi import route
 from registry.api.schemas import Category, Channel, Purpose, SenderCode, Strict, Time
+from registry.config import current_settings
 from registry.db import get_reader, get_session
 from registry.errors import RegistryError
 from registry.extensions import db, limiter
@@ -107,7 +108,7 @@ QUERY = {
 
 
 def _check_limit() -> str:
-    return settings().ratelimit_check
+    return current_settings().ratelimit_check
 
 
 def _order() -> services.Order:
@@ -132,7 +133,7 @@ def create_scrub() -> Any:
         raise RegistryError(
             f"send the file itself as the body with Content-Type: text/csv, not {media}"
         )
-    cfg = settings()
+    cfg = current_settings()
     request.max_content_length = cfg.scrub_max_bytes
     session = get_session()
     job = services.receive(session, get_reader(), cfg, caller(), order, request.stream)
@@ -182,7 +183,7 @@ def scrub_certificate(job_id: int) -> Any:
     """Return the signed certificate of a finished job."""
     reader = get_reader()
     job = services.job_for(reader, caller(), job_id)
-    return jsonify(services.certificate(reader, settings(), job))
+    return jsonify(services.certificate(reader, current_settings(), job))
 
 
 @route(bp, "/certificates/<token>", "GET", summary="Verify a scrub certificate",
@@ -190,4 +191,4 @@ def scrub_certificate(job_id: int) -> Any:
 @limiter.limit(read_limit)
 def verify_certificate(token: str) -> Any:
     """Return what a genuine certificate says; a forged or altered one is a 422."""
-    return jsonify(services.read_certificate(settings(), token))
+    return jsonify(services.read_certificate(current_settings(), token))

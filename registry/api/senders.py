@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, read_limit, settings, write_limit
+from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Category, SenderCode, Strict
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import Conflict
 from registry.extensions import limiter
@@ -92,7 +93,7 @@ def _own_number(addresses: list[str]) -> None:
     for i, address in enumerate(addresses):
         # Texts from the registry's own number speak for the registry, and replies
         # to it for the holder: no sender may present it.
-        if address.replace(" ", "").replace("-", "") == settings().sms_number:
+        if address.replace(" ", "").replace("-", "") == current_settings().sms_number:
             raise Conflict("that is the registry's own number", field=f"addresses.{i}")
 
 
@@ -124,7 +125,7 @@ def create_sender() -> Any:
     session = get_session()
     sender, addresses = services.create_sender(
         session, caller().org_id, data.code, data.name, data.category, data.addresses,
-        settings().default_region,
+        current_settings().default_region,
     )  # fmt: skip
     session.commit()
     states = services.address_states(session, [sender.id or 0])
@@ -140,7 +141,7 @@ def add_addresses(code: str) -> Any:
     _own_number(data.addresses)
     session = get_session()
     sender = services.add_addresses(
-        session, caller().org_id, code, data.addresses, settings().default_region
+        session, caller().org_id, code, data.addresses, current_settings().default_region
     )
     session.commit()
     states = services.address_states(session, [sender.id or 0]).get(sender.id or 0, [])

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, settings, write_limit
+from registry.api import body, bp, caller, write_limit
 from registry.api.gates import cold_gate
 from registry.api.openapi import route
 from registry.api.schemas import Channel, ErrorItem, Phone, SenderCode, Strict, Time
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import TooLarge
 from registry.extensions import limiter
@@ -75,7 +76,7 @@ def compare_rows() -> Any:
     data = body(CompareIn)
     if len(data.rows) > compare.MAX_ROWS:
         raise TooLarge(f"a page holds at most {compare.MAX_ROWS} rows", field="rows")
-    cfg = settings()
+    cfg = current_settings()
     at = to_utc(data.at, cfg.tz) if data.at else utcnow()
     rows = [compare.Row(r.phone, r.sender, r.channel, r.state) for r in data.rows]
     session = get_session()

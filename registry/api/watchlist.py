@@ -8,10 +8,11 @@ from flask import jsonify
 from pydantic import BaseModel, Field
 
 from registry import phones
-from registry.api import body, bp, caller, settings, write_limit
+from registry.api import body, bp, caller, write_limit
 from registry.api.gates import cold_gate
 from registry.api.openapi import route
 from registry.api.schemas import ErrorItem, Strict
+from registry.config import current_settings
 from registry.db import get_session
 from registry.errors import TooLarge
 from registry.extensions import limiter
@@ -55,7 +56,7 @@ class WatchOut(BaseModel):
 def _parse(data: WatchIn) -> tuple[list[str], list[dict[str, Any]]]:
     if len(data.phones) > watchlist.MAX_PHONES:
         raise TooLarge(f"at most {watchlist.MAX_PHONES} numbers a call", field="phones")
-    region = settings().default_region
+    region = current_settings().default_region
     good, rejected = [], []
     for index, raw in enumerate(data.phones):
         try:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from registry.api import body, bp, caller, read_limit, settings, write_limit
+from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Strict
+from registry.config import current_settings
 from registry.db import get_session
 from registry.extensions import limiter
 from registry.sync import webhooks
@@ -58,7 +59,7 @@ def create_webhook() -> Any:
     data = body(WebhookIn)
     session = get_session()
     hook, secret = webhooks.create(
-        session, caller().org_id, data.url, allow_private=settings().webhook_allow_private
+        session, caller().org_id, data.url, allow_private=current_settings().webhook_allow_private
     )
     session.commit()
     return jsonify(webhooks.public(hook) | {"secret": secret}), 201

@@ -121,6 +121,8 @@ class FactChange(SQLModel, table=True):
 
     phone: str = Field(primary_key=True, max_length=32)  # a number, or a calling address
     changed_at: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+
+
 class CheckSpool(SQLModel, table=True):
     """An app server's local spool of check-log rows (checks/spool.py): its id namespace.
 

@@ -12,8 +12,11 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
+from registry.cli.serve import serve
+
 
 def _create_app() -> Flask:
+    # In the function: prometheus_client must load after main() sets PROMETHEUS_MULTIPROC_DIR.
     from registry import create_app
 
     return create_app()
@@ -24,14 +27,8 @@ def cli() -> None:
     """Anning registry: consent and do-not-disturb."""
 
 
-def _builtins() -> None:
-    """Add the commands that must run outside the app's context (``serve`` forks gunicorn)."""
-    from registry.cli.serve import serve
-
-    cli.add_command(serve)
-
-
-_builtins()
+# Outside the app's context: ``serve`` forks gunicorn, whose workers build their own app.
+cli.add_command(serve)
 
 
 def main() -> None:
@@ -49,6 +46,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app's CLI."""
+    # In the function: the groups load every domain (and prometheus_client, see main()).
     from registry.cli import (
         access,
         admin,

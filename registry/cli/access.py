@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
 from registry.access import services as access_services
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.cli.numbers import carrier_org
-from registry.config import Settings
+from registry.config import Settings, current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
 from registry.timeutil import iso
@@ -26,7 +25,7 @@ def connections_group() -> None:
 @click.option("--address", "addresses", multiple=True, required=True, help="Repeat for each.")
 def connections_add(carrier: str, organization: str, kind: str, addresses: tuple[str, ...]) -> None:
     """Record that CARRIER connects ORGANIZATION at each --address (attesting them)."""
-    settings: Settings = current_app.config["REGISTRY"]
+    settings: Settings = current_settings()
     with db.session() as session:
         org = carrier_org(session, carrier)
         try:

@@ -5,21 +5,18 @@ from __future__ import annotations
 import time
 
 import click
-from flask import current_app
 
-from registry.admin import accounts, audit
+from registry.admin import accounts
 from registry.admin.models import STAFF_ROLES
+from registry.audit import services as audit
+from registry.complaints import routing
 from registry.complaints.sectors import SECTORS
-from registry.config import Settings
+from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.sanctions import trigger
 from registry.stats import services as stats
 from registry.timeutil import utcnow
-
-
-def _settings() -> Settings:
-    s: Settings = current_app.config["REGISTRY"]
-    return s
 
 
 @click.group("admin")
@@ -108,9 +105,7 @@ def sanctions_group() -> None:
 @sanctions_group.command("scan")
 def sanctions_scan() -> None:
     """Flag (or suspend, when configured) senders with too many verified complaints."""
-    from registry.sanctions import trigger
-
-    s = _settings()
+    s = current_settings()
     with db.session() as session:
         hits = trigger.run(session, s, utcnow())
         session.commit()
@@ -130,10 +125,8 @@ def complaints_group() -> None:
 @complaints_group.command("sweep")
 def complaints_sweep() -> None:
     """Flag overdue answers and escalate their complaints (working days; the worker runs it too)."""
-    from registry.complaints import routing
-
     with db.session() as session:
-        swept = routing.sweep(session, _settings(), utcnow())
+        swept = routing.sweep(session, current_settings(), utcnow())
         session.commit()
     click.echo(f"{len(swept.routes)} answers newly overdue; {len(swept.escalated)} escalated")
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import TextIO
 
 import click
-from flask import current_app
 
 from registry import csvcells
 from registry.checks import services
+from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
 from registry.senders.services import sender_as_owner
@@ -53,7 +53,7 @@ def _read_numbers(fh: TextIO) -> list[str]:
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
 def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: TextIO) -> None:
     """Check every number in FILE; write phone, decision, reason (every check is logged)."""
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     lines = _read_numbers(file)
     writer = csv.writer(output)
     writer.writerow(["input", "phone", "decision", "reason"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
+from registry.config import current_settings
 from registry.consent import refusals
 from registry.consent import services as consents
 from registry.extensions import db
@@ -48,7 +48,7 @@ def refusals_group() -> None:
 def refusals_run() -> None:
     """Text holders whose refusals end within a week; take ended refusals off the record."""
     with db.session() as session:
-        done = refusals.run(session, current_app.config["REGISTRY"])
+        done = refusals.run(session, current_settings())
         session.commit()
     click.echo(f"{done.reminded} reminders sent, {done.lifted} refusals ended")
 

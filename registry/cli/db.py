@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
 from registry import migrate
+from registry.config import current_settings
 
 
 @click.group("db")
@@ -16,7 +16,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 def upgrade() -> None:
     """Migrate the database to the newest schema."""
-    migrate.upgrade(current_app.config["REGISTRY"].database_url)
+    migrate.upgrade(current_settings().database_url)
     click.echo("database is at the newest schema")
 
 
@@ -26,7 +26,7 @@ def check() -> None:
     from alembic.util.exc import CommandError
 
     try:
-        migrate.check(current_app.config["REGISTRY"].database_url)
+        migrate.check(current_settings().database_url)
     except CommandError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("models and migrations agree")

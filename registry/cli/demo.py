@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from registry.access import services as access
-from registry.config import Settings
+from registry.config import Settings, current_settings
 from registry.consent import services as consents
 from registry.events.services import Actor
 from registry.extensions import db
@@ -83,12 +83,9 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
             access.connect(
                 session, org_ids["citytel"], slug, kind, [address], settings.default_region, "demo"
             )
-    from registry.orgs.services import Caller
-    from registry.senders.services import resolve_sender
-
     for slug, code, *_ in SENDERS:
-        caller = Caller(org_ids[slug], slug, slug, "sender", None)
-        refs[code] = resolve_sender(session, caller, code, "consent", now)
+        caller = orgs.Caller(org_ids[slug], slug, slug, "sender", None)
+        refs[code] = senders.resolve_sender(session, caller, code, "consent", now)
     # Blue Sky calls Acme's card holders from Acme's landline, under a filed business.
     delegations.grant(
         session, org_ids["acme-bank"], "bluesky-cc", ["acme-cards"], ["check", "optout"], None,
@@ -138,7 +135,7 @@ def fill(session: Session, settings: Settings, instance: str) -> dict[str, str]:
 )
 def demo(holders: int) -> None:
     """Fill an empty database with demo data; print the demo API keys and login number."""
-    settings: Settings = current_app.config["REGISTRY"]
+    settings: Settings = current_settings()
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Organization)):
             raise click.ClickException(

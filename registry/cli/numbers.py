@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-from flask import current_app
 from sqlalchemy.orm import Session
 
 from registry import phones
-from registry.admin import audit
-from registry.config import Settings
+from registry.audit import services as audit
+from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.events.services import Actor
 from registry.extensions import db
@@ -22,11 +21,6 @@ from registry.orgs.services import get_org
 from registry.timeutil import iso
 
 CHUNK = 1_000
-
-
-def _settings() -> Settings:
-    s: Settings = current_app.config["REGISTRY"]
-    return s
 
 
 def _fail(exc: RegistryError) -> click.ClickException:
@@ -60,7 +54,7 @@ def disconnections_group() -> None:
 )
 def import_file(file: Path, carrier: str) -> None:
     """Load a CSV of ``phone,disconnected_at``; bad rows are reported by line, good rows kept."""
-    settings = _settings()
+    settings = current_settings()
     accepted = 0
     with db.session() as session:
         org = carrier_org(session, carrier)  # before reading a line: whose file is it?
@@ -132,7 +126,7 @@ def list_disconnections(phone: str) -> None:
 
 def _phone(text: str) -> str:
     try:
-        return phones.to_e164(text, _settings().default_region)
+        return phones.to_e164(text, current_settings().default_region)
     except phones.InvalidPhone as exc:
         raise click.BadParameter(str(exc), param_hint="PHONE") from exc
 
@@ -143,7 +137,7 @@ def _phone(text: str) -> str:
 @click.option("--reason", required=True, help="Why the disconnection was wrong (kept, audited).")
 def retract(phone: str, disconnected_at: str, reason: str) -> None:
     """Retract a wrong disconnection as the regulator, restoring what it voided."""
-    settings = _settings()
+    settings = current_settings()
     with db.session() as session:
         try:
             found = services.find_disconnection(

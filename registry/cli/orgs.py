@@ -7,12 +7,14 @@ from typing import Any
 
 import click
 
+from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.numbers.services import parse_time
 from registry.orgs import delegations, filings
 from registry.orgs import services as orgs
 from registry.orgs.filings import Filing
-from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES
+from registry.orgs.models import BUSINESS_TYPES, KINDS, ROLES, SCOPES, Delegation
 from registry.senders import services as senders
 from registry.senders.models import CATEGORIES
 
@@ -204,11 +206,8 @@ def delegation_grant(
     **filing: Any,
 ) -> None:
     """Let AGENT act for PRINCIPAL's senders within the scopes (with the business filing)."""
-    from flask import current_app
 
-    from registry.numbers.services import parse_time
-
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     with db.session() as session:
         try:
             org = orgs.get_org(session, principal)
@@ -255,7 +254,6 @@ def delegation_list(slug: str) -> None:
 @_filing_options
 def delegation_file(principal: str, delegation_id: int, **filing: Any) -> None:
     """File or alter the business of PRINCIPAL's delegation (only its principal may)."""
-    from flask import current_app
 
     values = _filing(filing)
     if values is None:
@@ -265,7 +263,7 @@ def delegation_file(principal: str, delegation_id: int, **filing: Any) -> None:
             org = orgs.get_org(session, principal)
             filings.file(
                 session, org.id or 0, delegation_id, values,
-                current_app.config["REGISTRY"].default_region,
+                current_settings().default_region,
             )  # fmt: skip
         except RegistryError as exc:
             raise _fail(exc) from exc
@@ -277,8 +275,6 @@ def delegation_file(principal: str, delegation_id: int, **filing: Any) -> None:
 @click.argument("delegation_id", type=int)
 def delegation_revoke(delegation_id: int) -> None:
     """Revoke a delegation at once."""
-    from registry.orgs.models import Delegation
-
     with db.session() as session:
         delegation = session.get(Delegation, delegation_id)
         if delegation is None:

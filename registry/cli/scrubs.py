@@ -10,9 +10,9 @@ from datetime import timedelta
 from types import FrameType
 
 import click
-from flask import current_app
 
 from registry.api.gates import check_budget
+from registry.config import current_settings
 from registry.extensions import db
 from registry.scrubs import worker as scrubs
 
@@ -24,7 +24,7 @@ from registry.scrubs import worker as scrubs
 def scrub_worker(interval: float, lease: float, once: bool) -> None:
     """Claim scrub jobs with a lease and answer them chunk by chunk (run as many as wanted)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     name = scrubs.worker_name()
     stopping = False
 

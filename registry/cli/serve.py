@@ -20,6 +20,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from registry import migrate
+from registry.config import current_settings
 from registry.extensions import db
 from registry.orgs.models import Organization
 
@@ -50,6 +51,7 @@ def gunicorn_options(host: str, port: int, workers: int | None, access_log: bool
 
 
 def _create_app() -> Flask:
+    # In the function: prometheus_client must load after main() sets PROMETHEUS_MULTIPROC_DIR.
     from registry import create_app
 
     return create_app()
@@ -78,9 +80,9 @@ def _child_exit(_server: object, worker: Any) -> None:
 
 def _demo(app: Flask, host: str, port: int) -> None:
     """Migrate, fill an empty database with the demo, and print how to use it."""
-    from registry.cli.demo import fill, key_file
+    from registry.cli.demo import fill, key_file  # in the function: as create_app, after main()
 
-    settings = app.config["REGISTRY"]
+    settings = current_settings(app)
     migrate.upgrade(settings.database_url)
     with db.session() as session:
         if not session.scalar(select(func.count()).select_from(Organization)):

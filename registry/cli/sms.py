@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
 from registry import phones
+from registry.config import current_settings
 from registry.extensions import db
 from registry.sms import services
 from registry.timeutil import iso
@@ -21,7 +21,7 @@ def sms_group() -> None:
 @click.option("--limit", default=20, show_default=True)
 def outbox(phone: str | None, limit: int) -> None:
     """Show the newest messages the registry sent (the console backend's outbox)."""
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     if phone is not None:
         try:
             phone = phones.to_e164(phone, settings.default_region)
@@ -39,7 +39,7 @@ def outbox(phone: str | None, limit: int) -> None:
 def deliver(limit: int) -> None:
     """Deliver queued messages through the configured backend (retries failed ones when due)."""
     with db.session() as session:
-        sent, failed = services.deliver(session, current_app.config["REGISTRY"], limit)
+        sent, failed = services.deliver(session, current_settings(), limit)
     click.echo(f"{sent} sent, {failed} failed (will retry)")
 
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 from types import FrameType
 
 import click
-from flask import current_app
 
+from registry.config import current_settings
 from registry.events import audit
 from registry.extensions import db
 from registry.sync import worker as jobs
@@ -37,7 +37,7 @@ def worker(
     """Run the background jobs: feed sequencing, webhooks, SMS delivery, consent expiry;
     every 15 minutes the sanction trigger and the statistics rollups."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     policy = DeliveryPolicy(batch, timeout, backoff, backoff_max, timedelta(seconds=disable_after))
     if once:
         done = jobs.tick(db.session, settings, policy)

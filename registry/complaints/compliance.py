@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.complaints import deadlines
 from registry.complaints.models import Complaint, ComplaintRoute
 from registry.config import Settings

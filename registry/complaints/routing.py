@@ -16,7 +16,7 @@ After the automatic verdict (``registry.checks.verdict``) a complaint is
 Each organization answers through the API (``answer``): only one the
 complaint was routed to; an answer after its deadline is kept, marked late.
 ``sweep`` flags what is overdue and escalates the complaint to the officers.
-Every change is written to the audit trail (``registry.admin.audit``).
+Every change is written to the audit trail (``registry.audit``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.checks import receipts
 from registry.checks.verdict import verdict_for_contact
 from registry.complaints import deadlines, services

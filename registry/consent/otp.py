@@ -91,11 +91,13 @@ def confirm_request(
     sender: SenderRef,
     req: ConsentRequest,
     code: str,
-) -> Consent:
+) -> Consent | ValidationFailed:
     """Check the code; on success create an active consent with evidence method ``otp``.
 
     A wrong code counts a try even when the caller then sends the right one;
-    after five wrong tries the request is locked for good.
+    after five wrong tries the request is locked for good. The counted try is
+    written and the refusal *returned*, for the caller to commit before it
+    answers with it; every refusal this raises writes nothing.
     """
     if req.sender_id != sender.id or req.organization_id != actor.org_id:
         raise Forbidden("that consent request belongs to another organization")
@@ -109,7 +111,7 @@ def confirm_request(
         req.attempts += 1
         session.flush()
         left = MAX_TRIES - req.attempts
-        raise ValidationFailed(
+        return ValidationFailed(
             f"wrong code; {left} tries left" if left else "wrong code; the request is now locked",
             field="code",
         )

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry.checks.services import zone_for
+from registry import phones
 from registry.config import Settings
 from registry.consent import services as consents
 from registry.subscribers import services as subscribers
@@ -62,7 +62,7 @@ def run(session: Session, settings: Settings, now: datetime | None = None) -> Ou
                 kind = "dnd" if key in subscribers.CHANNELS else "category"
                 reminded += subscribers.remind(
                     session, sub.phone, f"{kind}:{key}", what,
-                    end.astimezone(zone_for(sub.phone, settings)), sub.language,
+                    end.astimezone(phones.zone_of(sub.phone, settings.timezone)), sub.language,
                 )  # fmt: skip
     for optout, name in consents.timed_optouts(session, soon):
         ends = optout.expires_at
@@ -73,7 +73,7 @@ def run(session: Session, settings: Settings, now: datetime | None = None) -> Ou
         what = f"block of {name}" if language == "en" else f"拒绝 {name}"
         reminded += subscribers.remind(
             session, optout.phone, f"optout:{optout.id}", what,
-            ends.astimezone(zone_for(optout.phone, settings)), language,
+            ends.astimezone(phones.zone_of(optout.phone, settings.timezone)), language,
         )  # fmt: skip
     lifted = subscribers.lift_ended(session, now) + len(consents.end_timed_optouts(session, now))
     return Outcome(lifted, reminded)

@@ -9,13 +9,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.db import fingerprint
 from registry.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from registry.orgs.models import KINDS, ROLES, ApiKey, Organization
+from registry.senders.models import Sender
 from registry.timeutil import utcnow
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
@@ -248,10 +249,6 @@ def authenticate(session: Session, key: str) -> Caller:
 
 def list_orgs(session: Session) -> list[tuple[Organization, int, int]]:
     """Return every organization with its number of senders and of live keys, by slug."""
-    from sqlalchemy import func
-
-    from registry.senders.models import Sender
-
     senders = (
         select(col(Sender.organization_id), func.count().label("n"))
         .group_by(col(Sender.organization_id))

@@ -24,10 +24,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from registry.admin import audit
+from registry.audit import services as audit
 from registry.complaints import desk, routing
 from registry.config import Settings
 from registry.sanctions.services import TriggerHit, scan
+from registry.stats import services as stats
+from registry.timeutil import utcnow
 
 
 def run(session: Session, settings: Settings, now: datetime) -> list[TriggerHit]:
@@ -58,9 +60,6 @@ def run_jobs(
 
     Each is its own transaction; return how many senders were newly flagged or suspended.
     """
-    from registry.stats import services as stats
-    from registry.timeutil import utcnow
-
     with session_factory() as session:
         hits = run(session, settings, utcnow())
         session.commit()

@@ -47,15 +47,18 @@ def send_code(session: Session, settings: Settings, phone: str, language: str | 
     sms.send(session, phone, body, "login_code")
 
 
-def verify_code(session: Session, settings: Settings, phone: str, code: str) -> int:
-    """Check the code; return the holder's session epoch. Wrong tries count even if the caller then fails.
+def verify_code(
+    session: Session, settings: Settings, phone: str, code: str
+) -> int | ValidationFailed:
+    """Check the code; return the holder's session epoch, or the wrong code's refusal.
 
     A try is claimed before the code is judged, by one conditional UPDATE
     (``attempts = attempts + 1 WHERE attempts < MAX_TRIES``): however many
     requests arrive at once, at most MAX_TRIES of them are judged. On
     PostgreSQL a concurrent claim waits for the row and re-reads ``attempts``;
-    SQLite's writers are serialized (BEGIN IMMEDIATE). The caller commits
-    whether this returns or raises.
+    SQLite's writers are serialized (BEGIN IMMEDIATE). A wrong code's counted
+    try is written and its refusal *returned*, for the caller to commit before
+    it answers; every refusal this raises writes nothing.
     """
     t = LoginCode.__table__  # type: ignore[attr-defined]
     latest = session.execute(
@@ -79,7 +82,7 @@ def verify_code(session: Session, settings: Settings, phone: str, code: str) -> 
     if claimed is None:  # the last tries went to requests that arrived at the same time
         raise Conflict("too many wrong codes; ask for a new one")
     if not hmac.compare_digest(claimed.code_hash, _hash(settings, phone, code.strip())):
-        raise ValidationFailed("that code is not right", field="code")
+        return ValidationFailed("that code is not right", field="code")
     session.execute(update(t).where(t.c.id == latest.id).values(used_at=utcnow()))
     holder = get_or_create(session, phone)
     return holder.session_epoch

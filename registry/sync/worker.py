@@ -22,6 +22,7 @@ from registry.config import Settings
 from registry.consent import refusals
 from registry.consent import services as consents
 from registry.events import sealing
+from registry.sanctions import trigger
 from registry.sms import services as sms
 from registry.sync import webhooks
 from registry.timeutil import utcnow
@@ -187,8 +188,6 @@ def tick(
             log.exception("pruning fact changes failed")
             out.errors.append(f"fact changes: {exc}")
         try:
-            from registry.sanctions import trigger
-
             out.sanctioned = trigger.run_jobs(session_factory, settings)
         except Exception as exc:
             log.exception("sanction trigger or statistics refresh failed")

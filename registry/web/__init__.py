@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 
 from registry import labels
+from registry.config import current_settings
 from registry.db import get_session
 
 bp = Blueprint("web", __name__)
@@ -41,7 +42,7 @@ def _labels(state: Any) -> None:
 @bp.app_context_processor
 def _operator() -> dict[str, Any]:
     """Give every page (site and console) who runs the registry, for the footer (_footer.html)."""
-    settings = current_app.config["REGISTRY"]
+    settings = current_settings()
     return {
         "operator": {
             "name": settings.operator_name,

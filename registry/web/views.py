@@ -15,7 +15,6 @@ from typing import Any
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -32,7 +31,7 @@ from registry.checks.services import checks_for_phone
 from registry.complaints import desk, routing
 from registry.complaints import services as complaints
 from registry.complaints.steps import steps as complaint_steps
-from registry.config import Settings
+from registry.config import current_settings
 from registry.consent import records
 from registry.consent import services as consents
 from registry.consent import unsubscribe as unsubscribing
@@ -70,11 +69,6 @@ from registry.web.forms import (
 HOLDER = Actor("subscriber", "site")
 
 
-def _settings() -> Settings:
-    s: Settings = current_app.config["REGISTRY"]
-    return s
-
-
 def holder_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Let only a signed-in holder through, with a session still valid for the number."""
 
@@ -102,7 +96,7 @@ def holder_required(view: Callable[..., Any]) -> Callable[..., Any]:
 def _phone_key() -> str:
     raw = request.form.get("phone", "")
     try:
-        return "login-phone:" + phones.to_e164(raw, _settings().default_region)
+        return "login-phone:" + phones.to_e164(raw, current_settings().default_region)
     except phones.InvalidPhone:
         return "login-phone:invalid"
 
@@ -118,7 +112,7 @@ def set_language(code: str) -> Any:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @limiter.limit(
-    lambda: _settings().ratelimit_login_number,
+    lambda: current_settings().ratelimit_login_number,
     key_func=_phone_key,
     methods=["POST"],
     error_message=lambda: _(
@@ -126,7 +120,7 @@ def set_language(code: str) -> Any:
     ),
 )
 @limiter.limit(
-    lambda: _settings().ratelimit_login_client,
+    lambda: current_settings().ratelimit_login_client,
     methods=["POST"],
     error_message=lambda: _(
         "Too many sign-in attempts from this connection. Wait a while, then try again."
@@ -137,14 +131,14 @@ def sign_in() -> Any:
     form = PhoneForm()
     if form.validate_on_submit():
         try:
-            phone = phones.to_e164(form.phone.data or "", _settings().default_region)
+            phone = phones.to_e164(form.phone.data or "", current_settings().default_region)
         except phones.InvalidPhone:
             form.phone.errors = [
                 _("That is not a mobile number we can text. Check it and try again.")
             ]
         else:
             db = get_session()
-            login.send_code(db, _settings(), phone, session.get("lang"))
+            login.send_code(db, current_settings(), phone, session.get("lang"))
             db.commit()
             return redirect(url_for("web.enter_code", phone=phone))
     return render_template("web/sign_in.html", form=form)
@@ -152,7 +146,7 @@ def sign_in() -> Any:
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @limiter.limit(
-    lambda: _settings().ratelimit_code_client,
+    lambda: current_settings().ratelimit_code_client,
     methods=["POST"],
     error_message=lambda: _("Too many codes were tried. Wait ten minutes, then try again."),
 )
@@ -164,11 +158,14 @@ def enter_code() -> Any:
     if form.validate_on_submit():
         phone = form.phone.data or ""
         db = get_session()
+        epoch: int | RegistryError
         try:
-            epoch = login.verify_code(db, _settings(), phone, form.code.data or "")
-        except RegistryError as exc:
-            db.commit()  # a wrong code counts as a try
-            form.code.errors = [_message(exc)]
+            epoch = login.verify_code(db, current_settings(), phone, form.code.data or "")
+        except RegistryError as exc:  # refused before a try was counted: nothing written
+            epoch = exc
+        if isinstance(epoch, RegistryError):
+            db.commit()  # a wrong code's counted try (the only write a refusal makes)
+            form.code.errors = [_message(epoch)]
         else:
             sid = login.open_session(db, phone)
             db.commit()
@@ -424,7 +421,7 @@ def _no_question() -> bool:
 @bp.get("/me/lookup")
 @holder_required
 @limiter.limit(
-    lambda: _settings().ratelimit_lookup_holder,
+    lambda: current_settings().ratelimit_lookup_holder,
     key_func=_holder_key,
     exempt_when=_no_question,
     error_message=lambda: _(
@@ -432,7 +429,7 @@ def _no_question() -> bool:
     ),
 )
 @limiter.limit(
-    lambda: _settings().ratelimit_lookup_client,
+    lambda: current_settings().ratelimit_lookup_client,
     exempt_when=_no_question,
     error_message=lambda: _(
         "Too many numbers were looked up from this connection. Wait a while, then try again."
@@ -446,7 +443,7 @@ def lookup() -> Any:
         db = get_session()
         try:
             answer = lookups.lookup_for_holder(
-                db, g.phone, form.number.data or "", _settings().default_region
+                db, g.phone, form.number.data or "", current_settings().default_region
             )
         except ValidationFailed:
             db.rollback()
@@ -469,7 +466,7 @@ def complaint_list() -> Any:
         try:
             complaint, made = routing.lodge_once(
                 db,
-                _settings(),
+                current_settings(),
                 form.once.data or "",
                 g.phone,
                 form.address.data or "",
@@ -531,7 +528,7 @@ def complaint_detail(complaint_id: int) -> Any:
         complaint=complaint,
         thread=complaints.thread(db, complaint_id),
         form=form,
-        verdict=desk.verdict(db, _settings(), complaint),
+        verdict=desk.verdict(db, current_settings(), complaint),
         sender=desk.sender_of(db, complaint),
         steps=complaint_steps(db, complaint),
         business=filings.for_complaint(

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.admin.accounts import MAX_FAILURES
-from registry.admin.models import StaffAudit, StaffUser
+from registry.admin.models import StaffUser
+from registry.audit.models import StaffAudit
 from tests.admin.conftest import PASSWORD, Staff, csrf, sign_in
 
 

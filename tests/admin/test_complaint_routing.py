@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.admin import accounts
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.complaints import routing
 from registry.complaints.models import Complaint, ComplaintRoute
 from registry.config import Settings

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.orgs.models import Organization
 from tests.admin.conftest import csrf, post_form
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.orgs.models import Organization
 from registry.sanctions.measures import fine_cap
 from registry.sanctions.models import Sanction

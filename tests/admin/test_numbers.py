@@ -14,7 +14,7 @@ from flask_babel import refresh
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.numbers.models import Disconnection, NumberRange
 from registry.orgs import services as orgs
 from registry.timeutil import iso, utcnow

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.checks.models import CheckLog
 from tests.admin.test_reviews import CODE, make_quarter
 from tests.conftest import Api

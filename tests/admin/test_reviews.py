@@ -11,7 +11,7 @@ from flask_babel import refresh
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.checks.models import CheckLog
 from registry.complaints.models import Complaint
 from registry.orgs import services as orgs

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.config import ConfigError, load_settings
 from registry.sanctions import services as sanctions
 from registry.sanctions.models import Sanction

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from registry.admin.models import StaffAudit
+from registry.audit.models import StaffAudit
 from registry.complaints import deadlines, routing, services
 from registry.complaints.models import Complaint, ComplaintRoute
 from registry.config import Settings

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import date, time
 from pathlib import Path
 
 import pytest
 
 from registry import create_app
-from registry.config import ConfigError, Settings, load_settings
+from registry.config import CONFIG_KEY, ConfigError, Settings, current_settings, load_settings
 
 BASE = {"REGISTRY_SECRET_KEY": "test-secret", "REGISTRY_DATABASE_URL": "sqlite:///:memory:"}
 
@@ -257,3 +258,24 @@ def test_check_spool_and_sync_quorum_settings(tmp_path: Path) -> None:
         load_settings(tmp_path, {"REGISTRY_CHECK_SPOOL": "sometimes"})
     with pytest.raises(ConfigError, match="REGISTRY_REPLICA_SYNC_QUORUM"):
         load_settings(tmp_path, {"REGISTRY_REPLICA_SYNC_QUORUM": "-1"})
+
+
+def test_the_settings_have_one_accessor(tmp_path: Path) -> None:
+    """Views, the CLI and the extensions read the settings through ``current_settings`` only."""
+    url = f"sqlite:///{tmp_path}/registry.sqlite3"
+    app = create_app(
+        {"ENVIRON": {**BASE, "REGISTRY_DATABASE_URL": url}, "INSTANCE_PATH": str(tmp_path)}
+    )
+    with app.app_context():
+        assert current_settings() is app.config[CONFIG_KEY]
+    assert current_settings(app) is app.config[CONFIG_KEY]
+    package = Path(__file__).parents[2] / "registry"
+    readers = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            key = node.slice if isinstance(node, ast.Subscript) else None
+            if isinstance(key, ast.Constant) and key.value == CONFIG_KEY:
+                readers.append(path.relative_to(package).as_posix())
+    # config.py names it CONFIG_KEY; db.py sits below config.py (config → ratelimit → db)
+    # and cannot import the accessor without a cycle.
+    assert sorted(set(readers)) == ["db.py"]

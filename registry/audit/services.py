@@ -1,21 +1,31 @@
-"""The staff audit trail: every console action, appended in the action's transaction."""
+"""Record and read the staff audit trail: every action, appended in the action's transaction."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry.admin.models import StaffAudit, StaffUser
+from registry.audit.models import StaffAudit
 from registry.timeutil import utcnow
+
+
+class Staff(Protocol):
+    """The acting staff account as the trail names it (``registry.admin.models.StaffUser``)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def email(self) -> str: ...
 
 
 def record(
     session: Session,
-    staff: StaffUser | None,
+    staff: Staff | None,
     action: str,
     subject: str | None = None,
     data: dict[str, Any] | None = None,
