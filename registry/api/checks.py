@@ -207,7 +207,8 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
     result = services.check(
         dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
     )
-    dbs.write.commit()
+    if dbs.write.in_transaction():  # not when the log row went by dbs.direct, committed
+        dbs.write.commit()
     count_decision(result.decision.decision, result.decision.reason)
     return result, result.read_from
 
