@@ -162,22 +162,21 @@ class Direct:
         held = getattr(self._local, "held", None)
         if held is not None and held[0] == (os.getpid(), self.generation):
             return held[1]
-        if held is not None and held[0][0] == os.getpid():
-            with contextlib.suppress(Exception):
-                held[1].close()  # retired by dispose()
+        self._drop()  # retired by dispose(): closed (or, after a fork, the parent's: left alone)
         pooled = self.engine.raw_connection()
-        pooled.detach()  # its own from now on: never back in the pool, closed when retired
         if self.dialect.name == "postgresql":
             pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
-        self._local.held = ((os.getpid(), self.generation), pooled)
-        return pooled
+        pooled.detach()  # its own from now on: never back in the pool, closed when retired
+        conn = pooled.dbapi_connection
+        self._local.held = ((os.getpid(), self.generation), conn)
+        return conn
 
     def _drop(self) -> None:
         held = getattr(self._local, "held", None)
         self._local.held = None
-        if held is not None:
+        if held is not None and held[0][0] == os.getpid():
             with contextlib.suppress(Exception):
-                held[1].invalidate()
+                held[1].close()
 
     def run(self, prepared: Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run ``prepared`` with ``params`` on this thread's connection; return processed rows."""
@@ -200,7 +199,7 @@ class Direct:
                 cursor.close()
                 return _processed(raw, results)
             except self.dialect.loaded_dbapi.Error as exc:
-                gone = self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+                gone = self.dialect.is_disconnect(exc, conn, cursor)
                 if gone:
                     self._drop()
                 if not gone or prepared.writes or attempt:
