@@ -99,43 +99,136 @@ class Prepared:
         entry = self._by_dialect[dialect.name] = (compiled, binds, fixed, results, names)
         return entry
 
-    def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the statement on ``conn`` (a SQLAlchemy Connection); return processed rows."""
-        raw, results = self._run(conn, params, fetch=True)
-        return [
-            tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True))
-            for row in raw
-        ]
-
-    def changed(self, conn: Any, params: dict[str, Any]) -> int:
-        """Run a write without RETURNING on ``conn``; return how many rows it wrote.
-
-        No result rows means no result metadata for SQLAlchemy to build from the
-        cursor's description: for a counted check's upsert, the row count is the answer.
-        """
-        count, _results = self._run(conn, params, fetch=False)
-        return int(count)
-
-    def _run(self, conn: Any, params: dict[str, Any], fetch: bool) -> tuple[Any, list[Any]]:
-        entry = self._by_dialect.get(conn.dialect.name) or self._compile(conn.dialect)
-        compiled, binds, fixed, results, names = entry
+    def _args(self, dialect: Any, params: dict[str, Any]) -> tuple[Any, Any]:
+        """Return the compiled entry for ``dialect`` and the driver's arguments for ``params``."""
+        entry = self._by_dialect.get(dialect.name) or self._compile(dialect)
+        _compiled, binds, fixed, _results, names = entry
         values = dict(fixed)
         for name, proc in binds.items():
             value = params[name]  # a missing parameter is a KeyError, as SQLAlchemy would refuse
             values[name] = value if proc is None else proc(value)
-        args = tuple(values[n] for n in names) if names is not None else values
+        return entry, (tuple(values[n] for n in names) if names is not None else values)
+
+    def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the statement on ``conn`` (a Connection, or a ``Direct``); return processed rows."""
+        if isinstance(conn, Direct):
+            return conn.run(self, params)
+        entry, args = self._args(conn.dialect, params)
+        compiled, results = entry[0], entry[3]
         lock = _WRITERS.get(conn.engine) if self.writes else None
         if lock is not None and conn.get_execution_options().get("autocommit_reads"):
             lock.acquire()
             try:
-                result = conn.exec_driver_sql(compiled.string, args)
-                out = result.fetchall() if fetch else result.rowcount
+                raw = conn.exec_driver_sql(compiled.string, args).fetchall()
             finally:
                 lock.release()
         else:
-            result = conn.exec_driver_sql(compiled.string, args)
-            out = result.fetchall() if fetch else result.rowcount
-        return out, results
+            raw = conn.exec_driver_sql(compiled.string, args).fetchall()
+        return _processed(raw, results)
+
+    def changed(self, conn: Any, params: dict[str, Any]) -> int:
+        """Run a write without RETURNING on ``conn`` (a Connection); return how many rows it wrote.
+
+        No result rows means no result metadata for SQLAlchemy to build from the
+        cursor's description: for a counted check's upsert, the row count is the answer.
+        """
+        entry, args = self._args(conn.dialect, params)
+        lock = _WRITERS.get(conn.engine) if self.writes else None
+        if lock is not None and conn.get_execution_options().get("autocommit_reads"):
+            lock.acquire()
+            try:
+                return int(conn.exec_driver_sql(entry[0].string, args).rowcount)
+            finally:
+                lock.release()
+        return int(conn.exec_driver_sql(entry[0].string, args).rowcount)
+
+
+def _processed(raw: list[Any], results: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True)) for row in raw
+    ]
+
+
+class Direct:
+    """The single check's statements on one DBAPI connection kept per thread, each committing itself.
+
+    A warm check is two ``Prepared`` statements (its facts, its log row). Run
+    through a Session they paid, per check, a pool checkout (with a ping
+    round trip on PostgreSQL), SQLAlchemy's execution context and result
+    objects, and the checkin's reset: more instructions than the statements.
+    Here each thread of a process checks one connection out of the engine's
+    pool once, detaches it (it never goes back to serve a transaction) and
+    runs the statements on it in autocommit: on SQLite as the reader does
+    (each statement its own WAL snapshot; the log row under the writer lock),
+    on PostgreSQL as the ``AUTOCOMMIT`` session did. The pool's pre-ping is
+    replaced by reconnect-on-error: a statement that finds the connection
+    gone invalidates it; a read is retried once on a new connection, a write
+    is not (it may have committed) and fails as a 503. Errors are SQLAlchemy's
+    (``DBAPIError.instance``), so the error handlers answer as before.
+    ``Database.dispose`` retires every thread's connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.generation = 0
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == (os.getpid(), self.generation):
+            return held[1]
+        self._drop()  # retired by dispose(): closed (or, after a fork, the parent's: left alone)
+        pooled = self.engine.raw_connection()
+        if self.dialect.name == "postgresql":
+            pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
+        pooled.detach()  # its own from now on: never back in the pool, closed when retired
+        conn = pooled.dbapi_connection
+        self._local.held = ((os.getpid(), self.generation), conn)
+        return conn
+
+    def _drop(self) -> None:
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None and held[0][0] == os.getpid():
+            with contextlib.suppress(Exception):
+                held[1].close()
+
+    def run(self, prepared: Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``prepared`` with ``params`` on this thread's connection; return processed rows."""
+        entry, args = prepared._args(self.dialect, params)
+        sql, results = entry[0].string, entry[3]
+        lock = _WRITERS.get(self.engine) if prepared.writes else None
+        for attempt in (0, 1):
+            conn = self._connection()
+            cursor = None
+            try:
+                if lock is not None:
+                    lock.acquire()
+                try:
+                    cursor = conn.cursor()
+                    cursor.execute(sql, args)
+                    raw = cursor.fetchall()
+                finally:
+                    if lock is not None:
+                        lock.release()
+                cursor.close()
+                return _processed(raw, results)
+            except self.dialect.loaded_dbapi.Error as exc:
+                gone = self.dialect.is_disconnect(exc, conn, cursor)
+                if gone:
+                    self._drop()
+                if not gone or prepared.writes or attempt:
+                    raise DBAPIError.instance(
+                        sql, args, exc, self.dialect.loaded_dbapi.Error,
+                        connection_invalidated=gone, dialect=self.dialect,
+                    ) from exc  # fmt: skip
+        raise AssertionError("unreachable")
+
+    def retire(self) -> None:
+        """Make every thread open a new connection at its next statement (``dispose``)."""
+        self.generation += 1
+        self._drop()
 
 
 def fingerprint(*columns: Any) -> ColumnElement[str]:
@@ -518,6 +611,7 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection of the current app (primary and standbys)."""
         state = _state()
+        state.direct.retire()
         state.engine.dispose()
         for engine in state.replicas.engines:
             engine.dispose()
@@ -722,6 +816,7 @@ class _State:
         self.replicas = replicas
         self.reader = reader
         self.autocommit = autocommit
+        self.direct = Direct(engine)
 
 
 def _state() -> _State:
@@ -819,6 +914,7 @@ class CheckSessions:
     read: Session
     lookup: Session
     standby: Standby | None = None
+    direct: Direct | None = None  # the single check's facts and log row, without the Session
 
     @property
     def replica(self) -> bool:
@@ -834,7 +930,8 @@ def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
     """Return this request's sessions for a check of one number (``single``) or a batch.
 
     A single check's one write is its log row: it commits by itself (no
-    BEGIN/COMMIT) on the connection that reads its facts (on SQLite under the
+    BEGIN/COMMIT) on the connection that reads its facts (``direct``, kept by
+    the thread, unless the facts come from a standby) (on SQLite under the
     writer lock, which the reads never take). A batch writes a batch row and
     its log rows in one transaction. ``standby=False``: everything on the
     primary (a check whose standby answer could not be confirmed).
@@ -843,12 +940,14 @@ def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
     chosen = get_standby() if standby else None
     lookup = auto or get_reader()
     if single and auto is not None:
-        return CheckSessions(auto, chosen.session if chosen else auto, auto, chosen)
+        if chosen is not None:
+            return CheckSessions(auto, chosen.session, auto, chosen)
+        return CheckSessions(auto, auto, auto, direct=_state().direct)
     if single and _state().reader is not None:
         # SQLite: the log row is one statement on the reader's connection, which
         # commits by itself under the writer lock (``Prepared``): one connection,
         # no BEGIN/COMMIT, the lock held for that statement only.
-        return CheckSessions(lookup, lookup, lookup)
+        return CheckSessions(lookup, lookup, lookup, direct=_state().direct)
     return CheckSessions(get_session(), chosen.session if chosen else get_reader(), lookup, chosen)
 
 

@@ -3,6 +3,14 @@
 Under ``registry serve`` (gunicorn) every worker writes its samples to
 ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates them, so a scrape
 sees the whole server, not the one worker that answered.
+
+Each request is one observation of ``anning_http_request_duration_seconds``
+(method, endpoint, status; its ``_count`` is the request count), made by one
+``after_request`` hook from a start time the WSGI wrapper notes in the
+environ. prometheus_flask_exporter serves ``/metrics``; its own per-request
+hooks (a ``before_request``, an ``after_request`` that looked the labelled
+series up and also counted a request total, and a ``teardown``) cost every
+request about 200k instructions and are not installed (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,11 +18,12 @@ from __future__ import annotations
 import functools
 import hmac
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
 from typing import Any
 
 from flask import Flask, Response, request
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -37,6 +46,15 @@ COLD_REFUSALS = Counter(
     ["organization"],
     registry=None,
 )
+
+REQUEST_DURATION = Histogram(
+    "anning_http_request_duration_seconds",
+    "HTTP request duration in seconds, by method, endpoint and status",
+    ["method", "endpoint", "status"],
+    registry=None,
+)
+_STARTED = "anning.started"  # the environ key of the request's start (perf_counter)
+_NOT_TIMED = "prometheus_metrics"  # /metrics itself (the exporter's endpoint), as before
 
 
 class QueueDepth(Collector):
@@ -98,24 +116,49 @@ def init_app(app: Flask) -> None:
                     registry
                 ).decode(), "text/plain; version=0.0.4; charset=utf-8"
 
-        metrics = Metrics(
-            app, group_by="endpoint", defaults_prefix="anning", metrics_decorator=readers_only
-        )
+        metrics = Metrics(app, export_defaults=False, metrics_decorator=readers_only)
     else:
         from prometheus_flask_exporter import PrometheusMetrics
 
         registry = CollectorRegistry()
-        registry.register(DECISIONS)
-        registry.register(COLD_REFUSALS)
-        registry.register(QueueDepth())
+        for collector in (REQUEST_DURATION, DECISIONS, COLD_REFUSALS, QueueDepth()):
+            registry.register(collector)
         metrics = PrometheusMetrics(
-            app,
-            group_by="endpoint",
-            defaults_prefix="anning",
-            registry=registry,
-            metrics_decorator=readers_only,
+            app, registry=registry, export_defaults=False, metrics_decorator=readers_only
         )
     app.extensions["registry.metrics"] = metrics
+    app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
+    app.after_request(_observe)
+
+
+class _Timed:
+    """WSGI wrapper that notes when a request started, for ``_observe``."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        environ[_STARTED] = perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
+# One labelled series per (method, endpoint, status), looked up once per process.
+_SERIES: dict[tuple[str, str | None, int], Any] = {}
+
+
+def _observe(response: Response) -> Response:
+    """Record the request's duration: one observation, the series from a dict."""
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    started = req.environ.get(_STARTED)
+    endpoint = req.endpoint
+    if started is None or endpoint == _NOT_TIMED:
+        return response
+    labels = (req.method, endpoint, response.status_code)
+    series = _SERIES.get(labels)
+    if series is None:
+        series = _SERIES[labels] = REQUEST_DURATION.labels(labels[0], str(endpoint), labels[2])
+    series.observe(max(perf_counter() - started, 0.0))
+    return response
 
 
 def count_decision(decision: str, reason: str, amount: int = 1) -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from registry import phones
 from registry.api import api_key, body, bp, caller, query, read_limit
-from registry.api.gates import ColdBudget, check_budget
+from registry.api.gates import ColdBudget, check_budget, request_limit
 from registry.api.openapi import RECEIPT_HEADERS, route
 from registry.api.schemas import (
     Category,
@@ -26,7 +26,6 @@ from registry.checks import services
 from registry.config import current_settings
 from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError, RegistryError
-from registry.extensions import limiter
 from registry.metrics import count_decision
 from registry.timeutil import iso
 
@@ -209,7 +208,8 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
     result = services.check(
         dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
     )
-    dbs.write.commit()
+    if dbs.write.in_transaction():  # not when the log row went by dbs.direct, committed
+        dbs.write.commit()
     count_decision(result.decision.decision, result.decision.reason)
     return result, result.read_from
 
@@ -232,7 +232,7 @@ def _receipt_headers(result: services.CheckResult, source: str) -> dict[str, str
     response=CheckOut,
     response_headers=RECEIPT_HEADERS,
 )
-@limiter.limit(_check_limit)
+@request_limit(_check_limit)
 def check() -> Any:
     """Answer allow or deny for one contact, log it, and return a signed receipt."""
     result, source = _answer(body(CheckIn))
@@ -285,7 +285,7 @@ TEXT_QUERY = {
     text_example="DENY dnd",
     response_headers=RECEIPT_HEADERS,
 )
-@limiter.limit(_check_limit)
+@request_limit(_check_limit)
 def check_text() -> Any:
     """Answer ``ALLOW <reason>`` or ``DENY <reason> [<next_allowed_at>]``: the check of ``/check``.
 
@@ -316,7 +316,7 @@ def check_text() -> Any:
     body=BatchIn,
     response=BatchOut,
 )
-@limiter.limit(_check_limit)
+@request_limit(_check_limit)
 def check_batch() -> Any:
     """Answer a batch in input order; an invalid number never fails the batch."""
     # The rows below live until the answer is rendered: no cyclic collection
@@ -388,7 +388,7 @@ def _answer_batch() -> Any:
     tag="checks",
     response=Receipt,
 )
-@limiter.limit(read_limit)
+@request_limit(read_limit)
 def receipt(check_id: str) -> Any:
     """Return what the registry answered, if the receipt id is genuine (else 422)."""
     return jsonify(services.read_receipt(get_session(), current_settings(), check_id))

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from registry.checks.models import FactChange
 from registry.consent.models import Consent, OptOut
 from registry.copies import VERIFY, Copies
-from registry.db import Prepared, table_of
+from registry.db import Direct, Prepared, table_of
 from registry.decision import ConsentFact, Facts, FrequencyCap, OptOutFact, Preferences
 from registry.numbers.models import Disconnection
 from registry.senders.models import SenderAddress
@@ -421,7 +421,7 @@ def load_facts(
 
 
 def load_checked(
-    session: Session,
+    session: Session | Direct,
     sender: SenderRef,
     phone_list: Sequence[str],
     at: datetime,
@@ -438,7 +438,7 @@ def load_checked(
     (``sender_suspended``).
     """
     got = _Gathered()
-    conn = session.connection()
+    conn: Any = session if isinstance(session, Direct) else session.connection()
     dialect = conn.dialect.name
     step = PG_CHUNK if dialect == "postgresql" else CHUNK
     # With copies to verify or an address to read, the first query runs even for no phones.

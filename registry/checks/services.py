@@ -39,7 +39,7 @@ from registry.checks.facts import (
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Prepared, Standby, one_transaction, table_of
+from registry.db import CheckSessions, Direct, Prepared, Standby, one_transaction, table_of
 from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, NotFound, TooLarge
 from registry.events.sealing import known_seq
@@ -210,10 +210,10 @@ def check(
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby, dbs.direct)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby)
+        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby, dbs.direct)
     except (Unconfirmed, StandbyFailed) as exc:
         primary = dbs.without_standby()
         req = _request(primary, settings, who, key, question, "check", fresh=True)
@@ -437,9 +437,12 @@ def check_one(
     read: Session | None = None,
     budget: ColdBudget | None = None,
     standby: Standby | None = None,
+    direct: Direct | None = None,
 ) -> CheckResult:
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
+    ``direct``: the facts and the log row on the thread's own connection
+    instead of the session's (db.Direct; never with a standby).
     ``budget`` is spent first when the sender has no record with the number.
     An allow that counts against the holder's frequency cap is counted and
     logged in one transaction on ``session``'s connection (checks/tally.py).
@@ -452,7 +455,9 @@ def check_one(
     try:
         state = known_seq(source)
         verify = None if standby is not None else req.copies
-        found, held = load_checked(source, req.sender, [phone], req.at, verify, req.caller)
+        found, held = load_checked(
+            direct or source, req.sender, [phone], req.at, verify, req.caller
+        )
         facts = found[phone]
     except DBAPIError as exc:
         if standby is None:
@@ -471,6 +476,7 @@ def check_one(
     dec = decided(facts)
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
     if limits is None:
+        conn: Any = direct or session.connection()
         now = utcnow()
         # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
         log_id = _log_single(session, settings, req, standby, _log_row(req, phone, dec, now, held))
@@ -478,6 +484,7 @@ def check_one(
         conn = session.connection()
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
+        conn = session.connection()
         with one_transaction(conn):
             full = tally.count(conn, phone, req.channel, limits, facts, req.at, zone)
             if full is not None:
