@@ -9,10 +9,12 @@ connects. A sender proves an address outside every range with a code
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from flask import jsonify, request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from registry import phones
 from registry.access import services
@@ -83,6 +85,12 @@ def _connection(row: services.ConnectionRow) -> dict[str, Any]:
     }
 
 
+def _shown(session: Session, carrier_id: int, ids: set[int | None]) -> list[dict[str, Any]]:
+    """Return the carrier's connections ``ids`` (withdrawn or not) as the API shows them."""
+    listed = services.list_connections(session, carrier_id, include_withdrawn=True)
+    return [_connection(r) for r in listed if r.id in ids]
+
+
 @route(bp, "/connections", "POST", summary="Connect an organization at addresses (carrier)",
        tag="carriers", body=ConnectionIn, response=ConnectionsOut, status=201,
        responses={404: ERRORS[404]})  # fmt: skip
@@ -102,9 +110,7 @@ def create_connection() -> Any:
         current_settings().default_region, f"carrier:{carrier.slug}",
     )  # fmt: skip
     session.commit()
-    ids = {c.id for c in made}
-    rows = [r for r in services.list_connections(session, carrier.org_id) if r.id in ids]
-    return jsonify({"connections": [_connection(r) for r in rows]}), 201
+    return jsonify({"connections": _shown(session, carrier.org_id, {c.id for c in made})}), 201
 
 
 @route(bp, "/connections", "GET", summary="List your connections (carrier)", tag="carriers",
@@ -134,8 +140,8 @@ def withdraw_connection(connection_id: int) -> Any:
         session, carrier.org_id, connection_id, f"carrier:{carrier.slug}", data.reason
     )
     session.commit()
-    listed = services.list_connections(session, carrier.org_id, include_withdrawn=True)
-    return jsonify(next(_connection(r) for r in listed if r.id == row.id))
+    (shown,) = _shown(session, carrier.org_id, {row.id})
+    return jsonify(shown)
 
 
 # --- network-side checks -----------------------------------------------------------------
@@ -296,18 +302,23 @@ def _times(row: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if hasattr(v, "isoformat") else v for k, v in row.items()}
 
 
+def _carrier_page(
+    name: str, rows_of: Callable[[Session, int, int, int], list[dict[str, Any]]]
+) -> Any:
+    """Answer a carrier's page of ``name`` by id (``rows_of``: the carrier's rows after an id)."""
+    carrier = require_role("carrier")
+    after, limit = _page()
+    rows = rows_of(get_session(), carrier.org_id, after, limit)
+    return jsonify({name: [_times(r) for r in rows], "next": rows[-1]["id"] if rows else after})
+
+
 @route(bp, "/carrier/complaints", "GET", summary="Complaints about organizations you connect",
        tag="carriers", response=CarrierComplaints,
        query={"after": "integer", "limit": "integer"})  # fmt: skip
 @limiter.limit(read_limit)
 def carrier_complaints() -> Any:
     """Return, by id after ``after``, complaints about organizations the carrier connects."""
-    carrier = require_role("carrier")
-    after, limit = _page()
-    rows = services.complaints_for_carrier(get_session(), carrier.org_id, after, limit)
-    return jsonify(
-        {"complaints": [_times(r) for r in rows], "next": rows[-1]["id"] if rows else after}
-    )
+    return _carrier_page("complaints", services.complaints_for_carrier)
 
 
 @route(bp, "/carrier/sanctions", "GET", summary="Sanctions on organizations you connect",
@@ -316,12 +327,7 @@ def carrier_complaints() -> Any:
 @limiter.limit(read_limit)
 def carrier_sanctions() -> Any:
     """Return, by id after ``after``, sanctions on organizations the carrier connects."""
-    carrier = require_role("carrier")
-    after, limit = _page()
-    rows = services.sanctions_for_carrier(get_session(), carrier.org_id, after, limit)
-    return jsonify(
-        {"sanctions": [_times(r) for r in rows], "next": rows[-1]["id"] if rows else after}
-    )
+    return _carrier_page("sanctions", services.sanctions_for_carrier)
 
 
 # --- proof by code ---------------------------------------------------------------------------

@@ -123,17 +123,7 @@ def set_preferences(
         sub.quiet_hours = f"{window[0]:%H:%M}-{window[1]:%H:%M}" if window else None
     sub.refusal_ends = _ends_after(sub, dict(durations or {}), now)
     sub.updated_at = now
-    session.flush()
-    events.record(
-        session,
-        actor,
-        phone,
-        "preferences.changed",
-        state="set",
-        data=preferences_of(sub),
-        at=sub.updated_at,
-    )
-    return sub
+    return _changed(session, actor, phone, sub)
 
 
 def preferences_of(sub: Subscriber) -> dict[str, object]:
@@ -152,6 +142,21 @@ def preferences_of(sub: Subscriber) -> dict[str, object]:
             for channel, day, week in parse_caps(sub.frequency_caps)
         }
     return out
+
+
+def _changed(session: Session, actor: Actor, phone: str, sub: Subscriber) -> Subscriber:
+    """Flush the holder's new preferences and record them (``preferences.changed``, set)."""
+    session.flush()
+    events.record(
+        session,
+        actor,
+        phone,
+        "preferences.changed",
+        state="set",
+        data=preferences_of(sub),
+        at=sub.updated_at,
+    )
+    return sub
 
 
 def _refused(sub: Subscriber) -> list[str]:
@@ -214,17 +219,7 @@ def set_frequency_caps(
     sub = get_or_create(session, phone)
     sub.frequency_caps = ",".join(parts) or None
     sub.updated_at = utcnow()
-    session.flush()
-    events.record(
-        session,
-        actor,
-        phone,
-        "preferences.changed",
-        state="set",
-        data=preferences_of(sub),
-        at=sub.updated_at,
-    )
-    return sub
+    return _changed(session, actor, phone, sub)
 
 
 def cap_exemptions(session: Session, phone: str) -> set[int]:
