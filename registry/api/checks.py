@@ -22,7 +22,7 @@ from registry.api.schemas import (
     Strict,
     Time,
 )
-from registry.checks import services
+from registry.checks import history, services
 from registry.config import current_settings
 from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError, RegistryError
@@ -391,4 +391,4 @@ def _answer_batch() -> Any:
 @request_limit(read_limit)
 def receipt(check_id: str) -> Any:
     """Return what the registry answered, if the receipt id is genuine (else 422)."""
-    return jsonify(services.read_receipt(get_session(), current_settings(), check_id))
+    return jsonify(history.read_receipt(get_session(), current_settings(), check_id))

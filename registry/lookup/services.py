@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from registry import phones
-from registry.checks.services import checks_for_phone
+from registry.checks.history import checks_for_phone
 from registry.complaints.models import Complaint
 from registry.errors import InvalidPhoneError
 from registry.lookup.models import LookupLog

@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry import phones
+from registry.checks.checklog import log_batch
 from registry.checks.services import (
     CheckRequest,
     ColdBudget,
     cold,
     decide_all,
     load_facts,
-    log_batch,
 )
 from registry.config import Settings
 from registry.errors import RegistryError, TooLarge

@@ -27,7 +27,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from registry import labels, phones
-from registry.checks.services import checks_for_phone
+from registry.checks.history import checks_for_phone
 from registry.complaints import desk, routing
 from registry.complaints import services as complaints
 from registry.complaints.steps import steps as complaint_steps

@@ -22,8 +22,8 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from registry.api.gates import check_budget
+from registry.checks.history import checks_for_phone
 from registry.checks.models import CheckBatch, CheckLog
-from registry.checks.services import checks_for_phone
 from registry.extensions import db
 from registry.orgs import delegations
 from registry.orgs import services as orgs

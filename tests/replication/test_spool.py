@@ -18,7 +18,7 @@ from flask import Flask
 
 from registry import migrate
 from registry.checks import receipts, spool
-from registry.checks.services import checks_for_phone
+from registry.checks.history import checks_for_phone
 from registry.extensions import db
 from tests import factories
 from tests.conftest import Api, make_app
