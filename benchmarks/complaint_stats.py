@@ -39,7 +39,7 @@ base = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(base)
 
 from registry import create_app, migrate  # noqa: E402
-from registry.db import make_engine  # noqa: E402
+from registry.database.engines import make_engine  # noqa: E402
 from registry.extensions import db  # noqa: E402
 from registry.orgs import services as orgs  # noqa: E402
 from registry.senders import services as senders  # noqa: E402

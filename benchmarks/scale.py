@@ -65,7 +65,7 @@ from _common import (
 from sqlalchemy import Engine, text
 
 from registry.checks.facts import FACTS
-from registry.db import make_engine
+from registry.database.engines import make_engine
 
 PG_DB = "bench_scale"
 

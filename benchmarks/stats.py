@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from registry import create_app, migrate  # noqa: E402
 from registry.admin import accounts  # noqa: E402
-from registry.db import make_engine  # noqa: E402
+from registry.database.engines import make_engine  # noqa: E402
 from registry.extensions import db  # noqa: E402
 from registry.orgs import services as orgs  # noqa: E402
 from registry.senders import services as senders  # noqa: E402

@@ -7,7 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 import registry.models  # noqa: F401  (imports every table onto the metadata)
 from registry.checks.partitions import PARTITION
-from registry.db import metadata
+from registry.database.naming import metadata
 
 config = context.config
 

@@ -203,7 +203,7 @@ class Settings:
     cookie_secure: bool = False
     replica_urls: tuple[str, ...] = ()
     replica_max_lag: float = 2.0
-    # Every connection is bounded (registry/db.py, Timeouts): opening one, each
+    # Every connection is bounded (registry/database/engines.py, Timeouts): opening one, each
     # statement on the primary (0: none), and each read on a standby.
     database_connect_timeout: float = 5.0
     database_statement_timeout: float = 60.0

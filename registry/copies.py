@@ -14,7 +14,7 @@ uses a copy proves it is still exact **in a statement it runs anyway**:
   it writes nothing unless the copies still match.
 
 A fingerprint is one text value the database computes from every column a
-copy depends on (``db.fingerprint``; the lookups that make copies select it:
+copy depends on (``database.statements.fingerprint``; the lookups that make copies select it:
 ``orgs.services.KEY_FINGERPRINT``, ``senders.services.SENDER_FINGERPRINT`` and
 ``DELEGATION_FINGERPRINT``). A revoked key no longer matches its lookup at
 all; a suspension, a renamed slug or a changed grant changes the text.

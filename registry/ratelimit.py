@@ -55,7 +55,9 @@ from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Sto
 from limits.storage.base import TimestampedSlidingWindow
 from limits.storage.memory import MemoryStorage
 
-from registry.db import _WriterLock as WriterLock  # the one queue of SQLite writers
+from registry.database.writerlock import (
+    _WriterLock as WriterLock,  # the one queue of SQLite writers
+)
 
 SWEEP_EVERY = 1.0  # seconds, for the in-process store
 SQLITE_SWEEP_EVERY = 60.0  # seconds, per process, for the machine-wide file

@@ -20,7 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from registry import create_app, migrate
-from registry.db import make_engine, metadata
+from registry.database.engines import make_engine
+from registry.database.naming import metadata
 from registry.extensions import db, limiter
 from tests import factories, hashparts
 

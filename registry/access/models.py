@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from registry.db import BigId
+from registry.database.naming import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 KINDS = ("sms_port", "trunk", "enterprise_line")

@@ -26,7 +26,8 @@ from registry.checks import spool
 from registry.checks.facts import NO_RECENT_CHANGE, NO_RECENT_CHANGE_FROM, CallerAddress
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
-from registry.db import Prepared, Standby, table_of
+from registry.database.standby import Standby
+from registry.database.statements import Prepared, table_of
 from registry.decision import Decision
 from registry.timeutil import UTCDateTime
 

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from registry.checks.models import FactChange
 from registry.consent.models import Consent, OptOut
 from registry.copies import VERIFY, Copies
-from registry.db import Direct, Prepared, table_of
+from registry.database.statements import Direct, Prepared, table_of
 from registry.decision import ConsentFact, Facts, FrequencyCap, OptOutFact, Preferences
 from registry.numbers.models import Disconnection
 from registry.senders.models import SenderAddress

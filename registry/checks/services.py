@@ -35,7 +35,10 @@ from registry.checks.facts import (
 )
 from registry.config import Settings
 from registry.copies import StaleCopy
-from registry.db import CheckSessions, Direct, Standby, one_transaction
+from registry.database.standby import Standby
+from registry.database.statements import Direct
+from registry.database.writerlock import one_transaction
+from registry.db import CheckSessions
 from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, TooLarge
 from registry.events.sealing import known_seq
@@ -244,7 +247,7 @@ def check_one(
     """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
 
     ``direct``: the facts and the log row on the thread's own connection
-    instead of the session's (db.Direct; never with a standby).
+    instead of the session's (database.statements.Direct; never with a standby).
     ``budget`` is spent first when the sender has no record with the number.
     An allow that counts against the holder's frequency cap is counted and
     logged in one transaction on ``session``'s connection (checks/tally.py).

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from registry.checks.models import CheckLog, CheckSpool
 from registry.config import Settings
-from registry.db import table_of
+from registry.database.statements import table_of
 
 log = logging.getLogger(__name__)
 SHIFT = 2**32  # rows per namespace

@@ -21,9 +21,10 @@ that race for the last slot cannot both win: on PostgreSQL the upsert locks
 the row, and the second re-evaluates the WHERE on the first's committed row
 (READ COMMITTED's rule for ON CONFLICT DO UPDATE); on SQLite every write
 transaction holds the database's write lock from BEGIN IMMEDIATE on
-(registry/db.py). The count and the check's log row are written in the same
-transaction (``db.one_transaction`` on the check's own connection, or the
-batch's transaction), so a counted contact is always a logged allow, and a
+(registry/database/engines.py). The count and the check's log row are
+written in the same transaction (``one_transaction`` of
+database/writerlock.py on the check's own connection, or the batch's
+transaction), so a counted contact is always a logged allow, and a
 failed request counts nothing.
 
 A check that loses the race is answered ``frequency_capped``: the counts are
@@ -45,7 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from registry.checks.models import ContactTally
-from registry.db import Prepared, table_of
+from registry.database.statements import Prepared, table_of
 from registry.decision import Facts, cap_window
 
 tally = table_of(ContactTally)
@@ -78,7 +79,7 @@ def _upsert(dialect: str, weekday: int) -> Any:
     )
 
 
-# Compiled once (db.Prepared): SQLAlchemy's per-execution cache lookup of an
+# Compiled once (database.statements.Prepared): SQLAlchemy's per-execution cache lookup of an
 # upsert cost more than the statement itself.
 _UPSERTS = {
     (dialect, weekday): Prepared(_upsert(dialect, weekday))

@@ -23,7 +23,7 @@ from registry.config import Settings
 from registry.consent import claims
 from registry.consent.models import CHANNELS, Consent, ConsentKey, OptOut
 from registry.consent.replies import classify, reply_text
-from registry.db import table_of
+from registry.database.statements import table_of
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
 from registry.events.models import Event

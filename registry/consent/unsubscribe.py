@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from registry.checks.models import CheckLog
 from registry.consent import services as consents
 from registry.consent.models import CHANNELS, OptOut
-from registry.db import table_of
+from registry.database.statements import table_of
 from registry.errors import NotFound
 from registry.events.services import Actor
 from registry.orgs.models import Organization

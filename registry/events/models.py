@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from registry.db import BigId
+from registry.database.naming import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # Event types, by subject:

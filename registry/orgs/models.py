@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from registry.db import BigId
+from registry.database.naming import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # ``gateway``: the SMS gateway carrying the registry's own number; its key is good

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry.db import fingerprint
+from registry.database.statements import fingerprint
 from registry.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from registry.orgs.models import KINDS, ROLES, ApiKey, Organization
 from registry.senders.models import Sender

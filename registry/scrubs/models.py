@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Text
 from sqlmodel import Field, SQLModel
 
-from registry.db import BigId
+from registry.database.naming import BigId
 from registry.timeutil import UTCDateTime, utcnow
 
 # queued -> running -> done; running -> waiting (the cold-number budget is spent,

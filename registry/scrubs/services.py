@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.config import Settings
-from registry.db import table_of
+from registry.database.statements import table_of
 from registry.errors import (
     Conflict,
     Forbidden,

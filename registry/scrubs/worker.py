@@ -61,7 +61,7 @@ from sqlalchemy.orm import Session
 from registry import csvcells
 from registry.checks import services as checks
 from registry.config import Settings
-from registry.db import table_of
+from registry.database.statements import table_of
 from registry.errors import RateLimited, RegistryError, Unauthorized
 from registry.orgs.models import ApiKey, Organization
 from registry.orgs.services import Caller

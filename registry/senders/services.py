@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from registry import phones
 from registry.access.models import Connection
-from registry.db import fingerprint
+from registry.database.statements import fingerprint
 from registry.errors import (
     Conflict,
     Forbidden,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from registry.checks.models import CheckLog
 from registry.checks.services import ColdBudget
 from registry.consent.models import Consent, OptOut
-from registry.db import table_of
+from registry.database.statements import table_of
 from registry.sync.models import Watch
 from registry.timeutil import utcnow
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from registry import shards
-from registry.db import metadata
+from registry.database.naming import metadata
 from tests import hashparts
 
 

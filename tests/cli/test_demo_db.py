@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from registry.cli.demo import DEMO_HOLDERS, DEMO_LOGIN
 from registry.consent.models import Consent
-from registry.db import metadata
+from registry.database.naming import metadata
 from registry.orgs.models import Organization
 from registry.senders.models import Sender
 from tests.conftest import NOON
@@ -135,8 +135,8 @@ def drifted(change: Callable[[MetaData], None]) -> MetaData:
 def test_db_check_fails_when_a_model_changes_without_a_migration(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, change: Callable[[MetaData], None], mentioned: str
 ) -> None:
-    # migrations/env.py reads registry.db.metadata each time Alembic runs it.
-    monkeypatch.setattr("registry.db.metadata", drifted(change))
+    # migrations/env.py reads registry.database.naming.metadata each time Alembic runs it.
+    monkeypatch.setattr("registry.database.naming.metadata", drifted(change))
     result = cli("db", "check")
     assert result.exit_code == 1
     assert mentioned in result.output

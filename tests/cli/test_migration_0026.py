@@ -17,7 +17,7 @@ from sqlalchemy import MetaData, insert, select, text
 from sqlalchemy.engine import Engine
 
 from registry import migrate
-from registry.db import make_engine
+from registry.database.engines import make_engine
 
 SCHEMA = "migration_0026"
 

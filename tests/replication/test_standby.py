@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from registry import migrate
-from registry.db import metadata
+from registry.database.naming import metadata
 from registry.extensions import db
 from tests.conftest import Api, make_app
 from tests.factories import HOLDER, HOLDER2
