@@ -17,7 +17,7 @@ import time
 
 from registry import create_app, migrate
 from registry.checks import services
-from registry.consent import services as consents
+from registry.consent import optouts
 from registry.events import sealing
 from registry.events.services import Actor
 from registry.extensions import db
@@ -51,7 +51,7 @@ def main(url: str) -> None:
         actor = Actor("org:acme", "api", org_id=w.org_ids["acme"])
         for i in range(20_000):
             phone = f"+86139{i:08d}"
-            consents.record_optout(s, actor, sender, phone, ["sms"], "app", None, None)
+            optouts.record_optout(s, actor, sender, phone, ["sms"], "app", None, None)
         s.commit()
         sealing.seal(s)
         s.commit()

@@ -12,7 +12,7 @@ from registry.api import actor_for, api_key, body, bp, caller, write_limit
 from registry.api.openapi import route
 from registry.api.schemas import Channel, Phone, SenderCode, Strict, Time
 from registry.config import current_settings
-from registry.consent import services as consents
+from registry.consent import optouts, replies
 from registry.consent.replies import classify
 from registry.db import get_session
 from registry.errors import InvalidPhoneError, ValidationFailed
@@ -98,7 +98,7 @@ def create_optout() -> Any:
     session = get_session()
     phone = _phone(data.phone, "phone")
     received = to_utc(data.received_at, cfg.tz) if data.received_at else None
-    optout, sender = consents.record_reported_optout(
+    optout, sender = optouts.record_reported_optout(
         session, caller(), api_key(), data.sender, phone, list(data.channels), data.source,
         received, data.text,
     )  # fmt: skip
@@ -146,7 +146,7 @@ def inbound_sms() -> Any:
     sender = resolve_sender(session, caller(), owner.code, scope, now)
     reach = optout_reach(session, sender, now) if action == "opt_out_all" else None
     received = to_utc(data.received_at, cfg.tz) if data.received_at else now
-    outcome = consents.handle_reply(
+    outcome = replies.handle_reply(
         session, cfg, actor_for(sender), sender, phone, data.text, received,
         port=data.to, reach=reach,
     )  # fmt: skip

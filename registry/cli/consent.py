@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from registry.config import current_settings
-from registry.consent import refusals
+from registry.consent import derivation, refusals
 from registry.consent import services as consents
 from registry.extensions import db
 
@@ -29,7 +29,7 @@ def expire() -> None:
 def rederive(fix: bool) -> None:
     """Check that every consent's state is what its events imply."""
     with db.session() as session:
-        diffs = consents.rederive(session, fix=fix)
+        diffs = derivation.rederive(session, fix=fix)
         if fix:
             session.commit()
     for consent_id, field, stored, derived in diffs:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from registry.config import Settings
+from registry.consent import optouts
 from registry.consent import services as consents
 from registry.consent.models import CHANNELS, Consent
 from registry.consent.replies import registry_reply, split_reference
@@ -163,7 +164,7 @@ def _refuse(
     """Refuse the requests named and opt out of their sender on every channel."""
     for consent in named.pending:
         consents.revoke(session, consent, HOLDER_SMS)
-    consents.record_optout(
+    optouts.record_optout(
         session, HOLDER_SMS, named.sender, phone, list(CHANNELS), "sms_reply", received_at, text
     )
     reply = registry_reply("opt_out", lang, sender=named.sender.name)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from registry.consent import holders
 from registry.consent import services as consents
 from registry.consent.models import Consent, OptOut
 from registry.orgs.models import Organization
@@ -135,7 +136,7 @@ def refusal_record(
 def for_holder(session: Session, phone: str) -> list[dict[str, Any]]:
     """Return every consent and refusal of this number as 27560 / DPV records."""
     out: list[dict[str, Any]] = []
-    for row in consents.for_holder(session, phone):
+    for row in holders.for_holder(session, phone):
         sender = row["sender"]
         if sender is None:
             continue

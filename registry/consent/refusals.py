@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from registry import phones
 from registry.config import Settings
-from registry.consent import services as consents
+from registry.consent import optouts
 from registry.subscribers import services as subscribers
 from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
@@ -64,7 +64,7 @@ def run(session: Session, settings: Settings, now: datetime | None = None) -> Ou
                     session, sub.phone, f"{kind}:{key}", what,
                     end.astimezone(phones.zone_of(sub.phone, settings.timezone)), sub.language,
                 )  # fmt: skip
-    for optout, name in consents.timed_optouts(session, soon):
+    for optout, name in optouts.timed_optouts(session, soon):
         ends = optout.expires_at
         if ends is None or ends <= now:
             continue
@@ -75,5 +75,5 @@ def run(session: Session, settings: Settings, now: datetime | None = None) -> Ou
             session, optout.phone, f"optout:{optout.id}", what,
             ends.astimezone(phones.zone_of(optout.phone, settings.timezone)), language,
         )  # fmt: skip
-    lifted = subscribers.lift_ended(session, now) + len(consents.end_timed_optouts(session, now))
+    lifted = subscribers.lift_ended(session, now) + len(optouts.end_timed_optouts(session, now))
     return Outcome(lifted, reminded)

@@ -1,10 +1,27 @@
-"""Reading holders' SMS replies: keywords after NFKC, trimming and case folding (SPEC §4)."""
+"""Holders' SMS replies: reading their keywords, and acting on a reply a sender forwards.
+
+Keywords are read after NFKC, trimming and case folding (SPEC §4, ``classify``);
+``handle_reply`` acts on a holder's reply to a sender's address: an opt-out
+is recorded (consent/optouts.py), a "Y" or "START" only recorded as a claim.
+"""
 
 from __future__ import annotations
 
 import itertools
 import re
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from registry.config import Settings
+from registry.consent import claims
+from registry.consent.models import CHANNELS
+from registry.consent.optouts import record_optout
+from registry.events.services import Actor
+from registry.senders.services import SenderRef
+from registry.subscribers.models import Subscriber
 
 OPT_OUT = {"stop", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "td", "t"}
 OPT_OUT_ALL = {"stopall"}
@@ -137,3 +154,57 @@ def registry_reply(action: str, language: str | None, **names: str) -> str:
     """Return the text the registry's own number sends back, in the holder's language."""
     table = REGISTRY_REPLIES["en"] if language == "en" else REGISTRY_REPLIES["zh_CN"]
     return table[action].format(**names)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What an inbound SMS reply did, and the text to send back."""
+
+    action: str
+    reply: str
+    consents: tuple[int, ...] = ()
+    claimed: str | None = None  # the keyword a recorded claim stands for
+    opted_out: tuple[str, ...] = ()  # codes of the senders the reply refused
+
+
+def handle_reply(
+    session: Session,
+    settings: Settings,
+    actor: Actor,
+    sender: SenderRef,
+    phone: str,
+    text: str,
+    received_at: datetime,
+    *,
+    port: str,
+    reach: list[SenderRef] | None = None,
+) -> ReplyOutcome:
+    """Act on a holder's reply to one of a sender's addresses (SPEC §4 inbound SMS, §8).
+
+    The sender forwards it, so only what narrows its own reach is acted on:
+    an opt-out refuses the sender on every channel (a holder who texts STOP
+    wants the sender to stop, not to switch to calling), STOPALL every sender
+    in ``reach`` (its organization's, see ``senders.services.optout_reach``).
+    A "Y" or "START" is the holder's statement about the sender that the sender
+    could have made up: it is recorded as a claim (``consent.claims``) and
+    activates nothing. Global do-not-disturb is never turned on from here.
+    """
+    action = classify(text)
+    holder = session.get(Subscriber, phone)
+    language = holder.language if holder is not None else None
+    names = {"sender": sender.name, "port": port, "registry": settings.sms_number}
+    via_sms = Actor(actor.label, "sms", actor.org_id, actor.agent_id)
+    if action in ("opt_out", "opt_out_all"):
+        refused = (reach or [sender]) if action == "opt_out_all" else [sender]
+        for each in refused:
+            record_optout(
+                session, via_sms, each, phone, list(CHANNELS), "sms_reply", received_at, text
+            )
+        codes = tuple(each.code for each in refused)
+        return ReplyOutcome(action, reply_text(action, language, **names), opted_out=codes)
+    if action in ("confirm", "opt_in"):
+        claims.record_claim(session, via_sms, sender, phone, action, text, port, received_at)
+        return ReplyOutcome(
+            "claim_recorded", reply_text(f"claim_{action}", language, **names), claimed=action
+        )
+    return ReplyOutcome(action, reply_text(action, language, **names))

@@ -1,4 +1,8 @@
-"""Consents and opt-outs: record them with evidence, confirm, revoke, expire.
+"""Consents' lifecycle: record them with evidence, confirm, revoke, expire, void and restore.
+
+Opt-outs are consent/optouts.py's, acting on SMS replies consent/replies.py's,
+re-derivation from the events consent/derivation.py's, and the holder's
+pages' queries consent/holders.py's.
 
 Every change writes a ``ConsentEvent`` in the same transaction as the state it
 changes; the consent row is the current state those events imply.
@@ -11,32 +15,24 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
 
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from registry import copies
 from registry.config import Settings
-from registry.consent import claims
-from registry.consent.models import CHANNELS, Consent, ConsentKey, OptOut
-from registry.consent.replies import classify, reply_text
+from registry.consent.models import CHANNELS, Consent, ConsentKey
 from registry.database.statements import table_of
 from registry.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from registry.events import services as events
 from registry.events.models import Event
 from registry.events.services import SYSTEM, Actor
-from registry.orgs.services import Caller
-from registry.senders.models import Sender
 from registry.senders.services import SenderRef
 from registry.sms import services as sms
-from registry.subscribers.models import Subscriber
 from registry.timeutil import utcnow
 
 CLOCK_SKEW = timedelta(minutes=5)
-TEXT_KEPT = 1000  # opt_out.text; an SMS reply may be longer (up to 1,600 characters)
 CHANNEL_NAMES = {"sms": "短信", "voice": "电话"}
 # Called with the number about to be texted for a sender (a code, a confirmation);
 # raises RateLimited when that number's budget of such texts is spent.
@@ -415,142 +411,6 @@ def restore_voided(
     return restored
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedOptOut:
-    """An opt-out as it was recorded: what the API answers with."""
-
-    id: int
-    phone: str
-    sender_id: int
-    channels: str
-    source: str
-    received_at: datetime
-    created_at: datetime
-
-
-def record_optout(
-    session: Session,
-    actor: Actor,
-    sender: SenderRef,
-    phone: str,
-    channels: list[str],
-    source: str,
-    received_at: datetime | None = None,
-    text: str | None = None,
-    only_if: dict[str, Any] | None = None,
-    expires_at: datetime | None = None,
-) -> RecordedOptOut:
-    """Record a refusal of ``sender``; it wins over any earlier consent at once.
-
-    ``expires_at``: the end the holder chose for it ("for 3 months"); it no
-    longer counts from then on (``end_timed_optouts`` closes the row).
-
-    With ``only_if`` (``copies.hold_params``) the opt-out is inserted only
-    while the caller's key and sender still match those copies, in the same
-    statement, and StaleCopy is raised, with nothing written, when they do not.
-
-    Two Core inserts on the session's connection, the opt-out and its event,
-    and nothing read back but the new id: opt-outs arrive in volume (issue 3),
-    and building and flushing an ``OptOut`` object for a row nobody reads in
-    the same transaction cost more than both inserts (docs/performance.md).
-    """
-    now = utcnow()
-    received = received_at or now
-    if received > now + CLOCK_SKEW:
-        raise ValidationFailed("received_at is in the future", field="received_at")
-    chosen = channels_text(channels)
-    values = {
-        "phone": phone,
-        "sender_id": sender.id,
-        "organization_id": actor.org_id,
-        "agent_id": actor.agent_id,
-        "channels": chosen,
-        "source": source,
-        "text": text[:TEXT_KEPT] if text is not None else None,
-        "received_at": received,
-        "created_at": now,
-    }
-    if expires_at is not None:
-        values["expires_at"] = expires_at
-    if only_if is None:
-        optout_id: int = session.connection().execute(_INSERT_OPTOUT, values).scalar_one()
-    else:
-        found = (
-            session.connection().execute(_INSERT_OPTOUT_IF, values | only_if).scalar_one_or_none()
-        )
-        if found is None:
-            raise copies.StaleCopy
-        optout_id = found
-    events.record(
-        session,
-        actor,
-        phone,
-        "optout.recorded",
-        sender_id=sender.id,
-        organization_id=sender.organization_id,
-        channels=chosen,
-        state="opted_out",
-        data={"source": source, "received_at": received, "text": events.quoted(text)}
-        | ({"expires_at": expires_at} if expires_at is not None else {}),
-        at=now,
-    )
-    return RecordedOptOut(optout_id, phone, sender.id, chosen, source, received, now)
-
-
-def record_reported_optout(
-    session: Session,
-    who: Caller,
-    key: str,
-    sender_code: str,
-    phone: str,
-    channels: list[str],
-    source: str,
-    received_at: datetime | None = None,
-    text: str | None = None,
-) -> tuple[RecordedOptOut, SenderRef]:
-    """Record a refusal a sender reports through the API (caller ``who``, bearer ``key``).
-
-    The caller and an owner's sender come from per-process copies, and the
-    insert happens only while they still match (``copies.HOLD``); when they do
-    not, or for a delegated call (more rows to compare), both are read afresh.
-    """
-    now = utcnow()
-    sender = copies.sender(session, who, sender_code, "optout", now)
-    args = (phone, channels, source, received_at, text)
-    if sender.agent_id is None:
-        try:
-            only_if = copies.hold_params(who, sender)
-            optout = record_optout(session, _api_actor(who, sender), sender, *args, only_if=only_if)
-            return optout, sender
-        except copies.StaleCopy:
-            pass
-    who, sender = copies.afresh(session, key, who, sender_code, "optout", now)
-    return record_optout(session, _api_actor(who, sender), sender, *args), sender
-
-
-def _api_actor(who: Caller, sender: SenderRef) -> Actor:
-    """Return who acts: the sender's organization, through the caller if it is an agent."""
-    return Actor(f"org:{who.slug}", "api", org_id=sender.organization_id, agent_id=sender.agent_id)
-
-
-_OPTOUT_COLUMNS = (
-    "phone", "sender_id", "organization_id", "agent_id", "channels", "source", "text",
-    "received_at", "created_at",
-)  # fmt: skip
-_INSERT_OPTOUT = insert(table_of(OptOut)).returning(table_of(OptOut).c.id)
-# The same row, inserted only while the per-process copies hold (copies.HOLD).
-_INSERT_OPTOUT_IF = (
-    insert(table_of(OptOut))
-    .from_select(
-        list(_OPTOUT_COLUMNS),
-        select(
-            *(bindparam(name, type_=table_of(OptOut).c[name].type) for name in _OPTOUT_COLUMNS)
-        ).where(copies.HOLD),
-    )
-    .returning(table_of(OptOut).c.id)
-)
-
-
 def list_consents(
     session: Session,
     org_id: int | None,
@@ -572,220 +432,3 @@ def list_consents(
     if status is not None:
         query = query.where(col(Consent.status) == status)
     return list(session.scalars(query.order_by(col(Consent.id)).limit(limit)))
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyOutcome:
-    """What an inbound SMS reply did, and the text to send back."""
-
-    action: str
-    reply: str
-    consents: tuple[int, ...] = ()
-    claimed: str | None = None  # the keyword a recorded claim stands for
-    opted_out: tuple[str, ...] = ()  # codes of the senders the reply refused
-
-
-def handle_reply(
-    session: Session,
-    settings: Settings,
-    actor: Actor,
-    sender: SenderRef,
-    phone: str,
-    text: str,
-    received_at: datetime,
-    *,
-    port: str,
-    reach: list[SenderRef] | None = None,
-) -> ReplyOutcome:
-    """Act on a holder's reply to one of a sender's addresses (SPEC §4 inbound SMS, §8).
-
-    The sender forwards it, so only what narrows its own reach is acted on:
-    an opt-out refuses the sender on every channel (a holder who texts STOP
-    wants the sender to stop, not to switch to calling), STOPALL every sender
-    in ``reach`` (its organization's, see ``senders.services.optout_reach``).
-    A "Y" or "START" is the holder's statement about the sender that the sender
-    could have made up: it is recorded as a claim (``consent.claims``) and
-    activates nothing. Global do-not-disturb is never turned on from here.
-    """
-    action = classify(text)
-    holder = session.get(Subscriber, phone)
-    language = holder.language if holder is not None else None
-    names = {"sender": sender.name, "port": port, "registry": settings.sms_number}
-    via_sms = Actor(actor.label, "sms", actor.org_id, actor.agent_id)
-    if action in ("opt_out", "opt_out_all"):
-        refused = (reach or [sender]) if action == "opt_out_all" else [sender]
-        for each in refused:
-            record_optout(
-                session, via_sms, each, phone, list(CHANNELS), "sms_reply", received_at, text
-            )
-        codes = tuple(each.code for each in refused)
-        return ReplyOutcome(action, reply_text(action, language, **names), opted_out=codes)
-    if action in ("confirm", "opt_in"):
-        claims.record_claim(session, via_sms, sender, phone, action, text, port, received_at)
-        return ReplyOutcome(
-            "claim_recorded", reply_text(f"claim_{action}", language, **names), claimed=action
-        )
-    return ReplyOutcome(action, reply_text(action, language, **names))
-
-
-_ENDING = {"consent.revoked": "revoked", "consent.expired": "expired", "consent.voided": "void"}
-
-
-def derive(consent: Consent, history: list[Event]) -> dict[str, object]:
-    """Return the state a consent's events imply: status, activated_at, ended_at."""
-    status: str | None = None
-    activated_at: datetime | None = None
-    ended_at: datetime | None = None
-    for e in history:
-        if e.type == "consent.created":
-            status = e.state or "pending"
-            if status == "active":
-                activated_at = consent.evidence_captured_at
-        elif e.type == "consent.confirmed":
-            status, activated_at = "active", e.at
-        elif e.type in _ENDING:
-            status, ended_at = _ENDING[e.type], e.at
-        elif e.type == "consent.restored":  # a retracted disconnection gave it back
-            status, ended_at = e.state, None
-    return {"status": status, "activated_at": activated_at, "ended_at": ended_at}
-
-
-def rederive(session: Session, fix: bool = False) -> list[tuple[int, str, object, object]]:
-    """Compare every consent with the state its events imply; optionally repair the row.
-
-    Returns (consent id, field, stored, derived) for each difference.
-    """
-    diffs: list[tuple[int, str, object, object]] = []
-    for consent in session.scalars(select(Consent).order_by(col(Consent.id))):
-        derived = derive(consent, events.for_consent(session, consent.id or 0))
-        for field, value in derived.items():
-            stored = getattr(consent, field)
-            if stored != value:
-                diffs.append((consent.id or 0, field, stored, value))
-                if fix:
-                    setattr(consent, field, value)
-    return diffs
-
-
-class HolderSender(TypedDict):
-    """One sender's part of ``for_holder``: the sender and this number's rows with it."""
-
-    sender: Sender | None
-    consents: list[Consent]
-    optouts: list[OptOut]
-    claims: list[claims.Claim]  # its forwarded "Y"/"START" replies, which activated nothing
-
-
-def for_holder(session: Session, phone: str) -> list[HolderSender]:
-    """Return, per sender, what the registry holds for this number: consents, opt-outs, claims."""
-    senders: dict[int, HolderSender] = {}
-
-    def entry(sender_id: int) -> HolderSender:
-        if sender_id not in senders:
-            sender = session.get(Sender, sender_id)
-            senders[sender_id] = {
-                "sender": sender,
-                "consents": [],
-                "optouts": [],
-                "claims": [],
-            }
-        return senders[sender_id]
-
-    for consent in session.scalars(
-        select(Consent).where(col(Consent.phone) == phone).order_by(col(Consent.id))
-    ):
-        entry(consent.sender_id)["consents"].append(consent)
-    for optout in session.scalars(
-        select(OptOut).where(col(OptOut.phone) == phone).order_by(col(OptOut.id))
-    ):
-        entry(optout.sender_id)["optouts"].append(optout)
-    for claim in claims.for_phone(session, phone):
-        entry(claim.sender_id)["claims"].append(claim)
-    return list(senders.values())
-
-
-def holder_consent(session: Session, phone: str, consent_id: int) -> Consent:
-    """Return one of this number's consents; another number's is simply not found."""
-    consent = session.get(Consent, consent_id)
-    if consent is None or consent.phone != phone:
-        raise NotFound("no such consent for your number")
-    return consent
-
-
-def withdraw_optouts(session: Session, actor: Actor, phone: str, sender_id: int) -> int:
-    """Lift the holder's own blocks of a sender (an unblock on the site); return how many."""
-    now = utcnow()
-    rows = session.scalars(
-        select(OptOut).where(
-            col(OptOut.phone) == phone,
-            col(OptOut.sender_id) == sender_id,
-            col(OptOut.withdrawn_at).is_(None),
-        )
-    ).all()
-    if not rows:
-        raise NotFound("that sender is not blocked for your number")
-    for optout in rows:
-        optout.withdrawn_at = now
-    events.record(
-        session,
-        actor,
-        phone,
-        "optout.withdrawn",
-        sender_id=sender_id,
-        organization_id=rows[0].organization_id,
-        channels=",".join(sorted({c for o in rows for c in o.channels.split(",")})),
-        state="withdrawn",
-        at=now,
-    )
-    return len(rows)
-
-
-def end_timed_optouts(session: Session, now: datetime | None = None) -> list[OptOut]:
-    """Close every block whose chosen end has come; return them.
-
-    Each is marked withdrawn at its end, with an ``optout.expired`` event dated
-    then (the sender's organization reads it in its feed); the decision
-    already ignored the block from that moment.
-    """
-    now = now or utcnow()
-    rows = session.scalars(
-        select(OptOut)
-        .where(
-            col(OptOut.expires_at).is_not(None),
-            col(OptOut.expires_at) <= now,
-            col(OptOut.withdrawn_at).is_(None),
-        )
-        .order_by(col(OptOut.expires_at))
-        .with_for_update()
-    ).all()
-    for optout in rows:
-        end = optout.expires_at or now
-        optout.withdrawn_at = end
-        sender = session.get(Sender, optout.sender_id)
-        events.record(
-            session,
-            SYSTEM,
-            optout.phone,
-            "optout.expired",
-            sender_id=optout.sender_id,
-            organization_id=sender.organization_id if sender else None,
-            channels=optout.channels,
-            state="expired",
-            at=end,
-        )
-    session.flush()
-    return list(rows)
-
-
-def timed_optouts(session: Session, before: datetime) -> list[tuple[OptOut, str]]:
-    """Return the blocks in force that end before ``before``, each with its sender's name."""
-    rows = session.execute(
-        select(OptOut, col(Sender.name))
-        .join(Sender, col(Sender.id) == col(OptOut.sender_id))
-        .where(
-            col(OptOut.expires_at).is_not(None),
-            col(OptOut.expires_at) <= before,
-            col(OptOut.withdrawn_at).is_(None),
-        )
-    ).all()
-    return [(optout, name) for optout, name in rows]

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.checks.models import CheckLog
-from registry.consent import services as consents
+from registry.consent import optouts
 from registry.consent.models import CHANNELS, OptOut
 from registry.database.statements import table_of
 from registry.errors import NotFound
@@ -113,6 +113,6 @@ def unsubscribe(
         if item.stopped:
             continue
         ref = sender_as_owner(session, item.code, now)
-        consents.record_optout(session, actor, ref, phone, list(CHANNELS), SOURCE, now, EVIDENCE)
+        optouts.record_optout(session, actor, ref, phone, list(CHANNELS), SOURCE, now, EVIDENCE)
         done.append(item)
     return done

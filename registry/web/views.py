@@ -32,7 +32,7 @@ from registry.complaints import desk, routing
 from registry.complaints import services as complaints
 from registry.complaints.steps import steps as complaint_steps
 from registry.config import current_settings
-from registry.consent import records
+from registry.consent import holders, optouts, records
 from registry.consent import services as consents
 from registry.consent import unsubscribe as unsubscribing
 from registry.db import get_reader, get_session
@@ -290,7 +290,7 @@ def senders() -> Any:
             flash(_("That sender is not known."), "error")
         return redirect(url_for("web.senders"))
     if _submitted(action, "c-action") and action.validate():
-        consent = consents.holder_consent(db, g.phone, int(action.consent_id.data or 0))
+        consent = holders.holder_consent(db, g.phone, int(action.consent_id.data or 0))
         try:
             if action.action.data == "confirm":
                 consents.confirm(db, consent, HOLDER)
@@ -306,7 +306,7 @@ def senders() -> Any:
     unblock = UnblockForm(prefix="u")
     if _submitted(unblock, "u-sender_id") and unblock.validate():
         try:
-            consents.withdraw_optouts(db, HOLDER, g.phone, int(unblock.sender_id.data or 0))
+            optouts.withdraw_optouts(db, HOLDER, g.phone, int(unblock.sender_id.data or 0))
             db.commit()
             flash(_("Unblocked: this sender is back to what your other settings say."), "ok")
         except RegistryError:
@@ -317,7 +317,7 @@ def senders() -> Any:
         try:
             now = utcnow()
             sender = find_sender(db, block.query.data or "", now)
-            consents.record_optout(
+            optouts.record_optout(
                 db, HOLDER, sender, g.phone, ["sms", "voice"], "site",
                 expires_at=subscribers.refusal_end(block.duration.data or "forever", now),
             )  # fmt: skip
@@ -335,7 +335,7 @@ def senders() -> Any:
             block.query.errors = [
                 _("We found no single sender for that. Try its code or the exact number.")
             ]
-    rows = consents.for_holder(db, g.phone)
+    rows = holders.for_holder(db, g.phone)
     return render_template(
         "web/senders.html",
         rows=rows,
@@ -593,7 +593,7 @@ def my_data_json() -> Response:
                 "consents": [plain(c) for c in row["consents"]],
                 "optouts": [plain(o) for o in row["optouts"]],
             }
-            for row in consents.for_holder(db, phone)
+            for row in holders.for_holder(db, phone)
         ],
         "checks": [
             {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from registry.checks.models import CheckLog
+from registry.consent import optouts
 from registry.consent import services as consents
 from registry.numbers.models import Disconnection
 from registry.orgs.services import Caller
@@ -106,7 +107,7 @@ def test_consent_beats_dnd_but_later_optout_beats_consent(
         "optout",
         utcnow(),
     )
-    consents.record_optout(
+    optouts.record_optout(
         session,
         consents.Actor("org:acme", "api", world.org_ids["acme"]),
         sender,

@@ -314,7 +314,7 @@ def test_unused_world_fixture_is_real(world: World) -> None:
 
 
 def test_state_rederives_from_events(app: Flask, acme: Api, gateway: Api, session: Session) -> None:
-    from registry.consent import services as consents
+    from registry.consent import derivation
 
     ids = [
         acme.post("/consents", consent_body(phone=p, external_id=p)).get_json()["id"]
@@ -322,13 +322,13 @@ def test_state_rederives_from_events(app: Flask, acme: Api, gateway: Api, sessio
     ]
     registry_reply(gateway, "Y")
     acme.post(f"/consents/{ids[1]}/revoke")
-    assert consents.rederive(session) == []
+    assert derivation.rederive(session) == []
     row = session.get(Consent, ids[0])
     assert row is not None
     row.status = "revoked"  # state edited behind the events' back
     session.commit()
-    assert consents.rederive(session) == [(ids[0], "status", "revoked", "active")]
-    consents.rederive(session, fix=True)
+    assert derivation.rederive(session) == [(ids[0], "status", "revoked", "active")]
+    derivation.rederive(session, fix=True)
     session.commit()
-    assert consents.rederive(session) == []
+    assert derivation.rederive(session) == []
     assert acme.check(HOLDER)["reason"] == "consent"

@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.consent import refusals
-from registry.consent import services as consents
+from registry.consent import optouts, refusals
 from registry.consent.models import OptOut
 from registry.events.models import Event
 from registry.events.services import SYSTEM
@@ -322,7 +321,7 @@ def test_my_data_streams_every_event_beyond_the_old_cap_of_1000(
 ) -> None:
     sender = sender_as_owner(session, "acme-cards", datetime.now(UTC))
     for _ in range(1003):
-        consents.record_optout(session, SYSTEM, sender, HOLDER, ["sms"], "site")
+        optouts.record_optout(session, SYSTEM, sender, HOLDER, ["sms"], "site")
     session.commit()
     sign_in(client, session)
     data = json.loads(client.get("/me/data.json").get_data(as_text=True))

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.consent import services as consents
+from registry.consent import derivation
 from registry.consent.models import Consent
 from registry.numbers import ranges
 from registry.numbers.models import Disconnection
@@ -320,7 +320,7 @@ def test_a_retracted_disconnection_may_be_reported_again_and_voids_again(
     history = [h["type"] for h in acme.get(f"/consents/{consent_id}").get_json()["history"]]
     assert history == ["created", "voided", "restored", "voided"]
     # Every consent's row agrees with what its events imply.
-    assert consents.rederive(session) == []
+    assert derivation.rederive(session) == []
 
 
 def test_a_decision_as_of_the_past_sees_the_disconnection_until_its_retraction(

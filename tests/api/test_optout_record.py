@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import copies
-from registry.consent import services as consents
+from registry.consent import holders
 from registry.consent.models import OptOut
 from registry.events import services as events
 from registry.events.models import Event
@@ -102,7 +102,7 @@ def test_an_opt_out_reaches_the_feed_and_the_holders_history(acme: Api, session:
         "organization": "acme",
     }
     assert [e.type for e in events.for_phone(session, HOLDER)] == ["optout.recorded"]
-    (entry,) = consents.for_holder(session, HOLDER)
+    (entry,) = holders.for_holder(session, HOLDER)
     assert [o.id for o in entry["optouts"]] == [optout_id]
 
 

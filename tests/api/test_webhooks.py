@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from registry.consent import services as consents
+from registry.consent.optouts import record_optout
 from registry.events.services import Actor
 from registry.extensions import db
 from registry.senders.services import SenderRef
@@ -45,7 +45,7 @@ def optouts(session: Session, world: World, n: int, start: int = 0) -> None:
                        world.org_ids["acme"], False, "acme")  # fmt: skip
     actor = Actor("org:acme", "api", org_id=world.org_ids["acme"])
     for i in range(start, start + n):
-        consents.record_optout(session, actor, sender, f"+86139{i:08d}", ["sms"], "app", None, None)
+        record_optout(session, actor, sender, f"+86139{i:08d}", ["sms"], "app", None, None)
     session.commit()
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from registry.consent import services as consents
+from registry.consent import optouts
 from registry.events.services import Actor
 from registry.extensions import db
 from registry.senders.services import SenderRef
@@ -30,7 +30,7 @@ def _optouts(world: factories.World, start: int, n: int) -> None:
     actor = Actor("org:acme", "api", org_id=world.org_ids["acme"])
     with db.session() as session:
         for i in range(start, start + n):
-            consents.record_optout(session, actor, sender, f"+86139{i:08d}", ["sms"], "app", None, None)  # fmt: skip
+            optouts.record_optout(session, actor, sender, f"+86139{i:08d}", ["sms"], "app", None, None)  # fmt: skip
         session.commit()
 
 

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from registry.consent import services as consents
+from registry.consent import optouts
 from registry.consent.models import Consent, OptOut
 from registry.events import sealing
 from registry.events.services import Actor
@@ -63,8 +63,8 @@ def test_a_change_committed_late_is_numbered_after_what_readers_saw(app: Flask) 
     sender, actor = _acme(world)
     org = world.org_ids["acme"]
     with db.session() as slow, db.session() as fast:
-        consents.record_optout(slow, actor, sender, "+8613900000001", ["sms"], "app", None, None)
-        consents.record_optout(fast, actor, sender, "+8613900000002", ["sms"], "app", None, None)
+        optouts.record_optout(slow, actor, sender, "+8613900000001", ["sms"], "app", None, None)
+        optouts.record_optout(fast, actor, sender, "+8613900000002", ["sms"], "app", None, None)
         fast.commit()  # the later writer commits first
         seen, cursor = _follow(org, 0)
         assert [c["phone"] for c in seen] == ["+8613900000002"]
@@ -89,9 +89,7 @@ def test_concurrent_writers_and_a_reader_that_never_skips(app: Flask) -> None:
             for i in range(per_writer):
                 with db.session() as session:
                     phone = f"+86139{w:02d}{i:06d}"
-                    consents.record_optout(
-                        session, actor, sender, phone, ["sms"], "app", None, None
-                    )
+                    optouts.record_optout(session, actor, sender, phone, ["sms"], "app", None, None)
                     time.sleep(rng.random() * 0.004)  # commit order differs from id order
                     session.commit()
 
