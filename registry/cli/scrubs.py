@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from datetime import timedelta
-from types import FrameType
 
 import click
 
 from registry.api.gates import check_budget
+from registry.cli.stopping import stop_on_signals
 from registry.config import current_settings
 from registry.extensions import db
 from registry.scrubs import worker as scrubs
@@ -26,20 +25,13 @@ def scrub_worker(interval: float, lease: float, once: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = current_settings()
     name = scrubs.worker_name()
-    stopping = False
-
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stopping = stop_on_signals()
     click.echo(f"scrub worker {name} running (Ctrl-C to stop)")
     sys.stdout.flush()
     jobs = scrubs.work(
         db.session, settings, name,
         lambda who, sender, channel: check_budget(sender, channel, who),
-        lease=timedelta(seconds=lease), stop=lambda: stopping, once=once,
+        lease=timedelta(seconds=lease), stop=stopping, once=once,
         idle=lambda: time.sleep(interval),
     )  # fmt: skip
     click.echo(f"{jobs} scrub jobs run")

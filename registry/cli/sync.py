@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from datetime import timedelta
-from types import FrameType
 
 import click
 
+from registry.cli.stopping import stop_on_signals
 from registry.config import current_settings
 from registry.events import audit
 from registry.extensions import db
@@ -48,17 +47,10 @@ def worker(
         if done.errors:
             raise click.ClickException("; ".join(done.errors))
         return
-    stopping = False
-
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stopping = stop_on_signals()
     click.echo("worker running (Ctrl-C to stop)")
     sys.stdout.flush()
-    jobs.run(db.session, settings, policy, interval=interval, stop=lambda: stopping)
+    jobs.run(db.session, settings, policy, interval=interval, stop=stopping)
 
 
 @click.group("audit")
