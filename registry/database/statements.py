@@ -164,6 +164,9 @@ class Direct:
         entry, args = prepared._args(self.dialect, params)
         sql, results = entry[0].string, entry[3]
         lock = _WRITERS.get(self.engine) if prepared.writes else None
+        # The engine's cursor events still see these statements (statement counts,
+        # tracing), with no Connection to pass: listeners get None for it.
+        events = self.engine.dispatch
         for attempt in (0, 1):
             conn = self._connection()
             cursor = None
@@ -172,7 +175,11 @@ class Direct:
                     lock.acquire()
                 try:
                     cursor = conn.cursor()
+                    if events.before_cursor_execute:
+                        events.before_cursor_execute(None, cursor, sql, args, None, False)
                     cursor.execute(sql, args)
+                    if events.after_cursor_execute:
+                        events.after_cursor_execute(None, cursor, sql, args, None, False)
                     raw = cursor.fetchall()
                 finally:
                     if lock is not None:
