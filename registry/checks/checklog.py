@@ -27,7 +27,7 @@ from registry.checks.facts import NO_RECENT_CHANGE, NO_RECENT_CHANGE_FROM, Calle
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.database.standby import Standby
-from registry.database.statements import Prepared, table_of
+from registry.database.statements import Direct, Prepared, table_of
 from registry.decision import Decision
 from registry.timeutil import UTCDateTime
 
@@ -113,9 +113,12 @@ _HOLDS = Prepared(select(literal_column("1")).where(copies.HOLD))
 
 def _log_single(
     session: Session, settings: Settings, req: CheckRequest, standby: Standby | None,
-    row: dict[str, Any],
+    row: dict[str, Any], direct: Direct | None = None,
 ) -> int:  # fmt: skip
     """Write one uncounted check's log row on the primary; return its id.
+
+    ``direct``: on the thread's own connection (database.statements.Direct,
+    only for facts read on the primary), else on ``session``'s.
 
     With facts from a standby and ``REGISTRY_CHECK_SPOOL`` on, a primary that
     cannot take the row (down, timing out, read-only in a failover) does not
@@ -124,7 +127,7 @@ def _log_single(
     """
     local = spool.of(settings)
     try:
-        conn = session.connection()
+        conn: Any = direct if direct is not None else session.connection()
         log_id = _write_log(conn, req, standby, row)
     except DBAPIError as exc:
         if local is None or standby is None or req.hold is None or not spool.unavailable(exc):

@@ -281,12 +281,12 @@ def check_one(
     dec = decided(facts)
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
     if limits is None:
-        conn: Any = direct or session.connection()
         now = utcnow()
-        # Committed by itself when ``session`` has no transaction (db.get_check_sessions).
-        log_id = _log_single(session, settings, req, standby, _log_row(req, phone, dec, now, held))
+        # Committed by itself: on ``direct``, or ``session`` with no transaction
+        # (db.get_check_sessions).
+        row = _log_row(req, phone, dec, now, held)
+        log_id = _log_single(session, settings, req, standby, row, direct)
     else:
-        conn = session.connection()
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
         conn = session.connection()

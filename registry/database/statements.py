@@ -114,6 +114,28 @@ def _processed(raw: list[Any], results: list[Any]) -> list[tuple[Any, ...]]:
     ]
 
 
+class _Held:
+    """A thread's own connection (``Direct``): closed when retired, or when its thread ends.
+
+    A thread's locals are dropped when it ends; closing here then keeps a
+    finished server thread from leaving its connection open (and psycopg from
+    warning about it). After a fork the parent's connection is left alone.
+    """
+
+    __slots__ = ("conn", "key")
+
+    def __init__(self, key: tuple[int, int], conn: Any) -> None:
+        self.key, self.conn = key, conn
+
+    def close(self) -> None:
+        if self.key[0] == os.getpid():
+            with contextlib.suppress(Exception):
+                self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class Direct:
     """The single check's statements on one DBAPI connection kept per thread, each committing itself.
 
@@ -141,23 +163,22 @@ class Direct:
 
     def _connection(self) -> Any:
         held = getattr(self._local, "held", None)
-        if held is not None and held[0] == (os.getpid(), self.generation):
-            return held[1]
+        if held is not None and held.key == (os.getpid(), self.generation):
+            return held.conn
         self._drop()  # retired by dispose(): closed (or, after a fork, the parent's: left alone)
         pooled = self.engine.raw_connection()
         if self.dialect.name == "postgresql":
             pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
         pooled.detach()  # its own from now on: never back in the pool, closed when retired
         conn = pooled.dbapi_connection
-        self._local.held = ((os.getpid(), self.generation), conn)
+        self._local.held = _Held((os.getpid(), self.generation), conn)
         return conn
 
     def _drop(self) -> None:
         held = getattr(self._local, "held", None)
         self._local.held = None
-        if held is not None and held[0][0] == os.getpid():
-            with contextlib.suppress(Exception):
-                held[1].close()
+        if held is not None:
+            held.close()
 
     def run(self, prepared: Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run ``prepared`` with ``params`` on this thread's connection; return processed rows."""
