@@ -22,6 +22,12 @@ own process); the ratio is still the one the issue asks for.
 
 Run: ``.venv/bin/python benchmarks/instructions.py [--only sqlite|postgres]``
 (needs ``valgrind``; a few minutes, most of it Python's start-up under valgrind).
+
+``--base REV`` measures an earlier commit's code instead: the whole tree of
+``REV`` (its package and its migrations) is exported by ``git archive`` into a
+scratch directory and put first on ``PYTHONPATH`` for the registry's commands
+and the drivers, as benchmarks/frequency_cap.py does for its ``before``; run
+the script twice, with and without ``--base``, for a before/after.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
-from _common import demo_registry, drop_postgres, fresh_postgres, machine
+from _common import ROOT, demo_registry, drop_postgres, fresh_postgres, machine
 
 PHONE = "+8613100000001"  # the demo's login number; acme-cards holds its consent
 BODY = json.dumps(
@@ -124,15 +131,19 @@ def per_request(env: dict[str, str], kind: str, requests: int, key: str) -> floa
     return (instructions(env, kind, requests, key) - instructions(env, kind, 0, key)) / requests
 
 
-def measure(label: str, url: str, requests: int) -> dict[str, float]:
+def measure(label: str, url: str, requests: int, kinds: list[str]) -> dict[str, float]:
     env, key, _ = demo_registry(url, 0)
-    figures = {kind: per_request(env, kind, requests, key) for kind in ("bare", "trivial", "check")}
+    figures = {kind: per_request(env, kind, requests, key) for kind in kinds}
     print(f"\n{label} ({requests} requests per figure)")
     for kind, value in figures.items():
         print(f"  {kind:8} {value / 1000:10,.0f} k instructions per request")
-    print(f"  check / bare Flask endpoint:        {figures['check'] / figures['bare']:5.2f}x")
-    print(f"  check / registry trivial endpoint:  {figures['check'] / figures['trivial']:5.2f}x")
-    print(f"  trivial / bare Flask endpoint:      {figures['trivial'] / figures['bare']:5.2f}x")
+    for top, under, name in (
+        ("check", "bare", "check / bare Flask endpoint:       "),
+        ("check", "trivial", "check / registry trivial endpoint: "),
+        ("trivial", "bare", "trivial / bare Flask endpoint:     "),
+    ):
+        if top in figures and under in figures:
+            print(f"  {name} {figures[top] / figures[under]:5.2f}x")
     return figures
 
 
@@ -142,6 +153,13 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--kinds",
+        default="bare,trivial,check",
+        help="a comma-separated subset of bare,trivial,check,check_from (bare runs no registry "
+        "code: the same figure for any commit and database)",
+    )
+    parser.add_argument("--base", default=None, help="measure this commit's code (git archive)")
     parser.add_argument("--drive", nargs=3, metavar=("KIND", "N", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
@@ -150,13 +168,29 @@ def main() -> None:
     if not shutil.which("valgrind"):
         raise SystemExit("needs valgrind (Debian package valgrind)")
     print(f"instructions per request under callgrind; {machine()}")
+    with tempfile.TemporaryDirectory() as tree:
+        if args.base:
+            export(args.base, Path(tree))
+        run(args)
+
+
+def export(rev: str, tree: Path) -> None:
+    """Export ``rev``'s tree into ``tree``, first on the path of every process started after."""
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    os.environ["PYTHONPATH"] = str(tree)  # bench_env copies os.environ: the CLI and the drivers
+    print(f"code measured: {rev} (exported)")
+
+
+def run(args: argparse.Namespace) -> None:
+    kinds = args.kinds.split(",")
     if args.only != "postgres":
         with tempfile.TemporaryDirectory() as tmp:
-            measure("SQLite", f"sqlite:///{tmp}/bench.sqlite3", args.requests)
+            measure("SQLite", f"sqlite:///{tmp}/bench.sqlite3", args.requests, kinds)
     if args.only != "sqlite":
         url = fresh_postgres("bench_instructions")
         try:
-            measure("PostgreSQL", url, args.requests)
+            measure("PostgreSQL", url, args.requests, kinds)
         finally:
             drop_postgres("bench_instructions")
 
