@@ -16,21 +16,10 @@ from registry.orgs import services as orgs
 from registry.senders import services as senders
 from registry.timeutil import utcnow
 from tests.api.test_filings import FILING
+from tests.api.test_lookup import attested  # noqa: F401  (autouse: the world's ports attested)
 from tests.conftest import Api, other_app
 from tests.factories import HOLDER, HOLDER2, World, attest
 from tests.web.test_site import csrf, last_code, sign_in
-
-
-@pytest.fixture(autouse=True)
-def attested(request: pytest.FixtureRequest) -> None:
-    """The world's SMS ports, connected (so attested) by the world's carrier."""
-    if "world" not in request.fixturenames:
-        return  # a test that builds its own registry (another app) attests there
-    session = request.getfixturevalue("session")
-    request.getfixturevalue("world")
-    attest(session, "acme", "10690001")
-    attest(session, "shop", "10690002")
-    session.commit()
 
 
 @pytest.fixture
