@@ -78,16 +78,9 @@ def policy_of(settings: Settings) -> Policy:
     return Policy(settings.policy, settings.calling_hours, settings.tz)
 
 
-_ZONES: dict[str, ZoneInfo] = {}
-
-
 def zone_for(phone: str, settings: Settings) -> ZoneInfo:
-    """Return the number's local zone (SPEC §3 step 8)."""
-    name = phones.time_zone_of(phone) or settings.timezone
-    zone = _ZONES.get(name)
-    if zone is None:
-        zone = _ZONES[name] = ZoneInfo(name)
-    return zone
+    """Return the number's local zone (SPEC §3 step 8), the registry's where none is known."""
+    return phones.zone_of(phone, settings.timezone)
 
 
 class StandbyFailed(Exception):
