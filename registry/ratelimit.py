@@ -51,9 +51,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from limits import RateLimitItem
+from limits.errors import StorageError
 from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Storage
 from limits.storage.base import TimestampedSlidingWindow
 from limits.storage.memory import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from limits.util import WindowStats
 
 from registry.database.writerlock import (
     _WriterLock as WriterLock,  # the one queue of SQLite writers
@@ -64,6 +68,24 @@ SQLITE_SWEEP_EVERY = 60.0  # seconds, per process, for the machine-wide file
 BUSY_TIMEOUT_MS = 5000
 SCHEME = "sqlite"
 FILE_NAME = "ratelimits.sqlite3"
+
+
+def hit_with_window(
+    strategy: RateLimiter, item: RateLimitItem, *identifiers: str, cost: int = 1
+) -> tuple[bool, WindowStats]:
+    """Hit ``item`` for ``identifiers``; return whether it was allowed and the window after it.
+
+    What ``strategy.hit`` then ``strategy.get_window_stats`` answer. A fixed
+    window in ``SQLiteStorage`` (the default) answers both from its one UPSERT
+    (``incr_window``), so a limited request costs one statement, not three;
+    any other strategy or storage is asked as ``limits`` asks it.
+    """
+    storage = strategy.storage
+    if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, SQLiteStorage):
+        count, ends = storage.incr_window(item.key_for(*identifiers), item.get_expiry(), cost)
+        return count <= item.amount, WindowStats(ends, max(0, item.amount - count))
+    allowed = strategy.hit(item, *identifiers, cost=cost)
+    return allowed, strategy.get_window_stats(item, *identifiers)
 
 
 def machine_url(instance_path: str | Path) -> str:
@@ -107,7 +129,7 @@ _INCR = (
     "ON CONFLICT (key) DO UPDATE SET "
     " count = CASE WHEN expires > :now THEN count + :amount ELSE :amount END,"
     " expires = CASE WHEN expires > :now THEN expires ELSE :now + :expiry END "
-    "RETURNING count"
+    "RETURNING count, expires"
 )
 _DECR = (
     "UPDATE counter SET count = max(count - :amount, 0) WHERE key = :key AND expires > :now "
@@ -203,13 +225,28 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` to the key's window (a new one if it expired); return the new count."""
+        return self.incr_window(key, expiry, amount)[0]
+
+    def incr_window(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """Add ``amount`` as ``incr`` does; return the new count and when its window ends.
+
+        One statement for what ``hit`` and ``get_window_stats`` read in three
+        (``hit_with_window``): the count and the end are the hit's own. A
+        failing file raises ``StorageError`` when the limiter asked for wrapped
+        errors, as ``limits`` wraps its own methods.
+        """
         now = time.time()
-        self._sweep(now)
-        with self._write() as conn:
-            row = conn.execute(
-                _INCR, {"key": key, "amount": amount, "now": now, "expiry": expiry}
-            ).fetchone()
-        return int(row[0])
+        try:
+            self._sweep(now)
+            with self._write() as conn:
+                row = conn.execute(
+                    _INCR, {"key": key, "amount": amount, "now": now, "expiry": expiry}
+                ).fetchone()
+        except self.base_exceptions as exc:
+            if self.wrap_exceptions:
+                raise StorageError(exc) from exc
+            raise
+        return int(row[0]), float(row[1])
 
     def decr(self, key: str, amount: int = 1) -> int:
         """Take ``amount`` off the key's live window, not below zero; return the new count."""

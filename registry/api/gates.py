@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 from flask import request
 from flask_limiter import RequestLimit
 from limits import parse
-from limits.util import WindowStats
 from werkzeug.exceptions import TooManyRequests
 
 from registry.api import caller
@@ -40,6 +39,7 @@ from registry.consent.services import TextGate
 from registry.errors import RateLimited
 from registry.extensions import limiter, rate_limit_key
 from registry.metrics import count_cold_refusal
+from registry.ratelimit import hit_with_window
 
 log = logging.getLogger(__name__)
 parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per call
@@ -67,10 +67,9 @@ def request_limit(limit: Callable[[], str]) -> Callable[[View], View]:
                 item = parse_limit(limit())
                 strategy = limiter.limiter
                 bucket = [rate_limit_key(), request.endpoint or ""]
-                allowed = strategy.hit(item, *bucket)
-                reset, remaining = strategy.get_window_stats(item, *bucket)
+                allowed, window = hit_with_window(strategy, item, *bucket)
                 counted = RequestLimit(limiter, item, bucket, not allowed, False)
-                counted._window = WindowStats(reset, remaining)  # for the headers: no second read
+                counted._window = window  # for the headers: no second read
                 limiter.context.view_rate_limit = counted
                 if not allowed:
                     log.info("ratelimit %s (%s) exceeded at endpoint: %s", item, *bucket)

@@ -221,3 +221,28 @@ def test_a_lock_file_it_cannot_open_fails_each_hit_and_blocks_none(tmp_path: Pat
     thread.join(timeout=60)  # a safety net, not a measure: the second hit used to hang
     assert not thread.is_alive()
     assert len(failures) == 2
+
+
+def test_one_hit_answers_what_hit_and_window_stats_answer(url: str, clock: Clock) -> None:
+    """``hit_with_window`` (one UPSERT) gives what limits' hit + get_window_stats give."""
+    item = parse("3 per minute")
+    one = FixedWindowRateLimiter(storage_from_string(url))
+    answers = [ratelimit.hit_with_window(one, item, "key", "one") for _ in range(4)]
+    stock = FixedWindowRateLimiter(storage_from_string(url))
+    expected = []
+    for _ in range(4):
+        allowed = stock.hit(item, "key", "stock")
+        expected.append((allowed, stock.get_window_stats(item, "key", "stock")))
+    assert answers == expected
+    assert [a for a, _ in answers] == [True, True, True, False]
+    assert answers[0][1].remaining == 2
+    assert answers[3][1].remaining == 0
+    assert answers[0][1].reset_time == clock.now + 60
+    clock.now += 61  # the window ends: the next hit starts a new one
+    allowed, window = ratelimit.hit_with_window(one, item, "key", "one")
+    assert allowed
+    assert window.remaining == 2
+    assert window.reset_time == clock.now + 60
+    # Any other storage is asked as limits asks it.
+    memory = FixedWindowRateLimiter(storage_from_string("memory://"))
+    assert ratelimit.hit_with_window(memory, item, "key", "m")[1].remaining == 2
