@@ -34,6 +34,7 @@ copies, ``copies_of`` for what to verify, ``afresh`` after ``StaleCopy``
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,22 +74,28 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def caller(session: Session, key: str) -> Caller:
-    """Return the caller for a bearer key from this process's copy, else as ``authenticate``."""
+def caller(reads: Callable[[], Session], key: str) -> Caller:
+    """Return the caller for a bearer key from this process's copy, else as ``authenticate``.
+
+    ``reads`` opens the session to read with, only when there is no copy.
+    """
     digest = _digest(key)
     found = _CALLERS.get(digest)
     if found is None:
-        found = authenticate(session, key)  # a refusal raises: nothing is kept
+        found = authenticate(reads(), key)  # a refusal raises: nothing is kept
         if len(_CALLERS) >= CACHE_SIZE:
             _CALLERS.clear()
         _CALLERS[digest] = found
     return found
 
 
-def sender(session: Session, who: Caller, code: str, scope: str, now: datetime) -> SenderRef:
+def sender(
+    reads: Callable[[], Session], who: Caller, code: str, scope: str, now: datetime
+) -> SenderRef:
     """Return what ``resolve_sender`` would, from this process's copy of the rows when it has one.
 
-    Suspensions and expiries are judged at ``now``, from the copied rows.
+    Suspensions and expiries are judged at ``now``, from the copied rows;
+    ``reads`` opens the session to read with, only when there is no copy.
     """
     key = (who.org_id, code)
     rows = _SENDERS.get(key)
@@ -97,7 +104,7 @@ def sender(session: Session, who: Caller, code: str, scope: str, now: datetime) 
             return grant_sender(rows, who, code, scope, now)
         except Forbidden:
             _SENDERS.pop(key, None)  # a refusal is never served from a copy: read again
-    rows = lookup_sender(session, who, code)  # an unknown sender raises: nothing is kept
+    rows = lookup_sender(reads(), who, code)  # an unknown sender raises: nothing is kept
     ref = grant_sender(rows, who, code, scope, now)
     if len(_SENDERS) >= CACHE_SIZE:
         _SENDERS.clear()

@@ -8,9 +8,8 @@ request's sessions, opened on first use and closed at teardown.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
@@ -192,20 +191,64 @@ def get_standby() -> Standby | None:
     return standby
 
 
-@dataclass(frozen=True, slots=True)
+Opener: TypeAlias = "Callable[[], Session]"  # returns a session, opening it on first call
+
+
 class CheckSessions:
-    """The sessions a check request uses, chosen by database and standby health.
+    """The sessions a check request uses, chosen by database and standby health; none opened yet.
 
     ``write`` takes the log rows (the request commits it before answering);
     ``read`` the facts (a standby's when one is usable: ``standby``);
-    ``lookup`` reads keys and senders on the primary.
+    ``lookup`` reads keys and senders on the primary. Each is opened when the
+    check first uses it (its ``open_*``, this request's getter), so a warm
+    single check, whose key and sender come from copies and whose facts and
+    log row go by ``direct``, opens no session at all.
     """
 
-    write: Session
-    read: Session
-    lookup: Session
-    standby: Standby | None = None
-    direct: Direct | None = None  # the single check's facts and log row, without the Session
+    __slots__ = ("_write", "direct", "open_lookup", "open_read", "open_write", "standby")
+
+    def __init__(
+        self,
+        write: Opener,
+        read: Opener,
+        lookup: Opener,
+        standby: Standby | None = None,
+        direct: Direct | None = None,  # the single check's facts and log row, without a Session
+    ) -> None:
+        self.open_write, self.open_read, self.open_lookup = write, read, lookup
+        self.standby, self.direct = standby, direct
+        self._write: Session | None = None
+
+    @classmethod
+    def on(cls, session: Session) -> CheckSessions:
+        """Return a check's sessions all on ``session`` (a command's or a benchmark's own)."""
+
+        def opened() -> Session:
+            return session
+
+        return cls(opened, opened, opened)
+
+    @property
+    def write(self) -> Session:
+        """Return the session of the log rows."""
+        if self._write is None:
+            self._write = self.open_write()
+        return self._write
+
+    def commit(self) -> None:
+        """Commit the log rows' session, if the check opened it and left a transaction."""
+        if self._write is not None and self._write.in_transaction():
+            self._write.commit()
+
+    @property
+    def read(self) -> Session:
+        """Return the session of the facts."""
+        return self.open_read()
+
+    @property
+    def lookup(self) -> Session:
+        """Return the session of keys and senders (the primary)."""
+        return self.open_lookup()
 
     @property
     def replica(self) -> bool:
@@ -214,7 +257,12 @@ class CheckSessions:
 
     def without_standby(self) -> CheckSessions:
         """Return the same request's sessions with the facts read on the primary too."""
-        return CheckSessions(self.write, self.write, self.lookup)
+        return CheckSessions(self.open_write, self.open_write, self.open_lookup)
+
+
+def _lookup() -> Session:
+    """Return the session of a check's reads on the primary: autocommit, else the reader."""
+    return get_autocommit() or get_reader()
 
 
 def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
@@ -227,19 +275,23 @@ def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
     its log rows in one transaction. ``standby=False``: everything on the
     primary (a check whose standby answer could not be confirmed).
     """
-    auto = get_autocommit()
+    state = _state()
     chosen = get_standby() if standby else None
-    lookup = auto or get_reader()
-    if single and auto is not None:
-        if chosen is not None:
-            return CheckSessions(auto, chosen.session, auto, chosen)
-        return CheckSessions(auto, auto, auto, direct=_state().direct)
-    if single and _state().reader is not None:
+    if chosen is not None:
+        facts = chosen.session
+
+        def on_standby() -> Session:
+            return facts
+
+        if single and state.autocommit is not None:
+            return CheckSessions(_lookup, on_standby, _lookup, chosen)
+        return CheckSessions(get_session, on_standby, _lookup, chosen)
+    if single and (state.autocommit is not None or state.reader is not None):
         # SQLite: the log row is one statement on the reader's connection, which
-        # commits by itself under the writer lock (``Prepared``): one connection,
-        # no BEGIN/COMMIT, the lock held for that statement only.
-        return CheckSessions(lookup, lookup, lookup, direct=_state().direct)
-    return CheckSessions(get_session(), chosen.session if chosen else get_reader(), lookup, chosen)
+        # commits by itself under the writer lock (``Prepared``); PostgreSQL: in
+        # autocommit. On ``direct``: one connection, no BEGIN/COMMIT.
+        return CheckSessions(_lookup, _lookup, _lookup, direct=state.direct)
+    return CheckSessions(get_session, get_reader, _lookup)
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from flask import Blueprint, g, request
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from registry import copies
 from registry.config import current_settings
@@ -53,7 +54,7 @@ def _authenticate() -> None:
         return
     key = _bearer_key()
     if request.endpoint in CACHED:
-        g.caller = copies.caller(get_autocommit() or get_reader(), key)
+        g.caller = copies.caller(_primary_reads, key)
     else:
         g.caller = authenticate(get_reader(), key)
     g.api_key = key
@@ -68,6 +69,11 @@ def _authenticate() -> None:
         # A phone app's key answers "who is calling me" and nothing else: it
         # must never check, record or read anything about a holder.
         raise Forbidden("a lookup key is good only for GET /lookup")
+
+
+def _primary_reads() -> Session:
+    """Return the session a key's copy is read with when there is none (autocommit, else reader)."""
+    return get_autocommit() or get_reader()
 
 
 def _bearer_key() -> str:

@@ -211,7 +211,7 @@ def network_check() -> Any:
     answer = checks.network_check(
         dbs, cfg, carrier, phone, address, data.channel, data.purpose, data.at
     )
-    dbs.write.commit()
+    dbs.commit()
     dec = answer.decision
     count_decision(dec.decision, dec.reason)
     out: dict[str, Any] = {

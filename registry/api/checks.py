@@ -208,8 +208,7 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
     result = services.check(
         dbs, cfg, caller(), api_key(), question, phone, _budget(data.sender, data.channel)
     )
-    if dbs.write.in_transaction():  # not when the log row went by dbs.direct, committed
-        dbs.write.commit()
+    dbs.commit()  # nothing to commit when the log row went by dbs.direct, committed
     count_decision(result.decision.decision, result.decision.reason)
     return result, result.read_from
 

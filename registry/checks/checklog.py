@@ -27,12 +27,13 @@ from registry.checks.facts import NO_RECENT_CHANGE, NO_RECENT_CHANGE_FROM, Calle
 from registry.checks.models import CheckBatch, CheckLog
 from registry.config import Settings
 from registry.database.standby import Standby
-from registry.database.statements import Direct, Prepared, table_of
+from registry.database.statements import Prepared, table_of
 from registry.decision import Decision
 from registry.timeutil import UTCDateTime
 
 if TYPE_CHECKING:  # the service's request, for annotations only: the service imports this module
     from registry.checks.services import CheckRequest
+    from registry.db import CheckSessions
 
 
 class Unconfirmed(Exception):
@@ -112,13 +113,12 @@ _HOLDS = Prepared(select(literal_column("1")).where(copies.HOLD))
 
 
 def _log_single(
-    session: Session, settings: Settings, req: CheckRequest, standby: Standby | None,
-    row: dict[str, Any], direct: Direct | None = None,
-) -> int:  # fmt: skip
+    dbs: CheckSessions, settings: Settings, req: CheckRequest, row: dict[str, Any]
+) -> int:
     """Write one uncounted check's log row on the primary; return its id.
 
-    ``direct``: on the thread's own connection (database.statements.Direct,
-    only for facts read on the primary), else on ``session``'s.
+    ``dbs.direct``: on the thread's own connection (database.statements.Direct,
+    only for facts read on the primary), else on ``dbs.write``'s.
 
     With facts from a standby and ``REGISTRY_CHECK_SPOOL`` on, a primary that
     cannot take the row (down, timing out, read-only in a failover) does not
@@ -126,13 +126,14 @@ def _log_single(
     the copies are confirmed on the standby, and its id is the spool's.
     """
     local = spool.of(settings)
+    standby, direct = dbs.standby, dbs.direct
     try:
-        conn: Any = direct if direct is not None else session.connection()
+        conn: Any = direct if direct is not None else dbs.write.connection()
         log_id = _write_log(conn, req, standby, row)
     except DBAPIError as exc:
         if local is None or standby is None or req.hold is None or not spool.unavailable(exc):
             raise
-        session.rollback()
+        dbs.write.rollback()
         try:
             held = _HOLDS.rows(standby.session.connection(), req.hold)
         except DBAPIError as failed:

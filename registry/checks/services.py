@@ -41,7 +41,7 @@ from registry.database.writerlock import one_transaction
 from registry.db import CheckSessions
 from registry.decision import Decision, Facts, Policy, counted_cap, decide
 from registry.errors import InvalidPhoneError, TooLarge
-from registry.events.sealing import known_seq
+from registry.events.sealing import known_seq, known_seq_of
 from registry.numbers.ranges import NotYourNumber, holder_of
 from registry.orgs.services import Caller
 from registry.senders.services import SenderRef, sender_by_id
@@ -151,7 +151,7 @@ def _request(
     if fresh:
         who, sender = copies.afresh(dbs.lookup, key, who, question.sender, scope, now)
     else:
-        sender = copies.sender(dbs.lookup, who, question.sender, scope, now)
+        sender = copies.sender(dbs.open_lookup, who, question.sender, scope, now)
         if not (dbs.replica and single):
             verify = copies.copies_of(who, sender)
         elif sender.agent_id is None:
@@ -188,20 +188,21 @@ def check(
     with those (a revoked key is refused then). With facts from a standby, an
     answer the primary does not confirm (``Unconfirmed``) or a standby that
     fails is answered again wholly from the primary. The log row is on
-    ``dbs.write``, which the caller commits before sending the answer.
+    ``dbs.direct`` (committed), or on ``dbs.write``, which the caller commits
+    before sending the answer.
     """
     try:
         req = _request(dbs, settings, who, key, question, "check", fresh=False)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby, dbs.direct)
+        return check_one(dbs, settings, req, phone, budget)
     except StaleCopy:
         req = _request(dbs, settings, who, key, question, "check", fresh=True)
-        return check_one(dbs.write, settings, req, phone, dbs.read, budget, dbs.standby, dbs.direct)
+        return check_one(dbs, settings, req, phone, budget)
     except (Unconfirmed, StandbyFailed) as exc:
         primary = dbs.without_standby()
         req = _request(primary, settings, who, key, question, "check", fresh=True)
         # An unconfirmed answer had spent the cold budget already.
         spend = budget if isinstance(exc, StandbyFailed) else None
-        return check_one(primary.write, settings, req, phone, primary.read, spend)
+        return check_one(primary, settings, req, phone, spend)
 
 
 def check_many(
@@ -228,34 +229,34 @@ def check_many(
 
 
 def check_one(
-    session: Session,
+    dbs: CheckSessions,
     settings: Settings,
     req: CheckRequest,
     phone: str,
-    read: Session | None = None,
     budget: ColdBudget | None = None,
-    standby: Standby | None = None,
-    direct: Direct | None = None,
 ) -> CheckResult:
-    """Decide one check (facts from ``read``, a standby, if given), log it, sign its receipt.
+    """Decide one check (facts from ``dbs.read``, a standby's if any), log it, sign its receipt.
 
-    ``direct``: the facts and the log row on the thread's own connection
-    instead of the session's (database.statements.Direct; never with a standby).
+    ``dbs.direct``: the facts and the log row on the thread's own connection
+    instead of the sessions' (database.statements.Direct; never with a standby).
     ``budget`` is spent first when the sender has no record with the number.
     An allow that counts against the holder's frequency cap is counted and
-    logged in one transaction on ``session``'s connection (checks/tally.py).
+    logged in one transaction on ``dbs.write``'s connection (checks/tally.py).
     """
+    standby, direct = dbs.standby, dbs.direct
     # The receipt names the registry state it rests on: a feed number read before
     # the facts, from the same database, so every change up to it was in this
     # decision's view and a regulator can replay it. Cached per process and
     # database for 50 ms (events/sealing.py): a query per check would cost more.
-    source = read or session
     try:
-        state = known_seq(source)
+        if direct is not None:
+            state = known_seq_of(direct.engine, dbs.open_read)
+            facts_on: Session | Direct = direct
+        else:
+            facts_on = dbs.read
+            state = known_seq(facts_on)
         verify = None if standby is not None else req.copies
-        found, held = load_checked(
-            direct or source, req.sender, [phone], req.at, verify, req.caller
-        )
+        found, held = load_checked(facts_on, req.sender, [phone], req.at, verify, req.caller)
         facts = found[phone]
     except DBAPIError as exc:
         if standby is None:
@@ -275,14 +276,14 @@ def check_one(
     limits = counted_cap(facts, req.channel) if dec.allowed and req.purpose != "service" else None
     if limits is None:
         now = utcnow()
-        # Committed by itself: on ``direct``, or ``session`` with no transaction
+        # Committed by itself: on ``direct``, or ``dbs.write`` with no transaction
         # (db.get_check_sessions).
         row = _log_row(req, phone, dec, now, held)
-        log_id = _log_single(session, settings, req, standby, row, direct)
+        log_id = _log_single(dbs, settings, req, row)
     else:
         # Counted and logged in one transaction: the count is the authority, and a
         # check that lost the last slot to another is decided again with the counts.
-        conn = session.connection()
+        conn = dbs.write.connection()
         with one_transaction(conn):
             full = tally.count(conn, phone, req.channel, limits, facts, req.at, zone)
             if full is not None:
@@ -664,5 +665,5 @@ def network_check(
     req = CheckRequest(
         ref, channel, purpose, ref.category, when, caller=caller_address, asked_by=carrier.org_id
     )
-    result = check_one(dbs.write, settings, req, phone, dbs.read)
+    result = check_one(dbs, settings, req, phone)
     return NetworkAnswer(phone, caller_address, result.decision, chain, result)

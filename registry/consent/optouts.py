@@ -132,7 +132,7 @@ def record_reported_optout(
     not, or for a delegated call (more rows to compare), both are read afresh.
     """
     now = utcnow()
-    sender = copies.sender(session, who, sender_code, "optout", now)
+    sender = copies.sender(lambda: session, who, sender_code, "optout", now)
     args = (phone, channels, source, received_at, text)
     if sender.agent_id is None:
         try:

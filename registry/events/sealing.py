@@ -39,9 +39,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from registry.events.models import Event
@@ -178,11 +180,16 @@ def known_seq(session: Session) -> int:
     read its facts — just a less precise one; it lags by at most the TTL, well
     inside the sealer's own lag (a change is numbered within one worker tick).
     """
-    key = id(session.get_bind().engine.pool)
+    return known_seq_of(session.get_bind().engine, lambda: session)
+
+
+def known_seq_of(engine: Engine, reads: Callable[[], Session]) -> int:
+    """Return ``known_seq`` for ``engine``'s database; ``reads`` opens a session only to read it."""
+    key = id(engine.pool)
     now = time.monotonic()
     known = _KNOWN.get(key)
     if known is None or now - known[0] > KNOWN_TTL:
-        known = _KNOWN[key] = (now, last_seq(session))
+        known = _KNOWN[key] = (now, last_seq(reads()))
     return known[1]
 
 
