@@ -60,19 +60,37 @@ class Prepared:
             col.type.dialect_impl(dialect).result_processor(dialect, None)
             for col in (columns if columns is not None else self.statement.exported_columns)
         ]
-        names = tuple(compiled.positiontup) if dialect.positional else None
-        entry = self._by_dialect[dialect.name] = (compiled, binds, fixed, results, names)
+        # Positional drivers (SQLite): each slot in order, the caller's (with its
+        # processor) or the statement's own value.
+        slots = (
+            tuple((n, n in binds, binds.get(n), fixed.get(n)) for n in compiled.positiontup)
+            if dialect.positional
+            else None
+        )
+        # Only the columns that have a result processor are processed; NULL stays None.
+        processed = tuple((i, p) for i, p in enumerate(results) if p is not None)
+        entry = self._by_dialect[dialect.name] = (compiled, binds, fixed, processed, slots)
         return entry
 
     def _args(self, dialect: Any, params: dict[str, Any]) -> tuple[Any, Any]:
-        """Return the compiled entry for ``dialect`` and the driver's arguments for ``params``."""
+        """Return the compiled entry for ``dialect`` and the driver's arguments for ``params``.
+
+        A missing parameter is a KeyError, as SQLAlchemy would refuse it.
+        """
         entry = self._by_dialect.get(dialect.name) or self._compile(dialect)
-        _compiled, binds, fixed, _results, names = entry
+        _compiled, binds, fixed, _results, slots = entry
+        if slots is not None:
+            args = []
+            for name, given, proc, value in slots:
+                if given:
+                    value = params[name] if proc is None else proc(params[name])
+                args.append(value)
+            return entry, tuple(args)
         values = dict(fixed)
         for name, proc in binds.items():
-            value = params[name]  # a missing parameter is a KeyError, as SQLAlchemy would refuse
+            value = params[name]
             values[name] = value if proc is None else proc(value)
-        return entry, (tuple(values[n] for n in names) if names is not None else values)
+        return entry, values
 
     def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement on ``conn`` (a Connection, or a ``Direct``); return processed rows."""
@@ -108,10 +126,23 @@ class Prepared:
         return int(conn.exec_driver_sql(entry[0].string, args).rowcount)
 
 
-def _processed(raw: list[Any], results: list[Any]) -> list[tuple[Any, ...]]:
-    return [
-        tuple(v if p is None else p(v) for v, p in zip(row, results, strict=True)) for row in raw
-    ]
+def _processed(raw: list[Any], processed: tuple[tuple[int, Any], ...]) -> list[tuple[Any, ...]]:
+    """Return the driver's rows with each processed column's non-NULL values processed.
+
+    A result processor maps NULL to None (SQLAlchemy's, and ``UTCDateTime``'s), so
+    NULLs, and the columns without a processor, are passed as the driver gave them.
+    """
+    if not processed:
+        return [tuple(row) for row in raw]
+    rows = []
+    for row in raw:
+        values = list(row)
+        for i, proc in processed:
+            value = values[i]
+            if value is not None:
+                values[i] = proc(value)
+        rows.append(tuple(values))
+    return rows
 
 
 class _Held:
