@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous import Signer as _ItsSigner
 from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
+from itsdangerous.signer import HMACAlgorithm
 
 from registry.errors import ValidationFailed
 
@@ -22,12 +24,30 @@ class TokenExpired(InvalidToken):
     """A token older than its purpose allows."""
 
 
+class _KeyedHMAC(HMACAlgorithm):
+    """itsdangerous' HMAC, keyed once: each signature copies the keyed state (same digest)."""
+
+    def __init__(self, digest_method: Any, key: bytes) -> None:
+        super().__init__(digest_method)
+        self._key, self._keyed = key, hmac.new(key, digestmod=digest_method)
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        """Return the HMAC of ``value`` under ``key`` (from the keyed copy for its own key)."""
+        if key != self._key:
+            return super().get_signature(key, value)
+        mac = self._keyed.copy()
+        mac.update(value)
+        return mac.digest()
+
+
 class _KeyedSigner(_ItsSigner):
-    """itsdangerous' signer, deriving its key once rather than on every signature."""
+    """itsdangerous' signer, deriving its key and keying its HMAC once, not on every signature."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._key = super().derive_key()
+        if type(self.algorithm) is HMACAlgorithm:
+            self.algorithm = _KeyedHMAC(self.algorithm.digest_method, self._key)
 
     def derive_key(self, secret_key: Any = None) -> bytes:
         """Return the key derived at construction (the same for every call with no argument)."""

@@ -250,7 +250,7 @@ def check_one(
     # database for 50 ms (events/sealing.py): a query per check would cost more.
     try:
         if direct is not None:
-            state = known_seq_of(direct.engine, dbs.open_read)
+            state = known_seq_of(direct.engine, direct)
             facts_on: Session | Direct = direct
         else:
             facts_on = dbs.read

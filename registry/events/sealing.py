@@ -39,13 +39,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from registry.database.statements import Direct, Prepared
 from registry.events.models import Event
 from registry.timeutil import iso
 
@@ -68,6 +68,7 @@ _PENDING = (
 )
 _ANY_PENDING = select(e.c.id).where(e.c.seq.is_(None)).limit(1)
 _TOP = select(func.max(e.c.seq))
+_TOP_PREPARED = Prepared(_TOP)  # the single check's, on its thread's connection
 _last = (
     select(e.c.phone, func.max(e.c.seq).label("m"))
     .where(and_(e.c.phone.in_(bindparam("phones", expanding=True)), e.c.seq.is_not(None)))
@@ -161,8 +162,10 @@ def seal(session: Session, *, wait: bool = True, batch: int = BATCH) -> int:
     return len(rows)
 
 
-def last_seq(session: Session) -> int:
-    """Return the newest feed number (0 for an empty log)."""
+def last_seq(session: Session | Direct) -> int:
+    """Return the newest feed number (0 for an empty log), on a session or a thread's ``Direct``."""
+    if isinstance(session, Direct):
+        return int(_TOP_PREPARED.rows(session, {})[0][0] or 0)
     return int(session.execute(_TOP).scalar() or 0)
 
 
@@ -180,16 +183,16 @@ def known_seq(session: Session) -> int:
     read its facts — just a less precise one; it lags by at most the TTL, well
     inside the sealer's own lag (a change is numbered within one worker tick).
     """
-    return known_seq_of(session.get_bind().engine, lambda: session)
+    return known_seq_of(session.get_bind().engine, session)
 
 
-def known_seq_of(engine: Engine, reads: Callable[[], Session]) -> int:
-    """Return ``known_seq`` for ``engine``'s database; ``reads`` opens a session only to read it."""
+def known_seq_of(engine: Engine, on: Session | Direct) -> int:
+    """Return ``known_seq`` for ``engine``'s database, read on ``on`` when it is due."""
     key = id(engine.pool)
     now = time.monotonic()
     known = _KNOWN.get(key)
     if known is None or now - known[0] > KNOWN_TTL:
-        known = _KNOWN[key] = (now, last_seq(reads()))
+        known = _KNOWN[key] = (now, last_seq(on))
     return known[1]
 
 
