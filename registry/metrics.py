@@ -161,9 +161,16 @@ def _observe(response: Response) -> Response:
     return response
 
 
+# One labelled counter per (decision, reason), looked up once per process (a few dozen).
+_DECIDED: dict[tuple[str, str], Any] = {}
+
+
 def count_decision(decision: str, reason: str, amount: int = 1) -> None:
     """Count answered checks."""
-    DECISIONS.labels(decision, reason).inc(amount)
+    series = _DECIDED.get((decision, reason))
+    if series is None:
+        series = _DECIDED[decision, reason] = DECISIONS.labels(decision, reason)
+    series.inc(amount)
 
 
 def count_cold_refusal(organization: str) -> None:
