@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 from flask import request
 from flask_limiter import RequestLimit
-from limits import parse
+from limits import RateLimitItem, parse
+from limits.util import WindowStats
 from werkzeug.exceptions import TooManyRequests
 
 from registry.api import caller
@@ -44,6 +45,31 @@ from registry.ratelimit import hit_with_window
 log = logging.getLogger(__name__)
 parse_limit = functools.lru_cache(maxsize=16)(parse)  # one parse per setting, not per call
 View = TypeVar("View", bound=Callable[..., Any])
+
+
+class Counted(RequestLimit):
+    """A route limit as this request's one hit left it: its window is the hit's, never read again.
+
+    Flask-Limiter's ``after_request`` writes the ``X-RateLimit-*`` headers from
+    the request's limit's ``window``; Flask-Limiter's own ``RequestLimit`` reads
+    the window from the storage when first asked.
+    """
+
+    def __init__(
+        self,
+        extension: Any,
+        item: RateLimitItem,
+        bucket: list[str],
+        window: WindowStats,
+        breached: bool,
+    ) -> None:
+        super().__init__(extension, item, bucket, breached=breached, shared=False)
+        self.hit_window = window
+
+    @property
+    def window(self) -> WindowStats:
+        """Return the window as the request's hit left it."""
+        return self.hit_window
 
 
 def request_limit(limit: Callable[[], str]) -> Callable[[View], View]:
@@ -68,8 +94,7 @@ def request_limit(limit: Callable[[], str]) -> Callable[[View], View]:
                 strategy = limiter.limiter
                 bucket = [rate_limit_key(), request.endpoint or ""]
                 allowed, window = hit_with_window(strategy, item, *bucket)
-                counted = RequestLimit(limiter, item, bucket, not allowed, False)
-                counted._window = window  # for the headers: no second read
+                counted = Counted(limiter, item, bucket, window, breached=not allowed)
                 limiter.context.view_rate_limit = counted
                 if not allowed:
                     log.info("ratelimit %s (%s) exceeded at endpoint: %s", item, *bucket)
