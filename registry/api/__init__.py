@@ -51,24 +51,23 @@ BASIC = {"api.check_text"}
 
 @bp.before_request
 def _authenticate() -> None:
-    if request.endpoint in PUBLIC or request.endpoint in SELF_AUTHENTICATED:
-        return
-    if request.endpoint is None:
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC or endpoint in SELF_AUTHENTICATED:
         return
     key = _bearer_key()
-    if request.endpoint in CACHED:
-        g.caller = copies.caller(_primary_reads, key)
+    if endpoint in CACHED:
+        who = copies.caller(_primary_reads, key)
     else:
-        g.caller = authenticate(get_reader(), key)
-    g.api_key = key
-    if g.caller.role == "gateway" and request.endpoint not in GATEWAY:
+        who = authenticate(get_reader(), key)
+    g.caller, g.api_key = who, key
+    if who.role == "gateway" and endpoint not in GATEWAY:
         # The gateway carries the holder's own voice; a key that could also
         # act as a sender would let one party speak on both sides.
         raise Forbidden("a gateway key is good only for the gateway endpoints")
-    if g.caller.role == "reporter" and request.endpoint not in REPORTER:
+    if who.role == "reporter" and endpoint not in REPORTER:
         # A reporting platform files complaints for holders; it is no sender.
         raise Forbidden("a reporter key is good only for filing and reading its complaints")
-    if g.caller.role == "lookup" and request.endpoint not in LOOKUP:
+    if who.role == "lookup" and endpoint not in LOOKUP:
         # A phone app's key answers "who is calling me" and nothing else: it
         # must never check, record or read anything about a holder.
         raise Forbidden("a lookup key is good only for GET /lookup")
