@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from registry import copies
 from registry.extensions import db
 from tests.api.test_check_queries import (
     _cold_copies as _cold_copies_queries,  # noqa: F401  (autouse fixtures, used by name)
@@ -63,3 +64,36 @@ def test_a_single_check_commits_its_log_row_by_itself(app: Flask, acme: Api, wor
             text("SELECT decision, reason FROM check_log WHERE phone = :p"), {"p": HOLDER}
         ).one()
     assert tuple(found) == (answer["decision"], answer["reason"])
+
+
+def test_a_warm_check_opens_no_session(
+    app: Flask, acme: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key and sender from copies, facts and log row on the thread's Direct: no Session at all.
+
+    The first check reads the key and sender (a session); every later one
+    answers and logs the same, with none opened (db.CheckSessions).
+    """
+    first = acme.check(HOLDER)
+    state = app.extensions["registry.db"]
+    opened: list[str] = []
+    for name in ("sessionmaker", "reader", "autocommit"):
+        factory = getattr(state, name)
+        if factory is not None:
+
+            def counting(factory: object = factory, name: str = name) -> object:
+                opened.append(name)
+                return factory()  # type: ignore[operator]
+
+            monkeypatch.setattr(state, name, counting)
+    with statements(app) as seen:
+        again = acme.check(HOLDER)
+    assert opened == []
+    assert (again["decision"], again["reason"]) == (first["decision"], first["reason"])
+    assert [s.split(None, 1)[0].upper() for s in seen] == ["SELECT", "INSERT"]
+    # Without copies (a new process) the check opens the session it reads them with.
+    monkeypatch.setattr(copies, "_CALLERS", {})
+    monkeypatch.setattr(copies, "_SENDERS", {})
+    cold = acme.check(HOLDER)
+    assert opened
+    assert (cold["decision"], cold["reason"]) == (first["decision"], first["reason"])
