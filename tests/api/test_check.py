@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -428,3 +429,52 @@ def test_batch_shares_answers_by_shape_naming_each_numbers_consent(  # type: ign
     expected_latest = {phone: max(cid for p, cid in rows if p == phone) for phone in two}
     for phone in two:
         assert batch_ids[phone] == expected_latest[phone]
+
+
+def test_batch_answer_is_jsonify_rendering(  # type: ignore[no-untyped-def]
+    acme: Api, session: Session, world: World, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's answer, rendered as text (api/checks.py), is byte for byte ``jsonify``'s.
+
+    Allowed, denied (with next_allowed_at, in quiet hours), repeated and
+    reformatted numbers, inputs that are not strings and errors naming
+    non-ASCII text; the fields in the documented order. In debug mode the
+    answer is indented as ``jsonify`` indents it.
+    """
+    give_consent(session, world)  # HOLDER: in quiet hours at 22:30 (registry default)
+    give_consent(session, world, HOLDER2)
+    phones = [
+        HOLDER, HOLDER2, "139-0013-9000", HOLDER2, "电话 ☎", "+8613700000001", 42,
+        {"b": 1, "a": [1.5, None, True]}, "tab\there \"quoted\" \\", "+861370000000",
+    ]  # fmt: skip
+    payload = {"sender": "acme-cards", "channel": "sms", "phones": phones}
+    for at in (NOON, "2030-01-15T22:30:00+08:00"):
+        resp = acme.post("/check/batch", {**payload, "at": at})
+        assert resp.status_code == 200
+        assert resp.mimetype == "application/json"
+        got = resp.get_json()
+        rendered = json.dumps(got, separators=(",", ":"), ensure_ascii=True) + "\n"
+        assert resp.data == rendered.encode(), at
+        assert list(got) == [
+            "results", "summary", "check_id", "checked_at", "data_version", "valid_until",
+        ]  # fmt: skip
+        assert [r["input"] for r in got["results"]] == phones
+        allowed = 4 if at == NOON else 0  # HOLDER2 three times, as listed
+        assert got["summary"] == {"allow": allowed, "deny": 5 - allowed, "invalid": 5}
+        for row in got["results"]:
+            if "error" in row:
+                assert list(row) == ["input", "error"]
+                assert list(row["error"]) == ["code", "message"]
+                assert row["error"]["code"] == "invalid_phone"
+            else:
+                fields = ["input", "phone", "decision", "reason"]
+                assert list(row) == fields + (["next_allowed_at"] * ("next_allowed_at" in row))
+        quiet = got["results"][0]
+        if at != NOON:
+            assert quiet["reason"] == "quiet_hours"
+            assert quiet["next_allowed_at"]
+    monkeypatch.setattr(app, "debug", True)
+    resp = acme.post("/check/batch", {**payload, "at": NOON})
+    got = resp.get_json()
+    assert resp.data.decode() == json.dumps(got, indent=2, ensure_ascii=True) + "\n"
+    assert [r["input"] for r in got["results"]] == phones
