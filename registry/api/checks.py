@@ -379,7 +379,7 @@ def _render_batch(result: services.BatchResult) -> Response:
                 after += f',"next_allowed_at":{_encode(iso(dec.next_allowed_at))}'
             end = ends[id(dec)] = [after + "}", 0, dec]
         end[1] += 1
-        given = text(raw)
+        given = _encode(raw)  # a number's input is a string (services.normalize_many)
         add(f'{{"input":{given},"phone":{given if raw == phone else _encode(phone)}{end[0]}')
     tally: dict[tuple[str, str], int] = {}
     for _, amount, dec in ends.values():
