@@ -14,7 +14,8 @@ from a JSON array on SQLite (``_log_many``).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import struct
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, insert, literal_column, select
@@ -172,17 +173,45 @@ def _log_row(
     }
 
 
-# The PostgreSQL types of _LOG_COLUMNS, as binary COPY needs them exactly.
-_LOG_PG_TYPES = [
-    "varchar", "int4", "int4", "int4", "varchar", "varchar", "varchar", "varchar", "varchar",
-    "int8", "timestamp", "timestamp", "int8", "varchar", "int4",
-]  # fmt: skip
-
-
 _LOG_COLUMNS = (
     "phone", "sender_id", "organization_id", "agent_id", "channel", "purpose", "category",
     "decision", "reason", "consent_id", "at", "checked_at", "batch_id", "address", "carrier_id",
 )  # fmt: skip
+
+
+# PostgreSQL's binary COPY, the rows built here: the columns every row of a
+# batch shares first, then the answer's (decision, reason, consent), the
+# phone last; each with its PostgreSQL type, as COPY's binary format encodes it.
+_PG_COPY_COLUMNS = (
+    ("sender_id", "int4"), ("organization_id", "int4"), ("agent_id", "int4"),
+    ("channel", "varchar"), ("purpose", "varchar"), ("category", "varchar"),
+    ("at", "timestamp"), ("checked_at", "timestamp"), ("batch_id", "int8"),
+    ("address", "varchar"), ("carrier_id", "int4"),
+    ("decision", "varchar"), ("reason", "varchar"), ("consent_id", "int8"),
+    ("phone", "varchar"),
+)  # fmt: skip
+_PG_COPY = (
+    f"COPY check_log ({', '.join(name for name, _ in _PG_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+_PG_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # no flags, no header extension
+_PG_TRAILER = b"\xff\xff"
+_PG_EPOCH = datetime(2000, 1, 1)  # naive UTC, as the column stores it
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _pg_field(value: Any, kind: str) -> bytes:
+    """Return one field of a binary COPY row: its length, then its value as PostgreSQL sends it."""
+    if value is None:
+        return b"\xff\xff\xff\xff"  # length -1: NULL
+    if kind == "int4":
+        data = struct.pack(">i", value)
+    elif kind == "int8":
+        data = struct.pack(">q", value)
+    elif kind == "timestamp":  # microseconds since 2000-01-01, of a naive UTC time
+        data = struct.pack(">q", (value - _PG_EPOCH) // _MICROSECOND)
+    else:
+        data = str(value).encode()
+    return struct.pack(">i", len(data)) + data
 
 
 def _log_many(
@@ -196,12 +225,20 @@ def _log_many(
     """Write a batch's check-log rows with the driver's bulk path.
 
     Ten thousand rows through SQLAlchemy's per-row parameter processing cost
-    more than deciding them; here the rows are plain tuples (times as naive
-    UTC, as UTCDateTime stores them), sent with binary COPY on PostgreSQL. On
-    SQLite one INSERT ... SELECT reads the varying columns (phone, decision,
-    reason, consent) from one JSON array with ``json_each`` and binds the
-    columns every row shares once: binding 15 values per row through
-    executemany cost more than SQLite's own JSON parsing.
+    more than deciding them; here every value a row shares with the others is
+    encoded once (times as naive UTC, as UTCDateTime stores them).
+
+    On PostgreSQL one binary COPY: the bytes of a row are the prefix its
+    answer shares with the other numbers of the same Decision (the batch's
+    columns, then decision, reason and consent, encoded once each), then its
+    phone; psycopg's row-by-row encoding cost more than the rest of the log.
+    On SQLite one INSERT ... SELECT per run of consecutive numbers with the
+    same answer, the phones one JSON array read by ``json_each`` and every
+    other column bound once (numbers nobody holds, most of a batch, are one
+    run); a batch of many short runs (each number its own consent) is one
+    INSERT reading phone, decision, reason and consent from a JSON array of
+    rows. Either way the rows go in the decisions' order (a batch receipt
+    lists them by id).
     """
     conn = session.connection()
     # The two times once, exactly as UTCDateTime stores them on this database
@@ -212,23 +249,70 @@ def _log_many(
     s = req.sender
     fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
     chain = (req.caller, carrier_id)
-    columns = ", ".join(_LOG_COLUMNS)
     if conn.dialect.name == "postgresql":
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        # Binary COPY: no text to format here or to parse in the server.
-        with cursor.copy(f"COPY check_log ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_LOG_PG_TYPES)
-            write = copy.write_row
-            for phone, d in decisions.items():
-                write((phone, *fixed, d.decision, d.reason, d.consent_id, at, checked,
-                       batch_id, *chain))  # fmt: skip
-    else:
-        varying = json.dumps(
-            [(phone, d.decision, d.reason, d.consent_id) for phone, d in decisions.items()],
-            separators=(",", ":"),
+        shared = (*fixed, at, checked, batch_id, *chain)
+        head = struct.pack(">h", len(_PG_COPY_COLUMNS)) + b"".join(
+            _pg_field(v, kind) for v, (_, kind) in zip(shared, _PG_COPY_COLUMNS, strict=False)
         )
-        # Fixed column names and JSON paths; the values are bound.
-        conn.exec_driver_sql(_LOG_MANY_SQLITE, (*fixed, at, checked, batch_id, *chain, varying))
+        answers = _PG_COPY_COLUMNS[len(shared) : -1]
+        prefixes: dict[int, bytes] = {}
+        parts = [_PG_SIGNATURE]
+        add = parts.append
+        for phone, d in decisions.items():
+            prefix = prefixes.get(id(d))
+            if prefix is None:
+                values = (d.decision, d.reason, d.consent_id)
+                prefix = prefixes[id(d)] = head + b"".join(
+                    _pg_field(v, kind) for v, (_, kind) in zip(values, answers, strict=True)
+                )
+            data = phone.encode()
+            add(prefix)
+            add(_LENGTHS[len(data)] if len(data) < len(_LENGTHS) else struct.pack(">i", len(data)))
+            add(data)
+        add(_PG_TRAILER)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(_PG_COPY) as copy:
+            copy.write(b"".join(parts))
+        return
+    runs: list[tuple[tuple[str, str, int | None], list[str]]] = []
+    last: Decision | None = None
+    for phone, d in decisions.items():
+        if d is not last:  # numbers of one shape share their Decision object
+            answer = (d.decision, d.reason, d.consent_id)
+            if not runs or runs[-1][0] != answer:
+                runs.append((answer, []))
+            last = d
+        runs[-1][1].append(phone)
+    common = (at, checked, batch_id, *chain)
+    if len(runs) * _RUN <= len(decisions):
+        for answer, phones in runs:
+            conn.exec_driver_sql(
+                _LOG_RUN_SQLITE,
+                (*fixed, *answer, *common, json.dumps(phones, separators=(",", ":"))),
+            )
+        return
+    varying = json.dumps(
+        [(phone, d.decision, d.reason, d.consent_id) for phone, d in decisions.items()],
+        separators=(",", ":"),
+    )
+    conn.exec_driver_sql(_LOG_MANY_SQLITE, (*fixed, *common, varying))
+
+
+# A phone's length as a binary COPY field's length (E.164: at most 16 characters).
+_LENGTHS = [struct.pack(">i", n) for n in range(17)]
+
+
+# Runs of at least this many numbers on average are one INSERT each (SQLite):
+# below it the statements cost more than reading every row's answer from JSON.
+_RUN = 32
+
+
+# The columns of _LOG_COLUMNS: the phone from the JSON array, the others bound
+# once. Fixed column names, no value in the text.
+_LOG_RUN_SQLITE = (
+    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608
+    "SELECT value, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM json_each(?)"
+)
 
 
 # The columns of _LOG_COLUMNS: the varying ones from the JSON array's rows, the others

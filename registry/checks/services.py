@@ -329,11 +329,24 @@ class BatchItem:
     error: InvalidPhoneError | None = None
 
 
+# One parsed entry of a batch, in input order: the input, its E.164 form, or its error.
+Entry = tuple[Any, str | None, InvalidPhoneError | None]
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """A batch's results in input order, its counts, and its receipt id."""
+    """A batch's results in input order, its counts, and its receipt id.
 
-    items: list[BatchItem]
+    The answers are kept as the batch computed them, the parsed ``entries``
+    in input order and one ``decisions`` entry per distinct number (numbers
+    of one shape share a Decision object); ``items`` builds the per-entry
+    view on demand. The API renders its answer from the two directly
+    (api/checks.py): ten thousand BatchItem objects cost more than the
+    answer's JSON.
+    """
+
+    entries: list[Entry]
+    decisions: dict[str, Decision]
     allowed: int
     denied: int
     invalid: int
@@ -345,13 +358,26 @@ class BatchResult:
     valid_until: datetime | None = None
     read_from: str = "primary"
 
+    @property
+    def items(self) -> list[BatchItem]:
+        """Return the results in input order: the input, and its phone and decision or its error."""
+        decisions = self.decisions
+        return [
+            BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)
+            for raw, p, err in self.entries
+        ]
 
-def normalize_many(
-    inputs: Iterable[Any], region: str
-) -> list[tuple[Any, str | None, InvalidPhoneError | None]]:
+
+def normalize_many(inputs: Iterable[Any], region: str) -> list[Entry]:
     """Parse every input; an invalid one carries its error instead of failing the rest."""
-    out: list[tuple[Any, str | None, InvalidPhoneError | None]] = []
+    out: list[Entry] = []
+    fast = phones.fast_path(region)  # phones.to_e164's first step, the region's pattern found once
     for raw in inputs:
+        if type(raw) is str:
+            e164 = fast(raw)
+            if e164 is not None:
+                out.append((raw, e164, None))
+                continue
         try:
             out.append((raw, phones.to_e164(raw, region), None))
         except phones.InvalidPhone as exc:
@@ -434,8 +460,9 @@ def decide_all(
     # By shape: the answer, and the place of the consent it names (-1: none).
     shared: dict[tuple[Any, ...], tuple[Decision, int]] = {}
     out: dict[str, Decision] = {}
+    zone_of = phones.zone_finder(settings.timezone)  # zone_for, once per single-zone country
     for p, f in facts.items():
-        zone = zone_for(p, settings)
+        zone = zone_of(p)
         known = f.consents or f.optouts or f.preferences or f.disconnected_at
         if not known:
             dec = blank.get(zone)
@@ -576,20 +603,26 @@ def _check_batch(
         if changed:
             facts |= load_facts(session, req.sender, sorted(changed), req.at)
     if budget is not None:
-        budget.spend(sum(1 for f in facts.values() if cold(f, req.channel, req.at)))
+        # A number with neither an opt-out nor a consent of the sender is cold (``cold``).
+        budget.spend(
+            sum(
+                1
+                for f in facts.values()
+                if not (f.optouts or f.consents) or cold(f, req.channel, req.at)
+            )
+        )
     decisions = decide_all(settings, req, facts)
     count_allows(session, settings, req, facts, decisions)
     now = utcnow()
-    items = [
-        BatchItem(raw, p, decisions[p]) if p is not None else BatchItem(raw, error=err)
-        for raw, p, err in parsed
-    ]
-    allowed = sum(1 for i in items if i.decision is not None and i.decision.allowed)
-    invalid = sum(1 for i in items if i.error is not None)
-    denied = len(items) - allowed - invalid
+    # Counted per entry, as listed: a number given twice counts twice.
+    allowing = {p for p, d in decisions.items() if d.decision == "allow"}
+    valid = [p for _, p, _ in parsed if p is not None]
+    invalid = len(parsed) - len(valid)
+    allowed = len(allowing) if len(valid) == len(decisions) else sum(p in allowing for p in valid)
+    denied = len(parsed) - allowed - invalid
     carrier = held.carrier_id if held is not None else None
     batch_id = log_batch(
-        session, req, decisions, now, (len(items), allowed, denied, invalid), carrier
+        session, req, decisions, now, (len(parsed), allowed, denied, invalid), carrier
     )
     valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
@@ -604,7 +637,8 @@ def _check_batch(
     )
     check_id = receipts.sign(settings, claims)
     return BatchResult(
-        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until,
+        parsed, decisions, allowed, denied, invalid, check_id, req, batch_id, now, state,
+        valid_until,
         read_from="primary" if standby is None else "replica",
     )  # fmt: skip
 

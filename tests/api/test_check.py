@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from registry.senders.services import resolve_sender
 from registry.subscribers import services as subscribers
 from registry.timeutil import utcnow
 from tests.conftest import NOON, Api
-from tests.factories import HOLDER, HOLDER2, World, ago
+from tests.factories import HOLDER, HOLDER2, World, ago, attest
 
 
 def give_consent(
@@ -428,3 +429,100 @@ def test_batch_shares_answers_by_shape_naming_each_numbers_consent(  # type: ign
     expected_latest = {phone: max(cid for p, cid in rows if p == phone) for phone in two}
     for phone in two:
         assert batch_ids[phone] == expected_latest[phone]
+
+
+def test_batch_answer_is_jsonify_rendering(  # type: ignore[no-untyped-def]
+    acme: Api, session: Session, world: World, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's answer, rendered as text (api/checks.py), is byte for byte ``jsonify``'s.
+
+    Allowed, denied (with next_allowed_at, in quiet hours), repeated and
+    reformatted numbers, inputs that are not strings and errors naming
+    non-ASCII text; the fields in the documented order. In debug mode the
+    answer is indented as ``jsonify`` indents it.
+    """
+    give_consent(session, world)  # HOLDER: in quiet hours at 22:30 (registry default)
+    give_consent(session, world, HOLDER2)
+    phones = [
+        HOLDER, HOLDER2, "139-0013-9000", HOLDER2, "电话 ☎", "+8613700000001", 42,
+        {"b": 1, "a": [1.5, None, True]}, "tab\there \"quoted\" \\", "+861370000000",
+    ]  # fmt: skip
+    payload = {"sender": "acme-cards", "channel": "sms", "phones": phones}
+    for at in (NOON, "2030-01-15T22:30:00+08:00"):
+        resp = acme.post("/check/batch", {**payload, "at": at})
+        assert resp.status_code == 200
+        assert resp.mimetype == "application/json"
+        got = resp.get_json()
+        rendered = json.dumps(got, separators=(",", ":"), ensure_ascii=True) + "\n"
+        assert resp.data == rendered.encode(), at
+        assert list(got) == [
+            "results", "summary", "check_id", "checked_at", "data_version", "valid_until",
+        ]  # fmt: skip
+        assert [r["input"] for r in got["results"]] == phones
+        allowed = 4 if at == NOON else 0  # HOLDER2 three times, as listed
+        assert got["summary"] == {"allow": allowed, "deny": 5 - allowed, "invalid": 5}
+        for row in got["results"]:
+            if "error" in row:
+                assert list(row) == ["input", "error"]
+                assert list(row["error"]) == ["code", "message"]
+                assert row["error"]["code"] == "invalid_phone"
+            else:
+                fields = ["input", "phone", "decision", "reason"]
+                assert list(row) == fields + (["next_allowed_at"] * ("next_allowed_at" in row))
+        quiet = got["results"][0]
+        if at != NOON:
+            assert quiet["reason"] == "quiet_hours"
+            assert quiet["next_allowed_at"]
+    monkeypatch.setattr(app, "debug", True)
+    resp = acme.post("/check/batch", {**payload, "at": NOON})
+    got = resp.get_json()
+    assert resp.data.decode() == json.dumps(got, indent=2, ensure_ascii=True) + "\n"
+    assert [r["input"] for r in got["results"]] == phones
+
+
+@pytest.mark.parametrize("size", [6, 130])
+def test_batch_log_rows_equal_single_checks_rows(
+    acme: Api, session: Session, world: World, size: int
+) -> None:
+    """Every column of a batch's log rows is the single check's, in the batch's order.
+
+    Consents (each allow names its own), a do-not-disturb holder, a calling
+    address with its carrier, and numbers nobody holds: with 130 numbers the
+    rows are written in runs of one answer (on SQLite one statement a run),
+    with 6 row by row; on PostgreSQL by one binary COPY built in
+    checks/checklog.py. The receipt lists the numbers in input order.
+    """
+    attest(session, "acme", "10690001")  # acme-cards' SMS port (tests/factories.py)
+    held = ["+8613700000021", "+8613700000022"]
+    for phone in held:
+        give_consent(session, world, phone)
+    subscribers.set_preferences(session, HOLDER2, dnd_sms=True)
+    session.commit()
+    blank = [f"+86137100{i:05d}" for i in range(size - 3)]
+    phones = [held[0], held[1], HOLDER2, *blank]
+    question = {"sender": "acme-cards", "channel": "sms", "at": NOON, "from": "10690001"}
+    resp = acme.post("/check/batch", {**question, "phones": phones})
+    assert resp.status_code == 200, resp.get_json()
+    log = CheckLog.__table__  # type: ignore[attr-defined]
+    columns = [c for c in log.c if c.name not in ("id", "checked_at", "batch_id", "asked_by_id")]
+    batch = session.execute(
+        select(log.c.batch_id, *columns).where(log.c.batch_id.is_not(None)).order_by(log.c.id)
+    ).all()
+    assert [row.phone for row in batch] == phones
+    assert len({row.batch_id for row in batch}) == 1
+    receipt = acme.get(f"/receipts/{resp.get_json()['check_id']}").get_json()
+    assert [r["phone"] for r in receipt["results"]] == phones
+    for phone in (*held, HOLDER2, blank[0], blank[-1]):
+        acme.check(phone, **{k: v for k, v in question.items() if k != "sender"})
+    singles = {
+        row.phone: tuple(row)
+        for row in session.execute(select(*columns).where(log.c.batch_id.is_(None))).all()
+    }
+    assert len(singles) == 5
+    for row in batch:
+        if row.phone in singles:
+            assert tuple(row)[1:] == singles[row.phone], row.phone
+    assert batch[0].consent_id is not None
+    assert batch[1].consent_id not in (None, batch[0].consent_id)
+    assert batch[0].address == "10690001"
+    assert batch[0].carrier_id is not None
