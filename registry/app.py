@@ -107,7 +107,7 @@ def deliver_own_messages(response: Response) -> Response:
     Only its own: other people's messages are the worker's. A failure never
     fails the request; the message stays queued with its error and is retried.
     """
-    session = g.get("db_session")
+    session = g._get_current_object().get("db_session")
     ids = sms.queued_by(session) if session is not None else []
     if ids:
         try:

@@ -525,5 +525,6 @@ def current_settings(app: Flask | None = None) -> Settings:
     ``create_app`` keeps them in the app's config (``as_flask_config``); views,
     the CLI and the extensions read them here, never from the config directly.
     """
-    settings: Settings = (app or current_app).config[CONFIG_KEY]
+    running = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    settings: Settings = running.config[CONFIG_KEY]
     return settings

@@ -124,7 +124,8 @@ class _State:
 
 
 def _state() -> _State:
-    state: _State = current_app.extensions["registry.db"]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    state: _State = app.extensions["registry.db"]
     return state
 
 
@@ -295,10 +296,11 @@ def get_check_sessions(single: bool, standby: bool = True) -> CheckSessions:
 
 
 def _close_session(_exc: BaseException | None) -> None:
-    standby = g.pop("db_standby", None)
+    here = g._get_current_object()  # one context lookup
+    standby = here.pop("db_standby", None)
     if standby is not None:
         standby.session.close()
     for name in ("db_session", "db_reader", "db_autocommit"):
-        session = g.pop(name, None)
+        session = here.pop(name, None)
         if session is not None:
             session.close()

@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
 
 def refuse_oversize() -> None:
     """Answer 414 for a request target over 4 KB and 431 for a header field over 8 KB."""
-    environ = request.environ
+    environ = request._get_current_object().environ  # type: ignore[attr-defined]
     target = environ.get("RAW_URI") or environ.get("REQUEST_URI")  # as sent (gunicorn, werkzeug)
     size = len(target) if target else len(environ["PATH_INFO"]) + len(environ["QUERY_STRING"])
     if size > MAX_TARGET:

@@ -22,7 +22,7 @@ def rate_limit_key() -> str:
     made-up ``Authorization`` header must not buy a fresh budget, and the site
     and the console, which never authenticate keys, always count per address.
     """
-    caller = g.get("caller")
+    caller = g._get_current_object().get("caller")
     if caller is not None:
         return f"key:{caller.key_prefix}"
     return f"ip:{get_remote_address()}"

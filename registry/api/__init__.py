@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from flask import Blueprint, g, request
+from flask import Blueprint, Request, g, request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -34,9 +34,8 @@ SELF_AUTHENTICATED = {"api.gateway_kannel_dlr"} | {
 def _refuse_nul() -> None:
     # Ids and codes from the path or the query reach SQL; PostgreSQL refuses NUL in text.
     # (No query string, no arguments to parse: the check's requests.)
-    if "\x00" in request.path or (
-        request.query_string and any("\x00" in v for v in request.args.values())
-    ):
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    if "\x00" in req.path or (req.query_string and any("\x00" in v for v in req.args.values())):
         raise ValidationFailed("the URL must not contain NUL (U+0000) characters")
 
 
@@ -51,15 +50,17 @@ BASIC = {"api.check_text"}
 
 @bp.before_request
 def _authenticate() -> None:
-    endpoint = request.endpoint
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    endpoint = req.endpoint
     if endpoint is None or endpoint in PUBLIC or endpoint in SELF_AUTHENTICATED:
         return
-    key = _bearer_key()
+    key = _bearer_key(req)
     if endpoint in CACHED:
         who = copies.caller(_primary_reads, key)
     else:
         who = authenticate(get_reader(), key)
-    g.caller, g.api_key = who, key
+    here = g._get_current_object()
+    here.caller, here.api_key = who, key
     if who.role == "gateway" and endpoint not in GATEWAY:
         # The gateway carries the holder's own voice; a key that could also
         # act as a sender would let one party speak on both sides.
@@ -78,17 +79,17 @@ def _primary_reads() -> Session:
     return get_autocommit() or get_reader()
 
 
-def _bearer_key() -> str:
-    header = request.headers.get("Authorization", "")
+def _bearer_key(req: Request) -> str:
+    header = req.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[7:].strip()
-    basic = request.authorization if request.endpoint in BASIC | GATEWAY else None
+    basic = req.authorization if req.endpoint in BASIC | GATEWAY else None
     if basic is not None and basic.type == "basic":
         # The key is the password (any user name: the trunk's, Kannel's), or the user name alone.
         key = basic.password or basic.username or ""
         if key:
             return key
-    if request.endpoint in BASIC | GATEWAY:
+    if req.endpoint in BASIC | GATEWAY:
         raise Unauthorized(
             "send the API key as 'Authorization: Bearer <key>' or as the password of HTTP Basic"
         )
@@ -108,13 +109,13 @@ LOOKUP = {"api.lookup"}
 
 def caller() -> Caller:
     """Return the organization this request authenticated as."""
-    c: Caller = g.caller
+    c: Caller = g._get_current_object().caller
     return c
 
 
 def api_key() -> str:
     """Return the bearer key this request authenticated with."""
-    key: str = g.api_key
+    key: str = g._get_current_object().api_key
     return key
 
 
@@ -154,7 +155,8 @@ def query(model: type[M]) -> M:
 
 def body(model: type[M]) -> M:
     """Validate the JSON body against ``model`` (pydantic parses the JSON itself)."""
-    return model.model_validate_json(request.get_data(cache=False) or b"")
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    return model.model_validate_json(req.get_data(cache=False) or b"")
 
 
 from registry.api import (  # noqa: E402,F401  (routes register on import)

@@ -92,7 +92,8 @@ def request_limit(limit: Callable[[], str]) -> Callable[[View], View]:
             if limiter.enabled:
                 item = parse_limit(limit())
                 strategy = limiter.limiter
-                bucket = [rate_limit_key(), request.endpoint or ""]
+                endpoint = request._get_current_object().endpoint  # type: ignore[attr-defined]
+                bucket = [rate_limit_key(), endpoint or ""]
                 allowed, window = hit_with_window(strategy, item, *bucket)
                 counted = Counted(limiter, item, bucket, window, breached=not allowed)
                 limiter.context.view_rate_limit = counted
