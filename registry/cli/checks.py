@@ -14,6 +14,7 @@ from registry.checks import services
 from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.scrubs import answers
 from registry.senders.services import sender_as_owner
 from registry.timeutil import utcnow
 
@@ -69,7 +70,7 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
         with click.progressbar(length=len(lines), label="scrubbing", file=sys.stderr) as bar:
             for start in range(0, len(lines), CHUNK):
                 chunk = lines[start : start + CHUNK]
-                result = services.check_batch(session, settings, req, chunk)
+                result = answers.answer(session, settings, req, chunk)
                 session.commit()
                 for item in result.items:
                     if item.error is not None or item.decision is None:

@@ -109,6 +109,16 @@ class Prepared:
             raw = conn.exec_driver_sql(compiled.string, args).fetchall()
         return _processed(raw, results)
 
+    def raw(self, conn: Any, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        """Run a read on ``conn`` (a Connection); return its rows as the driver gave them, and
+        the result processors that would decode each column (None: as is).
+
+        For a caller that decodes only some rows (a scrub decodes one row per
+        distinct value: registry/checks/facts.py ``load_shapes``).
+        """
+        entry, args = self._args(conn.dialect, params)
+        return conn.exec_driver_sql(entry[0].string, args).fetchall(), entry[3]
+
     def changed(self, conn: Any, params: dict[str, Any]) -> int:
         """Run a write without RETURNING on ``conn`` (a Connection); return how many rows it wrote.
 

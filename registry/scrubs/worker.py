@@ -14,9 +14,9 @@ running with a lease that ran out — its worker died.
 **A chunk is one transaction.** It begins by extending the lease with an
 ``UPDATE ... WHERE worker = me``: when another worker has taken the job over,
 the update changes nothing and this worker stops, having written nothing. Then
-the chunk's numbers are checked by ``checks.services.check_batch`` (facts,
-cold-number budget, decisions, the check log's batch row and a log row per
-distinct number), the chunk's result text is stored and the job's counters
+the chunk's numbers are checked as ``checks.services.check_batch`` checks them
+(registry/scrubs/answers.py: facts, cold-number budget, decisions, the check
+log's batch row and a log row per distinct number), the chunk's result text is stored and the job's counters
 advance, and everything commits together. A worker killed at any point leaves
 either the whole chunk or none of it; the next worker to claim the job goes on
 from the first chunk not answered. A job taken over ``MAX_CLAIMS`` times (a
@@ -65,6 +65,7 @@ from registry.database.statements import table_of
 from registry.errors import RateLimited, RegistryError, Unauthorized
 from registry.orgs.models import ApiKey, Organization
 from registry.orgs.services import Caller
+from registry.scrubs import answers
 from registry.scrubs.models import ScrubChunk, ScrubJob
 from registry.scrubs.services import chunk_texts
 from registry.senders.services import resolve_sender
@@ -228,8 +229,8 @@ def step(
             )
         )
         lines: list[list[Any]] = json.loads(raw or "[]")
-        result = checks.check_batch(
-            session, settings, req, [value for _, value in lines], None,
+        result = answers.answer(
+            session, settings, req, [value for _, value in lines],
             budget(who.slug, job.sender_code, job.channel),
         )  # fmt: skip
     except RateLimited as exc:

@@ -1,0 +1,171 @@
+"""A scrub's chunk answered: ``check_batch``'s answers and log rows, decided once per shape.
+
+A scrub (``registry scrub``, the scrub worker) is a batch check in chunks of
+up to ``REGISTRY_MAX_BATCH`` numbers: the same facts, cold-number budget,
+decisions, frequency cap and check-log rows as ``checks.services.check_batch``
+(SPEC §4 ``/check/batch``). A scrubbed list is large and alike: a million
+numbers, half of them holders whose consents the sender collected with one
+form at one time. ``answer`` therefore reads the facts by shape
+(``facts.load_shapes``: the rows as the driver gives them, one row set decoded
+per shape) and decides, measures coldness and looks for caps once per shape
+and zone; each number's answer names its own consent, as ``decide_all`` does
+for the batches. ``decide`` is a pure function of the facts and the question,
+so every answer is the one a single check would give
+(tests/cli/test_scrub.py compares them).
+
+A request the scrubs never make (per-process copies to verify, a calling
+address) is answered by ``check_batch`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from registry.checks import receipts
+from registry.checks import services as checks
+from registry.checks.checklog import log_batch
+from registry.checks.facts import Shapes, load_shapes
+from registry.config import Settings
+from registry.decision import Decision, Facts, counted_cap, decide
+from registry.errors import TooLarge
+from registry.events.sealing import known_seq
+from registry.timeutil import iso, utcnow
+
+
+def answer(
+    session: Session,
+    settings: Settings,
+    req: checks.CheckRequest,
+    inputs: Sequence[Any],
+    budget: checks.ColdBudget | None = None,
+) -> checks.BatchResult:
+    """Answer one chunk of a scrub in ``session``'s transaction, as ``check_batch`` would."""
+    if req.copies is not None or req.caller is not None:
+        return checks.check_batch(session, settings, req, inputs, None, budget)
+    if len(inputs) > settings.max_batch:
+        raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
+    with checks.cycles_collected_after():
+        return _answer(session, settings, req, inputs, budget)
+
+
+def _answer(
+    session: Session,
+    settings: Settings,
+    req: checks.CheckRequest,
+    inputs: Sequence[Any],
+    budget: checks.ColdBudget | None,
+) -> checks.BatchResult:
+    parsed = checks.normalize_many(inputs, settings.default_region)
+    distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
+    state = known_seq(session)  # as in check_batch: the registry state the answers rest on
+    shapes = load_shapes(session, req.sender, distinct, req.at)
+    if budget is not None:
+        budget.spend(_cold(shapes, distinct, req))
+    decisions = _decide(settings, req, shapes, distinct)
+    _count_allows(session, settings, req, shapes, decisions)
+    # From here on as check_batch (checks/services.py _check_batch) goes on.
+    now = utcnow()
+    items = [
+        checks.BatchItem(raw, p, decisions[p]) if p is not None else checks.BatchItem(raw, error=e)
+        for raw, p, e in parsed
+    ]
+    allowed = sum(1 for i in items if i.decision is not None and i.decision.allowed)
+    invalid = sum(1 for i in items if i.error is not None)
+    denied = len(items) - allowed - invalid
+    batch_id = log_batch(session, req, decisions, now, (len(items), allowed, denied, invalid))
+    valid_until = checks.valid_until_of(settings, now)
+    claims = receipts.Claims(
+        sender=req.sender.code,
+        channel=req.channel,
+        purpose=req.purpose,
+        checked_at=iso(now),
+        registry_seq=state,
+        batch_id=batch_id,
+        caller=req.caller,
+        valid_until=iso(valid_until),
+    )
+    check_id = receipts.sign(settings, claims)
+    return checks.BatchResult(
+        items, allowed, denied, invalid, check_id, req, batch_id, now, state, valid_until
+    )
+
+
+def _cold(shapes: Shapes, distinct: list[str], req: checks.CheckRequest) -> int:
+    """Count the distinct numbers the sender has no record with (``checks.cold``), per shape."""
+    per_shape = [checks.cold(f, req.channel, req.at) for f in shapes.facts]
+    held = shapes.of
+    unknown = len(distinct) - len(held)
+    cold_empty = checks.cold(shapes.empty, req.channel, req.at)
+    return (unknown if cold_empty else 0) + sum(1 for i, _ in held.values() if per_shape[i])
+
+
+def _decide(
+    settings: Settings, req: checks.CheckRequest, shapes: Shapes, distinct: list[str]
+) -> dict[str, Decision]:
+    """Decide every number once per (shape, zone); each answer names the number's own consent."""
+    policy = checks.policy_of(settings)
+
+    def decided(f: Facts, zone: ZoneInfo) -> Decision:
+        return decide(
+            f, channel=req.channel, purpose=req.purpose, category=req.category,
+            at=req.at, policy=policy, zone=zone,
+        )  # fmt: skip
+
+    blank: dict[ZoneInfo, Decision] = {}
+    # By (shape, zone): the answer, and the place of the consent it names (-1: none).
+    shared: dict[tuple[int, ZoneInfo], tuple[Decision, int]] = {}
+    held = shapes.of
+    facts = shapes.facts
+    zone_of = checks.zone_for
+    out: dict[str, Decision] = {}
+    for p in distinct:
+        zone = zone_of(p, settings)
+        got = held.get(p)
+        if got is None:
+            dec = blank.get(zone)
+            if dec is None:
+                dec = blank[zone] = decided(shapes.empty, zone)
+            out[p] = dec
+            continue
+        i, ids = got
+        seen = shared.get((i, zone))
+        if seen is None:
+            f = facts[i]
+            dec = decided(f, zone)
+            first = [c.id for c in f.consents]
+            place = first.index(dec.consent_id) if dec.consent_id in first else -1
+            seen = shared[i, zone] = (dec, place)
+        dec, place = seen
+        if place >= 0 and ids[place] != dec.consent_id:
+            dec = Decision(dec.decision, dec.reason, ids[place], dec.next_allowed_at)
+        out[p] = dec
+    return out
+
+
+def _count_allows(
+    session: Session,
+    settings: Settings,
+    req: checks.CheckRequest,
+    shapes: Shapes,
+    decisions: dict[str, Decision],
+) -> None:
+    """Count the allows of holders with a cap (``checks.count_allows``), on their own facts."""
+    capped = {
+        i for i, f in enumerate(shapes.facts) if counted_cap(f, req.channel) is not None
+    }  # counted_cap reads no consent id: one answer per shape
+    if not capped or req.purpose == "service":
+        return
+    facts: dict[str, Facts] = {
+        p: shapes.facts_of(p)
+        for p, d in decisions.items()
+        if d.allowed and p in shapes.of and shapes.of[p][0] in capped
+    }
+    # Only the capped allows: for the others count_allows would count nothing (and it
+    # counts in sorted order, which the subset keeps).
+    counted = {p: decisions[p] for p in facts}
+    checks.count_allows(session, settings, req, facts, counted)
+    decisions.update(counted)
