@@ -46,6 +46,16 @@ def _read_numbers(fh: TextIO) -> list[str]:
         raise click.BadParameter(f"{name} is not a CSV file: {exc}", param_hint="FILE") from exc
 
 
+def _lines(result: answers.Answered) -> Iterator[list[object]]:
+    """Yield a chunk's output lines: the input echoed, defused; the registry's own E.164 as is."""
+    text_cell, phone_cell = csvcells.text_cell, csvcells.phone_cell
+    for raw, phone, dec in zip(result.inputs, result.phones, result.decisions, strict=True):
+        if dec is None or phone is None:
+            yield [text_cell(raw), "", "invalid", "invalid_phone"]
+        else:
+            yield [text_cell(raw), phone_cell(phone), dec.decision, dec.reason]
+
+
 @click.command("scrub")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--sender", "sender_code", required=True, help="The sender's code.")
@@ -72,21 +82,10 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
                 chunk = lines[start : start + CHUNK]
                 result = answers.answer(session, settings, req, chunk)
                 session.commit()
-                for item in result.items:
-                    if item.error is not None or item.decision is None:
-                        row = [csvcells.text_cell(item.input), "", "invalid", "invalid_phone"]
-                        writer.writerow(row)
-                        counts["invalid"] += 1
-                    else:
-                        # The input is echoed, defused; the phone is the registry's
-                        # own E.164 and stays as is (registry.csvcells).
-                        writer.writerow([
-                            csvcells.text_cell(item.input),
-                            csvcells.phone_cell(item.phone or ""),
-                            item.decision.decision,
-                            item.decision.reason,
-                        ])  # fmt: skip
-                        counts[item.decision.decision] += 1
+                writer.writerows(_lines(result))
+                counts["allow"] += result.allowed
+                counts["deny"] += result.denied
+                counts["invalid"] += result.invalid
                 bar.update(len(chunk))
     click.echo(
         f"{len(lines)} numbers: {counts['allow']} allow, {counts['deny']} deny, "

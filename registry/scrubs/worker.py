@@ -167,19 +167,19 @@ def _acting(session: Session, job: Any) -> Caller:
     return Caller(row[0], row[1], row[2], row[3], row[4], job.key_prefix)
 
 
-def _result_text(lines: list[list[Any]], items: list[checks.BatchItem]) -> str:
+def _result_text(lines: list[list[Any]], result: answers.Answered) -> str:
     """Return a chunk's lines of the result file (input echoed defused; registry/csvcells.py)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    for (line, raw), item in zip(lines, items, strict=True):
-        dec = item.decision
+    text_cell, phone_cell = csvcells.text_cell, csvcells.phone_cell
+    for (line, raw), phone, dec in zip(lines, result.phones, result.decisions, strict=True):
         if dec is None:
-            writer.writerow([line, csvcells.text_cell(raw), "", "invalid", "invalid_phone", ""])
+            writer.writerow([line, text_cell(raw), "", "invalid", "invalid_phone", ""])
             continue
         writer.writerow([
             line,
-            csvcells.text_cell(raw),
-            csvcells.phone_cell(item.phone or ""),
+            text_cell(raw),
+            phone_cell(phone or ""),
             dec.decision,
             dec.reason,
             iso(dec.next_allowed_at) if dec.next_allowed_at is not None else "",
@@ -252,7 +252,7 @@ def step(
     session.execute(
         update(_CHUNKS)
         .where(_CHUNKS.c.job_id == job_id, _CHUNKS.c.n == job.chunks_done)
-        .values(result=_result_text(lines, result.items), batch_id=result.batch_id)
+        .values(result=_result_text(lines, result), batch_id=result.batch_id)
     )
     checked = result.checked_at or now
     session.execute(
