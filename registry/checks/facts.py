@@ -495,9 +495,21 @@ def load_checked(
     return result, got.address
 
 
-# The batch statement without copies or calling address, compiled once per dialect, its rows
-# read as the driver gives them (``load_shapes``).
-_RAW = {dialect: Prepared(_QUERIES[False, False, dialect]) for dialect in ("sqlite", "postgresql")}
+# A scrub's statement (``load_shapes``), compiled once per dialect. On SQLite the batch's
+# (``IN (SELECT value FROM json_each(?))``). On PostgreSQL the batch's branches each
+# joined to the list of numbers rather than filtered by ``IN (SELECT unnest(...))``: the
+# list is distinct, so the join finds each record once, as the filter does, and the
+# planner probes each phone index in the list's order without hashing the list first for
+# every branch (less time in the database: docs/performance.md). Not on SQLite: there
+# a table without ANALYZE statistics (opt_out, as the registry never analyzes) got the
+# list as the inner loop of a scan of the sender's index, a pass over the list per record.
+_unnested = func.unnest(bindparam("phones", type_=ARRAY(String))).table_valued("phone")
+_RAW = {
+    "sqlite": Prepared(_QUERIES[False, False, "sqlite"]),
+    "postgresql": Prepared(
+        _union(*_branches(lambda column: column == _unnested.render_derived().c.phone))
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
