@@ -23,10 +23,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from registry.checks.models import CheckLog
+from registry.cli.checks import _text
 from registry.consent import optouts
 from registry.consent import services as consents
+from registry.decision import Decision
 from registry.numbers.models import Disconnection
 from registry.orgs.services import Caller
+from registry.scrubs.answers import Answered
 from registry.senders.services import resolve_sender
 from registry.subscribers import services as subscribers
 from registry.timeutil import iso, utcnow
@@ -144,3 +147,25 @@ def test_scrub_answers_by_shape_equal_single_checks_naming_each_numbers_consent(
     assert answers[NEW_YORK][1] != answers[SHARED[0]][1]
     assert len({scrubbed[p] for p in SHARED}) == len(SHARED)  # each its own consent
     assert {"consent", "opted_out", "no_consent", "frequency_capped"} <= reasons
+
+
+def test_scrub_output_lines_are_the_csv_writers() -> None:
+    """The scrub writes its lines itself; byte for byte what ``csv.writer`` writes for them."""
+    cells = ["13100000051", "+86 131-0000-0052", "=1+2", "a,b", 'say "hi"', "x\ny", "\r", " ",
+             "'", "@SUM(1)", "\t1", "１３１", "-", "a;b", "é"]  # fmt: skip
+    allow = Decision("allow", "consent", 7)
+    phones: list[str | None] = [
+        None if i % 3 == 0 else f"+86131000000{i:02d}" for i in range(len(cells))
+    ]
+    decisions = [None if p is None else allow for p in phones]
+    now = utcnow()
+    result = Answered(cells, phones, decisions, 0, 0, 0, 1, now, 0, now)
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    for cell, phone, dec in zip(cells, phones, decisions, strict=True):
+        shown = cell if not cell.startswith(("=", "+", "-", "@", "\t", "\r")) else "'" + cell
+        if dec is None:
+            writer.writerow([shown, "", "invalid", "invalid_phone"])
+        else:
+            writer.writerow([shown, phone, dec.decision, dec.reason])
+    assert _text(result) == expected.getvalue()
