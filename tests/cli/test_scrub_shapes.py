@@ -22,6 +22,7 @@ from click.testing import Result
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from registry.checks import facts
 from registry.checks.models import CheckLog
 from registry.cli.checks import _text
 from registry.consent import optouts
@@ -169,3 +170,23 @@ def test_scrub_output_lines_are_the_csv_writers() -> None:
         else:
             writer.writerow([shown, phone, dec.decision, dec.reason])
     assert _text(result) == expected.getvalue()
+
+
+def test_a_scrubs_facts_probe_each_phone_index_with_the_list_outermost(session: Session) -> None:
+    """SQLite: every branch of the scrub's statement reads the list once, probing the phone index.
+
+    A planner free to choose (a plain join) ran ``opt_out``, which has no
+    ANALYZE statistics, through its sender index with the list inside: a pass
+    over the list for every opt-out of the sender. The CROSS JOIN keeps the list outermost.
+    """
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        pytest.skip("SQLite's planner; PostgreSQL plans the join by its statistics")
+    query = facts._RAW["sqlite"]
+    entry, args = query._args(conn.dialect, {"sender": 1, "at": utcnow(), "phones": "[]"})
+    plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + entry[0].string, args)]
+    scans = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
+    assert [s for s in scans if s.startswith("SCAN")] == ["SCAN anon_1 VIRTUAL TABLE INDEX 1:"] * 4
+    for table in ("consent", "opt_out", "disconnection"):
+        assert any(s.startswith(f"SEARCH {table} USING INDEX") and "(phone=?" in s for s in scans)
+    assert any(s.startswith("SEARCH subscriber USING INDEX") for s in scans)
