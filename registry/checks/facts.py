@@ -583,7 +583,7 @@ def load_shapes(
     step = PG_CHUNK if dialect == "postgresql" else CHUNK
     query = _RAW[dialect]
     rows_of: dict[str, list[Any]] = {}
-    processors: list[Any] = []
+    process: Callable[[list[Any]], list[tuple[Any, ...]]] = list
     for start in range(0, len(phone_list), step):
         chunk = list(phone_list[start : start + step])
         params = {
@@ -591,7 +591,7 @@ def load_shapes(
             "at": at,
             "phones": chunk if dialect == "postgresql" else json.dumps(chunk),
         }
-        rows, processors = query.raw(conn, params)
+        rows, process = query.raw(conn, params)
         for row in rows:
             held = rows_of.get(row[1])
             if held is None:
@@ -608,16 +608,20 @@ def load_shapes(
         i = by_key.get(key)
         if i is None:
             i = by_key[key] = len(facts)
-            facts.append(_decoded(phone, rows, processors, suspended))
+            facts.append(_decoded(phone, rows, process, suspended))
         of[phone] = (i, tuple([row[2] for row in rows if row[0] == "consent"]))
     return Shapes(facts, of, Facts(sender_suspended=suspended))
 
 
-def _decoded(phone: str, rows: list[Any], processors: list[Any], suspended: bool) -> Facts:
+def _decoded(
+    phone: str,
+    rows: list[Any],
+    process: Callable[[list[Any]], list[tuple[Any, ...]]],
+    suspended: bool,
+) -> Facts:
     """Return one number's facts from its rows as the driver gave them (``load_shapes``)."""
     got = _Gathered()
-    for row in rows:
-        values = tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True))
+    for values in process(rows):
         _DECODERS[values[0]](got, values)
     return Facts(
         suspended,
