@@ -531,10 +531,14 @@ def _joined(listed: Any, key: Callable[[Any], ColumnElement[Any]]) -> CompoundSe
 # registry never analyzes) through its sender index with the list as the inner loop, a
 # pass over the list for every record of the sender.
 _each = func.json_each(bindparam("phones", type_=String)).table_valued("value")
-_unnested = func.unnest(bindparam("phones", type_=ARRAY(String))).table_valued("phone")
+# PostgreSQL: the list as one JSON text too (``json_array_elements_text``), not an array
+# parameter, which psycopg encodes element by element in Python.
+_elements = func.json_array_elements_text(cast(bindparam("phones", type_=String), JSON))
 _RAW = {
     "sqlite": Prepared(_joined(_each, lambda listed: listed.c.value)),
-    "postgresql": Prepared(_joined(_unnested.render_derived(), lambda listed: listed.c.phone)),
+    "postgresql": Prepared(
+        _joined(_elements.table_valued("phone").render_derived(), lambda listed: listed.c.phone)
+    ),
 }
 
 
@@ -589,7 +593,7 @@ def load_shapes(
         params = {
             "sender": sender.id,
             "at": at,
-            "phones": chunk if dialect == "postgresql" else json.dumps(chunk),
+            "phones": json.dumps(chunk),
         }
         rows, process = query.raw(conn, params)
         for row in rows:
