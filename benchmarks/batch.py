@@ -204,7 +204,9 @@ def run(name: str, url: str, args: argparse.Namespace, workdir: Path) -> None:
     app = create_app()
     pg = url.replace("+psycopg", "") if url.startswith("postgresql") else None
     batches(app, key, 1, 1, start=10_000)  # warm up
-    print(f"\n{name}; {machine()}")
+    import registry
+
+    print(f"\n{name}; {machine()}; code {Path(registry.__file__).parent}")
     if args.rounds:
         figures = batches(app, key, args.rounds, args.batches, pg=pg)
         for rate, cpu, db in figures:
