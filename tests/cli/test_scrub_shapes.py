@@ -170,6 +170,21 @@ def test_scrub_output_lines_are_the_csv_writers() -> None:
         else:
             writer.writerow([shown, phone, dec.decision, dec.reason])
     assert _text(result) == expected.getvalue()
+    # A chunk with nothing to quote is written without csv.writer: the same bytes.
+    plain = [c for c in cells if not any(ch in c for ch in ',"\r\n')]
+    phones = phones[: len(plain)]
+    decisions = decisions[: len(plain)]
+    result = Answered(plain, phones, decisions, 0, 0, 0, 1, now, 0, now)
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    for cell, phone, dec in zip(plain, phones, decisions, strict=True):
+        shown = cell if not cell.startswith(("=", "+", "-", "@", "\t", "\r")) else "'" + cell
+        writer.writerow(
+            [shown, "", "invalid", "invalid_phone"]
+            if dec is None
+            else [shown, phone, "allow", "consent"]
+        )
+    assert _text(result) == expected.getvalue()
 
 
 def test_a_scrubs_facts_probe_each_phone_index_with_the_list_outermost(session: Session) -> None:
