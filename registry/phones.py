@@ -283,12 +283,3 @@ def calling_number_forms(text: str, region: str = "CN") -> tuple[str, ...]:
     if not forms:
         raise InvalidPhone(f"not a calling number or SMS port: {text!r}")
     return tuple(forms)
-
-
-def country_zone(e164: str) -> str | None:
-    """Return the zone every number of ``e164``'s country code has, if one (CN's), else None.
-
-    Then ``zone_of`` gives every number of that code this zone: a list's
-    numbers can share one look-up per country code (registry/scrubs/answers.py).
-    """
-    return _country_zone(_country_code(e164))

@@ -531,9 +531,7 @@ def _joined(listed: Any, key: Callable[[Any], ColumnElement[Any]]) -> CompoundSe
 # registry never analyzes) through its sender index with the list as the inner loop, a
 # pass over the list for every record of the sender.
 _each = func.json_each(bindparam("phones", type_=String)).table_valued("value")
-# PostgreSQL: the list as one JSON text too (``json_array_elements_text``), not an array
-# parameter, which psycopg encodes element by element in Python.
-_elements = func.json_array_elements_text(cast(bindparam("phones", type_=String), JSON))
+# PostgreSQL: the list as one JSON text, as for the batches (``_elements``).
 _RAW = {
     "sqlite": Prepared(_joined(_each, lambda listed: listed.c.value)),
     "postgresql": Prepared(

@@ -19,7 +19,7 @@ address) is answered by ``check_batch`` itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,13 +88,16 @@ def _answer(
     budget: checks.ColdBudget | None,
 ) -> Answered:
     region = settings.default_region
-    to_e164, invalid_phone = phones.to_e164, phones.InvalidPhone
+    fast = phones.fast_path(region)  # phones.to_e164's first step, as checks.normalize_many
     numbers: list[str | None] = []
     for raw in inputs:  # as checks.normalize_many, without a tuple per number
-        try:
-            numbers.append(to_e164(raw, region))
-        except invalid_phone:
-            numbers.append(None)
+        e164 = fast(raw) if type(raw) is str else None
+        if e164 is None:
+            try:
+                e164 = phones.to_e164(raw, region)
+            except phones.InvalidPhone:
+                e164 = None
+        numbers.append(e164)
     distinct = list(dict.fromkeys(p for p in numbers if p is not None))
     state = known_seq(session)  # as in check_batch: the registry state the answers rest on
     shapes = load_shapes(session, req.sender, distinct, req.at)
@@ -151,7 +154,7 @@ def _decide(
     shared: dict[tuple[int, ZoneInfo], tuple[Decision, int]] = {}
     held = shapes.of
     facts = shapes.facts
-    zone_of = _zones(settings)
+    zone_of = phones.zone_finder(settings.timezone)  # checks.zone_for, once per country zone
     out: dict[str, Decision] = {}
     for p in distinct:
         zone = zone_of(p)
@@ -175,23 +178,6 @@ def _decide(
             dec = Decision(dec.decision, dec.reason, ids[place], dec.next_allowed_at)
         out[p] = dec
     return out
-
-
-def _zones(settings: Settings) -> Callable[[str], ZoneInfo]:
-    """Return ``checks.zone_for`` for a list's numbers, looked up once per single-zone country."""
-    by_code: dict[str, ZoneInfo] = {}
-
-    def zone(p: str) -> ZoneInfo:
-        # Country codes are a prefix code of at most three digits: "+" and three characters
-        # name one country code.
-        got = by_code.get(p[:4])
-        if got is None:
-            got = checks.zone_for(p, settings)
-            if phones.country_zone(p) is not None:  # every number of the code has this zone
-                by_code[p[:4]] = got
-        return got
-
-    return zone
 
 
 def _count_allows(
