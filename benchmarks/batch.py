@@ -17,6 +17,14 @@ cores do; on PostgreSQL also the CPU of the database's backends, from /proc).
     .venv/bin/python benchmarks/batch.py --only postgres --rows 10000000 --numbers 1000000 --scrubs 2
 
 PostgreSQL uses the scratch database ``--pg-db`` (default ``bench_batch``).
+
+``--cache DIR`` builds the registry with its ``--rows`` consent rows once and
+reuses it: the SQLite file is kept in ``DIR`` and copied for each run, the
+PostgreSQL one is kept as the database ``<pg-db>_<rows>`` and each run's
+database is a copy of it (``CREATE DATABASE ... TEMPLATE``), so every run,
+whichever code it measures, starts from the same untouched registry.
+``--base REV`` measures ``REV``'s code (``git archive``, first on the path of
+this process and of the registry commands it starts; as benchmarks/instructions.py).
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +43,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from _common import cpu_seconds, drop_postgres, fresh_postgres, machine, prepare
+from _common import (
+    PG_ADMIN,
+    ROOT,
+    bench_env,
+    cpu_seconds,
+    drop_postgres,
+    fresh_postgres,
+    machine,
+    prepare,
+)
 from run import fill_consents
 
 
@@ -139,15 +158,55 @@ def _summary(label: str, figures: list[tuple[float, float, float]]) -> None:
     )
 
 
+def _built(url: str, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, str], str, float]:
+    """Prepare the registry at ``url`` with its consent rows, or copy a cached one there.
+
+    Returns the environment, the API key and the seconds the consent rows took
+    to build (0 for a copy).
+    """
+    if args.cache is None:
+        env, key = prepare(url)
+        return env, key, fill_consents(url, args.rows) if args.scrubs else 0.0
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite"):
+        kept, target = cache / f"sqlite-{args.rows}.sqlite3", Path(url.removeprefix("sqlite:///"))
+        keyfile = cache / f"sqlite-{args.rows}.key"
+        seconds = 0.0
+        if not keyfile.exists():
+            env, key = prepare(f"sqlite:///{kept}")
+            seconds = fill_consents(f"sqlite:///{kept}", args.rows)
+            keyfile.write_text(key)
+        shutil.copyfile(kept, target)
+
+        return bench_env(url), keyfile.read_text(), seconds
+    template = f"{args.pg_db}_{args.rows}"
+    keyfile = cache / f"{template}.key"
+    seconds = 0.0
+    if not keyfile.exists():
+        kept = fresh_postgres(template)
+        _, key = prepare(kept)
+        seconds = fill_consents(kept, args.rows)
+        keyfile.write_text(key)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        database = url.rsplit("/", 1)[1]
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {database} TEMPLATE {template}")  # type: ignore[arg-type]
+
+    return bench_env(url), keyfile.read_text(), seconds
+
+
 def run(name: str, url: str, args: argparse.Namespace, workdir: Path) -> None:
-    env, key = prepare(url)
+    env, key, seconds = _built(url, args, workdir)
     os.environ.update(env)
     from registry import create_app
 
     app = create_app()
     pg = url.replace("+psycopg", "") if url.startswith("postgresql") else None
     batches(app, key, 1, 1, start=10_000)  # warm up
-    print(f"\n{name}; {machine()}")
+    import registry
+
+    print(f"\n{name}; {machine()}; code {Path(registry.__file__).parent}")
     if args.rounds:
         figures = batches(app, key, args.rounds, args.batches, pg=pg)
         for rate, cpu, db in figures:
@@ -155,14 +214,26 @@ def run(name: str, url: str, args: argparse.Namespace, workdir: Path) -> None:
                   + (f" + PostgreSQL {db:5.2f} µs" if pg else ""))  # fmt: skip
         _summary("batch", figures)
     if args.scrubs:
-        seconds = fill_consents(url, args.rows)
-        print(f"  built {args.rows:,} consent rows in {seconds:.1f} s")
+        if seconds:
+            print(f"  built {args.rows:,} consent rows in {seconds:.1f} s")
+        else:
+            print(f"  {args.rows:,} consent rows copied from {args.cache}")
         for _ in range(args.scrubs):
             wall, cpu, db = scrub(app, args.numbers, workdir, pg)
             print(
                 f"  scrub {args.numbers:,} numbers: {wall:6.2f} s, CPU {cpu:6.2f} s"
                 + (f" + PostgreSQL {db:6.2f} s" if pg else "")
             )
+
+
+def _export(rev: str, tree: Path) -> None:
+    """Put ``rev``'s tree first on the path of this process and of the commands it starts."""
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    os.environ["PYTHONPATH"] = str(tree)  # bench_env copies os.environ
+    sys.path.insert(0, str(tree))
+    print(f"code measured: {rev} (exported)")
 
 
 def main() -> None:
@@ -176,9 +247,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--pg-db", default="bench_batch")
+    parser.add_argument("--cache", default=None, help="keep the built registry here and reuse it")
+    parser.add_argument("--base", default=None, help="measure this commit's code (git archive)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="anning-batch-") as tmp:
         workdir = Path(tmp)
+        if args.base:
+            _export(args.base, workdir / "base")
         if args.only == "sqlite":
             run("SQLite", f"sqlite:///{workdir / 'bench.sqlite3'}", args, workdir)
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import re
 import sys
 from collections.abc import Iterator
 from typing import TextIO
@@ -14,6 +16,7 @@ from registry.checks import services
 from registry.config import current_settings
 from registry.errors import RegistryError
 from registry.extensions import db
+from registry.scrubs import answers
 from registry.senders.services import sender_as_owner
 from registry.timeutil import utcnow
 
@@ -45,6 +48,45 @@ def _read_numbers(fh: TextIO) -> list[str]:
         raise click.BadParameter(f"{name} is not a CSV file: {exc}", param_hint="FILE") from exc
 
 
+# A cell csv.writer would quote (QUOTE_MINIMAL): one holding a comma, a quote or a line end.
+_QUOTED = re.compile(r'[,"\r\n]')
+# A run of E.164 numbers as the registry writes them, each after a line end (csvcells._E164).
+_ALL_E164 = re.compile(r"(?:\n\+[1-9][0-9]{1,14})*")
+
+
+def _text(result: answers.Answered) -> str:
+    """Return a chunk's output lines, as ``csv.writer`` writes them (``\r\n`` after each).
+
+    The input is echoed, defused (registry.csvcells); the phone is the
+    registry's own E.164 and stays as is. The decision and reason are plain
+    words and E.164 holds no character csv would quote, so only an echoed
+    input that needs quoting goes through ``csv.writer``: formatting every
+    line with it cost more than a third of the answers' Python time. Whether
+    the chunk's phones are all E.164 (``csvcells.phone_cell`` passes them as
+    they are) and whether any input needs quoting is asked once of the whole
+    chunk; a chunk where either fails is written line by line as before.
+    """
+    text_cell, phone_cell = csvcells.text_cell, csvcells.phone_cell
+    cells = [str(text_cell(raw)) for raw in result.inputs]
+    phones = [p or "" for p, d in zip(result.phones, result.decisions, strict=True) if d]
+    plain = _ALL_E164.fullmatch("".join(["\n" + p for p in phones])) is not None
+    if not plain or _QUOTED.search("".join(cells)) or not all(cells):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for cell, phone, dec in zip(cells, result.phones, result.decisions, strict=True):
+            if dec is None or phone is None:
+                writer.writerow([cell, "", "invalid", "invalid_phone"])
+            else:
+                writer.writerow([cell, phone_cell(phone), dec.decision, dec.reason])
+        return buffer.getvalue()
+    return "".join([
+        f"{cell},,invalid,invalid_phone\r\n"
+        if dec is None or phone is None
+        else f"{cell},{phone},{dec.decision},{dec.reason}\r\n"
+        for cell, phone, dec in zip(cells, result.phones, result.decisions, strict=True)
+    ])  # fmt: skip
+
+
 @click.command("scrub")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--sender", "sender_code", required=True, help="The sender's code.")
@@ -69,23 +111,12 @@ def scrub(file: TextIO, sender_code: str, channel: str, purpose: str, output: Te
         with click.progressbar(length=len(lines), label="scrubbing", file=sys.stderr) as bar:
             for start in range(0, len(lines), CHUNK):
                 chunk = lines[start : start + CHUNK]
-                result = services.check_batch(session, settings, req, chunk)
+                result = answers.answer(session, settings, req, chunk)
                 session.commit()
-                for item in result.items:
-                    if item.error is not None or item.decision is None:
-                        row = [csvcells.text_cell(item.input), "", "invalid", "invalid_phone"]
-                        writer.writerow(row)
-                        counts["invalid"] += 1
-                    else:
-                        # The input is echoed, defused; the phone is the registry's
-                        # own E.164 and stays as is (registry.csvcells).
-                        writer.writerow([
-                            csvcells.text_cell(item.input),
-                            csvcells.phone_cell(item.phone or ""),
-                            item.decision.decision,
-                            item.decision.reason,
-                        ])  # fmt: skip
-                        counts[item.decision.decision] += 1
+                output.write(_text(result))
+                counts["allow"] += result.allowed
+                counts["deny"] += result.denied
+                counts["invalid"] += result.invalid
                 bar.update(len(chunk))
     click.echo(
         f"{len(lines)} numbers: {counts['allow']} allow, {counts['deny']} deny, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, Table, cast, func, literal_column
@@ -108,6 +109,20 @@ class Prepared:
         else:
             raw = conn.exec_driver_sql(compiled.string, args).fetchall()
         return _processed(raw, results)
+
+    def raw(
+        self, conn: Any, params: dict[str, Any]
+    ) -> tuple[list[Any], Callable[[list[Any]], list[tuple[Any, ...]]]]:
+        """Run a read on ``conn`` (a Connection); return its rows as the driver gave them, and
+        the function that processes some of them as ``rows`` would.
+
+        For a caller that processes only some rows (a scrub decodes one row set
+        per distinct shape: registry/checks/facts.py ``load_shapes``).
+        """
+        entry, args = self._args(conn.dialect, params)
+        processed = entry[3]
+        raw = conn.exec_driver_sql(entry[0].string, args).fetchall()
+        return raw, lambda rows: _processed(rows, processed)
 
     def changed(self, conn: Any, params: dict[str, Any]) -> int:
         """Run a write without RETURNING on ``conn`` (a Connection); return how many rows it wrote.

@@ -14,9 +14,9 @@ running with a lease that ran out — its worker died.
 **A chunk is one transaction.** It begins by extending the lease with an
 ``UPDATE ... WHERE worker = me``: when another worker has taken the job over,
 the update changes nothing and this worker stops, having written nothing. Then
-the chunk's numbers are checked by ``checks.services.check_batch`` (facts,
-cold-number budget, decisions, the check log's batch row and a log row per
-distinct number), the chunk's result text is stored and the job's counters
+the chunk's numbers are checked as ``checks.services.check_batch`` checks them
+(registry/scrubs/answers.py: facts, cold-number budget, decisions, the check
+log's batch row and a log row per distinct number), the chunk's result text is stored and the job's counters
 advance, and everything commits together. A worker killed at any point leaves
 either the whole chunk or none of it; the next worker to claim the job goes on
 from the first chunk not answered. A job taken over ``MAX_CLAIMS`` times (a
@@ -65,6 +65,7 @@ from registry.database.statements import table_of
 from registry.errors import RateLimited, RegistryError, Unauthorized
 from registry.orgs.models import ApiKey, Organization
 from registry.orgs.services import Caller
+from registry.scrubs import answers
 from registry.scrubs.models import ScrubChunk, ScrubJob
 from registry.scrubs.services import chunk_texts
 from registry.senders.services import resolve_sender
@@ -166,19 +167,19 @@ def _acting(session: Session, job: Any) -> Caller:
     return Caller(row[0], row[1], row[2], row[3], row[4], job.key_prefix)
 
 
-def _result_text(lines: list[list[Any]], items: list[checks.BatchItem]) -> str:
+def _result_text(lines: list[list[Any]], result: answers.Answered) -> str:
     """Return a chunk's lines of the result file (input echoed defused; registry/csvcells.py)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    for (line, raw), item in zip(lines, items, strict=True):
-        dec = item.decision
+    text_cell, phone_cell = csvcells.text_cell, csvcells.phone_cell
+    for (line, raw), phone, dec in zip(lines, result.phones, result.decisions, strict=True):
         if dec is None:
-            writer.writerow([line, csvcells.text_cell(raw), "", "invalid", "invalid_phone", ""])
+            writer.writerow([line, text_cell(raw), "", "invalid", "invalid_phone", ""])
             continue
         writer.writerow([
             line,
-            csvcells.text_cell(raw),
-            csvcells.phone_cell(item.phone or ""),
+            text_cell(raw),
+            phone_cell(phone or ""),
             dec.decision,
             dec.reason,
             iso(dec.next_allowed_at) if dec.next_allowed_at is not None else "",
@@ -228,8 +229,8 @@ def step(
             )
         )
         lines: list[list[Any]] = json.loads(raw or "[]")
-        result = checks.check_batch(
-            session, settings, req, [value for _, value in lines], None,
+        result = answers.answer(
+            session, settings, req, [value for _, value in lines],
             budget(who.slug, job.sender_code, job.channel),
         )  # fmt: skip
     except RateLimited as exc:
@@ -251,7 +252,7 @@ def step(
     session.execute(
         update(_CHUNKS)
         .where(_CHUNKS.c.job_id == job_id, _CHUNKS.c.n == job.chunks_done)
-        .values(result=_result_text(lines, result.items), batch_id=result.batch_id)
+        .values(result=_result_text(lines, result), batch_id=result.batch_id)
     )
     checked = result.checked_at or now
     session.execute(
