@@ -398,7 +398,7 @@ _LOG_MANY_PG = (
     "AS r(phone, decision, reason, consent_id)"
 )
 _ARRAY_SAFE = re.compile(r"[+0-9A-Za-z_,]*")
-_PENDING = "checklog.pending"  # Session.info: the pipeline whose rows are in flight
+_PENDING = "checklog.pending"  # Connection.info (the driver connection's): the pipeline in flight
 
 
 def _array(values: list[str]) -> str | None:
@@ -423,6 +423,8 @@ def _log_sent(
     and raises their error; nothing is answered before. Same rows, same order
     (each statement reads its array in order) as the binary COPY.
     """
+    if not _pipelines():
+        return False  # a libpq without pipeline mode (before 14): the binary COPY
     runs: list[tuple[tuple[str, str, int | None], list[str]]] = []
     last: Decision | None = None
     for phone, d in decisions.items():
@@ -473,6 +475,12 @@ def _log_sent(
     return True
 
 
+def _pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
 def _raise_wrapped(conn: Connection, exc: BaseException) -> None:
     """Raise a driver error as SQLAlchemy would have (OperationalError: 503), the connection dropped if broken."""
     import psycopg
@@ -507,7 +515,12 @@ def settle(session: Session) -> None:
 
 
 def abandon(session: Session, exc: BaseException) -> None:
-    """Leave pipeline mode after a failure before ``settle``: the session's rollback follows."""
+    """Leave pipeline mode after a failure before ``settle``: the session's rollback follows.
+
+    A COMMIT already sent may have committed the rows (as when a failure came
+    after the commit before): the client is answered the error, never an
+    answer whose rows are not durable.
+    """
     if not session.in_transaction():
         return
     conn = session.connection()
