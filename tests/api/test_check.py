@@ -556,7 +556,7 @@ def test_batch_whose_log_rows_fail_answers_503_and_writes_nothing(
             for _ in range(200):
                 row = watcher.execute(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND datname = current_database() AND query LIKE 'INSERT INTO check_log%%'"
+                    " AND datname = current_database() AND (query LIKE 'INSERT INTO check_log%%' OR query LIKE 'COPY check_log%%')"
                 ).fetchone()
                 if row is not None:
                     watcher.execute("SELECT pg_cancel_backend(%s)", (row[0],))
