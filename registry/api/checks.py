@@ -25,7 +25,7 @@ from registry.api.schemas import (
     Strict,
     Time,
 )
-from registry.checks import history, services
+from registry.checks import checklog, history, services
 from registry.config import current_settings
 from registry.db import get_check_sessions, get_session
 from registry.errors import InvalidPhoneError, RegistryError
@@ -331,16 +331,29 @@ def _answer_batch() -> Any:
     data = body(BatchIn)
     question = _question(data)
     dbs = get_check_sessions(single=False)
-    result = services.check_many(
-        dbs, current_settings(), caller(), api_key(), question, data.phones,
-        _budget(data.sender, data.channel),
-    )  # fmt: skip
+    # On PostgreSQL the log rows and the COMMIT are sent, not waited for
+    # (checklog.log_batch's ``overlap``): the answer is rendered while the
+    # server writes them, and leaves only once both are done (settle, commit).
+    try:
+        result = services.check_many(
+            dbs, current_settings(), caller(), api_key(), question, data.phones,
+            _budget(data.sender, data.channel), overlap=True,
+        )  # fmt: skip
+        response, tally = _render_batch(result)
+    except BaseException as exc:
+        checklog.abandon(dbs.write, exc)
+        raise
+    checklog.settle(dbs.write)
     dbs.write.commit()
-    return _render_batch(result), 200, {"X-Anning-Read-From": result.read_from}
+    for (decision, reason), amount in tally.items():
+        count_decision(decision, reason, amount)
+    return response, 200, {"X-Anning-Read-From": result.read_from}
 
 
-def _render_batch(result: services.BatchResult) -> Response:
-    """Return the batch's answer as ``jsonify`` renders it, and count its decisions.
+def _render_batch(
+    result: services.BatchResult,
+) -> tuple[Response, dict[tuple[str, str], int]]:
+    """Return the batch's answer as ``jsonify`` renders it, and its decisions' counts.
 
     Built as text: numbers of one shape share one Decision object
     (services.decide_all), so the end of each result object (decision,
@@ -384,8 +397,6 @@ def _render_batch(result: services.BatchResult) -> Response:
     for _, amount, dec in ends.values():
         key = (dec.decision, dec.reason)
         tally[key] = tally.get(key, 0) + amount
-    for (decision, reason), amount in tally.items():
-        count_decision(decision, reason, amount)
     rest: dict[str, Any] = {
         "summary": {"allow": result.allowed, "deny": result.denied, "invalid": result.invalid},
         "check_id": result.check_id,
@@ -398,8 +409,8 @@ def _render_batch(result: services.BatchResult) -> Response:
     # ``results`` first, then the rest as the provider renders it (its opening brace dropped).
     out = f'{{"results":[{",".join(rows)}],{provider.dumps(rest, **compact)[1:]}'
     if (provider.compact is None and current_app.debug) or provider.compact is False:
-        return jsonify(json.loads(out))  # indented, as jsonify renders in debug mode
-    return current_app.response_class(f"{out}\n", mimetype=provider.mimetype)
+        return jsonify(json.loads(out)), tally  # indented, as jsonify renders in debug mode
+    return current_app.response_class(f"{out}\n", mimetype=provider.mimetype), tally
 
 
 @route(

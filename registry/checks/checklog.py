@@ -8,17 +8,23 @@ is asked again on the primary). ``_log_single`` writes one uncounted check's
 row, through the local spool (checks/spool.py) when the primary cannot take it.
 A batch's rows (``log_batch``: one ``check_batch`` row, a log row per number)
 go through the driver's bulk path, binary COPY on PostgreSQL and one INSERT
-from a JSON array on SQLite (``_log_many``).
+from a JSON array on SQLite (``_log_many``). ``overlap``: on PostgreSQL the
+rows go as INSERTs from arrays in pipeline mode, sent and not waited for, with
+the transaction's COMMIT behind them: the caller renders its answer while the
+server writes them, then ``settle`` waits for both (``_log_sent``).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import select as _select
 import struct
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, insert, literal_column, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -221,6 +227,7 @@ def _log_many(
     now: datetime,
     batch_id: int,
     carrier_id: int | None = None,
+    overlap: bool = False,
 ) -> None:
     """Write a batch's check-log rows with the driver's bulk path.
 
@@ -246,6 +253,9 @@ def _log_many(
     # microseconds and cost a call per row).
     to_db = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
     at, checked = (to_db(req.at), to_db(now)) if to_db else (req.at, now)
+    sent = overlap and conn.dialect.name == "postgresql"
+    if sent and _log_sent(conn, req, decisions, (at, checked), batch_id, carrier_id):
+        return
     s = req.sender
     fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
     chain = (req.caller, carrier_id)
@@ -332,12 +342,17 @@ def log_batch(
     now: datetime,
     counts: tuple[int, int, int, int] | None = None,
     carrier_id: int | None = None,
+    overlap: bool = False,
 ) -> int:
     """Log a batch of answered checks (one ``check_batch`` row, a log row per number); return its id.
 
     ``counts`` is (size, allowed, denied, invalid) of the request; by default
     the decisions' own. What a holder sees under "who checked my number" is
     these rows, whichever endpoint answered (``/check/batch``, ``/sync/compare``).
+
+    ``overlap``: on PostgreSQL the log rows and the COMMIT may be left in
+    flight (``_log_sent``); the caller must then call ``settle(session)``
+    before it answers (and ``abandon(session)`` if it fails before that).
     """
     if counts is None:
         allowed = sum(1 for d in decisions.values() if d.allowed)
@@ -360,5 +375,155 @@ def log_batch(
         },
     ).scalar_one()
     if decisions:
-        _log_many(session, req, decisions, now, batch_id, carrier_id)
+        _log_many(session, req, decisions, now, batch_id, carrier_id, overlap)
     return batch_id
+
+
+# PostgreSQL in pipeline mode (``_log_sent``): the batch's log rows as INSERTs
+# from text arrays (the phones, and with many short runs the answers too), a
+# statement per run of consecutive numbers with one answer as on SQLite.
+# The arrays are built by joining the values: phones are E.164 and decisions,
+# reasons and ids words and digits (``_ARRAY_SAFE``), so no element needs quoting.
+_PG_SHARED = "%s::int4, %s::int4, %s::int4, %s::varchar, %s::varchar, %s::varchar"
+_PG_COMMON = "%s::timestamp, %s::timestamp, %s::int8, %s::varchar, %s::int4"
+_LOG_RUN_PG = (
+    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608
+    f"SELECT phone, {_PG_SHARED}, %s::varchar, %s::varchar, %s::int8, {_PG_COMMON} "
+    "FROM unnest(%s::text[]) AS phone"
+)
+_LOG_MANY_PG = (
+    f"INSERT INTO check_log ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608  # nosec B608
+    f"SELECT phone, {_PG_SHARED}, decision, reason, consent_id, {_PG_COMMON} "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::int8[]) "
+    "AS r(phone, decision, reason, consent_id)"
+)
+_ARRAY_SAFE = re.compile(r"[+0-9A-Za-z_,]*")
+_PENDING = "checklog.pending"  # Connection.info (the driver connection's): the pipeline in flight
+
+
+def _array(values: list[str]) -> str | None:
+    joined = ",".join(values)
+    return "{" + joined + "}" if _ARRAY_SAFE.fullmatch(joined) else None
+
+
+def _log_sent(
+    conn: Connection,
+    req: CheckRequest,
+    decisions: dict[str, Decision],
+    times: tuple[Any, Any],
+    batch_id: int,
+    carrier_id: int | None,
+) -> bool:
+    """Send a batch's log rows on PostgreSQL in pipeline mode without waiting; False: not sent.
+
+    The rows' statements go out whole (flushed to the socket), then, when the
+    session's transaction is the connection's own (not a savepoint inside
+    another, as in the tests), its COMMIT: the server writes the rows and
+    commits while the caller renders the answer. ``settle`` waits for both
+    and raises their error; nothing is answered before. Same rows, same order
+    (each statement reads its array in order) as the binary COPY.
+    """
+    if not _pipelines():
+        return False  # a libpq without pipeline mode (before 14): the binary COPY
+    runs: list[tuple[tuple[str, str, int | None], list[str]]] = []
+    last: Decision | None = None
+    for phone, d in decisions.items():
+        if d is not last:
+            answer = (d.decision, d.reason, d.consent_id)
+            if not runs or runs[-1][0] != answer:
+                runs.append((answer, []))
+            last = d
+        runs[-1][1].append(phone)
+    s = req.sender
+    fixed = (s.id, s.organization_id, s.agent_id, req.channel, req.purpose, req.category)
+    common = (*times, batch_id, req.caller, carrier_id)  # at, checked_at: naive UTC
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    if len(runs) * _RUN <= len(decisions):
+        for answer, phones in runs:
+            array = _array(phones)
+            if array is None:
+                return False
+            statements.append((_LOG_RUN_PG, (*fixed, *answer, *common, array)))
+    else:
+        ds = list(decisions.values())
+        arrays = (
+            _array(list(decisions)),
+            _array([d.decision for d in ds]),
+            _array([d.reason for d in ds]),
+            _array(["NULL" if d.consent_id is None else str(d.consent_id) for d in ds]),
+        )
+        if any(a is None for a in arrays):
+            return False
+        statements.append((_LOG_MANY_PG, (*fixed, *common, *arrays)))
+    dbapi: Any = conn.connection.dbapi_connection
+    pipeline = dbapi.pipeline()
+    pipeline.__enter__()
+    try:
+        cursor = dbapi.cursor()
+        for sql, params in statements:
+            cursor.execute(sql, params, prepare=False)
+        if not conn.in_nested_transaction():
+            cursor.execute("COMMIT")
+        pgconn = dbapi.pgconn
+        while pgconn.flush():  # 1: more to send; the server starts on what it has
+            _select.select([], [pgconn.socket], [])
+    except BaseException as exc:
+        pipeline.__exit__(type(exc), exc, exc.__traceback__)
+        _raise_wrapped(conn, exc)
+        raise
+    conn.info[_PENDING] = pipeline
+    return True
+
+
+def _pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
+def _raise_wrapped(conn: Connection, exc: BaseException) -> None:
+    """Raise a driver error as SQLAlchemy would have (OperationalError: 503), the connection dropped if broken."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return
+    broken = bool(getattr(conn.connection.dbapi_connection, "broken", False))
+    if broken:
+        conn.invalidate(exc)
+    raise DBAPIError.instance(
+        None, None, exc, psycopg.Error, connection_invalidated=broken
+    ) from exc
+
+
+def settle(session: Session) -> None:
+    """Wait for a batch's log rows (and COMMIT) left in flight by ``log_batch(overlap=True)``.
+
+    Raises what the server answered, as SQLAlchemy's errors; nothing left in
+    flight: nothing to do (SQLite, or the rows were written at once).
+    """
+    if not session.in_transaction():
+        return
+    conn = session.connection()
+    pipeline = conn.info.pop(_PENDING, None)
+    if pipeline is None:
+        return
+    try:
+        pipeline.__exit__(None, None, None)
+    except BaseException as exc:
+        _raise_wrapped(conn, exc)
+        raise
+
+
+def abandon(session: Session, exc: BaseException) -> None:
+    """Leave pipeline mode after a failure before ``settle``: the session's rollback follows.
+
+    A COMMIT already sent may have committed the rows (as when a failure came
+    after the commit before): the client is answered the error, never an
+    answer whose rows are not durable.
+    """
+    if not session.in_transaction():
+        return
+    conn = session.connection()
+    pipeline = conn.info.pop(_PENDING, None)
+    if pipeline is not None:
+        pipeline.__exit__(type(exc), exc, exc.__traceback__)

@@ -213,19 +213,25 @@ def check_many(
     question: Question,
     inputs: Sequence[Any],
     budget: ColdBudget | None,
+    overlap: bool = False,
 ) -> BatchResult:
-    """Answer a batch as ``check`` answers one number (copies verified, else read again)."""
+    """Answer a batch as ``check`` answers one number (copies verified, else read again).
+
+    ``overlap``: the log rows may be left in flight (checklog.log_batch); the
+    caller settles them (checklog.settle) before it answers.
+    """
+    o = overlap
     try:
         try:
             req = _request(dbs, settings, who, key, question, "check", False, single=False)
-            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby, o)
         except StaleCopy:
             req = _request(dbs, settings, who, key, question, "check", True, single=False)
-            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby)
+            return check_batch(dbs.write, settings, req, inputs, dbs.read, budget, dbs.standby, o)
     except (Unconfirmed, StandbyFailed):  # from either try; neither had spent the cold budget
         primary = dbs.without_standby()
         req = _request(primary, settings, who, key, question, "check", True, single=False)
-        return check_batch(primary.write, settings, req, inputs, primary.read, budget)
+        return check_batch(primary.write, settings, req, inputs, primary.read, budget, overlap=o)
 
 
 def check_one(
@@ -557,18 +563,19 @@ def check_batch(
     read: Session | None = None,
     budget: ColdBudget | None = None,
     standby: Standby | None = None,
+    overlap: bool = False,
 ) -> BatchResult:
     """Answer a batch: every number decided and logged, invalid entries reported in place.
 
     With facts from a standby, one query on the primary finds the numbers whose
     facts changed since the standby may lack commits (and verifies the copies);
     theirs are read again from the primary (all of them, when the calling
-    address changed: ``Unconfirmed``).
+    address changed: ``Unconfirmed``). ``overlap``: as ``check_many``'s.
     """
     if len(inputs) > settings.max_batch:
         raise TooLarge(f"a batch holds at most {settings.max_batch} numbers", field="phones")
     with cycles_collected_after():
-        return _check_batch(session, settings, req, inputs, read, budget, standby)
+        return _check_batch(session, settings, req, inputs, read, budget, standby, overlap)
 
 
 def _check_batch(
@@ -579,6 +586,7 @@ def _check_batch(
     read: Session | None,
     budget: ColdBudget | None,
     standby: Standby | None,
+    overlap: bool = False,
 ) -> BatchResult:
     parsed = normalize_many(inputs, settings.default_region)
     distinct = list(dict.fromkeys(p for _, p, _ in parsed if p is not None))
@@ -621,9 +629,8 @@ def _check_batch(
     allowed = len(allowing) if len(valid) == len(decisions) else sum(p in allowing for p in valid)
     denied = len(parsed) - allowed - invalid
     carrier = held.carrier_id if held is not None else None
-    batch_id = log_batch(
-        session, req, decisions, now, (len(parsed), allowed, denied, invalid), carrier
-    )
+    counts = (len(parsed), allowed, denied, invalid)
+    batch_id = log_batch(session, req, decisions, now, counts, carrier, overlap)
     valid_until = valid_until_of(settings, now)
     claims = receipts.Claims(
         sender=req.sender.code,

@@ -526,3 +526,59 @@ def test_batch_log_rows_equal_single_checks_rows(
     assert batch[1].consent_id not in (None, batch[0].consent_id)
     assert batch[0].address == "10690001"
     assert batch[0].carrier_id is not None
+
+
+def test_batch_whose_log_rows_fail_answers_503_and_writes_nothing(
+    acme: Api, session: Session, database_url: str
+) -> None:
+    """PostgreSQL: the log rows go in pipeline mode while the answer renders (checklog.settle).
+
+    A failure of their INSERT (here the statement cancelled while it waits
+    for a lock another connection holds on check_log) answers 503 in the
+    envelope, as any database failure: the batch row and the log rows are
+    rolled back together, no answer is sent, and the next batch is written.
+    """
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the log rows are sent in pipeline mode on PostgreSQL only")
+    import threading
+
+    import psycopg
+
+    url = database_url.replace("+psycopg", "")
+    phones = [f"+86137200{i:05d}" for i in range(50)]
+    question = {"sender": "acme-cards", "channel": "sms", "phones": phones}
+    batches = session.scalar(text("SELECT count(*) FROM check_batch"))
+    session.commit()
+    cancelled: list[int] = []
+
+    def cancel_the_waiting_insert() -> None:
+        with psycopg.connect(url, autocommit=True) as watcher:
+            for _ in range(200):
+                row = watcher.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database() AND (query LIKE 'INSERT INTO check_log%%' OR query LIKE 'COPY check_log%%')"
+                ).fetchone()
+                if row is not None:
+                    watcher.execute("SELECT pg_cancel_backend(%s)", (row[0],))
+                    cancelled.append(row[0])
+                    return
+                threading.Event().wait(0.05)
+
+    with psycopg.connect(url) as holder:
+        holder.execute("SET lock_timeout = '5s'")
+        holder.execute("LOCK TABLE check_log IN ACCESS EXCLUSIVE MODE")
+        watcher = threading.Thread(target=cancel_the_waiting_insert)
+        watcher.start()
+        resp = acme.post("/check/batch", question)
+        watcher.join()
+        holder.rollback()
+    assert cancelled
+    assert resp.status_code == 503, resp.get_json()
+    assert resp.get_json()["error"]["code"] == "unavailable"
+    assert session.scalar(text("SELECT count(*) FROM check_batch")) == batches
+    logged = select(func.count()).select_from(CheckLog).where(CheckLog.phone.in_(phones))  # type: ignore[attr-defined]
+    assert session.scalar(logged) == 0
+    session.commit()
+    again = acme.post("/check/batch", question)
+    assert again.status_code == 200
+    assert session.scalar(logged) == len(phones)

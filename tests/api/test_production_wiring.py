@@ -18,6 +18,9 @@ from sqlalchemy import text
 
 from registry import copies
 from registry.extensions import db
+from tests.api.test_check import (
+    test_batch_whose_log_rows_fail_answers_503_and_writes_nothing,  # noqa: F401
+)
 from tests.api.test_check_queries import (
     _cold_copies as _cold_copies_queries,  # noqa: F401  (autouse fixtures, used by name)
 )
