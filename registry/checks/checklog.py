@@ -281,8 +281,14 @@ def _log_many(
             add(data)
         add(_PG_TRAILER)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(_PG_COPY) as copy:
-            copy.write(b"".join(parts))
+        dbapi = conn.dialect.loaded_dbapi
+        try:
+            with cursor.copy(_PG_COPY) as copy:
+                copy.write(b"".join(parts))
+        except dbapi.Error as exc:  # the driver's own: raised as SQLAlchemy's, a 503 as elsewhere
+            raise DBAPIError.instance(
+                _PG_COPY, None, exc, dbapi.Error, connection_invalidated=conn.invalidated
+            ) from exc
         return
     runs: list[tuple[tuple[str, str, int | None], list[str]]] = []
     last: Decision | None = None

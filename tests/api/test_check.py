@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from registry.checks import checklog
 from registry.checks.models import CheckLog
 from registry.consent import optouts
 from registry.consent import services as consents
@@ -528,8 +529,9 @@ def test_batch_log_rows_equal_single_checks_rows(
     assert batch[0].carrier_id is not None
 
 
+@pytest.mark.parametrize("path", ["pipeline", "copy"])
 def test_batch_whose_log_rows_fail_answers_503_and_writes_nothing(
-    acme: Api, session: Session, database_url: str
+    acme: Api, session: Session, database_url: str, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: the log rows go in pipeline mode while the answer renders (checklog.settle).
 
@@ -537,9 +539,13 @@ def test_batch_whose_log_rows_fail_answers_503_and_writes_nothing(
     for a lock another connection holds on check_log) answers 503 in the
     envelope, as any database failure: the batch row and the log rows are
     rolled back together, no answer is sent, and the next batch is written.
+    ``copy``: the same for the binary COPY that scrubs, ``/sync/compare`` and
+    a libpq without pipeline mode use (its driver error was a 500).
     """
     if not database_url.startswith("postgresql"):
         pytest.skip("the log rows are sent in pipeline mode on PostgreSQL only")
+    if path == "copy":
+        monkeypatch.setattr(checklog, "_log_sent", lambda *args: False)
     import threading
 
     import psycopg
