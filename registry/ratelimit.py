@@ -26,8 +26,7 @@ Why SQLite, and how it stays cheap and exact:
   lock, as the registry's own SQLite database does): SQLite alone makes a
   writer that finds the lock taken sleep and poll in steps of 1 to 100 ms,
   which measured as hits of up to 140 ms on a loaded machine; the file lock
-  wakes the next writer as soon as the last one commits; the log's
-  checkpoints run off that lock too (``Checkpoints``, as for the database);
+  wakes the next writer as soon as the last one commits;
 - each thread of each process has its own connection, opened on first use in
   that process: a connection opened before gunicorn forks is never used by
   the children;
@@ -60,8 +59,9 @@ from limits.storage.memory import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from limits.util import WindowStats
 
-from registry.database.writerlock import Checkpoints  # the log copied back off that queue
-from registry.database.writerlock import _WriterLock as WriterLock  # the one queue of writers
+from registry.database.writerlock import (
+    _WriterLock as WriterLock,  # the one queue of SQLite writers
+)
 
 SWEEP_EVERY = 1.0  # seconds, for the in-process store
 SQLITE_SWEEP_EVERY = 60.0  # seconds, per process, for the machine-wide file
@@ -156,7 +156,7 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
             raise ValueError(f"expected {prefix}path/to/file, got {uri!r}")
         self.path = uri[len(prefix) :]
         self._local = threading.local()
-        self._writers = WriterLock(self.path + ".writer-lock", Checkpoints(self.path))
+        self._writers = WriterLock(self.path + ".writer-lock")
         self._next_sweep = 0.0
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
@@ -191,7 +191,6 @@ class SQLiteStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport):
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints off the writer lock
         # The first processes to open a new file race to set it up: one at a time.
         self._writers.acquire()
         try:

@@ -20,13 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.pool import PoolProxiedConnection
 
-from registry.database.writerlock import (
-    _WRITERS,
-    Checkpoints,
-    _lock_path,
-    _WriterLock,
-    database_file,
-)
+from registry.database.writerlock import _WRITERS, _lock_path, _WriterLock
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -58,8 +52,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # 9.6 s before, 6.8 s after (benchmarks/run.py, shared 2-core machine).
             cur.execute("PRAGMA mmap_size=1073741824")
             cur.execute("PRAGMA cache_size=-16000")
-            # Checkpoints run off the writer lock (database/writerlock.py, Checkpoints).
-            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -82,9 +74,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # after the lock was already free. An OS file lock queues the writers of
         # every worker process instead and wakes the next one at once; it is
         # released right after COMMIT or ROLLBACK.
-        database = database_file(url)
-        checkpoints = Checkpoints(database) if database is not None else None
-        writers = _WRITERS[engine] = _WriterLock(_lock_path(url), checkpoints)
+        writers = _WRITERS[engine] = _WriterLock(_lock_path(url))
         dialect = engine.dialect
         do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 

@@ -1,4 +1,4 @@
-"""SQLite's writer lock: one writer at a time across threads and processes; checkpoints off it.
+"""SQLite's writer lock: one writer at a time across threads and processes.
 
 An OS file lock beside the database file queues the writers of every worker
 (``_WriterLock``); ``make_engine`` (database/engines.py) takes it at BEGIN
@@ -6,21 +6,13 @@ IMMEDIATE and releases it after COMMIT or ROLLBACK; ``Prepared`` and ``Direct``
 take it for a write outside a transaction, ``one_transaction`` for an atomic
 block on a connection that otherwise commits each statement by itself (BEGIN,
 COMMIT and ROLLBACK sent to the driver, ``_driver_statement``).
-
-``Checkpoints`` copies the write-ahead log back into the database file outside
-that lock: SQLite's own automatic checkpoint runs inside the COMMIT that fills
-the log, with two ``fsync`` calls, while the committing writer still holds the
-lock, so every other writer of the machine (and every check waiting to log its
-row) waited milliseconds behind it (docs/performance.md, "Checkpoints").
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
-import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -30,81 +22,16 @@ from typing import Any
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
-log = logging.getLogger(__name__)
 # Each SQLite engine's writer lock (make_engine), for writes outside a transaction (Prepared).
 _WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
-def database_file(url: str) -> str | None:
-    """Return a SQLite URL's database file (None for in-memory databases)."""
+def _lock_path(url: str) -> str | None:
+    """Return the lock file beside a SQLite database file (None for in-memory databases)."""
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return database
-
-
-def _lock_path(url: str) -> str | None:
-    """Return the lock file beside a SQLite database file (None for in-memory databases)."""
-    database = database_file(url)
-    return None if database is None else database + ".writer-lock"
-
-
-class Checkpoints:
-    """WAL checkpoints of one SQLite file, by a thread of each process, never under the writer lock.
-
-    Every connection to the file turns SQLite's automatic checkpoint off
-    (``PRAGMA wal_autocheckpoint=0``, ``PRAGMA``s of ``make_engine`` and the
-    rate-limit storage). Each write that releases the writer lock is counted
-    (``written``); every ``EVERY`` writes the process's checkpoint thread, started
-    on first need in each process, runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a
-    connection of its own: it copies what it can without waiting for, or
-    blocking, any reader or writer (the kind of checkpoint SQLite's automatic
-    one is), and its ``fsync`` calls hold up no writer. The log is reused from
-    its start once a checkpoint has copied it all, as before. Processes that
-    write little leave the rest to SQLite's checkpoint when the last
-    connection closes.
-    """
-
-    EVERY = 200  # writes between checkpoints: a check's row touches about 5 pages (1,000 pages)
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.writes = 0
-        self.due = threading.Event()
-        self.pid: int | None = None
-        self.done = 0  # checkpoints run by this process (tests, benchmarks)
-
-    def written(self) -> None:
-        """Count one write; wake the checkpoint thread every ``EVERY`` writes."""
-        self.writes += 1
-        if self.writes < self.EVERY:
-            return
-        self.writes = 0
-        if self.pid != os.getpid():  # first need in this process (or the parent's, forked)
-            self.pid = os.getpid()
-            self.due = threading.Event()
-            threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True).start()
-        self.due.set()
-
-    def _run(self) -> None:
-        due = self.due
-        while True:
-            due.wait()
-            due.clear()
-            self.checkpoint()
-
-    def checkpoint(self) -> None:
-        """Copy what the log holds into the file now, if the file is still there (PASSIVE)."""
-        try:
-            # mode=rw: a file removed meanwhile (a test's) is not created again.
-            conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=5)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                self.done += 1
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:  # the next round tries again; SQLite's on close remains
-            log.warning("SQLite checkpoint of %s failed: %s", self.path, exc)
+    return database + ".writer-lock"
 
 
 class _WriterLock:
@@ -112,17 +39,15 @@ class _WriterLock:
 
     Reentrant per thread (a savepoint inside a transaction does not wait for
     itself); a release without a matching acquire is ignored, because
-    SQLAlchemy may roll back a connection that never began a write. With
-    ``checkpoints``, each last release counts a write for them.
+    SQLAlchemy may roll back a connection that never began a write.
     """
 
-    def __init__(self, path: str | None, checkpoints: Checkpoints | None = None) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self.local = threading.local()
         self.thread_lock = threading.Lock()
         self.fd: int | None = None
         self.pid = os.getpid()
-        self.checkpoints = checkpoints
 
     def acquire(self) -> None:
         depth = getattr(self.local, "depth", 0)
@@ -152,8 +77,6 @@ class _WriterLock:
             if self.fd is not None:
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             self.thread_lock.release()
-            if self.checkpoints is not None:
-                self.checkpoints.written()
 
 
 @contextmanager
