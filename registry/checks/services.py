@@ -706,5 +706,8 @@ def network_check(
     req = CheckRequest(
         ref, channel, purpose, ref.category, when, caller=caller_address, asked_by=carrier.org_id
     )
-    result = check_one(dbs, settings, req, phone)
+    try:
+        result = check_one(dbs, settings, req, phone)
+    except (Unconfirmed, StandbyFailed):  # as ``check``: asked again wholly on the primary
+        result = check_one(dbs.without_standby(), settings, req, phone)
     return NetworkAnswer(phone, caller_address, result.decision, chain, result)

@@ -517,3 +517,32 @@ def test_standbys_take_buffers_off_the_primary(
         with alone.app_context():
             db.dispose()
     assert with_standbys <= without, (with_standbys, without)
+
+
+def test_a_network_check_after_a_fresh_optout_is_answered_from_the_primary(
+    replicated: tuple[Flask, Api],
+) -> None:
+    """The carrier's check reads a standby as /check does, and is asked again on the primary."""
+    from sqlalchemy import select
+
+    from registry.orgs import services as orgs
+    from registry.orgs.models import Organization
+    from tests import factories
+
+    app, api = replicated
+    with app.app_context(), db.session() as s:
+        factories.attest(s, "acme", "10690001")  # acme-cards' SMS port
+        org = s.scalars(select(Organization).where(Organization.slug == "carrier")).one()
+        _, key = orgs.create_key(s, org)
+        s.commit()
+    carrier = Api(app.test_client(), key)
+    ask = {"phone": HOLDER, "from": "10690001", "channel": "sms", "at": "2030-01-15T12:00:00+08:00"}
+    _until_replica(api)
+    resp = carrier.post("/network/check", ask)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["reason"] == "no_consent"
+    assert api.post("/optouts", OPT_OUT).status_code == 201
+    # Younger than the standbys' window: the log row's insert finds it, the primary answers.
+    resp = carrier.post("/network/check", ask)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["reason"] == "opted_out"
