@@ -206,7 +206,7 @@ class CheckSessions:
     log row go by ``direct``, opens no session at all.
     """
 
-    __slots__ = ("_write", "direct", "open_lookup", "open_read", "open_write", "standby")
+    __slots__ = ("_opened", "direct", "open_lookup", "open_read", "open_write", "standby")
 
     def __init__(
         self,
@@ -218,7 +218,8 @@ class CheckSessions:
     ) -> None:
         self.open_write, self.open_read, self.open_lookup = write, read, lookup
         self.standby, self.direct = standby, direct
-        self._write: Session | None = None
+        # The write sessions opened, shared with ``without_standby``'s copy (for ``commit``).
+        self._opened: list[Session] = []
 
     @classmethod
     def on(cls, session: Session) -> CheckSessions:
@@ -232,14 +233,15 @@ class CheckSessions:
     @property
     def write(self) -> Session:
         """Return the session of the log rows."""
-        if self._write is None:
-            self._write = self.open_write()
-        return self._write
+        if not self._opened:
+            self._opened.append(self.open_write())
+        return self._opened[0]
 
     def commit(self) -> None:
-        """Commit the log rows' session, if the check opened it and left a transaction."""
-        if self._write is not None and self._write.in_transaction():
-            self._write.commit()
+        """Commit the log rows' session, if the check (or its retry on the primary) opened it."""
+        for session in self._opened:
+            if session.in_transaction():
+                session.commit()
 
     @property
     def read(self) -> Session:
@@ -258,7 +260,9 @@ class CheckSessions:
 
     def without_standby(self) -> CheckSessions:
         """Return the same request's sessions with the facts read on the primary too."""
-        return CheckSessions(self.open_write, self.open_write, self.open_lookup)
+        primary = CheckSessions(self.open_write, self.open_write, self.open_lookup)
+        primary._opened = self._opened  # the same request's write session: one to commit
+        return primary
 
 
 def _lookup() -> Session:
