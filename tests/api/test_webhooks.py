@@ -200,3 +200,21 @@ def test_a_redirect_is_not_an_acknowledgement(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_url_is_as_long_as_sent_and_stripped_after(acme: Api) -> None:
+    """The schema's maxLength holds for the URL as sent; surrounding whitespace is still stripped.
+
+    The fuzz lane found 2,001 characters, one a leading newline, accepted: the
+    length was judged after stripping.
+    """
+    long = "https://example.com/" + "a" * (2000 - len("https://example.com/"))
+    too_long = acme.client.delete("/api/v1/webhooks", json={"url": "\n" + long}, headers=acme.headers())  # fmt: skip
+    assert too_long.status_code == 422
+    assert too_long.get_json()["error"]["details"][0]["field"] == "url"
+    assert acme.post("/webhooks", {"url": " " + long}).status_code == 422
+    created = acme.post("/webhooks", {"url": " https://example.com/padded\n"})
+    assert created.status_code == 201
+    assert created.get_json()["url"] == "https://example.com/padded"
+    gone = acme.client.delete("/api/v1/webhooks", json={"url": "https://example.com/padded "}, headers=acme.headers())  # fmt: skip
+    assert gone.get_json() == {"deleted": 1}
