@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -21,6 +21,17 @@ from registry.subscribers import services as subscribers
 from registry.timeutil import utcnow
 from tests.conftest import NOON, Api
 from tests.factories import HOLDER, HOLDER2, World, ago, attest
+
+
+def dated(session: Session, consent_id: int, when: datetime) -> None:
+    """Give a consent one time for its evidence, creation and activation (naive UTC)."""
+    session.execute(
+        text(
+            "UPDATE consent SET evidence_captured_at = :t, created_at = :t, "
+            "activated_at = :t WHERE id = :id"
+        ),
+        {"t": when, "id": consent_id},
+    )
 
 
 def give_consent(
@@ -396,13 +407,7 @@ def test_batch_shares_answers_by_shape_naming_each_numbers_consent(  # type: ign
     for phone, consent_id in rows:
         n = seen[phone] = seen.get(phone, 0) + 1
         when = (first if n == 1 and phone in two else second).replace(tzinfo=None)
-        session.execute(
-            text(
-                "UPDATE consent SET evidence_captured_at = :t, created_at = :t, "
-                "activated_at = :t WHERE id = :id"
-            ),
-            {"t": when, "id": consent_id},
-        )
+        dated(session, consent_id, when)
     session.commit()
     phones = [*two, *one, voice]
     resp = acme.post(

@@ -13,9 +13,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import Result
@@ -34,7 +33,8 @@ from registry.scrubs.answers import Answered
 from registry.senders.services import resolve_sender
 from registry.subscribers import services as subscribers
 from registry.timeutil import iso, utcnow
-from tests.api.test_check import give_consent
+from tests.api.test_check import dated, give_consent
+from tests.cli.test_scrub import noon  # noqa: F401  (the scrub at noon in Shanghai: late evening in New York)
 from tests.conftest import Api
 from tests.factories import World, ago
 
@@ -50,16 +50,6 @@ ROOMY = "+8613100000087"  # a consent and a cap of five a day
 CUT = "+8613100000088"  # a consent, then the number was disconnected
 NEW_YORK = "+12125550123"  # a fictional 555-01xx number: the shared shape in another zone
 UNKNOWN = ["+8613100000090", "+8613100000091"]
-
-
-@pytest.fixture
-def noon(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    """Run the scrub at the next noon in Shanghai (late evening in New York)."""
-    shanghai = ZoneInfo("Asia/Shanghai")
-    today = utcnow().astimezone(shanghai).date()
-    at = datetime.combine(today + timedelta(days=1), time(12), tzinfo=shanghai)
-    monkeypatch.setattr("registry.cli.checks.utcnow", lambda: at)
-    return at
 
 
 def _opt_out(session: Session, world: World, phone: str) -> None:
@@ -98,19 +88,17 @@ def holders(session: Session, world: World) -> None:
             continue
         n = seen[phone] = seen.get(phone, 0) + 1
         when = first if n == 1 and phone in TWICE else second
-        session.execute(
-            text(
-                "UPDATE consent SET evidence_captured_at = :t, created_at = :t, "
-                "activated_at = :t WHERE id = :id"
-            ),
-            {"t": when, "id": consent_id},
-        )
+        dated(session, consent_id, when)
     session.commit()
 
 
 @pytest.mark.usefixtures("holders")
 def test_scrub_answers_by_shape_equal_single_checks_naming_each_numbers_consent(
-    cli: Cli, acme: Api, session: Session, tmp_path: Path, noon: datetime
+    cli: Cli,
+    acme: Api,
+    session: Session,
+    tmp_path: Path,
+    noon: datetime,  # noqa: F811
 ) -> None:
     at = iso(noon)
     assert acme.check(CAPPED, at=at)["decision"] == "allow"  # the cap's one slot, spent
