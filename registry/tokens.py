@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous import Signer as _ItsSigner
 from itsdangerous.encoding import base64_encode
-from itsdangerous.serializer import Serializer
 from itsdangerous.signer import HMACAlgorithm
 
 from registry.errors import ValidationFailed
@@ -54,13 +54,19 @@ class _KeyedSigner(_ItsSigner):
         return self._key if secret_key is None else super().derive_key(secret_key)
 
 
+# The JSON itsdangerous writes (its ``_CompactJSON``: no spaces, non-ASCII kept), one
+# encoder for every token instead of one built by ``json.dumps`` per token.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 class _Untimed(URLSafeSerializer):
     """URLSafeSerializer with one signer, and payloads never compressed.
 
     Its tokens are ordinary itsdangerous tokens (any ``URLSafeSerializer`` with
     the secret and salt verifies them, and this one reads compressed ones).
     Signed in volume (a receipt per check), the stock serializer built a signer
-    and derived its key per token and tried zlib on payloads too short to gain.
+    and derived its key per token, built a JSON encoder per token, and tried
+    zlib on payloads too short to gain.
     """
 
     def __init__(self, secret: str, salt: str) -> None:
@@ -72,8 +78,8 @@ class _Untimed(URLSafeSerializer):
         return self._signer if salt is None or salt == self.salt else super().make_signer(salt)
 
     def dump_payload(self, obj: Any) -> bytes:
-        """Return the payload as base64 JSON, uncompressed."""
-        return base64_encode(Serializer.dump_payload(self, obj))
+        """Return the payload as base64 JSON (the stock serializer's JSON), uncompressed."""
+        return base64_encode(_COMPACT.encode(obj).encode("utf-8"))
 
 
 class Signer:

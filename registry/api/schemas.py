@@ -41,8 +41,10 @@ class Strict(BaseModel):
     def _no_nul(self) -> Self:
         # PostgreSQL cannot store NUL in text; refuse it here, as a 422, for
         # every string of every request on both databases alike.
-        if _has_nul(self.__dict__):
-            raise ValueError("text must not contain NUL (U+0000) characters")
+        # The fields' own names are the model's: only their values are walked.
+        for value in self.__dict__.values():
+            if _has_nul(value):
+                raise ValueError("text must not contain NUL (U+0000) characters")
         return self
 
 
