@@ -6,8 +6,9 @@ runs: importing a domain service must not load every view.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, g
@@ -38,13 +39,36 @@ from registry.web import bp as web_bp
 log = logging.getLogger("registry.sms")
 
 
+class Registry(Flask):
+    """Flask, telling a plain function from a coroutine function by its code's flags.
+
+    Flask's ``ensure_sync`` wraps ``async def`` views and hooks; it asks
+    ``inspect.iscoroutinefunction`` of each function every time it calls one,
+    about ten times a request. A function or bound method whose code is not a
+    coroutine's is returned here after one flag test; anything else (a
+    ``functools.partial``, a function marked a coroutine function by
+    ``inspect.markcoroutinefunction``) is Flask's to judge.
+    """
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Return ``func`` when it is plainly synchronous, else what Flask's ``ensure_sync`` does."""
+        code = getattr(func, "__code__", None)
+        if (
+            code is not None
+            and not code.co_flags & inspect.CO_COROUTINE
+            and getattr(func, "_is_coroutine_marker", None) is None
+        ):
+            return func
+        return super().ensure_sync(func)
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create the registry app: settings, extensions, blueprints, error handlers, commands."""
     environ = dict(test_config["ENVIRON"]) if test_config and "ENVIRON" in test_config else None
     # ``INSTANCE_PATH`` (tests, or a factory call such as gunicorn's
     # ``registry:create_app({"INSTANCE_PATH": ...})``) moves the instance folder.
     instance = (test_config.get("INSTANCE_PATH") if test_config else None) or instance_path(environ)
-    app = Flask(
+    app = Registry(
         "registry",
         instance_path=instance,
         instance_relative_config=True,
