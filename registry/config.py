@@ -190,6 +190,9 @@ class Settings:
     ratelimit_lookup_key: str = "6000 per minute"
     ratelimit_lookup_client: str = "60 per minute"
     ratelimit_lookup_holder: str = "30 per hour"
+    # The console's sign-ins per client address, on top of each account's lock-out
+    # (registry/admin/auth.py): slows password spraying across many accounts.
+    ratelimit_staff_login: str = "30 per minute"
     max_batch: int = 10_000
     # How long an answer may be relied on after it was given: zero (the default,
     # "contact") means check again before each contact; 21 or 31 days are what
@@ -401,7 +404,7 @@ def load_settings(instance_path: str | Path, environ: dict[str, str] | None = No
         kwargs["ratelimit_consent_number"] = check("RATELIMIT_CONSENT_NUMBER", _rate_limit, limit)
     if (limit := get("RATELIMIT_COLD_CHECK")) is not None:
         kwargs["ratelimit_cold_check"] = check("RATELIMIT_COLD_CHECK", _rate_limit, limit)
-    for name in ("LOOKUP_KEY", "LOOKUP_CLIENT", "LOOKUP_HOLDER"):
+    for name in ("LOOKUP_KEY", "LOOKUP_CLIENT", "LOOKUP_HOLDER", "STAFF_LOGIN"):
         if (limit := get(f"RATELIMIT_{name}")) is not None:
             kwargs[f"ratelimit_{name.lower()}"] = check(f"RATELIMIT_{name}", _rate_limit, limit)
     if (months := get("CHECK_LOG_RETENTION_MONTHS")) is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (
-    current_app,
     flash,
     make_response,
     redirect,
@@ -54,7 +53,7 @@ def console_labels() -> dict[str, Any]:
 def _login_limit() -> str:
     # Per client address, on top of the per-account lock-out: slows password
     # spraying across many accounts, which the lock-out alone does not.
-    return str(current_app.config.get("STAFF_LOGIN_RATE", "30 per minute"))
+    return current_settings().ratelimit_staff_login
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -45,13 +45,6 @@ def client(app: Flask) -> FlaskClient:
     return client
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _generous_login_limit(app: Flask) -> None:
-    # Tests sign in many times a minute from one address; the limit itself is
-    # Flask-Limiter's business and tested there.
-    app.config["STAFF_LOGIN_RATE"] = "10000 per minute"
-
-
 def make_staff(session: Session, email: str, role: str) -> Staff:
     """Create a staff account through the service."""
     new = accounts.create_staff(session, email, PASSWORD, role)

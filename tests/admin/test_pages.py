@@ -9,6 +9,7 @@ language switch and a way back; /favicon.ico answers.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -128,7 +129,11 @@ def test_an_expired_console_form_is_a_console_page(as_viewer: FlaskClient) -> No
 def test_too_many_sign_ins_is_the_console_429_page(
     app: Flask, officer: Staff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE", "2 per minute")
+    monkeypatch.setitem(
+        app.config,
+        "REGISTRY",
+        replace(app.config["REGISTRY"], ratelimit_staff_login="2 per minute"),
+    )
     client = _client(app, "en")
     client.environ_base["REMOTE_ADDR"] = "203.0.113.29"  # a client of its own
     for expected in (401, 401, 429):

@@ -61,8 +61,9 @@ def gunicorn(database_url: str, instance: Path, workers: int) -> Iterator[int]:
         REGISTRY_RATELIMIT_CHECK=f"{KEY_LIMIT} per day",
         REGISTRY_RATELIMIT_COLD_CHECK=f"{COLD_LIMIT} per day",
         REGISTRY_RATELIMIT_LOGIN_NUMBER=f"{CODE_LIMIT} per day",
+        REGISTRY_RATELIMIT_STAFF_LOGIN=f"{STAFF_LIMIT} per day",
     )
-    config = {"INSTANCE_PATH": str(instance), "STAFF_LOGIN_RATE": f"{STAFF_LIMIT} per day"}
+    config = {"INSTANCE_PATH": str(instance)}
     factory = f"registry:create_app({config!r})"
     cmd = [sys.executable, "-m", "gunicorn", "--workers", str(workers),
            "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), factory]  # fmt: skip

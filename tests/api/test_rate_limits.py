@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -328,7 +329,9 @@ def test_a_bearer_header_is_no_new_bucket_on_the_console(app: Flask, tmp_path: P
 
     world = make_world()
     with other_app(app.config["REGISTRY"].database_url, tmp_path) as limited:
-        limited.config["STAFF_LOGIN_RATE"] = "3 per hour"
+        limited.config["REGISTRY"] = replace(
+            limited.config["REGISTRY"], ratelimit_staff_login="3 per hour"
+        )
         client = limited.test_client()
         answers = []
         for headers in made_up_keys(world):

@@ -47,6 +47,7 @@ def test_good_values_are_read(tmp_path: Path) -> None:
         SMS_NUMBER="1069 0099",
         RATELIMIT_STORAGE_URL="redis://127.0.0.1:6379/0",
         RATELIMIT_CHECK="100 per second",
+        RATELIMIT_STAFF_LOGIN="5 per minute",
         DATABASE_URL="postgresql://user@127.0.0.1:5432/anning",
     )
     assert (s.policy, s.default_region, s.tz.key) == ("opt-out", "US", "America/New_York")
@@ -56,6 +57,7 @@ def test_good_values_are_read(tmp_path: Path) -> None:
     assert (s.sms_backend, s.sms_http_url) == ("http", "http://127.0.0.1:9/sms")
     assert s.sms_number == "10690099"
     assert s.ratelimit_check == "100 per second"
+    assert s.ratelimit_staff_login == "5 per minute"
     # psycopg 3 is the driver for the libpq-style URL people copy.
     assert s.database_url == "postgresql+psycopg://user@127.0.0.1:5432/anning"
 
@@ -101,6 +103,7 @@ def test_booleans_false(tmp_path: Path, value: str) -> None:
         ("RATELIMIT_CHECK", "lots"),
         ("RATELIMIT_WRITE", "100 per fortnight"),
         ("RATELIMIT_CONSENT_NUMBER", "ten an hour"),
+        ("RATELIMIT_STAFF_LOGIN", "thirty a minute"),
         ("DATABASE_CONNECT_TIMEOUT", "0"),
         ("DATABASE_CONNECT_TIMEOUT", "soon"),
         ("DATABASE_STATEMENT_TIMEOUT", "-5"),
