@@ -185,6 +185,11 @@ def bulk_holders(session: Session, count: int) -> None:
     now = utcnow().replace(tzinfo=None)
     k = len(sender_ids)
     params = {"count": count, "now": now}
+    if dialect == "postgresql":
+        # Millions of rows in one statement outlast REGISTRY_DATABASE_STATEMENT_TIMEOUT,
+        # which bounds a request's statements, not this build (10M holders: over 60 s on a
+        # slow machine). For this transaction only.
+        session.execute(text("SET LOCAL statement_timeout = 0"))
     # Subscribers: DND on SMS for every 7th, finance blocked for every 5th, quiet hours for every 9th.
     session.execute(
         text(

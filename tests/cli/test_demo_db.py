@@ -10,7 +10,7 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from registry.cli.demo import DEMO_HOLDERS, DEMO_LOGIN
@@ -141,6 +141,25 @@ def test_db_check_fails_when_a_model_changes_without_a_migration(
     assert result.exit_code == 1
     assert mentioned in result.output
     assert "agree" not in result.output
+
+
+def test_the_holders_build_is_not_cut_short_by_the_statement_timeout(
+    app: Flask, session: Session
+) -> None:
+    # REGISTRY_DATABASE_STATEMENT_TIMEOUT bounds a request's statements; one INSERT of
+    # millions of holders outlasts it (60 s on a slow machine at 10M). A short timeout on
+    # the test's transaction stands in for it: the build lifts it for its own transaction.
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite has no statement timeout")
+    session.execute(text("SET LOCAL statement_timeout = 200"))
+    result = app.test_cli_runner().invoke(args=["demo", "--holders", "300000"])
+    assert result.exit_code == 0, result.output
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Consent).where(Consent.evidence_method == "synthetic")
+        )
+        == 150_000
+    )
 
 
 def test_demo_generates_synthetic_holders_that_checks_read(app, session) -> None:  # type: ignore[no-untyped-def]
