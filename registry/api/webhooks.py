@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from flask import jsonify
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from registry.api import body, bp, caller, read_limit, write_limit
 from registry.api.openapi import route
@@ -21,13 +21,14 @@ class WebhookIn(Strict):
 
     The URL's length is judged as sent, as the schema states it (the fuzz lane
     sent 2,001 characters, one a leading newline, that stripping had let
-    through); surrounding whitespace is then stripped by the views.
+    through); surrounding whitespace is stripped after, here, for every view.
     """
 
     url: Annotated[
         str,
         StringConstraints(strip_whitespace=False),
         Field(min_length=1, max_length=2000, examples=["https://example.com/anning"]),
+        AfterValidator(str.strip),
     ]
 
 
@@ -68,7 +69,7 @@ def create_webhook() -> Any:
     hook, secret = webhooks.create(
         session,
         caller().org_id,
-        data.url.strip(),
+        data.url,
         allow_private=current_settings().webhook_allow_private,
     )
     session.commit()
@@ -96,7 +97,7 @@ def delete_webhooks_by_url() -> Any:
     """Stop deliveries to a URL (``DELETE /webhooks/<id>`` removes one hook by id)."""
     data = body(WebhookIn)
     session = get_session()
-    deleted = webhooks.delete_by_url(session, caller().org_id, data.url.strip())
+    deleted = webhooks.delete_by_url(session, caller().org_id, data.url)
     session.commit()
     return jsonify({"deleted": deleted})
 
