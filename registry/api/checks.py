@@ -216,10 +216,13 @@ def _answer(data: CheckIn) -> tuple[services.CheckResult, str]:
     return result, result.read_from
 
 
-def _receipt_headers(result: services.CheckResult, source: str) -> dict[str, str]:
+def _receipt_headers(
+    result: services.CheckResult, source: str, checked_at: str | None = None
+) -> dict[str, str]:
+    """Return the receipt's headers; ``checked_at``: the check's time, when already formatted."""
     return {
         "X-Anning-Check-Id": result.check_id,
-        "X-Anning-Checked-At": iso(result.checked_at),
+        "X-Anning-Checked-At": checked_at or iso(result.checked_at),
         "X-Anning-Read-From": source,
     }
 
@@ -260,7 +263,7 @@ def check() -> Any:
         out["agent"], out["on_behalf_of"] = req.sender.agent_slug, req.sender.org_slug
     if req.caller is not None:
         out["from"] = req.caller
-    return jsonify(out), 200, _receipt_headers(result, source)
+    return jsonify(out), 200, _receipt_headers(result, source, out["checked_at"])
 
 
 class CheckTextIn(CheckIn):
